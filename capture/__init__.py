@@ -1,0 +1,12 @@
+"""capture: a Dynamo-style JIT for PyTorch.
+
+``@capture.compile`` intercepts a function's frames (PEP 523), traces their bytecode
+into torch.fx graphs behind guards and hands the graphs to a backend.
+"""
+from capture.exc import Unsupported, BreakReason
+from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
+from capture import logs as _logs
+
+_logs.configure_from_env()
+
+__all__ = ["compile", "explain", "reset", "Unsupported", "BreakReason", "CompiledModule", "ExplainOutput"]

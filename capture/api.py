@@ -1,0 +1,194 @@
+"""capture.compile / explain / reset: the public entry points."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+
+import torch
+
+from capture import _C, logs
+from capture.backends import eager_backend, lookup_backend
+from capture.convert_frame import FRAMES, FrameCompiler, Recorder
+from capture.exc import BreakReason
+
+
+class _CallbackActive:
+    """Install a FrameCompiler as this thread's callback for the duration of a call."""
+
+    __slots__ = ("compiler", "previous")
+
+    def __init__(self, compiler):
+        self.compiler = compiler
+
+    def __enter__(self):
+        self.previous = _C.set_callback(self.compiler)
+
+    def __exit__(self, *exc):
+        _C.set_callback(self.previous)
+
+
+def _forced_codes(fn) -> tuple:
+    """Code objects traced even if they live in a skipped file (the user asked for them)."""
+    target = getattr(fn, "__func__", fn)
+    code = getattr(target, "__code__", None)
+    return (code,) if code is not None else ()
+
+
+def compile(fn_or_module=None, *, backend="triton", fullgraph=False, dynamic=None, options=None):
+    """Compile a function or nn.Module; usable as ``@compile`` or ``@compile(...)``."""
+    if fn_or_module is None:
+        return functools.partial(compile, backend=backend, fullgraph=fullgraph, dynamic=dynamic, options=options)
+    backend_fn = lookup_backend(backend)
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"capture.compile: options must be a dict, got {type(options).__name__}")
+    unknown = set(options or {}) - {"cache_limit"}
+    if unknown:
+        raise ValueError(f"capture.compile: unknown option(s) {sorted(unknown)}; known: ['cache_limit']")
+    if isinstance(fn_or_module, torch.nn.Module):
+        forward = type(fn_or_module).forward
+        compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(forward))
+        return CompiledModule(fn_or_module, compiler)
+    if not callable(fn_or_module):
+        raise TypeError(f"capture.compile expects a function or nn.Module, got {type(fn_or_module).__name__}")
+    compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(fn_or_module))
+    return _wrap_function(fn_or_module, compiler)
+
+
+def _wrap_function(fn, compiler):
+    active = _CallbackActive(compiler)
+
+    @functools.wraps(fn)
+    def compiled_function(*args, **kwargs):
+        with active:
+            return fn(*args, **kwargs)
+
+    compiled_function._capture_original = fn
+    compiled_function._capture_compiler = compiler
+    return compiled_function
+
+
+class CompiledModule(torch.nn.Module):
+    """Behaves like the wrapped module (attributes, state_dict, train/eval, hooks);
+    calls run its forward compiled."""
+
+    def __init__(self, module: torch.nn.Module, compiler: FrameCompiler):
+        object.__setattr__(self, "_capture_orig_mod", module)
+        object.__setattr__(self, "_capture_compiler", compiler)
+        object.__setattr__(self, "_capture_active", _CallbackActive(compiler))
+
+    @property
+    def _orig_mod(self):
+        return self._capture_orig_mod
+
+    def __call__(self, *args, **kwargs):
+        with self._capture_active:
+            return self._capture_orig_mod(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        with self._capture_active:
+            return self._capture_orig_mod.forward(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(object.__getattribute__(self, "_capture_orig_mod"), name)
+
+    def __setattr__(self, name, value):
+        setattr(self._capture_orig_mod, name, value)
+
+    def __delattr__(self, name):
+        delattr(self._capture_orig_mod, name)
+
+    def __dir__(self):
+        return dir(self._capture_orig_mod)
+
+    def __repr__(self):
+        return f"CompiledModule({self._capture_orig_mod!r})"
+
+    def __len__(self):
+        return len(self._capture_orig_mod)
+
+    def __iter__(self):
+        return iter(self._capture_orig_mod)
+
+    def __getitem__(self, key):
+        return self._capture_orig_mod[key]
+
+
+def _delegate(name):
+    def method(self, *args, **kwargs):
+        result = getattr(self._capture_orig_mod, name)(*args, **kwargs)
+        return self if result is self._capture_orig_mod else result
+    method.__name__ = name
+    method.__doc__ = f"Delegates to the wrapped module's {name}()."
+    return method
+
+
+for _name, _value in vars(torch.nn.Module).items():
+    if isinstance(_value, types.FunctionType) and not _name.startswith("__") and _name not in ("forward",):
+        setattr(CompiledModule, _name, _delegate(_name))
+
+
+# ---------------- explain ----------------
+
+@dataclasses.dataclass
+class ExplainOutput:
+    graphs: list
+    graph_count: int
+    graph_break_count: int
+    break_reasons: list  # list[BreakReason]
+    op_count: int
+    ops_per_graph: list
+    guards: list
+    out: object = None
+
+    def __str__(self):
+        lines = [f"Graph count: {self.graph_count}", f"Graph break count: {self.graph_break_count}",
+                 f"Op count: {self.op_count}"]
+        if self.break_reasons:
+            lines.append("Break reasons:")
+            lines += [f"  {i + 1}. {r.reason}\n     at {r.where}" for i, r in enumerate(self.break_reasons)]
+        for i, ops in enumerate(self.ops_per_graph):
+            lines.append(f"Ops in graph {i}: {', '.join(ops)}")
+        if self.guards:
+            lines.append("Guards:")
+            lines += [f"  {g}" for g in self.guards]
+        return "\n".join(lines)
+
+
+def _op_names(gm) -> list:
+    names = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function":
+            names.append(getattr(node.target, "__name__", str(node.target)))
+        elif node.op in ("call_method", "call_module"):
+            names.append(str(node.target))
+    return [n for n in names if n != "getitem"]
+
+
+def explain(fn, *explain_args, **explain_kwargs):
+    """``capture.explain(fn)(*args)`` runs fn once under capture and reports what it captured."""
+    if explain_args or explain_kwargs:
+        return explain(fn)(*explain_args, **explain_kwargs)
+
+    def run(*args, **kwargs):
+        reset()
+        recorder = Recorder()
+        target = fn._capture_orig_mod if isinstance(fn, CompiledModule) else getattr(fn, "_capture_original", fn)
+        forced = _forced_codes(type(target).forward if isinstance(target, torch.nn.Module) else target)
+        compiler = FrameCompiler(eager_backend, False, None, force_codes=forced, recorder=recorder)
+        with _CallbackActive(compiler):
+            out = target(*args, **kwargs)
+        reset()
+        ops = [_op_names(g) for g in recorder.graphs]
+        return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),
+                             graph_break_count=len(recorder.break_reasons), break_reasons=recorder.break_reasons,
+                             op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out)
+    return run
+
+
+def reset():
+    """Drop every cache entry and record; later calls recompile from scratch."""
+    for code in list(FRAMES):
+        _C.set_cache(code, None)
+    FRAMES.clear()

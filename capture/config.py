@@ -1,0 +1,16 @@
+"""Knobs of the front end, each with the reason for its default."""
+import os
+
+# How many cache entries one code object may collect before we stop recompiling it
+# and run it eagerly: every recompile costs a full trace, and a frame that keeps
+# missing its guards is usually specialising on something that changes per call.
+cache_limit = 8
+
+# Deepest chain of inlined user calls; deeper recursion is almost always a
+# recursive algorithm that should run eagerly rather than unroll.
+max_inline_depth = 40
+
+# Longest loop we unroll while tracing; past it, tracing time dominates any gain.
+max_unrolled_instructions = 200_000
+
+debug_dir = os.environ.get("CAPTURE_DEBUG_DIR") or None

@@ -1,0 +1,283 @@
+"""The callback the C hook calls on a cache miss: decide, trace, compile, cache.
+
+It returns the code object the hook should run instead of the frame, or None to
+run the frame as it is. Whatever happens inside (including bugs of ours) the user's
+frame still runs: a frame we cannot capture runs eagerly under the guards that led
+to the failure, so the decision is not retaken on every call.
+"""
+from __future__ import annotations
+
+import dataclasses
+import dis
+import logging
+import os
+import sys
+import sysconfig
+import traceback
+import types
+import warnings
+
+import torch
+
+from capture import _C, config, logs
+from capture.exc import BreakReason, Unsupported
+from capture.frame_codegen import FrameCodegen
+from capture.sources import ClosureSource, LocalSource
+from capture.symbolic.output_graph import OutputGraph
+from capture.symbolic.translator import InstructionTranslator, code_location
+from capture.variables.builder import wrap
+from capture.variables.cells import CellBox
+from capture.variables.tensor import TensorVariable
+from guards import build_guard_function
+
+log_breaks = logs.get("graph_breaks")
+log_recompiles = logs.get("recompiles")
+log_guards = logs.get("guards")
+log_graph = logs.get("graph")
+log_bytecode = logs.get("bytecode")
+
+
+def _skip_dirs() -> tuple:
+    import bytecode as _bytecode
+    import triton
+    dirs = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], os.path.dirname(torch.__file__),
+            os.path.dirname(triton.__file__), os.path.dirname(_bytecode.__file__)}
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for pkg in ("capture", "guards", "fx_graph", "codegen"):
+        dirs.add(os.path.join(here, pkg))
+    for name in ("numpy", "_pytest", "pytest", "pluggy", "hypothesis", "typing_extensions"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            dirs.add(os.path.dirname(module.__file__))
+    return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+
+
+_SKIP_DIRS = None
+
+
+def is_skipped_file(filename: str) -> bool:
+    global _SKIP_DIRS
+    if _SKIP_DIRS is None:
+        _SKIP_DIRS = _skip_dirs()
+    return filename.startswith(_SKIP_DIRS) or filename.startswith("<frozen")
+
+
+@dataclasses.dataclass
+class CacheEntry:
+    guard: object  # guards.GuardFunction
+    code: types.CodeType
+    kind: str  # "graph" or "eager"
+    graph: object = None  # fx.GraphModule
+    source: str = ""  # generated Python of the replacement frame
+    reason: BreakReason | None = None
+
+
+@dataclasses.dataclass
+class FrameRecord:
+    """Everything we know about one compiled code object (for explain/report/reset)."""
+
+    code: types.CodeType
+    entries: list = dataclasses.field(default_factory=list)
+    recompile_reasons: list = dataclasses.field(default_factory=list)
+    limit_hit: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.code.co_filename}:{self.code.co_firstlineno}"
+
+
+FRAMES: dict = {}  # code -> FrameRecord
+
+
+class Recorder:
+    """Collects graphs and breaks for capture.explain."""
+
+    def __init__(self):
+        self.graphs: list = []
+        self.break_reasons: list[BreakReason] = []
+        self.guards: list = []
+
+
+def _num_args(code) -> int:
+    return code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+
+
+class FrameCompiler:
+    """The per-thread callback installed while a compiled function runs."""
+
+    def __init__(self, backend, fullgraph=False, options=None, force_codes=(), recorder=None):
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.options = dict(options or {})
+        self.cache_limit = int(self.options.get("cache_limit", config.cache_limit))
+        self.force_codes = set(force_codes)
+        self.recorder = recorder
+
+    def __call__(self, func, args):
+        code = func.__code__
+        if code not in self.force_codes and (is_skipped_file(code.co_filename) or code.co_name.startswith("<")
+                                             and code.co_name != "<lambda>"):
+            _C.set_skip(code)
+            return None
+        record = FRAMES.get(code)
+        if record is None:
+            record = FRAMES[code] = FrameRecord(code)
+        entries = _C.get_cache(code)
+        if entries is None:
+            entries = []
+            _C.set_cache(code, entries)
+        if entries:
+            self._note_recompile(record, entries, func, args)
+            if len(entries) >= self.cache_limit:
+                return self._cache_limit_hit(record, code)
+        entry = self._compile(func, args, record)
+        entries.append((entry.guard.fn, entry.code, entry))
+        record.entries.append(entry)
+        return entry.code
+
+    def _note_recompile(self, record, entries, func, args):
+        reasons = []
+        for _, _, entry in entries:
+            failure = entry.guard.first_failure(func, args)
+            if failure is not None:
+                guard, why = failure
+                reasons.append(f"{guard.source_name}: {why}" + (f" (read at {guard.user_line})" if guard.user_line else ""))
+        text = reasons[-1] if reasons else "no guard failed (entry could not run)"
+        record.recompile_reasons.append((func.__code__.co_name, reasons))
+        log_recompiles.debug("recompiling %s (%s): %s", record.code.co_name, record.where, text)
+
+    def _cache_limit_hit(self, record, code):
+        if not record.limit_hit:
+            record.limit_hit = True
+            last = "; ".join(record.recompile_reasons[-1][1]) if record.recompile_reasons else "unknown"
+            warnings.warn(f"capture: {code.co_name} ({record.where}) hit the cache limit ({self.cache_limit} "
+                          f"recompiles); running it eagerly from now on. Last failure: {last}", stacklevel=3)
+        if self.fullgraph:
+            raise Unsupported(f"cache limit ({self.cache_limit}) reached for {code.co_name}", record.where)
+        _C.set_skip(code)
+        return None
+
+    def _compile(self, func, args, record) -> CacheEntry:
+        code = func.__code__
+        output = OutputGraph(code, func.__globals__)
+        arg_names = code.co_varnames[:_num_args(code)]
+        try:
+            entry = self._trace(func, args, output)
+        except Unsupported as e:
+            where = e.where or code_location(code, code.co_firstlineno)
+            reason = BreakReason(e.reason, where)
+            if self.fullgraph:
+                raise Unsupported(e.reason, where) from None
+            self._note_break(reason)
+            entry = self._eager_entry(code, output, arg_names, func, reason)
+        except Exception as e:  # our bug: the user's frame must still run
+            where = code_location(code, code.co_firstlineno)
+            reason = BreakReason(f"internal error in capture: {type(e).__name__}: {e}", where)
+            logging.getLogger("capture").warning("%s\n%s", reason, traceback.format_exc())
+            if self.fullgraph:
+                raise Unsupported(reason.reason, where) from e
+            self._note_break(reason)
+            entry = self._eager_entry(code, output, arg_names, func, reason)
+        log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
+        if config.debug_dir:
+            _dump(code, entry)
+        return entry
+
+    def _note_break(self, reason: BreakReason):
+        log_breaks.debug("graph break: %s", reason)
+        if self.recorder is not None:
+            self.recorder.break_reasons.append(reason)
+
+    def _eager_entry(self, code, output, arg_names, func, reason) -> CacheEntry:
+        # The trace is deterministic given the guarded values, so under the guards
+        # collected up to the failure it would fail the same way again.
+        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=f"guard_{code.co_name}"
+                                     if code.co_name.isidentifier() else "guard")
+        return CacheEntry(guard, code.replace(), "eager", reason=reason)
+
+    def _trace(self, func, args, output: OutputGraph) -> CacheEntry:
+        code = func.__code__
+        arg_names = code.co_varnames[:_num_args(code)]
+        tx = InstructionTranslator(code, func.__globals__, output, {}, {})
+        for name, value in zip(arg_names, args):
+            tx.symbolic_locals[name] = wrap(tx, value, LocalSource(name))
+        for i, name in enumerate(code.co_freevars):
+            tx.cells[name] = CellBox(real_cell=func.__closure__[i], source=ClosureSource(name, i))
+        return_vt = tx.run()
+        tensors = _collect_tensors(return_vt)
+        gm, out_nodes = output.finish(tensors)
+        cg = FrameCodegen(func.__globals__)
+        cg.output_index = {node: i for i, node in enumerate(out_nodes)}
+        graph_fn = None
+        if output.has_ops() or out_nodes:
+            log_graph.debug("graph for %s:\n%s", code.co_name, gm.print_readable(print_output=False))
+            example_inputs = [i.example for i in output.inputs]
+            compiled = self.backend(gm, example_inputs)
+            if not callable(compiled):
+                raise Unsupported(f"backend returned {type(compiled).__name__}, not a callable")
+            graph_fn = _run_without_hook(compiled)
+            if self.recorder is not None:
+                self.recorder.graphs.append(gm)
+        input_exprs = [cg.source_expr(i.source) for i in output.inputs]
+        new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt)
+        guard = build_guard_function(output.guards, arg_names, func.__globals__,
+                                     name=f"guard_{code.co_name}" if code.co_name.isidentifier() else "guard")
+        cg.install()
+        log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
+        if self.recorder is not None:
+            self.recorder.guards.extend(guard.readable())
+        return CacheEntry(guard, new_code, "graph", graph=gm, source=source)
+
+
+def _collect_tensors(vt) -> list:
+    """Tensors the rewritten frame needs from the graph to rebuild ``vt``."""
+    found, seen = [], set()
+
+    def visit(v):
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        if isinstance(v, TensorVariable):
+            found.append(v)
+            return
+        for attr in ("items", "attrs"):
+            inner = getattr(v, attr, None)
+            if isinstance(inner, list):
+                for i in inner:
+                    visit(i)
+            elif isinstance(inner, dict):
+                for i in inner.values():
+                    visit(i)
+    visit(vt)
+    return found
+
+
+def _run_without_hook(compiled):
+    set_callback = _C.set_callback
+
+    def run_graph(*inputs):
+        previous = set_callback(None)
+        try:
+            return compiled(*inputs)
+        finally:
+            set_callback(previous)
+    run_graph.compiled = compiled
+    return run_graph
+
+
+def _dump(code, entry: CacheEntry):
+    import io
+    folder = os.path.join(config.debug_dir, f"{code.co_name}_{code.co_firstlineno}_{id(entry):x}")
+    os.makedirs(folder, exist_ok=True)
+    buf = io.StringIO()
+    dis.dis(code, file=buf)
+    parts = {"original_bytecode.txt": buf.getvalue(), "guards.py": entry.guard.source,
+             "replacement.py": entry.source or f"# runs eagerly: {entry.reason}\n"}
+    if entry.graph is not None:
+        parts["graph.txt"] = entry.graph.print_readable(print_output=False)
+    buf = io.StringIO()
+    dis.dis(entry.code, file=buf)
+    parts["rewritten_bytecode.txt"] = buf.getvalue()
+    for name, text in parts.items():
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)

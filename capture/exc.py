@@ -1,0 +1,53 @@
+"""Errors the tracer raises, and the record it keeps of why a frame was not captured."""
+from __future__ import annotations
+
+import dataclasses
+
+
+class Unsupported(Exception):
+    """The tracer met something it cannot capture.
+
+    With ``fullgraph=True`` this reaches the user; otherwise the frame runs eagerly
+    and the reason is recorded (see ``BreakReason``).
+    """
+
+    def __init__(self, reason: str, where: str | None = None):
+        self.reason = reason
+        self.where = where
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        return f"{self.reason} (at {self.where})" if self.where else self.reason
+
+    def located(self, where: str) -> "Unsupported":
+        """Attach the innermost user file:line once; outer frames keep it."""
+        if self.where is None:
+            self.where = where
+            self.args = (self._text(),)
+        return self
+
+
+class MissingAttribute(Unsupported):
+    """The traced object really lacks the attribute (what AttributeError means);
+    ``getattr(obj, name, default)`` and ``hasattr`` fall back on it."""
+
+
+class InternalError(Exception):
+    """A bug in capture itself; the frame falls back to eager."""
+
+
+class CacheLimitExceeded(Exception):
+    """Raised only with fullgraph=True when a code object recompiled too often."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakReason:
+    reason: str
+    where: str  # "file.py:LINE" of the user's code
+
+    def __str__(self) -> str:
+        return f"{self.reason} at {self.where}"
+
+
+def unsupported(reason: str) -> "Unsupported":
+    return Unsupported(reason)

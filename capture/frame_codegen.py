@@ -1,0 +1,98 @@
+"""Write the Python code that replaces a fully captured frame.
+
+The replacement is generated as Python source (kept for CAPTURE_DEBUG_DIR and
+reports), compiled, and given the original free variables so it runs with the
+original closure. Objects it needs (the compiled graph, classes to rebuild
+namedtuples, ...) are stored in the frame's globals under ``__capture_*`` names.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import types
+
+import torch
+
+from capture.exc import Unsupported
+from capture.sources import RUNTIME
+from capture.variables.tensor import TensorVariable
+
+_counter = itertools.count()
+_LITERAL_REPR_TYPES = (int, str, bool, type(None), bytes)
+
+
+def build_object(cls, attrs: dict):
+    """Rebuild an instance of a user class created inside a compiled frame."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+class FrameCodegen:
+    def __init__(self, f_globals: dict):
+        self.f_globals = f_globals
+        self.injected: dict[str, object] = {}
+        self._ref_by_id: dict[int, str] = {}
+        self.output_index: dict = {}  # fx.Node -> position in the graph's output tuple
+
+    def object_ref(self, obj) -> str:
+        name = self._ref_by_id.get(id(obj))
+        if name is None:
+            name = f"__capture_obj_{next(_counter)}"
+            self._ref_by_id[id(obj)] = name
+            self.injected[name] = obj
+        return name
+
+    def constant_expr(self, value) -> str:
+        t = type(value)
+        if t in _LITERAL_REPR_TYPES:
+            return repr(value)
+        if t is float:
+            return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+        if t is tuple:
+            return "(" + "".join(self.constant_expr(v) + ", " for v in value) + ")"
+        return self.object_ref(value)
+
+    def source_expr(self, source) -> str:
+        text = source.expr(RUNTIME)
+        if "__capture_sys_modules" in text:
+            self.injected["__capture_sys_modules"] = sys.modules
+        return text
+
+    def reconstruct(self, vt) -> str:
+        if isinstance(vt, TensorVariable):
+            if vt.node.op == "placeholder" and vt.source is not None:
+                return self.source_expr(vt.source)
+            return f"__capture_out[{self.output_index[vt.node]}]"
+        return vt.reconstruct(self)
+
+    def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt) -> tuple[types.CodeType, str]:
+        nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+        arg_names = code.co_varnames[:nargs]
+        result_expr = self.reconstruct(return_vt)
+        lines = []
+        if code.co_freevars:
+            lines.append(f"if False: ({', '.join(code.co_freevars)},)  # keep the original free variables")
+        if graph_fn is not None:
+            graph_name = self.object_ref(graph_fn)
+            lines.append(f"__capture_out = {graph_name}({', '.join(input_exprs)})")
+        lines.append(f"return {result_expr}")
+        fn_name = code.co_name if code.co_name.isidentifier() else "__capture_frame"
+        body = "\n".join("        " + line for line in lines)
+        cells = "".join(f"    {name} = None\n" for name in code.co_freevars)
+        source = (f"def __capture_make():\n{cells}"
+                  f"    def {fn_name}({', '.join(arg_names)}):\n{body}\n"
+                  f"    return {fn_name}\n")
+        namespace: dict = {}
+        filename = f"<capture: {code.co_name} from {code.co_filename}:{code.co_firstlineno}>"
+        exec(compile(source, filename, "exec"), namespace)
+        new_code = namespace["__capture_make"]().__code__
+        if new_code.co_freevars != code.co_freevars:
+            raise Unsupported("could not reproduce the closure layout of the frame")
+        new_code = new_code.replace(co_name=code.co_name, co_qualname=code.co_qualname)
+        return new_code, source
+
+    def install(self):
+        """Store the objects the generated code refers to in the frame's globals."""
+        self.f_globals.update(self.injected)

@@ -1,0 +1,166 @@
+"""Sources: how to reach a value from the frame being compiled.
+
+A source renders two ways: ``name()`` is what a person reads in reports
+(``L['x'].shape``, ``G['SCALE']``); ``expr(mode)`` is the Python expression used by
+generated code. Guard functions are called as ``guard(__func, *args)`` and see the
+frame's globals, so locals are plain names, globals are plain names and closure cells
+go through ``__func``; the rewritten frame has the original free variables, so there
+a cell is read by its name.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+GUARD = "guard"
+RUNTIME = "runtime"
+
+
+class Source:
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def expr(self, mode: str) -> str:
+        raise NotImplementedError
+
+    def base_local(self) -> str | None:
+        """Name of the frame local this source starts from, if any."""
+        return None
+
+    def __str__(self) -> str:
+        return self.name()
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalSource(Source):
+    local_name: str
+
+    def name(self):
+        return f"L[{self.local_name!r}]"
+
+    def expr(self, mode):
+        return self.local_name
+
+    def base_local(self):
+        return self.local_name
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalSource(Source):
+    """A global of the compiled frame's module, or (``module`` set) of another
+    module whose function was inlined; the latter is reached through sys.modules."""
+
+    global_name: str
+    module: str | None = None
+
+    def name(self):
+        if self.module is not None:
+            return f"G[{self.module!r}].{self.global_name}"
+        return f"G[{self.global_name!r}]"
+
+    def expr(self, mode):
+        if self.module is not None:
+            return f"__capture_sys_modules[{self.module!r}].{self.global_name}"
+        if mode == GUARD:
+            return f"__G[{self.global_name!r}]"
+        return self.global_name
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosureSource(Source):
+    """A cell of the compiled frame's own closure."""
+
+    var_name: str
+    index: int
+
+    def name(self):
+        return f"L[{self.var_name!r}]"
+
+    def expr(self, mode):
+        if mode == GUARD:
+            return f"__func.__closure__[{self.index}].cell_contents"
+        return self.var_name
+
+
+@dataclasses.dataclass(frozen=True)
+class AttrSource(Source):
+    base: Source
+    attr: str
+
+    def name(self):
+        return f"{self.base.name()}.{self.attr}"
+
+    def expr(self, mode):
+        return f"{self.base.expr(mode)}.{self.attr}"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemSource(Source):
+    base: Source
+    key: object  # int or str constant
+
+    def name(self):
+        return f"{self.base.name()}[{self.key!r}]"
+
+    def expr(self, mode):
+        return f"{self.base.expr(mode)}[{self.key!r}]"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleMemberSource(Source):
+    """``base.<attr>`` read through the module's own dicts (``_modules`` etc.).
+
+    Reads the same object as ``getattr`` when the attribute lives there, but skips
+    ``nn.Module.__getattr__`` so guards and rewritten code stay cheap.
+    """
+
+    base: Source
+    table: str  # "_modules" | "_parameters" | "_buffers"
+    attr: str
+
+    def name(self):
+        return f"{self.base.name()}.{self.attr}"
+
+    def expr(self, mode):
+        return f"{self.base.expr(mode)}.{self.table}[{self.attr!r}]"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosureCellSource(Source):
+    """A cell of some function reached through a source: ``fn.__closure__[i]``."""
+
+    base: Source
+    index: int
+    var_name: str
+
+    def name(self):
+        return f"{self.base.name()}.__closure__[{self.index}]  # {self.var_name}"
+
+    def expr(self, mode):
+        return f"{self.base.expr(mode)}.__closure__[{self.index}].cell_contents"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultSource(Source):
+    base: Source
+    index_or_key: object
+    kw: bool = False
+
+    def name(self):
+        table = "__kwdefaults__" if self.kw else "__defaults__"
+        return f"{self.base.name()}.{table}[{self.index_or_key!r}]"
+
+    def expr(self, mode):
+        table = "__kwdefaults__" if self.kw else "__defaults__"
+        return f"{self.base.expr(mode)}.{table}[{self.index_or_key!r}]"

@@ -1,0 +1,227 @@
+"""The FX graph being built for one frame, its inputs, and its guards.
+
+Every torch operation the interpreter meets becomes a node here; its output
+metadata comes from running the same operation on fake tensors, so no real data
+is computed while tracing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import torch
+import torch.fx as fx
+from torch._subclasses.fake_tensor import (DataDependentOutputException, DynamicOutputShapeException,
+                                           FakeTensor, FakeTensorMode)
+from torch.utils._pytree import tree_map
+
+from capture import config
+from capture.exc import Unsupported
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+from capture.variables.dicts import DictVariable
+from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, is_structseq_type
+from capture.variables.tensor import TensorVariable
+from guards import Guard, GuardKind, TensorSpec
+
+_ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+@dataclasses.dataclass
+class GraphInput:
+    source: object
+    node: fx.Node
+    example: torch.Tensor
+
+
+class OutputGraph:
+    def __init__(self, code, f_globals: dict):
+        self.code = code
+        self.f_globals = f_globals
+        self.graph = fx.Graph()
+        self.fake_mode = FakeTensorMode()
+        self.root = torch.nn.Module()
+        self.inputs: list[GraphInput] = []
+        self.input_by_source: dict[str, TensorVariable] = {}
+        self.guards: list[Guard] = []
+        self.leaf_module_names: dict[int, str] = {}
+        self.instructions = 0
+        self._last_placeholder = None
+        self._add_global_state_guards()
+
+    # ---- guards ----
+    def _add_global_state_guards(self):
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_grad_enabled()", "__grad_enabled()",
+                                 torch.is_grad_enabled()))
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_default_dtype()", "__default_dtype()",
+                                 torch.get_default_dtype()))
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_cpu_enabled()", "__autocast_cpu()",
+                                 torch.is_autocast_cpu_enabled()))
+
+    def add_guard(self, tx, kind: GuardKind, source, expected):
+        from capture.sources import GUARD
+        self.guards.append(Guard(kind, source.name(), source.expr(GUARD), expected,
+                                 user_line=tx.location() if tx is not None else None))
+
+    def guard_global_absent(self, name: str, tx):
+        if tx.f_globals is self.f_globals:
+            self.guards.append(Guard(GuardKind.ABSENT, f"G[{name!r}]", name, name, user_line=tx.location()))
+
+    def count_instruction(self):
+        self.instructions += 1
+        if self.instructions > config.max_unrolled_instructions:
+            raise Unsupported(f"more than {config.max_unrolled_instructions} instructions traced (long loop?)")
+
+    # ---- inputs ----
+    def tensor_input(self, tx, source, value: torch.Tensor) -> TensorVariable:
+        key = source.name()
+        if key in self.input_by_source:
+            return self.input_by_source[key]
+        if type(value) not in _ALLOWED_TENSOR_TYPES:
+            raise Unsupported(f"tensor subclass {type(value).__name__} at {key}")
+        if value.is_sparse or value.layout != torch.strided:
+            raise Unsupported(f"non-strided tensor at {key}")
+        name = re.sub(r"\W+", "_", key).strip("_") or "input"
+        if self._last_placeholder is None:
+            first = next(iter(self.graph.nodes), None)
+            ctx = self.graph.inserting_before(first) if first is not None else self.graph.inserting_after(None)
+        else:
+            ctx = self.graph.inserting_after(self._last_placeholder)
+        with ctx:
+            node = self.graph.placeholder(name)
+        self._last_placeholder = node
+        fake = self.fake_mode.from_tensor(value, static_shapes=True)
+        node.meta["val"] = fake
+        node.meta["source"] = key
+        self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value))
+        vt = TensorVariable(node, fake, source, class_type=type(value))
+        self.inputs.append(GraphInput(source, node, value))
+        self.input_by_source[key] = vt
+        return vt
+
+    # ---- nodes ----
+    def _to_node(self, vt):
+        if isinstance(vt, TensorVariable):
+            return vt.node
+        if isinstance(vt, BaseListVariable):
+            values = [self._to_node(i) for i in vt.items]
+            return values if isinstance(vt, ListVariable) else tuple(values)
+        if isinstance(vt, DictVariable):
+            return {k: self._to_node(v) for k, v in vt.items.items()}
+        if vt.is_python_constant():
+            value = vt.as_python_constant()
+            if callable(value) and not isinstance(value, type):
+                raise Unsupported(f"function {value} passed to a graph operation")
+            return value
+        raise Unsupported(f"{vt} passed to a graph operation")
+
+    def _to_fake(self, value):
+        def convert(v):
+            if isinstance(v, fx.Node):
+                return v.meta["val"]
+            return v
+        return tree_map(convert, value)
+
+    def _run_fake(self, fn, args, kwargs, what: str):
+        try:
+            with self.fake_mode:
+                return fn(*args, **kwargs)
+        except (DataDependentOutputException, DynamicOutputShapeException) as e:
+            raise Unsupported(f"{what} depends on tensor data ({type(e).__name__})") from None
+        except Unsupported:
+            raise
+        except Exception as e:
+            text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise Unsupported(f"{what} failed while tracing: {type(e).__name__}: {text}") from None
+
+    def call_graph(self, tx, kind: str, target, args: list, kwargs: dict) -> VariableTracker:
+        node_args = tuple(self._to_node(a) for a in args)
+        node_kwargs = {k: self._to_node(v) for k, v in kwargs.items()}
+        fake_args, fake_kwargs = self._to_fake(node_args), self._to_fake(node_kwargs)
+        what = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+        if kind == "call_method":
+            fn = getattr(fake_args[0], target)
+            result = self._run_fake(fn, fake_args[1:], fake_kwargs, f"Tensor.{target}")
+        else:
+            result = self._run_fake(target, fake_args, fake_kwargs, what)
+        node = self.graph.create_node(kind, target, node_args, node_kwargs)
+        return self.wrap_output(node, result, what)
+
+    def call_module(self, tx, module: torch.nn.Module, args: list, kwargs: dict) -> VariableTracker:
+        name = self.leaf_module_names.get(id(module))
+        if name is None:
+            base = re.sub(r"(?<!^)(?=[A-Z])", "_", type(module).__name__).lower()
+            name = f"{base}_{len(self.leaf_module_names)}"
+            self.root.add_module(name, module)
+            self.leaf_module_names[id(module)] = name
+        node_args = tuple(self._to_node(a) for a in args)
+        node_kwargs = {k: self._to_node(v) for k, v in kwargs.items()}
+        fake_args, fake_kwargs = self._to_fake(node_args), self._to_fake(node_kwargs)
+        state = {k: self.fake_mode.from_tensor(v, static_shapes=True)
+                 for k, v in list(module.named_parameters()) + list(module.named_buffers())}
+
+        def run(*a, **kw):
+            return torch.func.functional_call(module, state, a, kw, strict=False)
+        result = self._run_fake(run, fake_args, fake_kwargs, type(module).__name__)
+        node = self.graph.create_node("call_module", name, node_args, node_kwargs)
+        return self.wrap_output(node, result, type(module).__name__)
+
+    def wrap_output(self, node: fx.Node, value, what: str) -> VariableTracker:
+        node.meta["val"] = value
+        if isinstance(value, FakeTensor):
+            return TensorVariable(node, value)
+        if isinstance(value, torch.Tensor):
+            raise Unsupported(f"{what} returned a real tensor while tracing")
+        if isinstance(value, (tuple, list)) and _contains_tensor(value):
+            items = []
+            for i, item in enumerate(value):
+                if isinstance(item, torch.Tensor) or (isinstance(item, (tuple, list)) and _contains_tensor(item)):
+                    child = self.graph.call_function(__import__("operator").getitem, (node, i))
+                    items.append(self.wrap_output(child, item, what))
+                else:
+                    items.append(self._constant_output(item, what))
+            t = type(value)
+            if t is list:
+                return ListVariable(items)
+            return TupleVariable(items, tuple_type=None if t is tuple else t)
+        if value is None:
+            return ConstantVariable(None)  # e.g. in-place setitem; the node stays for its effect
+        if type(value) is torch.Size:
+            self.graph.erase_node(node)
+            return TupleVariable([ConstantVariable(s) for s in value], tuple_type=torch.Size)
+        raise Unsupported(f"{what} returned {type(value).__name__}, a value that needs real data")
+
+    def _constant_output(self, item, what):
+        from capture.variables.builder import wrap_constant_result
+        if item is None or type(item) in (int, float, bool, torch.Size):
+            return wrap_constant_result(item)
+        raise Unsupported(f"{what} returned {type(item).__name__} inside its result")
+
+    # ---- finishing ----
+    def has_ops(self) -> bool:
+        return any(n.op in ("call_function", "call_method", "call_module") for n in self.graph.nodes)
+
+    def output_nodes(self, tensors: list[TensorVariable]) -> list[fx.Node]:
+        """Distinct nodes the rewritten frame needs from the graph, in first-use order."""
+        seen, nodes = set(), []
+        for t in tensors:
+            if t.node.op == "placeholder" and t.source is not None:
+                continue
+            if t.node not in seen:
+                seen.add(t.node)
+                nodes.append(t.node)
+        return nodes
+
+    def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
+        nodes = self.output_nodes(tensors)
+        self.graph.output(tuple(nodes))
+        gm = fx.GraphModule(self.root, self.graph, class_name="CapturedGraph")
+        return gm, nodes
+
+
+def _contains_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_contains_tensor(v) for v in value)
+    return False

@@ -1,0 +1,115 @@
+"""The core loop of the symbolic interpreter and the state it walks with.
+
+Opcode handlers live in mixins grouped by family (``ops_*.py``); each is a method
+named exactly after its opcode. A translator runs one code object: the frame being
+compiled, or a function inlined into it (``parent`` set).
+"""
+from __future__ import annotations
+
+import dataclasses
+import dis
+import types
+
+from capture import config
+from capture.exc import Unsupported
+from capture.symbolic.ops_build import BuildOps
+from capture.symbolic.ops_call import CallOps
+from capture.symbolic.ops_control import ControlOps
+from capture.symbolic.ops_load_store import LoadStoreOps
+from capture.symbolic.ops_stack import StackOps
+from capture.variables.base import VariableTracker
+
+
+class _Return(Exception):
+    """Unwinds the loop when RETURN_VALUE runs."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+@dataclasses.dataclass
+class FrameResult:
+    return_value: VariableTracker
+
+
+def code_location(code: types.CodeType, lineno: int | None) -> str:
+    return f"{code.co_filename}:{lineno if lineno is not None else code.co_firstlineno}"
+
+
+class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOps):
+    def __init__(self, code: types.CodeType, f_globals: dict, output, symbolic_locals: dict,
+                 cells: dict, parent: "InstructionTranslator | None" = None,
+                 generator: bool = False, func_name: str | None = None):
+        self.code = code
+        self.f_globals = f_globals
+        builtins_obj = f_globals.get("__builtins__", __builtins__)
+        self.f_builtins = builtins_obj if isinstance(builtins_obj, dict) else vars(builtins_obj)
+        self.output = output
+        self.symbolic_locals = symbolic_locals
+        self.cells = cells  # name -> CellBox (cell and free variables)
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.generator = generator
+        self.yielded: list = []
+        self.func_name = func_name or code.co_name
+        self.stack: list = []
+        self.kw_names: tuple | None = None
+        self.instructions = list(dis.get_instructions(code))
+        self.index_of_offset = {inst.offset: i for i, inst in enumerate(self.instructions)}
+        self.ip = 0
+        self.current: dis.Instruction | None = None
+        if self.depth > config.max_inline_depth:
+            raise Unsupported(f"inlining deeper than {config.max_inline_depth} calls (recursion?)")
+
+    # ---- stack helpers ----
+    def push(self, value: VariableTracker):
+        assert isinstance(value, VariableTracker), value
+        self.stack.append(value)
+
+    def pop(self) -> VariableTracker:
+        return self.stack.pop()
+
+    def popn(self, n: int) -> list:
+        if n == 0:
+            return []
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        return items
+
+    def peek(self, depth: int = 1) -> VariableTracker:
+        return self.stack[-depth]
+
+    # ---- where we are, for error messages and guards ----
+    def lineno(self) -> int | None:
+        inst = self.current
+        if inst is not None and inst.positions is not None and inst.positions.lineno is not None:
+            return inst.positions.lineno
+        return None
+
+    def location(self) -> str:
+        return code_location(self.code, self.lineno())
+
+    def jump_to(self, offset: int):
+        self.ip = self.index_of_offset[offset]
+
+    # ---- the loop ----
+    def run(self) -> VariableTracker:
+        """Interpret until RETURN_VALUE; return what it returned."""
+        try:
+            while True:
+                inst = self.instructions[self.ip]
+                self.current = inst
+                self.ip += 1
+                self.output.count_instruction()
+                handler = getattr(self, inst.opname, None)
+                if handler is None:
+                    raise Unsupported(f"opcode {inst.opname} is not supported yet")
+                try:
+                    handler(inst)
+                except Unsupported as e:
+                    raise e.located(self.location())
+        except _Return as r:
+            return r.value
+
+    def RETURN_VALUE(self, inst):
+        raise _Return(self.pop())

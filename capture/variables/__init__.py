@@ -1,0 +1,1 @@
+"""Variable trackers: one module per kind of value the interpreter tracks."""

@@ -1,0 +1,141 @@
+"""Dicts with keys known at trace time (strings, numbers, other constants)."""
+from __future__ import annotations
+
+from capture.exc import Unsupported
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+
+
+def _key(tx, key_vt) -> object:
+    if key_vt.is_python_constant():
+        key = key_vt.as_python_constant()
+        try:
+            hash(key)
+        except TypeError:
+            raise Unsupported("unhashable dict key") from None
+        return key
+    raise Unsupported(f"dict key {key_vt} is not a constant")
+
+
+class DictVariable(VariableTracker):
+    def __init__(self, items: dict, source=None, dict_type=dict):
+        self.items = dict(items)  # python key -> tracker
+        self.source = source
+        self.dict_type = dict_type
+        self.mutated = False
+
+    def python_type(self):
+        return self.dict_type
+
+    def is_python_constant(self):
+        return all(v.is_python_constant() for v in self.items.values())
+
+    def as_python_constant(self):
+        return self.dict_type({k: v.as_python_constant() for k, v in self.items.items()})
+
+    def truth(self, tx):
+        return bool(self.items)
+
+    def iter_items(self, tx):
+        return [ConstantVariable(k) for k in self.items]
+
+    def str_items(self, tx):
+        for k, v in self.items.items():
+            if not isinstance(k, str):
+                raise Unsupported("** with non-string keys")
+            yield k, v
+
+    def contains_key(self, key) -> bool:
+        return key in self.items
+
+    def contains(self, tx, item):
+        return _key(tx, item) in self.items
+
+    def check_mutable(self):
+        if self.source is not None:
+            raise Unsupported("mutating a dict that existed before the compiled frame (side effect)")
+        self.mutated = True
+
+    def getitem(self, tx, key_vt):
+        key = _key(tx, key_vt)
+        if key not in self.items:
+            raise Unsupported(f"KeyError {key!r}")
+        return self.items[key]
+
+    def setitem(self, tx, key_vt, value):
+        self.check_mutable()
+        self.items[_key(tx, key_vt)] = value
+
+    def delitem(self, tx, key_vt):
+        self.check_mutable()
+        self.items.pop(_key(tx, key_vt))
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builtin import BoundMethodOf
+        return BoundMethodOf(self, name)
+
+    def call_method(self, tx, name, args, kwargs):
+        from capture.variables.lists import ListVariable, TupleVariable
+        if name == "__len__":
+            return ConstantVariable(len(self.items))
+        if name == "__getitem__":
+            return self.getitem(tx, args[0])
+        if name == "__contains__":
+            return ConstantVariable(self.contains(tx, args[0]))
+        if name == "keys":
+            return ListVariable([ConstantVariable(k) for k in self.items])
+        if name == "values":
+            return ListVariable(list(self.items.values()))
+        if name == "items":
+            return ListVariable([TupleVariable([ConstantVariable(k), v]) for k, v in self.items.items()])
+        if name == "get":
+            key = _key(tx, args[0])
+            default = args[1] if len(args) > 1 else ConstantVariable(None)
+            return self.items.get(key, default)
+        if name == "copy":
+            return DictVariable(self.items, dict_type=self.dict_type)
+        if name == "update":
+            self.check_mutable()
+            for arg in args:
+                if isinstance(arg, DictVariable):
+                    self.items.update(arg.items)
+                else:
+                    for pair in arg.iter_items(tx):
+                        k, v = pair.iter_items(tx)
+                        self.items[_key(tx, k)] = v
+            for k, v in kwargs.items():
+                self.items[k] = v
+            return ConstantVariable(None)
+        if name == "pop":
+            self.check_mutable()
+            key = _key(tx, args[0])
+            if key in self.items:
+                return self.items.pop(key)
+            if len(args) > 1:
+                return args[1]
+            raise Unsupported(f"KeyError {key!r}")
+        if name == "setdefault":
+            key = _key(tx, args[0])
+            if key not in self.items:
+                self.check_mutable()
+                self.items[key] = args[1] if len(args) > 1 else ConstantVariable(None)
+            return self.items[key]
+        if name == "clear":
+            self.check_mutable()
+            self.items.clear()
+            return ConstantVariable(None)
+        if name == "__setitem__":
+            self.setitem(tx, args[0], args[1])
+            return ConstantVariable(None)
+        raise Unsupported(f"method {name} of dict")
+
+    def reconstruct(self, cg):
+        if self.source is not None and not self.mutated:
+            return cg.source_expr(self.source)
+        body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
+        if self.dict_type is dict:
+            return body
+        return f"{cg.object_ref(self.dict_type)}({body})"
+
+    def __repr__(self):
+        return f"DictVariable({list(self.items)})"

@@ -1,0 +1,183 @@
+"""User-defined functions and methods: their calls are inlined into the graph."""
+from __future__ import annotations
+
+import inspect
+import types
+
+from capture.exc import Unsupported
+from capture.sources import AttrSource, ClosureCellSource, DefaultSource
+from capture.variables.base import VariableTracker
+from capture.variables.cells import CellBox
+from capture.variables.constant import ConstantVariable
+
+_CO_VARARGS = inspect.CO_VARARGS
+_CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
+_UNSUPPORTED_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def bind_arguments(code: types.CodeType, defaults: list, kwdefaults: dict, args: list, kwargs: dict) -> dict:
+    """Map call arguments to parameter names the way CPython does, or refuse."""
+    from capture.variables.dicts import DictVariable
+    from capture.variables.lists import TupleVariable
+    nargs, nkw = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames
+    positional, kwonly = names[:nargs], names[nargs:nargs + nkw]
+    bound: dict = {}
+    extra_positional = list(args[nargs:])
+    for name, value in zip(positional, args):
+        bound[name] = value
+    if extra_positional and not code.co_flags & _CO_VARARGS:
+        raise Unsupported(f"{code.co_name}() takes {nargs} positional arguments but {len(args)} were given")
+    extra_kw = {}
+    posonly = set(positional[:code.co_posonlyargcount])
+    for key, value in kwargs.items():
+        if (key in positional and key not in posonly) or key in kwonly:
+            if key in bound:
+                raise Unsupported(f"{code.co_name}() got multiple values for argument {key!r}")
+            bound[key] = value
+        else:
+            extra_kw[key] = value
+    if extra_kw and not code.co_flags & _CO_VARKEYWORDS:
+        raise Unsupported(f"{code.co_name}() got an unexpected keyword argument {next(iter(extra_kw))!r}")
+    first_default = nargs - len(defaults)
+    for i, name in enumerate(positional):
+        if name not in bound:
+            if i < first_default:
+                raise Unsupported(f"{code.co_name}() missing required argument {name!r}")
+            bound[name] = defaults[i - first_default]
+    for name in kwonly:
+        if name not in bound:
+            if name not in kwdefaults:
+                raise Unsupported(f"{code.co_name}() missing keyword-only argument {name!r}")
+            bound[name] = kwdefaults[name]
+    index = nargs + nkw
+    if code.co_flags & _CO_VARARGS:
+        bound[names[index]] = TupleVariable(extra_positional)
+        index += 1
+    if code.co_flags & _CO_VARKEYWORDS:
+        bound[names[index]] = DictVariable(extra_kw)
+    return bound
+
+
+def inline_code(tx, code, f_globals, bound: dict, cells: dict, name: str):
+    from capture.symbolic.translator import InstructionTranslator
+    from capture.variables.iterators import ListIteratorVariable
+    if code.co_flags & _UNSUPPORTED_FLAGS:
+        raise Unsupported(f"call to coroutine or async generator {name}")
+    is_generator = bool(code.co_flags & inspect.CO_GENERATOR)
+    child = InstructionTranslator(code, f_globals, tx.output, bound, cells, parent=tx,
+                                  generator=is_generator, func_name=name)
+    result = child.run()
+    if is_generator:
+        return ListIteratorVariable(child.yielded)
+    return result
+
+
+class UserFunctionVariable(VariableTracker):
+    """A real Python function object reached through a source."""
+
+    def __init__(self, fn: types.FunctionType, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return types.FunctionType
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return self.fn
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        if name in ("__name__", "__qualname__", "__module__", "__doc__"):
+            return ConstantVariable(getattr(self.fn, name))
+        if name in self.fn.__dict__:
+            from capture.variables.builder import wrap
+            return wrap(tx, self.fn.__dict__[name], AttrSource(self.source, name) if self.source else None)
+        raise Unsupported(f"attribute {name} of function {self.fn.__name__}")
+
+    def call(self, tx, args, kwargs):
+        from capture.variables.builder import wrap
+        fn = self.fn
+        src = self.source
+        defaults = [wrap(tx, v, DefaultSource(src, i) if src else None) for i, v in enumerate(fn.__defaults__ or ())]
+        kwdefaults = {k: wrap(tx, v, DefaultSource(src, k, kw=True) if src else None)
+                      for k, v in (fn.__kwdefaults__ or {}).items()}
+        bound = bind_arguments(fn.__code__, defaults, kwdefaults, args, kwargs)
+        cells = {}
+        for i, name in enumerate(fn.__code__.co_freevars):
+            cells[name] = CellBox(real_cell=fn.__closure__[i],
+                                  source=ClosureCellSource(src, i, name) if src else None)
+        return inline_code(tx, fn.__code__, fn.__globals__, bound, cells, fn.__qualname__)
+
+    def __repr__(self):
+        return f"UserFunctionVariable({self.fn.__qualname__})"
+
+
+class NestedFunctionVariable(VariableTracker):
+    """A function made by MAKE_FUNCTION while tracing (closures, lambdas, comprehensions)."""
+
+    def __init__(self, code, f_globals, defaults, kwdefaults, closure):
+        self.code = code
+        self.f_globals = f_globals
+        self.defaults = defaults
+        self.kwdefaults = kwdefaults
+        self.closure = closure
+
+    def python_type(self):
+        return types.FunctionType
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        if name in ("__name__", "__qualname__"):
+            return ConstantVariable(self.code.co_name if name == "__name__" else self.code.co_qualname)
+        raise Unsupported(f"attribute {name} of a nested function")
+
+    def call(self, tx, args, kwargs):
+        defaults = list(self.defaults.iter_items(tx)) if self.defaults is not None else []
+        kwdefaults = dict(self.kwdefaults.items) if self.kwdefaults is not None else {}
+        bound = bind_arguments(self.code, defaults, kwdefaults, args, kwargs)
+        cells = {}
+        if self.closure is not None:
+            for name, box in zip(self.code.co_freevars, self.closure.iter_items(tx)):
+                cells[name] = box
+        return inline_code(tx, self.code, self.f_globals, bound, cells, self.code.co_qualname)
+
+    def reconstruct(self, cg):
+        raise Unsupported("returning a function defined inside the compiled frame")
+
+    def __repr__(self):
+        return f"NestedFunctionVariable({self.code.co_qualname})"
+
+
+class UserMethodVariable(VariableTracker):
+    """``obj.method``: a function with its first argument bound."""
+
+    def __init__(self, func: VariableTracker, self_vt: VariableTracker):
+        self.func = func
+        self.self_vt = self_vt
+
+    def python_type(self):
+        return types.MethodType
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        if name == "__self__":
+            return self.self_vt
+        if name == "__func__":
+            return self.func
+        return self.func.var_getattr(tx, name)
+
+    def call(self, tx, args, kwargs):
+        return self.func.call(tx, [self.self_vt] + list(args), kwargs)
+
+    def __repr__(self):
+        return f"UserMethodVariable({self.func!r}, {self.self_vt!r})"

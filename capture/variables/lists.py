@@ -1,0 +1,202 @@
+"""Tuples (incl. namedtuples, torch.Size, structseqs) and lists."""
+from __future__ import annotations
+
+import torch
+
+from capture.exc import Unsupported
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+
+
+def is_namedtuple_type(cls) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def is_structseq_type(cls) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "n_sequence_fields")
+
+
+def same_value(a: VariableTracker, b: VariableTracker) -> bool | None:
+    """Whether two trackers are the same Python value, or None if unknowable."""
+    if a is b:
+        return True
+    if a.is_python_constant() and b.is_python_constant():
+        return a.as_python_constant() == b.as_python_constant()
+    return None
+
+
+class BaseListVariable(VariableTracker):
+    container_type = tuple
+
+    def __init__(self, items, source=None, tuple_type=None):
+        self.items = list(items)
+        self.source = source
+        self.tuple_type = tuple_type  # namedtuple / torch.Size / structseq class, or None
+
+    def python_type(self):
+        return self.tuple_type or self.container_type
+
+    def is_python_constant(self):
+        return all(i.is_python_constant() for i in self.items)
+
+    def as_python_constant(self):
+        values = [i.as_python_constant() for i in self.items]
+        return self._rebuild(values)
+
+    def _rebuild(self, values):
+        t = self.python_type()
+        if is_namedtuple_type(t):
+            return t(*values)
+        return t(values)
+
+    def iter_items(self, tx):
+        return list(self.items)
+
+    def truth(self, tx):
+        return len(self.items) > 0
+
+    def getitem(self, tx, key: VariableTracker):
+        k = key.as_python_constant()
+        if isinstance(k, slice):
+            return type(self)(self.items[k], tuple_type=self.tuple_type if self.tuple_type is torch.Size else None)
+        try:
+            return self.items[k]
+        except (IndexError, TypeError) as e:
+            raise Unsupported(f"{type(e).__name__} indexing {self}") from None
+
+    def contains(self, tx, item):
+        for existing in self.items:
+            same = same_value(existing, item)
+            if same is None:
+                raise Unsupported(f"'in' test needing tensor comparison on {self}")
+            if same:
+                return True
+        return False
+
+    def var_getattr(self, tx, name):
+        t = self.python_type()
+        if (is_namedtuple_type(t) or is_structseq_type(t)) and name in _field_names(t):
+            return self.items[_field_names(t).index(name)]
+        from capture.variables.builtin import BoundMethodOf
+        return BoundMethodOf(self, name)
+
+    def call_method(self, tx, name, args, kwargs):
+        consts = [a.as_python_constant() for a in args if a.is_python_constant()]
+        if name == "__len__":
+            return ConstantVariable(len(self.items))
+        if name == "__getitem__":
+            return self.getitem(tx, args[0])
+        if name == "__contains__":
+            return ConstantVariable(self.contains(tx, args[0]))
+        if name == "index" and len(consts) == len(args) == 1:
+            for i, item in enumerate(self.items):
+                if same_value(item, args[0]):
+                    return ConstantVariable(i)
+            raise Unsupported("list.index of a missing value")
+        if name == "count" and len(consts) == len(args) == 1:
+            return ConstantVariable(sum(1 for i in self.items if same_value(i, args[0])))
+        if name == "numel" and self.tuple_type is torch.Size and not args:
+            return ConstantVariable(self.as_python_constant().numel())
+        if name == "_asdict" and is_namedtuple_type(self.python_type()):
+            from capture.variables.dicts import DictVariable
+            return DictVariable(dict(zip(self.python_type()._fields, self.items)))
+        if name == "_replace" and is_namedtuple_type(self.python_type()):
+            fields = list(self.python_type()._fields)
+            items = list(self.items)
+            for k, v in kwargs.items():
+                items[fields.index(k)] = v
+            return TupleVariable(items, tuple_type=self.tuple_type)
+        return self.mutating_method(tx, name, args, kwargs)
+
+    def mutating_method(self, tx, name, args, kwargs):
+        raise Unsupported(f"method {name} of {self.python_type().__name__}")
+
+    def reconstruct(self, cg):
+        if self.source is not None and not getattr(self, "mutated", False):
+            return cg.source_expr(self.source)
+        parts = [cg.reconstruct(i) for i in self.items]
+        t = self.python_type()
+        if t is list:
+            return "[" + ", ".join(parts) + "]"
+        tup = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        if t is tuple:
+            return tup
+        if is_namedtuple_type(t):
+            return f"{cg.object_ref(t)}(*{tup})"
+        return f"{cg.object_ref(t)}({tup})"
+
+    def __repr__(self):
+        return f"{self.python_type().__name__}{self.items!r}"
+
+
+def _field_names(t) -> list:
+    if is_namedtuple_type(t):
+        return list(t._fields)
+    return [f for f in dir(t) if not f.startswith("_") and f not in ("count", "index", "n_fields",
+                                                                     "n_sequence_fields", "n_unnamed_fields")]
+
+
+class TupleVariable(BaseListVariable):
+    container_type = tuple
+
+
+class ListVariable(BaseListVariable):
+    container_type = list
+
+    def __init__(self, items, source=None, tuple_type=None):
+        super().__init__(items, source, None)
+        self.mutated = False
+
+    def check_mutable(self):
+        if self.source is not None:
+            raise Unsupported("mutating a list that existed before the compiled frame (side effect)")
+        self.mutated = True
+
+    def setitem(self, tx, key, value):
+        self.check_mutable()
+        k = key.as_python_constant()
+        if isinstance(k, slice):
+            self.items[k] = value.iter_items(tx)
+        else:
+            self.items[k] = value
+
+    def delitem(self, tx, key):
+        self.check_mutable()
+        del self.items[key.as_python_constant()]
+
+    def mutating_method(self, tx, name, args, kwargs):
+        if name == "copy":
+            return ListVariable(list(self.items))
+        self.check_mutable()
+        if name == "append":
+            self.items.append(args[0])
+        elif name == "extend":
+            self.items.extend(args[0].iter_items(tx))
+        elif name == "insert":
+            self.items.insert(args[0].as_python_constant(), args[1])
+        elif name == "pop":
+            index = args[0].as_python_constant() if args else -1
+            return self.items.pop(index)
+        elif name == "clear":
+            self.items.clear()
+        elif name == "reverse":
+            self.items.reverse()
+        elif name == "remove":
+            for i, item in enumerate(self.items):
+                if same_value(item, args[0]):
+                    del self.items[i]
+                    break
+            else:
+                raise Unsupported("list.remove of a missing value")
+        elif name == "sort" and self.is_python_constant():
+            key = kwargs.get("key")
+            if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
+                raise Unsupported("list.sort with a key function")
+            reverse = kwargs.get("reverse")
+            values = sorted(self.as_python_constant(), reverse=bool(reverse and reverse.as_python_constant()))
+            self.items = [ConstantVariable(v) for v in values]
+        elif name == "__setitem__":
+            self.setitem(tx, args[0], args[1])
+        else:
+            raise Unsupported(f"method {name} of list")
+        return ConstantVariable(None)

@@ -1,0 +1,76 @@
+"""Python modules (math, torch, user modules) and super()."""
+from __future__ import annotations
+
+import inspect
+import types
+
+from capture.exc import MissingAttribute, Unsupported
+from capture.sources import AttrSource
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+
+
+class PythonModuleVariable(VariableTracker):
+    def __init__(self, module: types.ModuleType, source=None):
+        self.module = module
+        self.source = source
+
+    def python_type(self):
+        return types.ModuleType
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return self.module
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builder import wrap
+        if not hasattr(self.module, name):
+            raise MissingAttribute(f"module {self.module.__name__!r} has no attribute {name!r}")
+        value = getattr(self.module, name)
+        return wrap(tx, value, AttrSource(self.source, name) if self.source is not None else None)
+
+    def __repr__(self):
+        return f"PythonModuleVariable({self.module.__name__})"
+
+
+class SuperVariable(VariableTracker):
+    def __init__(self, cls: type, obj: VariableTracker):
+        self.cls = cls
+        self.obj = obj
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builder import wrap
+        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+        from capture.variables.user_object import inline_property
+        obj_type = self.obj.python_type()
+        mro = obj_type.__mro__
+        start = mro.index(self.cls) + 1
+        for klass in mro[start:]:
+            if name in vars(klass):
+                attr = vars(klass)[name]
+                if isinstance(attr, staticmethod):
+                    return wrap(tx, attr.__func__, None)
+                if isinstance(attr, classmethod):
+                    from capture.variables.user_object import ClassVariable
+                    return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(obj_type))
+                if isinstance(attr, property):
+                    return inline_property(tx, attr, self.obj)
+                if isinstance(attr, types.FunctionType):
+                    if name == "__init__" and attr.__code__.co_filename.startswith(
+                            __import__("os").path.dirname(__import__("torch").__file__)):
+                        raise Unsupported("super().__init__ of a torch class inside a compiled function")
+                    return UserMethodVariable(UserFunctionVariable(attr), self.obj)
+                if attr is object.__init__:
+                    return _NoOpInit()
+                raise Unsupported(f"super().{name} is {type(attr).__name__}")
+        raise MissingAttribute(f"super() has no attribute {name!r}")
+
+
+class _NoOpInit(VariableTracker):
+    def call(self, tx, args, kwargs):
+        return ConstantVariable(None)

@@ -1,0 +1,216 @@
+"""nn.Module instances: attribute reads, containers, and calls.
+
+Modules defined by torch itself (nn.Linear, nn.Conv2d, nn.LSTM, ...) are called as
+single ``call_module`` nodes: their forward runs as written, reading the module's
+current state, so nothing inside needs guarding. User modules have ``forward``
+inlined, and each attribute they read is guarded.
+"""
+from __future__ import annotations
+
+import inspect
+import types
+
+import torch
+from torch import nn
+
+from capture.exc import MissingAttribute, Unsupported
+from capture.sources import AttrSource, ModuleMemberSource
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+from guards import GuardKind
+
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
+_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
+
+
+def unwrap_compiled_module(module):
+    inner = getattr(module, "_capture_orig_mod", None)
+    return inner if inner is not None else module
+
+
+def _defined_in_torch(fn) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename.startswith(_TORCH_DIR)
+
+
+def is_leaf_module(module) -> bool:
+    if isinstance(module, CONTAINERS):
+        return False
+    return _defined_in_torch(type(module).forward)
+
+
+def _global_hooks_present() -> bool:
+    m = torch.nn.modules.module
+    tables = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+              "_global_backward_pre_hooks", "_global_forward_hooks_with_kwargs")
+    return any(len(getattr(m, t, {})) for t in tables)
+
+
+class NNModuleVariable(VariableTracker):
+    def __init__(self, module: nn.Module, source=None):
+        self.module = module
+        self.source = source
+
+    def python_type(self):
+        return type(self.module)
+
+    def truth(self, tx):
+        if isinstance(self.module, CONTAINERS):
+            return len(self.module) > 0
+        return True
+
+    def __repr__(self):
+        return f"NNModuleVariable({type(self.module).__name__})"
+
+    # ---- members ----
+    def _member(self, tx, table: str, name: str):
+        from capture.variables.builder import wrap
+        value = getattr(self.module, table)[name]
+        src = ModuleMemberSource(self.source, table, name) if self.source is not None else None
+        return wrap(tx, value, src)
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builder import wrap
+        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+        from capture.variables.user_object import ClassVariable, inline_property
+        m = self.module
+        d = m.__dict__
+        if name == "__class__":
+            return ClassVariable(type(m), None)
+        if name in d:
+            return wrap(tx, d[name], AttrSource(self.source, name) if self.source is not None else None)
+        for table in ("_parameters", "_buffers", "_modules"):
+            if name in d.get(table, ()):
+                return self._member(tx, table, name)
+        try:
+            attr = inspect.getattr_static(type(m), name)
+        except AttributeError:
+            if type(m).__getattr__ is not nn.Module.__getattr__:
+                raise Unsupported(f"custom __getattr__ on {type(m).__name__}") from None
+            raise MissingAttribute(f"{type(m).__name__} has no attribute {name!r}") from None
+        if isinstance(attr, staticmethod):
+            return wrap(tx, attr.__func__, None)
+        if isinstance(attr, classmethod):
+            return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(type(m), None))
+        if isinstance(attr, property):
+            return inline_property(tx, attr, self)
+        if isinstance(attr, types.FunctionType):
+            if vars(nn.Module).get(name) is attr:
+                return ModuleBuiltinMethod(self, name)
+            return UserMethodVariable(UserFunctionVariable(attr), self)
+        return wrap(tx, getattr(m, name), AttrSource(self.source, name) if self.source is not None else None)
+
+    def store_attr(self, tx, name, value):
+        raise Unsupported(f"setting attribute {name!r} on a module (side effect)")
+
+    # ---- containers ----
+    def _children(self, tx) -> list:
+        return [self._member(tx, "_modules", k) for k in self.module._modules]
+
+    def iter_items(self, tx):
+        m = self.module
+        if isinstance(m, (nn.Sequential, nn.ModuleList)):
+            return self._children(tx)
+        if isinstance(m, nn.ModuleDict):
+            return [ConstantVariable(k) for k in m._modules]
+        if isinstance(m, nn.ParameterList):
+            return [self._member(tx, "_parameters", k) for k in m._parameters]
+        if isinstance(m, nn.ParameterDict):
+            return [ConstantVariable(k) for k in m._parameters]
+        raise Unsupported(f"iteration over {type(m).__name__}")
+
+    def getitem(self, tx, key):
+        from capture.variables.lists import ListVariable
+        m = self.module
+        k = key.as_python_constant()
+        if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ParameterList)):
+            table = "_parameters" if isinstance(m, nn.ParameterList) else "_modules"
+            keys = list(getattr(m, table))
+            if isinstance(k, slice):
+                return ListVariable([self._member(tx, table, name) for name in keys[k]])
+            try:
+                return self._member(tx, table, keys[k])
+            except IndexError:
+                raise Unsupported(f"index {k} out of range for {type(m).__name__}") from None
+        if isinstance(m, (nn.ModuleDict, nn.ParameterDict)):
+            table = "_parameters" if isinstance(m, nn.ParameterDict) else "_modules"
+            if k not in getattr(m, table):
+                raise Unsupported(f"KeyError {k!r} in {type(m).__name__}")
+            return self._member(tx, table, k)
+        return self.call_method(tx, "__getitem__", [key], {})
+
+    def contains(self, tx, item):
+        if isinstance(self.module, (nn.ModuleDict, nn.ParameterDict)):
+            return item.as_python_constant() in self.module
+        raise Unsupported(f"'in' on {type(self.module).__name__}")
+
+    def call_method(self, tx, name, args, kwargs):
+        m = self.module
+        if name == "__len__" and isinstance(m, CONTAINERS):
+            return ConstantVariable(len(m))
+        if name == "__getitem__" and isinstance(m, CONTAINERS):
+            return self.getitem(tx, args[0])
+        return self.var_getattr(tx, name).call(tx, args, kwargs)
+
+    # ---- calls ----
+    def call(self, tx, args, kwargs):
+        m = self.module
+        if _global_hooks_present() or any(len(getattr(m, t, None) or {}) for t in _HOOK_TABLES) \
+                or getattr(m, "_forward_hooks_with_kwargs", None) or getattr(m, "_forward_pre_hooks_with_kwargs", None):
+            raise Unsupported(f"{type(m).__name__} has hooks (hooked modules are not traced yet)")
+        if self.source is not None:
+            for table in ("_forward_hooks", "_forward_pre_hooks"):
+                tx.output.add_guard(tx, GuardKind.LENGTH, AttrSource(self.source, table), 0)
+        if isinstance(m, nn.Sequential) and not kwargs and len(args) == 1:
+            value = args[0]
+            for child in self._children(tx):
+                value = child.call(tx, [value], {})
+            return value
+        if is_leaf_module(m):
+            return tx.output.call_module(tx, m, args, kwargs)
+        forward = type(m).forward
+        from capture.variables.functions import UserFunctionVariable
+        return UserFunctionVariable(forward).call(tx, [self] + list(args), kwargs)
+
+
+class ModuleBuiltinMethod(VariableTracker):
+    """A method nn.Module itself defines (parameters(), children(), ...)."""
+
+    def __init__(self, module_vt: NNModuleVariable, name: str):
+        self.module_vt = module_vt
+        self.name = name
+
+    def call(self, tx, args, kwargs):
+        from capture.variables.iterators import ListIteratorVariable
+        from capture.variables.lists import TupleVariable
+        mv, name = self.module_vt, self.name
+        m = mv.module
+        if args or any(k not in ("recurse", "prefix", "remove_duplicate") for k in kwargs):
+            raise Unsupported(f"nn.Module.{name} with arguments")
+        kw = {k: v.as_python_constant() for k, v in kwargs.items()}
+        if name in ("parameters", "named_parameters", "buffers", "named_buffers"):
+            table = "_parameters" if "param" in name else "_buffers"
+            pairs = getattr(m, "named_" + name.replace("named_", ""))(**kw)
+            items = [(n, self._path(tx, n, table)) for n, _ in pairs]
+        elif name in ("children", "named_children"):
+            items = [(n, mv._member(tx, "_modules", n)) for n, _ in m.named_children()]
+        elif name in ("modules", "named_modules"):
+            items = [(n, self._path(tx, n, "_modules") if n else mv) for n, _ in m.named_modules(**kw)]
+        elif name == "__len__" and isinstance(m, CONTAINERS):
+            return ConstantVariable(len(m))
+        else:
+            raise Unsupported(f"nn.Module.{name}() inside a compiled function")
+        if name.startswith("named_"):
+            return ListIteratorVariable([TupleVariable([ConstantVariable(n), v]) for n, v in items])
+        return ListIteratorVariable([v for _, v in items])
+
+    def _path(self, tx, dotted: str, table: str):
+        from capture.variables.builder import wrap
+        module, source = self.module_vt.module, self.module_vt.source
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            module = module._modules[part]
+            source = ModuleMemberSource(source, "_modules", part) if source is not None else None
+        value = getattr(module, table)[leaf]
+        return wrap(tx, value, ModuleMemberSource(source, table, leaf) if source is not None else None)

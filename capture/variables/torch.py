@@ -1,0 +1,114 @@
+"""torch functions, torch.nn.functional and unbound Tensor methods.
+
+A call becomes one node of the FX graph whose output metadata comes from running
+the function on fake tensors. A few functions answer from metadata or global state
+alone (guarded) and fold to constants; a few have effects outside the graph and
+are refused.
+"""
+from __future__ import annotations
+
+import os
+import types
+
+import torch
+
+from capture.exc import Unsupported
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def _names(module, *names):
+    return {getattr(module, n) for n in names if hasattr(module, n)}
+
+
+# Functions whose effect reaches beyond their result: global state, I/O, autograd.
+DENY = _names(torch, "manual_seed", "seed", "initial_seed", "set_grad_enabled", "set_default_dtype",
+              "set_default_device", "set_default_tensor_type", "use_deterministic_algorithms",
+              "set_printoptions", "save", "load", "compile", "set_num_threads", "set_rng_state",
+              "get_rng_state", "set_float32_matmul_precision", "set_autocast_enabled", "set_anomaly_enabled",
+              "set_warn_always", "cond", "vmap")
+DENY |= _names(torch.random, "manual_seed", "seed", "set_rng_state", "get_rng_state", "fork_rng")
+DENY |= _names(torch._C, "_set_grad_enabled")
+DENY |= _names(torch.autograd, "grad", "backward")
+
+# Pure functions of metadata, constants or guarded global state: folded at trace time.
+CONSTANT_FUNCTIONS = _names(torch, "is_tensor", "is_floating_point", "is_complex", "numel", "is_grad_enabled",
+                            "is_inference_mode_enabled", "get_default_dtype", "is_autocast_enabled",
+                            "promote_types", "result_type", "can_cast", "is_storage", "are_deterministic_algorithms_enabled",
+                            "is_nonzero_dtype") \
+    | _names(torch.backends.mha, "get_fastpath_enabled") \
+    | _names(torch.jit, "is_scripting", "is_tracing") | _names(torch._C, "_get_tracing_state") \
+    | _names(torch.compiler, "is_compiling", "is_dynamo_compiling", "is_exporting") \
+    | _names(torch.overrides, "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic") \
+    | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic")
+
+
+def is_torch_callable(value) -> bool:
+    if isinstance(value, type) or not callable(value):
+        return False
+    module = getattr(value, "__module__", None) or ""
+    if module == "torch" or module.startswith("torch."):
+        return True
+    if getattr(value, "__objclass__", None) in (torch._C.TensorBase, torch.Tensor):
+        return True
+    owner = getattr(value, "__self__", None)
+    if isinstance(owner, types.ModuleType) and owner.__name__.startswith("torch"):
+        return True
+    code = getattr(value, "__code__", None)
+    return code is not None and code.co_filename.startswith(TORCH_DIR)
+
+
+class TorchFunctionVariable(VariableTracker):
+    def __init__(self, fn):
+        self.fn = fn
+
+    def python_type(self):
+        return type(self.fn)
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return self.fn
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        if name in ("__name__", "__qualname__", "__module__"):
+            return ConstantVariable(getattr(self.fn, name))
+        raise Unsupported(f"attribute {name} of {self.fn}")
+
+    def call(self, tx, args, kwargs):
+        fn = self.fn
+        name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+        if fn in DENY:
+            raise Unsupported(f"torch.{name} changes state outside the graph")
+        if fn in CONSTANT_FUNCTIONS:
+            return self._fold(tx, args, kwargs)
+        return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
+
+    def _fold(self, tx, args, kwargs):
+        from capture.variables.builder import wrap_constant_result
+        from capture.variables.tensor import TensorVariable
+
+        def value(vt):
+            if isinstance(vt, TensorVariable):
+                return vt.fake
+            if vt.is_python_constant():
+                return vt.as_python_constant()
+            if hasattr(vt, "items") and isinstance(vt.items, list):
+                return tuple(value(i) for i in vt.items)
+            raise Unsupported(f"argument {vt} of {self.fn}")
+        result = self.fn(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
+        if self.fn in _names(torch.overrides, "has_torch_function", "has_torch_function_unary",
+                             "has_torch_function_variadic") | _names(torch._C, "_has_torch_function",
+                                                                    "_has_torch_function_unary",
+                                                                    "_has_torch_function_variadic"):
+            result = False  # fake tensors are subclasses; the real inputs were guarded to be plain
+        return wrap_constant_result(result)
+
+    def __repr__(self):
+        return f"TorchFunctionVariable({getattr(self.fn, '__name__', self.fn)})"

@@ -1,0 +1,228 @@
+"""Classes and instances of user classes (incl. dataclasses and namedtuples)."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+
+import torch
+
+from capture.exc import MissingAttribute, Unsupported
+from capture.sources import AttrSource
+from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+from capture.variables.lists import is_namedtuple_type
+
+
+def inline_property(tx, prop: property, self_vt):
+    from capture.variables.functions import UserFunctionVariable
+    if prop.fget is None:
+        raise Unsupported("property without getter")
+    if getattr(prop.fget, "__code__", None) is None:
+        raise Unsupported(f"property implemented in C: {prop.fget}")
+    return UserFunctionVariable(prop.fget).call(tx, [self_vt], {})
+
+
+def class_member(tx, cls, name, self_vt, source):
+    """Look ``name`` up on ``cls`` the way attribute access on an instance would."""
+    from capture.variables.builder import wrap
+    from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+    attr = inspect.getattr_static(cls, name)
+    if isinstance(attr, staticmethod):
+        return wrap(tx, attr.__func__, None)
+    if isinstance(attr, classmethod):
+        return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(cls, None))
+    if isinstance(attr, property):
+        return inline_property(tx, attr, self_vt)
+    if isinstance(attr, types.FunctionType):
+        return UserMethodVariable(UserFunctionVariable(attr), self_vt)
+    if hasattr(attr, "__get__") and not isinstance(attr, (int, float, str, bool, type(None), tuple)):
+        raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}")
+    return wrap(tx, attr, source)
+
+
+def _plain_class(cls) -> bool:
+    return (type(cls) is type and cls.__new__ is object.__new__ and "__slots__" not in vars(cls)
+            and not issubclass(cls, (torch.nn.Module, BaseException, torch.Tensor))
+            and cls.__getattribute__ is object.__getattribute__)
+
+
+class ClassVariable(VariableTracker):
+    def __init__(self, cls: type, source=None):
+        self.cls = cls
+        self.source = source
+
+    def python_type(self):
+        return type(self.cls)
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return self.cls
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builder import wrap
+        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+        if name in ("__name__", "__qualname__", "__module__"):
+            return ConstantVariable(getattr(self.cls, name))
+        try:
+            attr = inspect.getattr_static(self.cls, name)
+        except AttributeError:
+            raise MissingAttribute(f"class {self.cls.__name__} has no attribute {name!r}") from None
+        if isinstance(attr, classmethod):
+            return UserMethodVariable(UserFunctionVariable(attr.__func__), self)
+        if isinstance(attr, staticmethod):
+            return wrap(tx, attr.__func__, None)
+        return wrap(tx, getattr(self.cls, name), AttrSource(self.source, name) if self.source is not None else None)
+
+    def call(self, tx, args, kwargs):
+        from capture.variables.builtin import BuiltinVariable, SUPPORTED, fold
+        from capture.variables.functions import UserFunctionVariable
+        from capture.variables.lists import TupleVariable
+        cls = self.cls
+        if cls in SUPPORTED:
+            return BuiltinVariable(cls).call(tx, args, kwargs)
+        if is_namedtuple_type(cls):
+            fields = list(cls._fields)
+            values = list(args) + [None] * (len(fields) - len(args))
+            for k, v in kwargs.items():
+                values[fields.index(k)] = v
+            for i, f in enumerate(fields):
+                if values[i] is None:
+                    if f not in cls._field_defaults:
+                        raise Unsupported(f"{cls.__name__}() missing field {f!r}")
+                    values[i] = ConstantVariable(cls._field_defaults[f])
+            return TupleVariable(values, tuple_type=cls)
+        if cls in (torch.Size, torch.device, torch.dtype, torch.finfo, torch.iinfo) or issubclass(cls, (int, float, str)):
+            if all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values()):
+                return fold(cls, args, kwargs)
+            if cls is torch.Size:
+                return TupleVariable(list(args[0].iter_items(tx)), tuple_type=torch.Size)
+            raise Unsupported(f"{cls.__name__}() of non-constants")
+        if _plain_class(cls):
+            obj = NewObjectVariable(cls)
+            init = inspect.getattr_static(cls, "__init__")
+            if init is not object.__init__:
+                if not isinstance(init, types.FunctionType):
+                    raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")
+                UserFunctionVariable(init).call(tx, [obj] + list(args), kwargs)
+            elif args or kwargs:
+                raise Unsupported(f"{cls.__name__}() takes no arguments")
+            return obj
+        raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")
+
+    def __repr__(self):
+        return f"ClassVariable({self.cls.__qualname__})"
+
+
+class UserObjectVariable(VariableTracker):
+    """An instance of a user class that existed before the frame."""
+
+    def __init__(self, value, source=None):
+        self.value = value
+        self.source = source
+
+    def python_type(self):
+        return type(self.value)
+
+    def truth(self, tx):
+        cls = type(self.value)
+        if hasattr(cls, "__bool__") or hasattr(cls, "__len__"):
+            raise Unsupported(f"truth value of {cls.__name__} (custom __bool__/__len__)")
+        return True
+
+    def var_getattr(self, tx, name):
+        from capture.variables.builder import wrap
+        cls = type(self.value)
+        if cls.__getattribute__ is not object.__getattribute__:
+            raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
+        if name == "__class__":
+            return ClassVariable(cls, None)
+        src = AttrSource(self.source, name) if self.source is not None else None
+        try:
+            static = inspect.getattr_static(cls, name)
+        except AttributeError:
+            static = None
+        is_data_descriptor = static is not None and hasattr(type(static), "__set__")
+        instance_dict = getattr(self.value, "__dict__", {})
+        if not is_data_descriptor and name in instance_dict:
+            return wrap(tx, instance_dict[name], src)
+        if static is not None:
+            if type(static).__name__ == "member_descriptor":
+                return wrap(tx, getattr(self.value, name), src)
+            return class_member(tx, cls, name, self, src)
+        if hasattr(cls, "__getattr__"):
+            raise Unsupported(f"custom __getattr__ on {cls.__name__}")
+        raise MissingAttribute(f"{cls.__name__!r} object has no attribute {name!r}")
+
+    def store_attr(self, tx, name, value):
+        raise Unsupported(f"setting attribute {name!r} on an object that existed before the frame (side effect)")
+
+    def call(self, tx, args, kwargs):
+        cls = type(self.value)
+        call = inspect.getattr_static(cls, "__call__", None)
+        if isinstance(call, types.FunctionType):
+            from capture.variables.functions import UserFunctionVariable
+            return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
+        raise Unsupported(f"calling a {cls.__name__} object")
+
+    def __repr__(self):
+        return f"UserObjectVariable({type(self.value).__name__})"
+
+
+class NewObjectVariable(VariableTracker):
+    """An instance of a user class created while tracing; its attributes are trackers."""
+
+    def __init__(self, cls: type):
+        self.cls = cls
+        self.attrs: dict = {}
+
+    def python_type(self):
+        return self.cls
+
+    def truth(self, tx):
+        if hasattr(self.cls, "__bool__") or hasattr(self.cls, "__len__"):
+            raise Unsupported(f"truth value of {self.cls.__name__} (custom __bool__/__len__)")
+        return True
+
+    def var_getattr(self, tx, name):
+        if name == "__class__":
+            return ClassVariable(self.cls, None)
+        try:
+            static = inspect.getattr_static(self.cls, name)
+        except AttributeError:
+            static = None
+        if name in self.attrs and not (static is not None and hasattr(type(static), "__set__")):
+            return self.attrs[name]
+        if static is not None:
+            return class_member(tx, self.cls, name, self, None)
+        if hasattr(self.cls, "__getattr__"):
+            raise Unsupported(f"custom __getattr__ on {self.cls.__name__}")
+        raise MissingAttribute(f"{self.cls.__name__!r} object has no attribute {name!r}")
+
+    def store_attr(self, tx, name, value):
+        static = inspect.getattr_static(self.cls, name, None)
+        if static is not None and hasattr(type(static), "__set__"):
+            raise Unsupported(f"assignment through descriptor {name!r}")
+        if self.cls.__setattr__ is not object.__setattr__ and not dataclasses.is_dataclass(self.cls):
+            raise Unsupported(f"custom __setattr__ on {self.cls.__name__}")
+        self.attrs[name] = value
+
+    def call(self, tx, args, kwargs):
+        call = inspect.getattr_static(self.cls, "__call__", None)
+        if isinstance(call, types.FunctionType):
+            from capture.variables.functions import UserFunctionVariable
+            return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
+        raise Unsupported(f"calling a {self.cls.__name__} object")
+
+    def reconstruct(self, cg):
+        from capture.frame_codegen import build_object
+        attrs = "{" + ", ".join(f"{k!r}: {cg.reconstruct(v)}" for k, v in self.attrs.items()) + "}"
+        return f"{cg.object_ref(build_object)}({cg.object_ref(self.cls)}, {attrs})"
+
+    def __repr__(self):
+        return f"NewObjectVariable({self.cls.__name__})"

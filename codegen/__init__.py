@@ -1,0 +1,1 @@
+"""The Triton code generator (lower, fuse, emit, compile, launch) — see DESIGN.md."""

@@ -1,0 +1,167 @@
+"""Compile the guards of one cache entry into a single generated check.
+
+The generated function is called as ``guard(__func, *frame_args)`` on every call of
+the frame, so it must be cheap: it binds each distinct source once (a longer source
+reuses the binding of its longest bound prefix), checks cheap kinds first and returns
+at the first failure. Its source is kept so reports can show exactly what runs.
+"""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import math
+import sys
+
+import torch
+
+from guards.guard import Guard, GuardKind
+
+# Helpers every guard function can call; bound once when the function is built so a
+# user's global named ``type`` or ``len`` cannot change what a guard means.
+HELPERS = {
+    "__type": type,
+    "__len": len,
+    "__tuple": tuple,
+    "__grad_enabled": torch.is_grad_enabled,
+    "__default_dtype": torch.get_default_dtype,
+    "__autocast_cpu": torch.is_autocast_cpu_enabled,
+    "__deterministic": torch.are_deterministic_algorithms_enabled,
+    "__capture_sys_modules": sys.modules,
+}
+
+
+@dataclasses.dataclass
+class GuardFunction:
+    fn: object
+    source: str
+    guards: list
+    arg_names: tuple
+    globals_dict: dict
+
+    def __call__(self, func, *args):
+        return self.fn(func, *args)
+
+    def first_failure(self, func, args) -> tuple[Guard, str] | None:
+        """Evaluate each guard alone; return the first failing one and why."""
+        env = dict(HELPERS)
+        env.update(zip(self.arg_names, args))
+        env["__func"] = func
+        env["__G"] = self.globals_dict
+        for guard in sorted(self.guards, key=_order):
+            if guard.kind == GuardKind.ABSENT:
+                if guard.expected in self.globals_dict:
+                    return guard, f"global {guard.expected!r} now defined, shadowing the builtin"
+                continue
+            try:
+                value = eval(guard.source_expr, {"__builtins__": builtins}, env)
+            except Exception as e:  # the value is gone: that is the failure
+                return guard, f"could not read {guard.source_name}: {type(e).__name__}: {e}"
+            reason = guard.failure(value)
+            if reason is not None:
+                return guard, reason
+        return None
+
+    def readable(self) -> list[str]:
+        return [g.describe() for g in sorted(self.guards, key=_order)]
+
+
+def _order(guard: Guard):
+    return (guard.kind, len(guard.source_expr), guard.source_expr)
+
+
+def dedupe(guards: list[Guard]) -> list[Guard]:
+    seen, out = set(), []
+    for g in guards:
+        key = (g.kind, g.source_expr, _hashable(g.expected))
+        if key not in seen:
+            seen.add(key)
+            out.append(g)
+    return out
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return (type(value), value)
+    except TypeError:
+        return ("id", id(value))
+
+
+class _Emitter:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.consts: list = []
+        self.bound: dict[str, str] = {}  # source expr -> local name
+
+    def const(self, value) -> str:
+        for i, c in enumerate(self.consts):
+            if c is value:
+                return f"__c{i}"
+        self.consts.append(value)
+        return f"__c{len(self.consts) - 1}"
+
+    def bind(self, expr: str) -> str:
+        """Local name holding ``expr``, binding it (via its longest bound prefix) if new."""
+        if expr in self.bound:
+            return self.bound[expr]
+        if expr.isidentifier():
+            return expr
+        rewritten = expr
+        for prefix in sorted(self.bound, key=len, reverse=True):
+            if expr.startswith(prefix) and expr[len(prefix)] in ".[":
+                rewritten = self.bound[prefix] + expr[len(prefix):]
+                break
+        name = f"__v{len(self.bound)}"
+        self.bound[expr] = name
+        self.lines.append(f"    {name} = {rewritten}")
+        return name
+
+    def check(self, cond: str, comment: str):
+        self.lines.append(f"    if not ({cond}):  # {comment}")
+        self.lines.append("        return False")
+
+
+def _condition(em: _Emitter, guard: Guard) -> str:
+    k, e = guard.kind, guard.expected
+    if k == GuardKind.GLOBAL_STATE:
+        return f"{guard.source_expr} == {em.const(e)}"
+    if k == GuardKind.ABSENT:
+        return f"{e!r} not in __G"
+    v = em.bind(guard.source_expr)
+    if k == GuardKind.IDENTITY:
+        return f"{v} is {em.const(e)}"
+    if k == GuardKind.TYPE:
+        return f"__type({v}) is {em.const(e)}"
+    if k == GuardKind.CONSTANT:
+        if e is None or e is True or e is False:
+            return f"{v} is {e}"
+        if isinstance(e, float) and math.isnan(e):
+            return f"__type({v}) is float and {v} != {v}"
+        return f"__type({v}) is {em.const(type(e))} and {v} == {em.const(e)}"
+    if k == GuardKind.LENGTH:
+        return f"__len({v}) == {e}"
+    if k == GuardKind.DICT_KEYS:
+        return f"__tuple({v}) == {em.const(tuple(e))}"
+    if k == GuardKind.TENSOR:
+        return (f"__type({v}) is {em.const(e.tensor_type)} and {v}.dtype is {em.const(e.dtype)}"
+                f" and {v}.device == {em.const(e.device)} and {v}.shape == {e.shape!r}"
+                f" and {v}.stride() == {e.stride!r} and {v}.requires_grad is {e.requires_grad}")
+    raise ValueError(f"unknown guard kind {k}")
+
+
+def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: dict,
+                         name: str = "guard") -> GuardFunction:
+    guards = dedupe(guards)
+    em = _Emitter()
+    for guard in sorted(guards, key=_order):
+        em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+    params = ", ".join(("__func",) + tuple(arg_names))
+    helper_names = list(HELPERS) + ["__G"] + [f"__c{i}" for i in range(len(em.consts))]
+    body = "\n".join(em.lines + ["    return True"])
+    source = (f"def __make_{name}({', '.join(helper_names)}):\n"
+              + "\n".join("    " + line for line in f"def {name}({params}):\n{body}".splitlines())
+              + f"\n    return {name}\n")
+    namespace: dict = {"__builtins__": builtins}
+    exec(compile(source, f"<capture guard {name}>", "exec"), namespace)
+    fn = namespace[f"__make_{name}"](*HELPERS.values(), globals_dict, *em.consts)
+    return GuardFunction(fn, source, guards, tuple(arg_names), globals_dict)

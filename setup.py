@@ -1,0 +1,12 @@
+"""Builds the C extension capture._C; all other metadata is in pyproject.toml."""
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "capture._C",
+            sources=["capture/_C/eval_frame.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
+        )
+    ]
+)
