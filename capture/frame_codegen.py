@@ -19,6 +19,14 @@ from capture.sources import RUNTIME
 from capture.variables.tensor import TensorVariable
 
 _counter = itertools.count()
+
+
+def _mutable_kinds():
+    from capture.variables.dicts import DictVariable
+    from capture.variables.lists import ListVariable
+    from capture.variables.sets import SetVariable
+    from capture.variables.user_object import NewObjectVariable
+    return (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 _LITERAL_REPR_TYPES = (int, str, bool, type(None), bytes)
 
 
@@ -29,12 +37,18 @@ def build_object(cls, attrs: dict):
     return obj
 
 
+_MUTABLE_KINDS = _mutable_kinds()
+
+
 class FrameCodegen:
     def __init__(self, f_globals: dict):
         self.f_globals = f_globals
         self.injected: dict[str, object] = {}
         self._ref_by_id: dict[int, str] = {}
         self.output_index: dict = {}  # fx.Node -> position in the graph's output tuple
+        self.prelude: list[str] = []  # statements run before the return (built containers)
+        self._memo: dict[int, str] = {}
+        self._building: set[int] = set()
 
     def object_ref(self, obj) -> str:
         name = self._ref_by_id.get(id(obj))
@@ -61,22 +75,38 @@ class FrameCodegen:
         return text
 
     def reconstruct(self, vt) -> str:
+        """Expression for ``vt``; a mutable container built here is bound to a temporary
+        once, so one object reached twice stays one object, as in eager."""
         if isinstance(vt, TensorVariable):
             if vt.node.op == "placeholder" and vt.source is not None:
                 return self.source_expr(vt.source)
             return f"__capture_out[{self.output_index[vt.node]}]"
-        return vt.reconstruct(self)
+        key = id(vt)
+        if key in self._memo:
+            return self._memo[key]
+        if key in self._building:
+            raise Unsupported("returning a container that contains itself")
+        self._building.add(key)
+        expr = vt.reconstruct(self)
+        self._building.discard(key)
+        if isinstance(vt, _MUTABLE_KINDS) and not expr.isidentifier():
+            name = f"__capture_tmp_{len(self.prelude)}"
+            self.prelude.append(f"{name} = {expr}")
+            expr = name
+        self._memo[key] = expr
+        return expr
 
     def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt) -> tuple[types.CodeType, str]:
         nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         arg_names = code.co_varnames[:nargs]
-        result_expr = self.reconstruct(return_vt)
         lines = []
         if code.co_freevars:
             lines.append(f"if False: ({', '.join(code.co_freevars)},)  # keep the original free variables")
         if graph_fn is not None:
             graph_name = self.object_ref(graph_fn)
             lines.append(f"__capture_out = {graph_name}({', '.join(input_exprs)})")
+        result_expr = self.reconstruct(return_vt)
+        lines.extend(self.prelude)
         lines.append(f"return {result_expr}")
         fn_name = code.co_name if code.co_name.isidentifier() else "__capture_frame"
         body = "\n".join("        " + line for line in lines)

@@ -99,7 +99,9 @@ class NNModuleVariable(VariableTracker):
             if vars(nn.Module).get(name) is attr:
                 return ModuleBuiltinMethod(self, name)
             return UserMethodVariable(UserFunctionVariable(attr), self)
-        return wrap(tx, getattr(m, name), AttrSource(self.source, name) if self.source is not None else None)
+        if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.FunctionType)):
+            raise Unsupported(f"descriptor {type(attr).__name__} for module attribute {name!r}")
+        return wrap(tx, attr, AttrSource(self.source, name) if self.source is not None else None)
 
     def store_attr(self, tx, name, value):
         raise Unsupported(f"setting attribute {name!r} on a module (side effect)")

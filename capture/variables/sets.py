@@ -55,4 +55,6 @@ class SetVariable(VariableTracker):
     def reconstruct(self, cg):
         if self.source is not None:
             return cg.source_expr(self.source)
-        return cg.constant_expr(set(self.values)) if self.values else "set()"
+        if not self.values:
+            return "set()"
+        return "{" + ", ".join(cg.constant_expr(v) for v in self.values) + "}"

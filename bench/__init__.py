@@ -1,0 +1,1 @@
+"""Benchmarks: eager vs capture vs torch.compile, measured in one run."""

@@ -1,0 +1,190 @@
+"""Compare a function compiled with capture against the same function run eagerly.
+
+``check(fn, *args, **kwargs)``:
+  1. runs ``fn`` eagerly on a deep copy of the inputs;
+  2. runs ``capture.compile(fn, backend=...)`` on another deep copy;
+  3. compares the outputs (same types, nested containers, tensors with
+     ``torch.testing.assert_close``, other values with ``==``), the identity of
+     returned input tensors (``out is x`` exactly when eager returns ``x``), and the
+     state of the inputs afterwards (in-place mutations);
+  4. calls both again on fresh random inputs of the same shapes/dtypes (the cache-hit
+     path of the compiled function) and compares again; with ``expect_entries`` set
+     it also checks how many cache entries the code object has (1 = no recompile);
+  5. with ``expect_graphs`` set, runs ``capture.explain`` and asserts the number of
+     graphs and that there was no graph break (``expect_breaks``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import torch
+
+import capture
+
+_MISSING = object()
+
+
+# ---------------------------------------------------------------- tree helpers
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def tree_map(fn, x):
+    """Map ``fn`` over the tensors of nested tuples/lists/dicts/namedtuples/dataclasses."""
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    if _is_namedtuple(x):
+        return type(x)(*[tree_map(fn, v) for v in x])
+    if isinstance(x, (tuple, list)):
+        return type(x)(tree_map(fn, v) for v in x)
+    if isinstance(x, dict):
+        return type(x)((k, tree_map(fn, v)) for k, v in x.items())
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(x, **{f.name: tree_map(fn, getattr(x, f.name))
+                                         for f in dataclasses.fields(x) if f.init})
+    return copy.deepcopy(x)
+
+
+def tree_leaves(x, path="out"):
+    """Yield (path, tensor) for each tensor leaf of a nested structure."""
+    if isinstance(x, torch.Tensor):
+        yield path, x
+    elif isinstance(x, (tuple, list)):
+        for i, v in enumerate(x):
+            yield from tree_leaves(v, f"{path}[{i}]")
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from tree_leaves(v, f"{path}[{k!r}]")
+    elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+        for f in dataclasses.fields(x):
+            yield from tree_leaves(getattr(x, f.name), f"{path}.{f.name}")
+
+
+def _fresh_tensor(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.bool:
+        out = torch.rand(t.shape) > 0.5
+    elif t.dtype.is_floating_point or t.dtype.is_complex:
+        out = torch.randn(t.shape, dtype=t.dtype)
+    else:
+        if t.numel() == 0:
+            out = torch.empty(t.shape, dtype=t.dtype)
+        else:
+            lo, hi = int(t.min()), int(t.max())
+            out = torch.randint(lo, hi + 1, t.shape, dtype=t.dtype)
+    out = out.to(t.device)
+    if t.requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def fresh_like(x):
+    """Same structure, new random tensors of the same shape/dtype/device."""
+    return tree_map(_fresh_tensor, x)
+
+
+def clone_inputs(args, kwargs):
+    # one deepcopy keeps aliasing between inputs (the same tensor passed twice)
+    return copy.deepcopy((args, kwargs))
+
+
+# ---------------------------------------------------------------- comparing
+
+def assert_same(actual, expected, path="out"):
+    """Compiled ``actual`` equals eager ``expected``: same types all the way down."""
+    assert type(actual) is type(expected), f"{path}: type {type(actual).__name__} != {type(expected).__name__}"
+    if isinstance(expected, torch.Tensor):
+        assert actual.shape == expected.shape, f"{path}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+        assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
+        assert actual.device == expected.device, f"{path}: device {actual.device} != {expected.device}"
+        assert actual.requires_grad == expected.requires_grad, f"{path}: requires_grad differs"
+        torch.testing.assert_close(actual, expected, equal_nan=True, msg=lambda m: f"{path}: {m}")
+    elif isinstance(expected, (tuple, list)):
+        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{path}[{i}]")
+    elif isinstance(expected, dict):
+        assert list(actual.keys()) == list(expected.keys()), f"{path}: keys {list(actual)} != {list(expected)}"
+        for k in expected:
+            assert_same(actual[k], expected[k], f"{path}[{k!r}]")
+    elif dataclasses.is_dataclass(expected) and not isinstance(expected, type):
+        for f in dataclasses.fields(expected):
+            assert_same(getattr(actual, f.name), getattr(expected, f.name), f"{path}.{f.name}")
+    elif isinstance(expected, (set, frozenset)):
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+    elif isinstance(expected, float) and math.isnan(expected):
+        assert math.isnan(actual), f"{path}: {actual!r} is not nan"
+    elif isinstance(expected, torch.nn.Module) or callable(expected):
+        assert actual is expected or actual == expected, f"{path}: {actual!r} != {expected!r}"
+    elif hasattr(expected, "__dict__") and not isinstance(expected, type):
+        assert_same(vars(actual), vars(expected), f"{path}.__dict__")
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def assert_same_aliasing(c_out, c_inputs, e_out, e_inputs):
+    """An output is an input tensor object in the compiled run exactly when it is in eager."""
+    e_in = {id(t): p for p, t in tree_leaves(e_inputs, "in")}
+    c_in = {id(t): p for p, t in tree_leaves(c_inputs, "in")}
+    e_leaves = list(tree_leaves(e_out))
+    c_leaves = list(tree_leaves(c_out))
+    assert [p for p, _ in c_leaves] == [p for p, _ in e_leaves]
+    for (path, ct), (_, et) in zip(c_leaves, e_leaves):
+        assert c_in.get(id(ct)) == e_in.get(id(et)), (
+            f"{path}: eager returns input {e_in.get(id(et))}, compiled returns input {c_in.get(id(ct))}")
+    # two outputs are the same object in compiled iff they are in eager
+    e_ids = [id(t) for _, t in e_leaves]
+    c_ids = [id(t) for _, t in c_leaves]
+    for i in range(len(e_ids)):
+        for j in range(i + 1, len(e_ids)):
+            assert (e_ids[i] == e_ids[j]) == (c_ids[i] == c_ids[j]), (
+                f"{e_leaves[i][0]} and {e_leaves[j][0]}: aliasing differs from eager")
+
+
+def _cache_entries(fn):
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return None
+    entries = capture._C.get_cache(code)
+    return 0 if entries is None else len(entries)
+
+
+def run_both(fn, compiled, args, kwargs):
+    e_args, e_kwargs = clone_inputs(args, kwargs)
+    c_args, c_kwargs = clone_inputs(args, kwargs)
+    e_out = fn(*e_args, **e_kwargs)
+    c_out = compiled(*c_args, **c_kwargs)
+    assert_same(c_out, e_out)
+    assert_same_aliasing(c_out, (c_args, c_kwargs), e_out, (e_args, e_kwargs))
+    assert_same((c_args, c_kwargs), (e_args, e_kwargs), "inputs after the call")
+    return c_out, e_out
+
+
+def check(fn, *args, backend="eager", expect_graphs=1, expect_breaks=0, expect_entries=1,
+          fresh=True, fresh_args=None, **kwargs):
+    """Compile ``fn`` with capture and compare it against eager; see the module docstring.
+
+    ``expect_graphs=None`` skips the explain check; ``expect_entries=None`` skips the
+    cache-entry count; ``fresh_args`` (a tuple) replaces the random fresh inputs.
+    Returns the compiled function.
+    """
+    compiled = capture.compile(fn, backend=backend)
+    run_both(fn, compiled, args, kwargs)
+    if fresh:
+        if fresh_args is not None:
+            f_args, f_kwargs = fresh_args, kwargs
+        else:
+            f_args, f_kwargs = fresh_like(args), fresh_like(kwargs)
+        run_both(fn, compiled, f_args, f_kwargs)
+        if expect_entries is not None and _cache_entries(fn) is not None:
+            n = _cache_entries(fn)
+            assert n == expect_entries, f"{n} cache entries after a call with fresh inputs (expected {expect_entries})"
+    if expect_graphs is not None:
+        e_args, e_kwargs = clone_inputs(args, kwargs)
+        ex = capture.explain(fn)(*e_args, **e_kwargs)
+        reasons = "; ".join(str(r) for r in ex.break_reasons)
+        assert ex.graph_break_count == expect_breaks, f"graph breaks: {ex.graph_break_count}: {reasons}"
+        assert ex.graph_count == expect_graphs, f"graph_count {ex.graph_count} != {expect_graphs} ({reasons})"
+    return compiled
