@@ -24,8 +24,11 @@ from capture.exc import BreakReason, Unsupported
 from capture.frame_codegen import FrameCodegen
 from capture.sources import ClosureSource, LocalSource
 from capture.symbolic.output_graph import OutputGraph
-from capture.symbolic.translator import InstructionTranslator, code_location
+from capture import resume
+from capture.resume import dis_instructions, why_not_resumable
+from capture.symbolic.translator import BreakHere, InstructionTranslator, code_location
 from capture.variables.builder import wrap
+from capture.variables.base import VariableTracker
 from capture.variables.cells import CellBox
 from capture.variables.tensor import TensorVariable
 from guards import build_guard_function
@@ -159,17 +162,31 @@ class FrameCompiler:
 
     def _compile(self, func, args, record) -> CacheEntry:
         code = func.__code__
-        output = OutputGraph(code, func.__globals__)
         arg_names = code.co_varnames[:_num_args(code)]
+        output = None
+        break_at = None
         try:
-            entry = self._trace(func, args, output)
-        except Unsupported as e:
-            where = e.where or code_location(code, code.co_firstlineno)
-            reason = BreakReason(e.reason, where)
-            if self.fullgraph:
-                raise Unsupported(e.reason, where) from None
-            self._note_break(reason)
-            entry = self._eager_entry(code, output, arg_names, func, reason)
+            for _ in range(3):
+                output = OutputGraph(code, func.__globals__)
+                try:
+                    entry = self._trace(func, args, output, break_at)
+                    break
+                except Unsupported as e:
+                    where = e.where or code_location(code, code.co_firstlineno)
+                    if self.fullgraph:
+                        raise Unsupported(e.reason, where) from None
+                    why_not = self._why_not_resume(code, e, break_at)
+                    if why_not is not None:
+                        reason = BreakReason(e.reason if break_at is None else f"{e.reason} ({why_not})", where)
+                        self._note_break(reason)
+                        entry = self._eager_entry(code, output, arg_names, func, reason)
+                        break
+                    self._pending_reason = BreakReason(e.reason, where)
+                    break_at = e.root_index
+            else:
+                raise Unsupported("graph break could not be placed")
+        except Unsupported:
+            raise
         except Exception as e:  # our bug: the user's frame must still run
             where = code_location(code, code.co_firstlineno)
             reason = BreakReason(f"internal error in capture: {type(e).__name__}: {e}", where)
@@ -177,11 +194,19 @@ class FrameCompiler:
             if self.fullgraph:
                 raise Unsupported(reason.reason, where) from e
             self._note_break(reason)
-            entry = self._eager_entry(code, output, arg_names, func, reason)
+            entry = self._eager_entry(code, output or OutputGraph(code, func.__globals__), arg_names, func, reason)
         log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
         if config.debug_dir:
             _dump(code, entry)
         return entry
+
+    def _why_not_resume(self, code, error: Unsupported, previous_break) -> str | None:
+        if error.root_index is None:
+            return "no resume point"
+        if previous_break is not None:
+            return "the break could not be resumed"
+        inst = dis_instructions(code)[error.root_index]
+        return why_not_resumable(code, inst)
 
     def _note_break(self, reason: BreakReason):
         log_breaks.debug("graph break: %s", reason)
@@ -191,22 +216,28 @@ class FrameCompiler:
     def _eager_entry(self, code, output, arg_names, func, reason) -> CacheEntry:
         # The trace is deterministic given the guarded values, so under the guards
         # collected up to the failure it would fail the same way again.
-        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=f"guard_{code.co_name}"
-                                     if code.co_name.isidentifier() else "guard")
+        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         return CacheEntry(guard, code.replace(), "eager", reason=reason)
 
-    def _trace(self, func, args, output: OutputGraph) -> CacheEntry:
+    def _trace(self, func, args, output: OutputGraph, break_at=None) -> CacheEntry:
         code = func.__code__
         arg_names = code.co_varnames[:_num_args(code)]
         tx = InstructionTranslator(code, func.__globals__, output, {}, {})
+        tx.break_at = break_at
         for name, value in zip(arg_names, args):
             tx.symbolic_locals[name] = wrap(tx, value, LocalSource(name))
         for i, name in enumerate(code.co_freevars):
             tx.cells[name] = CellBox(real_cell=func.__closure__[i], source=ClosureSource(name, i))
-        return_vt = tx.run()
-        tensors = _collect_tensors(return_vt)
-        gm, out_nodes = output.finish(tensors)
         cg = FrameCodegen(func.__globals__)
+        try:
+            return_vt = tx.run()
+            tail = None
+            needed = [return_vt]
+        except BreakHere as b:
+            tail = self._break_tail(tx, code, b.inst, cg)
+            needed = tail.values
+        tensors = _collect_tensors(needed)
+        gm, out_nodes = output.finish(tensors)
         cg.output_index = {node: i for i, node in enumerate(out_nodes)}
         graph_fn = None
         if output.has_ops() or out_nodes:
@@ -219,18 +250,61 @@ class FrameCompiler:
             if self.recorder is not None:
                 self.recorder.graphs.append(gm)
         input_exprs = [cg.source_expr(i.source) for i in output.inputs]
-        new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt)
-        guard = build_guard_function(output.guards, arg_names, func.__globals__,
-                                     name=f"guard_{code.co_name}" if code.co_name.isidentifier() else "guard")
+        if tail is None:
+            new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt)
+        else:
+            new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail)
+            self._note_break(self._pending_reason)
+        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         cg.install()
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:
             self.recorder.guards.extend(guard.readable())
         return CacheEntry(guard, new_code, "graph", graph=gm, source=source)
 
+    def _break_tail(self, tx, code, inst, cg) -> "BreakTail":
+        """What the rewritten frame does at the break: hand stack and locals to a bridge."""
+        from capture.variables.base import NullVariable
+        stack_kinds, values = [], []
+        for vt in tx.stack:
+            if isinstance(vt, NullVariable):
+                stack_kinds.append(resume.NULL)
+            else:
+                stack_kinds.append(resume.VALUE)
+                values.append(vt)
+        local_names = []
+        for name in code.co_varnames + code.co_cellvars:
+            if name in local_names or name.startswith(("__stack", "__post")):
+                continue  # our own hand-over slots: dead once the prologue has run
+            if name in code.co_cellvars:
+                box = tx.cells.get(name)
+                if box is not None and box.value is not None:
+                    local_names.append(name)
+                    values.append(box.value)
+            elif name in tx.symbolic_locals:
+                local_names.append(name)
+                values.append(tx.symbolic_locals[name])
+        layout = resume.Layout(tuple(stack_kinds), tuple(local_names))
+        next_offset = tx.instructions[tx.ip + 1].offset if tx.ip + 1 < len(tx.instructions) else None
+        if next_offset is None:
+            raise Unsupported("break at the last instruction")
+        bridge = resume.bridge_code(code, inst, layout, next_offset)
+        return BreakTail(bridge, values, bool(code.co_freevars))
 
-def _collect_tensors(vt) -> list:
-    """Tensors the rewritten frame needs from the graph to rebuild ``vt``."""
+
+@dataclasses.dataclass
+class BreakTail:
+    bridge: types.CodeType
+    values: list  # stack values (bottom first, NULLs left out) then locals, as trackers
+    needs_closure: bool
+
+
+def _guard_name(code) -> str:
+    return f"guard_{code.co_name}" if code.co_name.isidentifier() else "guard"
+
+
+def _collect_tensors(vts: list) -> list:
+    """Tensors the rewritten frame needs from the graph to rebuild ``vts``."""
     found, seen = [], set()
 
     def visit(v):
@@ -240,15 +314,18 @@ def _collect_tensors(vt) -> list:
         if isinstance(v, TensorVariable):
             found.append(v)
             return
-        for attr in ("items", "attrs"):
+        for attr in ("items", "attrs", "self_vt", "tensor", "obj", "module_vt"):
             inner = getattr(v, attr, None)
-            if isinstance(inner, list):
+            if isinstance(inner, VariableTracker):
+                visit(inner)
+            elif isinstance(inner, list):
                 for i in inner:
                     visit(i)
             elif isinstance(inner, dict):
                 for i in inner.values():
                     visit(i)
-    visit(vt)
+    for vt in vts:
+        visit(vt)
     return found
 
 

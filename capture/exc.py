@@ -14,6 +14,7 @@ class Unsupported(Exception):
     def __init__(self, reason: str, where: str | None = None):
         self.reason = reason
         self.where = where
+        self.root_index = None  # instruction index in the compiled frame where it surfaced
         super().__init__(self._text())
 
     def _text(self) -> str:

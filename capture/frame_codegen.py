@@ -96,7 +96,8 @@ class FrameCodegen:
         self._memo[key] = expr
         return expr
 
-    def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt) -> tuple[types.CodeType, str]:
+    def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt,
+                 tail=None) -> tuple[types.CodeType, str]:
         nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         arg_names = code.co_varnames[:nargs]
         lines = []
@@ -105,7 +106,10 @@ class FrameCodegen:
         if graph_fn is not None:
             graph_name = self.object_ref(graph_fn)
             lines.append(f"__capture_out = {graph_name}({', '.join(input_exprs)})")
-        result_expr = self.reconstruct(return_vt)
+        if tail is None:
+            result_expr = self.reconstruct(return_vt)
+        else:
+            result_expr = self._bridge_call(code, tail)
         lines.extend(self.prelude)
         lines.append(f"return {result_expr}")
         fn_name = code.co_name if code.co_name.isidentifier() else "__capture_frame"
@@ -122,6 +126,17 @@ class FrameCodegen:
             raise Unsupported("could not reproduce the closure layout of the frame")
         new_code = new_code.replace(co_name=code.co_name, co_qualname=code.co_qualname)
         return new_code, source
+
+    def _bridge_call(self, code, tail) -> str:
+        """Call the bridge that runs the unsupported instruction and resumes after it."""
+        from capture.resume import make_function
+        args = ", ".join(self.reconstruct(v) for v in tail.values)
+        if tail.needs_closure:
+            cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__"
+            fn = f"{self.object_ref(make_function)}({self.object_ref(tail.bridge)}, {self.object_ref(self.f_globals)}, {cells})"
+        else:
+            fn = self.object_ref(make_function(tail.bridge, self.f_globals, None))
+        return f"{fn}({args})"
 
     def install(self):
         """Store the objects the generated code refers to in the frame's globals."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import math
 import sys
 
@@ -24,7 +25,7 @@ HELPERS = {
     "__tuple": tuple,
     "__grad_enabled": torch.is_grad_enabled,
     "__default_dtype": torch.get_default_dtype,
-    "__autocast_cpu": torch.is_autocast_cpu_enabled,
+    "__autocast_cpu": functools.partial(torch.is_autocast_enabled, "cpu"),
     "__deterministic": torch.are_deterministic_algorithms_enabled,
     "__capture_sys_modules": sys.modules,
 }

@@ -55,8 +55,8 @@ class OutputGraph:
                                  torch.is_grad_enabled()))
         self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_default_dtype()", "__default_dtype()",
                                  torch.get_default_dtype()))
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_cpu_enabled()", "__autocast_cpu()",
-                                 torch.is_autocast_cpu_enabled()))
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_enabled('cpu')", "__autocast_cpu()",
+                                 torch.is_autocast_enabled("cpu")))
 
     def add_guard(self, tx, kind: GuardKind, source, expected):
         from capture.sources import GUARD

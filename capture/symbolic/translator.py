@@ -27,6 +27,13 @@ class _Return(Exception):
         self.value = value
 
 
+class BreakHere(Exception):
+    """The root frame reached the instruction chosen for a graph break."""
+
+    def __init__(self, inst):
+        self.inst = inst
+
+
 @dataclasses.dataclass
 class FrameResult:
     return_value: VariableTracker
@@ -57,6 +64,7 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
         self.instructions = list(dis.get_instructions(code))
         self.index_of_offset = {inst.offset: i for i, inst in enumerate(self.instructions)}
         self.ip = 0
+        self.break_at: int | None = None  # instruction index to stop at (root frame only)
         self.current: dis.Instruction | None = None
         if self.depth > config.max_inline_depth:
             raise Unsupported(f"inlining deeper than {config.max_inline_depth} calls (recursion?)")
@@ -97,16 +105,21 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
         """Interpret until RETURN_VALUE; return what it returned."""
         try:
             while True:
-                inst = self.instructions[self.ip]
+                index = self.ip
+                inst = self.instructions[index]
                 self.current = inst
+                if index == self.break_at:
+                    raise BreakHere(inst)
                 self.ip += 1
                 self.output.count_instruction()
                 handler = getattr(self, inst.opname, None)
-                if handler is None:
-                    raise Unsupported(f"opcode {inst.opname} is not supported yet")
                 try:
+                    if handler is None:
+                        raise Unsupported(f"opcode {inst.opname} is not supported yet")
                     handler(inst)
                 except Unsupported as e:
+                    if self.parent is None and e.root_index is None:
+                        e.root_index = index
                     raise e.located(self.location())
         except _Return as r:
             return r.value

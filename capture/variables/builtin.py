@@ -87,6 +87,9 @@ class BuiltinVariable(VariableTracker):
             return ConstantVariable(self.fn.__name__)
         raise Unsupported(f"attribute {name} of builtin {self.fn}")
 
+    def reconstruct(self, cg):
+        return cg.object_ref(self.fn)
+
     def __repr__(self):
         return f"BuiltinVariable({getattr(self.fn, '__name__', self.fn)})"
 
@@ -553,6 +556,9 @@ class BoundMethodOf(VariableTracker):
 
     def call(self, tx, args, kwargs):
         return self.obj.call_method(tx, self.name, args, kwargs)
+
+    def reconstruct(self, cg):
+        return f"{cg.reconstruct(self.obj)}.{self.name}"
 
     def __repr__(self):
         return f"BoundMethodOf({self.obj!r}.{self.name})"

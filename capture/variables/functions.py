@@ -114,6 +114,9 @@ class UserFunctionVariable(VariableTracker):
                                   source=ClosureCellSource(src, i, name) if src else None)
         return inline_code(tx, fn.__code__, fn.__globals__, bound, cells, fn.__qualname__)
 
+    def reconstruct(self, cg):
+        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.fn)
+
     def __repr__(self):
         return f"UserFunctionVariable({self.fn.__qualname__})"
 
@@ -178,6 +181,10 @@ class UserMethodVariable(VariableTracker):
 
     def call(self, tx, args, kwargs):
         return self.func.call(tx, [self.self_vt] + list(args), kwargs)
+
+    def reconstruct(self, cg):
+        import types as _types
+        return f"{cg.object_ref(_types.MethodType)}({cg.reconstruct(self.func)}, {cg.reconstruct(self.self_vt)})"
 
     def __repr__(self):
         return f"UserMethodVariable({self.func!r}, {self.self_vt!r})"

@@ -29,7 +29,8 @@ class ListIteratorVariable(VariableTracker):
         return True
 
     def reconstruct(self, cg):
-        raise Unsupported("returning an iterator from a compiled function")
+        rest = [cg.reconstruct(i) for i in self.items[self.index:]]
+        return "iter((" + "".join(r + ", " for r in rest) + "))"
 
     def __repr__(self):
         return f"ListIteratorVariable({len(self.items) - self.index} left)"

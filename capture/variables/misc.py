@@ -34,6 +34,9 @@ class PythonModuleVariable(VariableTracker):
         value = getattr(self.module, name)
         return wrap(tx, value, AttrSource(self.source, name) if self.source is not None else None)
 
+    def reconstruct(self, cg):
+        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.module)
+
     def __repr__(self):
         return f"PythonModuleVariable({self.module.__name__})"
 

@@ -57,7 +57,7 @@ class NNModuleVariable(VariableTracker):
 
     def truth(self, tx):
         if isinstance(self.module, CONTAINERS):
-            return len(self.module) > 0
+            return self.call_method(tx, "__len__", [], {}).value > 0
         return True
 
     def __repr__(self):
@@ -107,7 +107,14 @@ class NNModuleVariable(VariableTracker):
         raise Unsupported(f"setting attribute {name!r} on a module (side effect)")
 
     # ---- containers ----
+    def _guard_members(self, tx, table: str):
+        """Iterating, indexing or len() of a container depends on its member names."""
+        if self.source is not None:
+            tx.output.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(self.source, table),
+                                tuple(getattr(self.module, table)))
+
     def _children(self, tx) -> list:
+        self._guard_members(tx, "_modules")
         return [self._member(tx, "_modules", k) for k in self.module._modules]
 
     def iter_items(self, tx):
@@ -115,10 +122,13 @@ class NNModuleVariable(VariableTracker):
         if isinstance(m, (nn.Sequential, nn.ModuleList)):
             return self._children(tx)
         if isinstance(m, nn.ModuleDict):
+            self._guard_members(tx, "_modules")
             return [ConstantVariable(k) for k in m._modules]
         if isinstance(m, nn.ParameterList):
+            self._guard_members(tx, "_parameters")
             return [self._member(tx, "_parameters", k) for k in m._parameters]
         if isinstance(m, nn.ParameterDict):
+            self._guard_members(tx, "_parameters")
             return [ConstantVariable(k) for k in m._parameters]
         raise Unsupported(f"iteration over {type(m).__name__}")
 
@@ -128,6 +138,7 @@ class NNModuleVariable(VariableTracker):
         k = key.as_python_constant()
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ParameterList)):
             table = "_parameters" if isinstance(m, nn.ParameterList) else "_modules"
+            self._guard_members(tx, table)
             keys = list(getattr(m, table))
             if isinstance(k, slice):
                 return ListVariable([self._member(tx, table, name) for name in keys[k]])
@@ -144,12 +155,14 @@ class NNModuleVariable(VariableTracker):
 
     def contains(self, tx, item):
         if isinstance(self.module, (nn.ModuleDict, nn.ParameterDict)):
+            self._guard_members(tx, "_parameters" if isinstance(self.module, nn.ParameterDict) else "_modules")
             return item.as_python_constant() in self.module
         raise Unsupported(f"'in' on {type(self.module).__name__}")
 
     def call_method(self, tx, name, args, kwargs):
         m = self.module
         if name == "__len__" and isinstance(m, CONTAINERS):
+            self._guard_members(tx, "_parameters" if isinstance(m, (nn.ParameterList, nn.ParameterDict)) else "_modules")
             return ConstantVariable(len(m))
         if name == "__getitem__" and isinstance(m, CONTAINERS):
             return self.getitem(tx, args[0])
@@ -182,6 +195,9 @@ class ModuleBuiltinMethod(VariableTracker):
     def __init__(self, module_vt: NNModuleVariable, name: str):
         self.module_vt = module_vt
         self.name = name
+
+    def reconstruct(self, cg):
+        return f"{cg.reconstruct(self.module_vt)}.{self.name}"
 
     def call(self, tx, args, kwargs):
         from capture.variables.iterators import ListIteratorVariable

@@ -99,5 +99,9 @@ class TensorMethodVariable(VariableTracker):
     def call(self, tx, args, kwargs):
         return self.tensor.call_method(tx, self.name, args, kwargs)
 
+    def reconstruct(self, cg):
+        return f"{cg.reconstruct(self.tensor)}.{self.name}"
+
     def __repr__(self):
         return f"TensorMethodVariable({self.name})"
+

@@ -110,5 +110,8 @@ class TorchFunctionVariable(VariableTracker):
             result = False  # fake tensors are subclasses; the real inputs were guarded to be plain
         return wrap_constant_result(result)
 
+    def reconstruct(self, cg):
+        return cg.object_ref(self.fn)
+
     def __repr__(self):
         return f"TorchFunctionVariable({getattr(self.fn, '__name__', self.fn)})"

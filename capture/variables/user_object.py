@@ -115,6 +115,9 @@ class ClassVariable(VariableTracker):
             return obj
         raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")
 
+    def reconstruct(self, cg):
+        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.cls)
+
     def __repr__(self):
         return f"ClassVariable({self.cls.__qualname__})"
 

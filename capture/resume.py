@@ -1,0 +1,235 @@
+"""Bytecode for graph breaks: resume functions and bridges.
+
+At a break the rewritten frame runs the graph captured so far, rebuilds the stack
+and live locals, and calls a *bridge*: a small code object that runs the one
+instruction we could not trace, natively, and then calls a *resume function*: the
+rest of the original code from the following instruction, taking the stack and
+the live locals as arguments. The hook captures resume functions like any other
+frame (they keep the user's file name); bridges are marked to run as they are.
+
+Stack slots holding the NULL that CPython 3.11 keeps under some callables cannot be
+passed as arguments; such slots are listed in ``layout`` and pushed back with
+PUSH_NULL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import dis
+import types
+
+from bytecode import Bytecode, CellVar, FreeVar, Instr, Label
+
+from capture import _C
+
+VALUE, NULL = "value", "null"
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+_PROLOGUE_OPS = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME", "NOP"}
+_cache: dict = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The stack (bottom first: VALUE or NULL per slot) and the locals handed over."""
+
+    stack: tuple
+    local_names: tuple
+
+    def stack_args(self) -> list[str]:
+        return [f"__stack{i}" for i, kind in enumerate(self.stack) if kind == VALUE]
+
+    def arg_names(self) -> list[str]:
+        return self.stack_args() + list(self.local_names)
+
+
+def dis_instructions(code) -> list:
+    """dis instructions aligned one-to-one with ``bytecode``'s abstract Instr list."""
+    return [i for i in dis.get_instructions(code) if i.opname not in ("EXTENDED_ARG", "CACHE")]
+
+
+def _body_with_label(code, offset: int) -> tuple[Bytecode, list, Label, Instr]:
+    bc = Bytecode.from_code(code)
+    index = [i.offset for i in dis_instructions(code)].index(offset)
+    label = Label()
+    body, k, target = [], 0, None
+    for item in bc:
+        if isinstance(item, Instr):
+            if k == index:
+                body.append(label)
+                target = item
+            k += 1
+        body.append(item)
+    while body and isinstance(body[0], Instr) and body[0].name in _PROLOGUE_OPS:
+        first = body.pop(0)
+        if first.name == "RESUME":
+            break
+    return bc, body, label, target
+
+
+def _new_bytecode(bc: Bytecode, name: str, layout: Layout) -> Bytecode:
+    new = Bytecode()
+    new.name = name
+    new.qualname = name
+    new.filename = bc.filename
+    new.first_lineno = bc.first_lineno
+    new.cellvars = list(bc.cellvars)
+    new.freevars = list(bc.freevars)
+    new.flags = bc.flags & ~(_CO_VARARGS | _CO_VARKEYWORDS)
+    new.argnames = layout.arg_names()
+    new.argcount = len(new.argnames)
+    new.posonlyargcount = 0
+    new.kwonlyargcount = 0
+    return new
+
+
+def _prologue(bc: Bytecode, layout: Layout) -> list:
+    out = [Instr("MAKE_CELL", CellVar(n)) for n in bc.cellvars]
+    if bc.freevars:
+        out.append(Instr("COPY_FREE_VARS", len(bc.freevars)))
+    out.append(Instr("RESUME", 0))
+    for i, kind in enumerate(layout.stack):
+        out.append(Instr("LOAD_FAST", f"__stack{i}") if kind == VALUE else Instr("PUSH_NULL"))
+    return out
+
+
+def resume_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
+    """The original code continuing at ``offset`` with ``layout``'s stack and locals."""
+    key = ("resume", code, offset, layout)
+    if key not in _cache:
+        bc, body, label, _ = _body_with_label(code, offset)
+        new = _new_bytecode(bc, f"__resume_{code.co_name.strip('<>')}_at_{offset}", layout)
+        new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
+        _cache[key] = new.to_code()
+    return _cache[key]
+
+
+def _call_resume(bc: Bytecode, code, offset: int, layout: Layout) -> list:
+    """Instructions that pass the current stack and locals to the resume function at
+    ``offset`` and return its result."""
+    target = resume_code(code, offset, layout)
+    out = []
+    temps = []
+    for i in reversed(range(len(layout.stack))):
+        if layout.stack[i] == VALUE:
+            out.append(Instr("STORE_FAST", f"__post{i}"))
+            temps.insert(0, f"__post{i}")
+        else:
+            # POP_TOP would decref the NULL; storing it into a scratch local is safe.
+            out.append(Instr("STORE_FAST", "__null_sink"))
+    out.append(Instr("PUSH_NULL"))
+    if bc.freevars:
+        out += [Instr("LOAD_CLOSURE", FreeVar(n)) for n in bc.freevars]
+        out.append(Instr("BUILD_TUPLE", len(bc.freevars)))
+    out.append(Instr("LOAD_CONST", target))
+    out.append(Instr("MAKE_FUNCTION", 0x08 if bc.freevars else 0))
+    out += [Instr("LOAD_FAST", t) for t in temps]
+    for name in layout.local_names:
+        out.append(Instr("LOAD_DEREF", CellVar(name)) if name in bc.cellvars else Instr("LOAD_FAST", name))
+    n = len(temps) + len(layout.local_names)
+    out += [Instr("PRECALL", n), Instr("CALL", n), Instr("RETURN_VALUE")]
+    return out
+
+
+def _locals_after(inst: dis.Instruction, names: tuple) -> tuple:
+    if inst.opname in ("STORE_FAST", "STORE_DEREF") and inst.argval not in names:
+        return names + (inst.argval,)
+    if inst.opname in ("DELETE_FAST", "DELETE_DEREF"):
+        return tuple(n for n in names if n != inst.argval)
+    return names
+
+
+def _stack_after(layout_stack: tuple, inst: dis.Instruction, jump: bool) -> tuple:
+    """Slot kinds after ``inst`` runs (only CALL-related opcodes touch NULL slots)."""
+    op, arg = inst.opname, inst.arg
+    if op == "CALL":
+        return layout_stack[:len(layout_stack) - (arg + 2)] + (VALUE,)
+    if op == "CALL_FUNCTION_EX":
+        return layout_stack[:len(layout_stack) - (3 + (arg & 1))] + (VALUE,)
+    if op == "LOAD_GLOBAL":
+        return layout_stack + ((NULL, VALUE) if arg & 1 else (VALUE,))
+    if op == "PUSH_NULL":
+        return layout_stack + (NULL,)
+    effect = dis.stack_effect(inst.opcode, arg if inst.opcode >= dis.HAVE_ARGUMENT else None, jump=jump)
+    if effect <= 0:
+        return layout_stack[:len(layout_stack) + effect]
+    return layout_stack + (VALUE,) * effect
+
+
+# Opcodes whose effect on NULL slots cannot be known before they run.
+NOT_BRIDGEABLE = {"LOAD_METHOD", "RETURN_VALUE", "YIELD_VALUE", "RETURN_GENERATOR", "SEND", "RERAISE",
+                  "PUSH_EXC_INFO", "POP_EXCEPT", "CHECK_EXC_MATCH", "BEFORE_WITH", "SETUP_ANNOTATIONS",
+                  "KW_NAMES", "PRECALL", "COPY_FREE_VARS", "MAKE_CELL", "RESUME", "LOAD_CLOSURE"}
+
+
+def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, next_offset: int) -> types.CodeType:
+    """Code running ``inst`` natively on the handed-over stack, then the resume
+    function(s) after it (both targets for a conditional jump)."""
+    key = ("bridge", code, inst.offset, layout)
+    if key not in _cache:
+        bc, _, _, original = _body_with_label(code, inst.offset)
+        new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
+        locals_after = _locals_after(inst, layout.local_names)
+        instrs = _prologue(bc, layout)
+        is_jump = isinstance(original.arg, Label)
+        taken = Label()
+        instrs.append(Instr(original.name, taken if is_jump else original.arg, location=original.location))
+        instrs += _call_resume(bc, code, next_offset, Layout(_stack_after(layout.stack, inst, False), locals_after))
+        if is_jump:
+            instrs.append(taken)
+            instrs += _call_resume(bc, code, inst.argval, Layout(_stack_after(layout.stack, inst, True), locals_after))
+        new.extend(instrs)
+        bridge = new.to_code()
+        _C.set_skip(bridge)
+        _cache[key] = bridge
+    return _cache[key]
+
+
+def make_function(code: types.CodeType, f_globals: dict, closure: tuple | None):
+    """Used by rewritten frames to call a bridge with the frame's own closure cells."""
+    return types.FunctionType(code, f_globals, code.co_name, None, closure)
+
+
+def _exception_ranges(code) -> list:
+    """(start, end) offsets covered by try/with handlers, from the 3.11 exception table."""
+    table = code.co_exceptiontable
+    ranges, i = [], 0
+
+    def varint():
+        nonlocal i
+        b = table[i]
+        i += 1
+        value = b & 63
+        while b & 64:
+            b = table[i]
+            i += 1
+            value = (value << 6) | (b & 63)
+        return value
+    while i < len(table):
+        start = varint() * 2
+        length = varint() * 2
+        varint()  # handler target
+        varint()  # depth and lasti
+        ranges.append((start, start + length))
+    return ranges
+
+
+def why_not_resumable(code: types.CodeType, inst: dis.Instruction) -> str | None:
+    """Reason a break at ``inst`` cannot continue in a resume function, or None."""
+    if code.co_flags & 0x20 or code.co_flags & 0x80 or code.co_flags & 0x100 or code.co_flags & 0x200:
+        return "break in a generator or coroutine"
+    if inst.opname in NOT_BRIDGEABLE:
+        return f"break at {inst.opname}"
+    if any(start <= inst.offset < end for start, end in _exception_ranges(code)):
+        return "break inside a try/with block"
+    instructions = dis_instructions(code)
+    for other in instructions:
+        if other.opname.startswith(("JUMP_BACKWARD", "POP_JUMP_BACKWARD")) and \
+                other.argval <= inst.offset < other.offset:
+            return "break inside a loop"
+    if code.co_cellvars:
+        made_closure = any(o.opname == "MAKE_FUNCTION" and o.arg & 0x08 and o.offset < inst.offset
+                           for o in instructions)
+        stores_cell_later = any(o.opname in ("STORE_DEREF", "DELETE_DEREF") and o.offset > inst.offset
+                                and o.argval in code.co_cellvars for o in instructions)
+        if made_closure and stores_cell_later:
+            return "break between a closure's creation and a later assignment to its cell"
+    return None
