@@ -165,10 +165,12 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
     function(s) after it (both targets for a conditional jump)."""
     key = ("bridge", code, inst.offset, layout)
     if key not in _cache:
-        bc, _, _, original = _body_with_label(code, inst.offset)
+        bc, body, label, original = _body_with_label(code, inst.offset)
         new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
         locals_after = _locals_after(inst, layout.local_names)
         instrs = _prologue(bc, layout)
+        if original.name == "CALL":
+            instrs += _call_preamble(body, label)
         is_jump = isinstance(original.arg, Label)
         taken = Label()
         instrs.append(Instr(original.name, taken if is_jump else original.arg, location=original.location))
@@ -181,6 +183,22 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
         _C.set_skip(bridge)
         _cache[key] = bridge
     return _cache[key]
+
+
+def _call_preamble(body: list, label: Label) -> list:
+    """KW_NAMES and PRECALL right before a CALL: CALL needs the names they set."""
+    at = body.index(label)
+    preamble = []
+    for item in reversed(body[:at]):
+        if not isinstance(item, Instr):
+            continue
+        if item.name in ("PRECALL", "KW_NAMES"):
+            preamble.insert(0, Instr(item.name, item.arg, location=item.location))
+            if item.name == "KW_NAMES":
+                break
+        else:
+            break
+    return preamble
 
 
 def make_function(code: types.CodeType, f_globals: dict, closure: tuple | None):

@@ -28,7 +28,16 @@ HELPERS = {
     "__autocast_cpu": functools.partial(torch.is_autocast_enabled, "cpu"),
     "__deterministic": torch.are_deterministic_algorithms_enabled,
     "__capture_sys_modules": sys.modules,
+    "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
+    "__global_module_hooks": lambda: _global_module_hook_count(),
+    "__copysign": math.copysign,
 }
+
+
+def _global_module_hook_count() -> int:
+    m = torch.nn.modules.module
+    return (len(m._global_forward_hooks) + len(m._global_forward_pre_hooks) + len(m._global_backward_hooks)
+            + len(m._global_backward_pre_hooks))
 
 
 @dataclasses.dataclass
@@ -57,6 +66,11 @@ class GuardFunction:
                 value = eval(guard.source_expr, {"__builtins__": builtins}, env)
             except Exception as e:  # the value is gone: that is the failure
                 return guard, f"could not read {guard.source_name}: {type(e).__name__}: {e}"
+            if guard.kind == GuardKind.ALIAS:
+                other = eval(guard.expected[1], {"__builtins__": builtins}, env)
+                if (value is other) != guard.expected[2]:
+                    return guard, f"aliasing changed: expected {guard.describe()}"
+                continue
             reason = guard.failure(value)
             if reason is not None:
                 return guard, reason
@@ -138,11 +152,19 @@ def _condition(em: _Emitter, guard: Guard) -> str:
             return f"{v} is {e}"
         if isinstance(e, float) and math.isnan(e):
             return f"__type({v}) is float and {v} != {v}"
+        if isinstance(e, float) and e == 0.0:
+            return f"__type({v}) is float and {v} == 0.0 and __copysign(1.0, {v}) == {math.copysign(1.0, e)}"
         return f"__type({v}) is {em.const(type(e))} and {v} == {em.const(e)}"
     if k == GuardKind.LENGTH:
         return f"__len({v}) == {e}"
     if k == GuardKind.DICT_KEYS:
         return f"__tuple({v}) == {em.const(tuple(e))}"
+    if k == GuardKind.ALIAS:
+        other = em.bind(e[1])
+        return f"({v} is {other}) is {e[2]}"
+    if k == GuardKind.NO_HOOKS:
+        return (f"not ({v}._forward_hooks or {v}._forward_pre_hooks or {v}._backward_hooks"
+                f" or {v}._backward_pre_hooks)")
     if k == GuardKind.TENSOR:
         return (f"__type({v}) is {em.const(e.tensor_type)} and {v}.dtype is {em.const(e.dtype)}"
                 f" and {v}.device == {em.const(e.device)} and {v}.shape == {e.shape!r}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 
 import torch
 
@@ -16,7 +17,9 @@ class GuardKind(enum.IntEnum):
     CONSTANT = 4
     LENGTH = 5
     DICT_KEYS = 6
-    TENSOR = 7
+    NO_HOOKS = 7
+    ALIAS = 8
+    TENSOR = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,11 @@ class Guard:
             return f"list({self.source_name}.keys()) == {list(e)!r}"
         if k == GuardKind.ABSENT:
             return f"{self.source_name} is not defined (builtin {e!r} used)"
+        if k == GuardKind.NO_HOOKS:
+            return f"{self.source_name} has no forward/backward hooks"
+        if k == GuardKind.ALIAS:
+            other_name, _, same = e
+            return f"{self.source_name} {'is' if same else 'is not'} {other_name}"
         if k == GuardKind.GLOBAL_STATE:
             return f"{self.source_name} == {e!r}"
         return f"{k.name} {self.source_name} {e!r}"
@@ -112,14 +120,20 @@ class Guard:
             return None if keys == e else f"keys: expected {list(e)!r}, got {list(keys)!r}"
         if k == GuardKind.GLOBAL_STATE:
             return None if value == e else f"expected {e!r}, got {value!r}"
+        if k == GuardKind.NO_HOOKS:
+            tables = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+            present = [t for t in tables if getattr(value, t, None)]
+            return f"hooks were registered: {', '.join(present)}" if present else None
         return None
 
 
 def _const_equal(value, expected) -> bool:
     if type(value) is not type(expected):
         return False
-    if isinstance(expected, float) and expected != expected:
-        return value != value
+    if isinstance(expected, float):
+        if expected != expected:
+            return value != value
+        return value == expected and math.copysign(1.0, value) == math.copysign(1.0, expected)
     return value == expected
 
 

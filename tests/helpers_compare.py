@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import types
 
 import torch
 
@@ -81,8 +82,16 @@ def _fresh_tensor(t: torch.Tensor) -> torch.Tensor:
 
 
 def fresh_like(x):
-    """Same structure, new random tensors of the same shape/dtype/device."""
-    return tree_map(_fresh_tensor, x)
+    """Same structure, new random tensors of the same shape/dtype/device.
+
+    A tensor that appears twice in the inputs is replaced by one new tensor (aliasing kept)."""
+    memo = {}
+
+    def new(t):
+        if id(t) not in memo:
+            memo[id(t)] = (t, _fresh_tensor(t))
+        return memo[id(t)][1]
+    return tree_map(new, x)
 
 
 def clone_inputs(args, kwargs):
@@ -116,9 +125,12 @@ def assert_same(actual, expected, path="out"):
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
     elif isinstance(expected, float) and math.isnan(expected):
         assert math.isnan(actual), f"{path}: {actual!r} is not nan"
-    elif isinstance(expected, torch.nn.Module) or callable(expected):
+    elif isinstance(expected, torch.nn.Module):
+        assert_same(actual.state_dict(), expected.state_dict(), f"{path}.state_dict()")
+    elif isinstance(expected, (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                               types.ModuleType)):
         assert actual is expected or actual == expected, f"{path}: {actual!r} != {expected!r}"
-    elif hasattr(expected, "__dict__") and not isinstance(expected, type):
+    elif hasattr(expected, "__dict__") and type(expected).__eq__ is object.__eq__:
         assert_same(vars(actual), vars(expected), f"{path}.__dict__")
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
@@ -160,6 +172,18 @@ def run_both(fn, compiled, args, kwargs):
     assert_same_aliasing(c_out, (c_args, c_kwargs), e_out, (e_args, e_kwargs))
     assert_same((c_args, c_kwargs), (e_args, e_kwargs), "inputs after the call")
     return c_out, e_out
+
+
+def define(source: str, name: str, namespace: dict | None = None, filename: str = "<user code>"):
+    """Define function ``name`` from ``source`` as plain Python.
+
+    Test modules are rewritten by pytest (their ``assert`` statements become calls into
+    pytest); user code with asserts is defined here so it keeps Python's own bytecode."""
+    import textwrap
+    ns = dict(namespace or {})
+    ns.setdefault("torch", torch)
+    exec(compile(textwrap.dedent(source), filename, "exec"), ns)
+    return ns[name]
 
 
 def check(fn, *args, backend="eager", expect_graphs=1, expect_breaks=0, expect_entries=1,

@@ -49,7 +49,8 @@ def clone_args(args):
         out.copy_(args.detach())
         return out.requires_grad_(args.requires_grad) if args.is_leaf else out
     if isinstance(args, tuple):
-        return tuple(clone_args(a) for a in args)
+        items = [clone_args(a) for a in args]
+        return type(args)(*items) if hasattr(type(args), "_fields") else type(args)(items)
     if isinstance(args, list):
         return [clone_args(a) for a in args]
     if isinstance(args, dict):
@@ -117,3 +118,12 @@ def assert_one_graph(fn_or_module, *args):
     assert ex.graph_break_count == 0, f"breaks: {[str(r) for r in ex.break_reasons]}"
     assert ex.graph_count == 1, f"{ex.graph_count} graphs\n{ex}"
     return ex
+
+
+# A global of another module, read by a function inlined into a compiled frame
+# (guarded through sys.modules['helpers_modules']).
+HELPER_SCALE = 2.0
+
+
+def helper_scaled(x):
+    return x * HELPER_SCALE

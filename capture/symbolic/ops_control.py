@@ -96,3 +96,11 @@ class ControlOps:
 
     def GET_YIELD_FROM_ITER(self, inst):
         raise Unsupported("yield from")
+
+    def BEFORE_WITH(self, inst):
+        from capture.variables.ctx_manager import GradModeVariable
+        ctx = self.pop()
+        if not isinstance(ctx, GradModeVariable):
+            raise Unsupported(f"with-block over {ctx} (only grad-mode context managers are traced)")
+        self.push(ctx.enter(self))
+        self.push(ConstantVariable(None))  # what __enter__ returned

@@ -6,6 +6,7 @@ is computed while tracing.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 
@@ -47,6 +48,7 @@ class OutputGraph:
         self.leaf_module_names: dict[int, str] = {}
         self.instructions = 0
         self._last_placeholder = None
+        self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
         self._add_global_state_guards()
 
     # ---- guards ----
@@ -57,6 +59,15 @@ class OutputGraph:
                                  torch.get_default_dtype()))
         self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_enabled('cpu')", "__autocast_cpu()",
                                  torch.is_autocast_enabled("cpu")))
+        if torch.is_autocast_enabled("cpu"):
+            self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_autocast_dtype('cpu')",
+                                     "__autocast_cpu_dtype()", torch.get_autocast_dtype("cpu")))
+
+    def guard_no_global_hooks(self):
+        if not getattr(self, "_global_hooks_guarded", False):
+            self._global_hooks_guarded = True
+            self.guards.append(Guard(GuardKind.GLOBAL_STATE, "number of global nn.Module hooks",
+                                     "__global_module_hooks()", 0))
 
     def add_guard(self, tx, kind: GuardKind, source, expected):
         from capture.sources import GUARD
@@ -99,6 +110,18 @@ class OutputGraph:
         self.input_by_source[key] = vt
         return vt
 
+    def tensor_identity(self, tx, a: TensorVariable, b: TensorVariable) -> bool:
+        """``a is b`` for two graph inputs, decided on this call's values and guarded."""
+        from capture.sources import GUARD
+        examples = {i.node: i for i in self.inputs}
+        if a.node not in examples or b.node not in examples:
+            raise Unsupported("'is' between tensors computed in the graph")
+        ia, ib = examples[a.node], examples[b.node]
+        same = ia.example is ib.example
+        self.guards.append(Guard(GuardKind.ALIAS, ia.source.name(), ia.source.expr(GUARD),
+                                 (ib.source.name(), ib.source.expr(GUARD), same), user_line=tx.location()))
+        return same
+
     # ---- nodes ----
     def _to_node(self, vt):
         if isinstance(vt, TensorVariable):
@@ -124,7 +147,7 @@ class OutputGraph:
 
     def _run_fake(self, fn, args, kwargs, what: str):
         try:
-            with self.fake_mode:
+            with self.fake_mode, torch.set_grad_enabled(self.grad_enabled):
                 return fn(*args, **kwargs)
         except (DataDependentOutputException, DynamicOutputShapeException) as e:
             raise Unsupported(f"{what} depends on tensor data ({type(e).__name__})") from None
@@ -157,14 +180,26 @@ class OutputGraph:
         node_args = tuple(self._to_node(a) for a in args)
         node_kwargs = {k: self._to_node(v) for k, v in kwargs.items()}
         fake_args, fake_kwargs = self._to_fake(node_args), self._to_fake(node_kwargs)
-        state = {k: self.fake_mode.from_tensor(v, static_shapes=True)
-                 for k, v in list(module.named_parameters()) + list(module.named_buffers())}
-
-        def run(*a, **kw):
-            return torch.func.functional_call(module, state, a, kw, strict=False)
-        result = self._run_fake(run, fake_args, fake_kwargs, type(module).__name__)
+        fake_module = self._fake_copy(module)
+        result = self._run_fake(lambda *a, **kw: type(fake_module).forward(fake_module, *a, **kw),
+                                fake_args, fake_kwargs, type(module).__name__)
         node = self.graph.create_node("call_module", name, node_args, node_kwargs)
         return self.wrap_output(node, result, type(module).__name__)
+
+    def _fake_copy(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A shallow copy of ``module`` whose parameters and buffers are fake.
+
+        The real module is never touched while tracing: another thread may be
+        running it, and fake in-place updates (BatchNorm statistics) must not leak.
+        """
+        def fake(t):
+            return None if t is None else self.fake_mode.from_tensor(t, static_shapes=True)
+        clone = copy.copy(module)
+        clone.__dict__["_parameters"] = {k: fake(v) for k, v in module._parameters.items()}
+        clone.__dict__["_buffers"] = {k: fake(v) for k, v in module._buffers.items()}
+        clone.__dict__["_modules"] = {k: (None if m is None else self._fake_copy(m))
+                                      for k, m in module._modules.items()}
+        return clone
 
     def wrap_output(self, node: fx.Node, value, what: str) -> VariableTracker:
         node.meta["val"] = value

@@ -119,7 +119,21 @@ def wrap(tx, value, source):
     if isinstance(value, type):
         guard(GuardKind.IDENTITY, value)
         return ClassVariable(value, source)
-    if isinstance(value, (types.GeneratorType, types.CoroutineType, functools.partial)):
+    if type(value) is functools.partial:
+        from capture.variables.functions import PartialVariable
+        guard(GuardKind.TYPE, vtype)
+        sub = (lambda attr: AttrSource(source, attr)) if source is not None else (lambda attr: None)
+        func = wrap(tx, value.func, sub("func"))
+        args = [wrap(tx, a, ItemSource(sub("args"), i) if source is not None else None)
+                for i, a in enumerate(value.args)]
+        if source is not None:
+            guard_len = AttrSource(source, "args")
+            out.add_guard(tx, GuardKind.LENGTH, guard_len, len(value.args))
+            out.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(source, "keywords"), tuple(value.keywords))
+        keywords = {k: wrap(tx, v, ItemSource(sub("keywords"), k) if source is not None else None)
+                    for k, v in value.keywords.items()}
+        return PartialVariable(func, args, keywords, source)
+    if isinstance(value, (types.GeneratorType, types.CoroutineType)):
         raise Unsupported(f"value of type {vtype.__name__}")
     if isinstance(value, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
                           types.MethodDescriptorType)):

@@ -6,6 +6,8 @@ time; on containers they follow Python's rules over the tracked items.
 from __future__ import annotations
 
 import builtins
+import enum
+import functools
 import math
 import operator
 
@@ -39,6 +41,8 @@ SUPPORTED |= {v for k, v in vars(operator).items() if callable(v) and not k.star
               and not isinstance(v, type)}
 SUPPORTED |= {v for k, v in vars(math).items() if callable(v) and not k.startswith("_")}
 SUPPORTED.add(object.__setattr__)
+SUPPORTED.add(functools.reduce)
+SUPPORTED.add(tuple.__new__)
 
 _IO_FUNCTIONS = {print, input, open}
 
@@ -143,7 +147,16 @@ def _graphable(vt) -> bool:
 
 def _container_operator(tx, fn, args):
     from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
+    from capture.variables.user_object import NewObjectVariable, UserObjectVariable
     plain = _INPLACE_TO_PLAIN.get(fn, fn)
+    if any(isinstance(a, (NewObjectVariable, UserObjectVariable)) for a in args):
+        overloaded = _user_dunder(tx, fn, args)
+        if overloaded is not None:
+            return overloaded
+        if fn in (operator.eq, operator.ne) and all(
+                inspect_eq_is_default(a) for a in args):
+            same = _is(tx, args[0], args[1])
+            return ConstantVariable(same if fn is operator.eq else not same)
     if len(args) == 2:
         a, b = args
         if plain is operator.add and isinstance(a, BaseListVariable) and isinstance(b, BaseListVariable) \
@@ -166,7 +179,62 @@ def _container_operator(tx, fn, args):
                 return ConstantVariable(same if fn is operator.eq else not same)
         if fn in (operator.is_, operator.is_not):
             pass
+    overloaded = _user_dunder(tx, fn, args)
+    if overloaded is not None:
+        return overloaded
     raise Unsupported(f"operator {fn.__name__} on {', '.join(map(repr, args))}")
+
+
+_DUNDERS = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", operator.truediv: "truediv",
+            operator.floordiv: "floordiv", operator.mod: "mod", operator.pow: "pow", operator.matmul: "matmul",
+            operator.and_: "and", operator.or_: "or", operator.xor: "xor", operator.lshift: "lshift",
+            operator.rshift: "rshift"}
+_COMPARE_DUNDERS = {operator.lt: ("lt", "gt"), operator.le: ("le", "ge"), operator.gt: ("gt", "lt"),
+                    operator.ge: ("ge", "le"), operator.eq: ("eq", "eq"), operator.ne: ("ne", "ne")}
+
+
+def inspect_eq_is_default(vt) -> bool:
+    try:
+        return vt.python_type().__eq__ is object.__eq__
+    except Unsupported:
+        return False
+
+
+def _user_method(vt, name):
+    import inspect
+    import types as _types
+    from capture.variables.user_object import NewObjectVariable, UserObjectVariable
+    if not isinstance(vt, (NewObjectVariable, UserObjectVariable)):
+        return None
+    attr = inspect.getattr_static(vt.python_type(), name, None)
+    return attr if isinstance(attr, _types.FunctionType) else None
+
+
+def _user_dunder(tx, fn, args):
+    """Inline a user class's operator method (``__add__``, ``__radd__``, ``__lt__`` ...)."""
+    from capture.variables.functions import UserFunctionVariable
+    plain = _INPLACE_TO_PLAIN.get(fn, fn)
+    if len(args) == 1:
+        name = {operator.neg: "neg", operator.pos: "pos", operator.invert: "invert", operator.abs: "abs"}.get(fn)
+        method = _user_method(args[0], f"__{name}__") if name else None
+        return UserFunctionVariable(method).call(tx, [args[0]], {}) if method else None
+    a, b = args
+    attempts = []
+    if fn in _INPLACE_TO_PLAIN:
+        attempts.append((a, f"__i{_DUNDERS[plain]}__", b))
+    if plain in _DUNDERS:
+        attempts += [(a, f"__{_DUNDERS[plain]}__", b), (b, f"__r{_DUNDERS[plain]}__", a)]
+    elif plain in _COMPARE_DUNDERS:
+        forward, reflected = _COMPARE_DUNDERS[plain]
+        attempts += [(a, f"__{forward}__", b), (b, f"__{reflected}__", a)]
+    for self_vt, name, other in attempts:
+        method = _user_method(self_vt, name)
+        if method is None:
+            continue
+        result = UserFunctionVariable(method).call(tx, [self_vt, other], {})
+        if not (result.is_python_constant() and result.as_python_constant() is NotImplemented):
+            return result
+    return None
 
 
 def _structural_eq(a, b):
@@ -206,7 +274,7 @@ def _is(tx, a, b):
         return True
     if a.is_python_constant() and b.is_python_constant():
         x, y = a.as_python_constant(), b.as_python_constant()
-        if x is None or y is None or isinstance(x, (bool, type)) or isinstance(y, (bool, type)):
+        if x is None or y is None or isinstance(x, (bool, type, enum.Enum)) or isinstance(y, (bool, type, enum.Enum)):
             return x is y
         if type(x) is not type(y):
             return False
@@ -216,7 +284,7 @@ def _is(tx, a, b):
     if ta and tb:
         if a.node is b.node:
             return True
-        raise Unsupported("'is' between two different tensors")
+        return tx.output.tensor_identity(tx, a, b)
     if ta or tb:
         return False  # a tensor is never a constant, container or module
     ua, ub = _underlying(a), _underlying(b)
@@ -317,15 +385,48 @@ def _reversed(tx, seq):
 
 
 def _sorted(tx, iterable, key=None, reverse=None):
+    """Sort by constant keys (the items themselves, or what ``key`` returns for each)."""
     from capture.variables.lists import ListVariable
-    if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
-        raise Unsupported("sorted() with a key function")
     items = _items_of(tx, iterable)
-    if not all(i.is_python_constant() for i in items):
-        raise Unsupported("sorted() of non-constants")
+    if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
+        keys = [key.call(tx, [i], {}) for i in items]
+    else:
+        keys = items
     rev = bool(reverse.as_python_constant()) if reverse is not None else False
-    values = sorted((i.as_python_constant() for i in items), reverse=rev)
-    return ListVariable([ConstantVariable(v) for v in values])
+    comparable = [_sort_key(k) for k in keys]
+    order = sorted(range(len(items)), key=lambda i: comparable[i], reverse=rev)
+    return ListVariable([items[i] for i in order])
+
+
+class _Opaque:
+    """Stands for a non-constant inside a sort key; comparing it means we cannot sort."""
+
+    def _refuse(self, other):
+        raise Unsupported("sorted() needs to compare non-constant values")
+    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = _refuse
+    __hash__ = object.__hash__
+
+
+def _sort_key(vt):
+    from capture.variables.lists import BaseListVariable
+    if vt.is_python_constant():
+        return vt.as_python_constant()
+    if isinstance(vt, BaseListVariable) and vt.python_type() is tuple:
+        return tuple(_sort_key(i) for i in vt.items)
+    return _Opaque()
+
+
+def _reduce(tx, fn, iterable, *initial):
+    items = _items_of(tx, iterable)
+    if initial:
+        acc, rest = initial[0], items
+    elif items:
+        acc, rest = items[0], items[1:]
+    else:
+        raise Unsupported("reduce() of an empty sequence with no initial value")
+    for item in rest:
+        acc = fn.call(tx, [acc, item], {})
+    return acc
 
 
 def _min_max(fn):
@@ -544,7 +645,18 @@ _HANDLERS = {
     operator.getitem: _getitem, operator.setitem: _setitem, operator.delitem: _delitem,
     operator.contains: _contains, operator.is_: _is_, operator.is_not: _is_not, operator.index: _index,
     operator.itemgetter: _itemgetter_call, operator.attrgetter: _itemgetter_call,
+    functools.reduce: _reduce,
+    tuple.__new__: lambda tx, cls, iterable=None: _tuple_new(tx, cls, iterable),
 }
+
+
+def _tuple_new(tx, cls, iterable):
+    from capture.variables.lists import TupleVariable
+    t = cls.as_python_constant()
+    if not (t is tuple or hasattr(t, "_fields")):
+        raise Unsupported(f"tuple.__new__ of {t}")
+    items = _items_of(tx, iterable) if iterable is not None else []
+    return TupleVariable(items, tuple_type=None if t is tuple else t)
 
 
 class BoundMethodOf(VariableTracker):

@@ -45,6 +45,9 @@ class ConstantVariable(VariableTracker):
         return ConstantVariable(attr)
 
     def call_method(self, tx, name, args, kwargs):
+        from capture.variables.iterators import ListIteratorVariable
+        from capture.variables.lists import TupleVariable
+        args = [TupleVariable(a.iter_items(tx)) if isinstance(a, ListIteratorVariable) else a for a in args]
         if all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values()):
             if isinstance(self.value, (str, int, float, complex, bytes, range, slice, frozenset)) \
                     or type(self.value) in (torch.dtype, torch.device):

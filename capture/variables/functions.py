@@ -188,3 +188,42 @@ class UserMethodVariable(VariableTracker):
 
     def __repr__(self):
         return f"UserMethodVariable({self.func!r}, {self.self_vt!r})"
+
+
+class PartialVariable(VariableTracker):
+    """``functools.partial(func, *args, **keywords)``."""
+
+    def __init__(self, func: VariableTracker, args: list, keywords: dict, source=None):
+        self.func = func
+        self.args = list(args)
+        self.keywords = dict(keywords)
+        self.source = source
+
+    def python_type(self):
+        import functools
+        return functools.partial
+
+    def truth(self, tx):
+        return True
+
+    def var_getattr(self, tx, name):
+        from capture.variables.dicts import DictVariable
+        from capture.variables.lists import TupleVariable
+        if name == "func":
+            return self.func
+        if name == "args":
+            return TupleVariable(self.args)
+        if name == "keywords":
+            return DictVariable(self.keywords)
+        raise Unsupported(f"attribute {name} of functools.partial")
+
+    def call(self, tx, args, kwargs):
+        return self.func.call(tx, self.args + list(args), {**self.keywords, **kwargs})
+
+    def reconstruct(self, cg):
+        if self.source is not None:
+            return cg.source_expr(self.source)
+        import functools
+        parts = [cg.reconstruct(self.func)] + [cg.reconstruct(a) for a in self.args]
+        parts += [f"{k}={cg.reconstruct(v)}" for k, v in self.keywords.items()]
+        return f"{cg.object_ref(functools.partial)}({', '.join(parts)})"

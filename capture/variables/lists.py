@@ -122,7 +122,8 @@ class BaseListVariable(VariableTracker):
         if t is tuple:
             return tup
         if is_namedtuple_type(t):
-            return f"{cg.object_ref(t)}(*{tup})"
+            # tuple.__new__ runs no Python frame (a namedtuple's own __new__ would be hooked)
+            return f"{cg.object_ref(tuple.__new__)}({cg.object_ref(t)}, {tup})"
         return f"{cg.object_ref(t)}({tup})"
 
     def __repr__(self):
@@ -132,8 +133,8 @@ class BaseListVariable(VariableTracker):
 def _field_names(t) -> list:
     if is_namedtuple_type(t):
         return list(t._fields)
-    return [f for f in dir(t) if not f.startswith("_") and f not in ("count", "index", "n_fields",
-                                                                     "n_sequence_fields", "n_unnamed_fields")]
+    # structseq (torch.return_types.*): __match_args__ lists the fields in order
+    return list(getattr(t, "__match_args__", ()))
 
 
 class TupleVariable(BaseListVariable):

@@ -141,7 +141,10 @@ class NNModuleVariable(VariableTracker):
             self._guard_members(tx, table)
             keys = list(getattr(m, table))
             if isinstance(k, slice):
-                return ListVariable([self._member(tx, table, name) for name in keys[k]])
+                items = [self._member(tx, table, name) for name in keys[k]]
+                if isinstance(m, (nn.Sequential, nn.ModuleList)):
+                    return ContainerSlice(items, type(m))
+                return ListVariable(items)
             try:
                 return self._member(tx, table, keys[k])
             except IndexError:
@@ -174,9 +177,9 @@ class NNModuleVariable(VariableTracker):
         if _global_hooks_present() or any(len(getattr(m, t, None) or {}) for t in _HOOK_TABLES) \
                 or getattr(m, "_forward_hooks_with_kwargs", None) or getattr(m, "_forward_pre_hooks_with_kwargs", None):
             raise Unsupported(f"{type(m).__name__} has hooks (hooked modules are not traced yet)")
-        if self.source is not None:
-            for table in ("_forward_hooks", "_forward_pre_hooks"):
-                tx.output.add_guard(tx, GuardKind.LENGTH, AttrSource(self.source, table), 0)
+        tx.output.guard_no_global_hooks()
+        if self.source is not None and not is_leaf_module(m):
+            tx.output.add_guard(tx, GuardKind.NO_HOOKS, self.source, None)
         if isinstance(m, nn.Sequential) and not kwargs and len(args) == 1:
             value = args[0]
             for child in self._children(tx):
@@ -232,3 +235,42 @@ class ModuleBuiltinMethod(VariableTracker):
             source = ModuleMemberSource(source, "_modules", part) if source is not None else None
         value = getattr(module, table)[leaf]
         return wrap(tx, value, ModuleMemberSource(source, table, leaf) if source is not None else None)
+
+
+class ContainerSlice(VariableTracker):
+    """``seq[a:b]`` of an nn.Sequential or nn.ModuleList: a container of the same type
+    in eager, so iterable, indexable, and (for Sequential) callable."""
+
+    def __init__(self, items: list, container_type: type):
+        self.items = items
+        self.container_type = container_type
+
+    def python_type(self):
+        return self.container_type
+
+    def truth(self, tx):
+        return bool(self.items)
+
+    def iter_items(self, tx):
+        return list(self.items)
+
+    def call_method(self, tx, name, args, kwargs):
+        if name == "__len__":
+            return ConstantVariable(len(self.items))
+        if name == "__getitem__":
+            return self.getitem(tx, args[0])
+        raise Unsupported(f"method {name} of a sliced {self.container_type.__name__}")
+
+    def getitem(self, tx, key):
+        k = key.as_python_constant()
+        return ContainerSlice(self.items[k], self.container_type) if isinstance(k, slice) else self.items[k]
+
+    def call(self, tx, args, kwargs):
+        if self.container_type is not nn.Sequential:
+            raise Unsupported("calling a ModuleList")
+        if kwargs or len(args) != 1:
+            raise Unsupported("calling a sliced nn.Sequential with several inputs")
+        value = args[0]
+        for child in self.items:
+            value = child.call(tx, [value], {})
+        return value

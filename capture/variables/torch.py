@@ -48,6 +48,9 @@ CONSTANT_FUNCTIONS = _names(torch, "is_tensor", "is_floating_point", "is_complex
 def is_torch_callable(value) -> bool:
     if isinstance(value, type) or not callable(value):
         return False
+    wrapped = getattr(value, "__wrapped__", None)
+    if wrapped is not None and not is_torch_callable(wrapped):
+        return False  # a torch decorator (no_grad, ...) around user code
     module = getattr(value, "__module__", None) or ""
     if module == "torch" or module.startswith("torch."):
         return True

@@ -1,7 +1,9 @@
 """Classes and instances of user classes (incl. dataclasses and namedtuples)."""
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import inspect
 import types
 
@@ -86,6 +88,15 @@ class ClassVariable(VariableTracker):
         cls = self.cls
         if cls in SUPPORTED:
             return BuiltinVariable(cls).call(tx, args, kwargs)
+        if cls is functools.partial:
+            from capture.variables.functions import PartialVariable
+            if not args:
+                raise Unsupported("functools.partial() without a function")
+            return PartialVariable(args[0], args[1:], kwargs)
+        from capture.variables.ctx_manager import make_grad_mode
+        ctx = make_grad_mode(tx, cls, args, kwargs)
+        if ctx is not None:
+            return ctx
         if is_namedtuple_type(cls):
             fields = list(cls._fields)
             values = list(args) + [None] * (len(fields) - len(args))
@@ -97,6 +108,13 @@ class ClassVariable(VariableTracker):
                         raise Unsupported(f"{cls.__name__}() missing field {f!r}")
                     values[i] = ConstantVariable(cls._field_defaults[f])
             return TupleVariable(values, tuple_type=cls)
+        if cls in (dict, collections.OrderedDict) or (issubclass(cls, dict) and cls.__init__ is dict.__init__
+                                                         and cls.__module__ == "collections"):
+            from capture.variables.dicts import DictVariable
+            d = DictVariable({}, dict_type=cls)
+            d.call_method(tx, "update", list(args), kwargs)
+            d.mutated = False
+            return d
         if cls in (torch.Size, torch.device, torch.dtype, torch.finfo, torch.iinfo) or issubclass(cls, (int, float, str)):
             if all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values()):
                 return fold(cls, args, kwargs)
@@ -209,6 +227,10 @@ class NewObjectVariable(VariableTracker):
 
     def store_attr(self, tx, name, value):
         static = inspect.getattr_static(self.cls, name, None)
+        if isinstance(static, property) and static.fset is not None and hasattr(static.fset, "__code__"):
+            from capture.variables.functions import UserFunctionVariable
+            UserFunctionVariable(static.fset).call(tx, [self, value], {})
+            return
         if static is not None and hasattr(type(static), "__set__"):
             raise Unsupported(f"assignment through descriptor {name!r}")
         if self.cls.__setattr__ is not object.__setattr__ and not dataclasses.is_dataclass(self.cls):
