@@ -236,7 +236,7 @@ class FrameCompiler:
         except BreakHere as b:
             tail = self._break_tail(tx, code, b.inst, cg)
             needed = tail.values
-        tensors = _collect_tensors(needed)
+        tensors = _collect_tensors(needed + output.side_effects.values())
         gm, out_nodes = output.finish(tensors)
         cg.output_index = {node: i for i, node in enumerate(out_nodes)}
         graph_fn = None
@@ -250,10 +250,11 @@ class FrameCompiler:
             if self.recorder is not None:
                 self.recorder.graphs.append(gm)
         input_exprs = [cg.source_expr(i.source) for i in output.inputs]
+        replay = output.side_effects.replay(cg)
         if tail is None:
-            new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt)
+            new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, replay=replay)
         else:
-            new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail)
+            new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail, replay=replay)
             self._note_break(self._pending_reason)
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         cg.install()

@@ -97,7 +97,7 @@ class FrameCodegen:
         return expr
 
     def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt,
-                 tail=None) -> tuple[types.CodeType, str]:
+                 tail=None, replay=()) -> tuple[types.CodeType, str]:
         nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         arg_names = code.co_varnames[:nargs]
         lines = []
@@ -111,6 +111,7 @@ class FrameCodegen:
         else:
             result_expr = self._bridge_call(code, tail)
         lines.extend(self.prelude)
+        lines.extend(replay)
         lines.append(f"return {result_expr}")
         fn_name = code.co_name if code.co_name.isidentifier() else "__capture_frame"
         body = "\n".join("        " + line for line in lines)

@@ -18,6 +18,7 @@ from torch.utils._pytree import tree_map
 
 from capture import config
 from capture.exc import Unsupported
+from capture.symbolic.side_effects import SideEffects
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
@@ -49,6 +50,7 @@ class OutputGraph:
         self.instructions = 0
         self._last_placeholder = None
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
+        self.side_effects = SideEffects()
         self._add_global_state_guards()
 
     # ---- guards ----

@@ -74,12 +74,17 @@ def wrap(tx, value, source):
         return ConstantVariable(value, source)
     if vtype in (torch.finfo, torch.iinfo):
         return ConstantVariable(value, source)
+    if vtype in (list, dict, collections.OrderedDict) and source is not None:
+        known = out.side_effects.tracked(value)
+        if known is not None:
+            return known  # the same object read again (or through an alias): same state
     if vtype in (tuple, list, torch.Size) or (isinstance(value, tuple) and hasattr(vtype, "_fields")):
         guard(GuardKind.TYPE, vtype)
         guard(GuardKind.LENGTH, len(value))
         items = [wrap(tx, v, ItemSource(source, i) if source is not None else None) for i, v in enumerate(value)]
         if vtype is list:
-            return ListVariable(items, source)
+            return out.side_effects.track(value, ListVariable(items, source)) if source is not None \
+                else ListVariable(items, source)
         return TupleVariable(items, source, tuple_type=None if vtype is tuple else vtype)
     if vtype in (dict, collections.OrderedDict):
         if not all(isinstance(k, (str, int)) and type(k) is not bool for k in value):
@@ -87,7 +92,8 @@ def wrap(tx, value, source):
         guard(GuardKind.TYPE, vtype)
         guard(GuardKind.DICT_KEYS, tuple(value))
         items = {k: wrap(tx, v, ItemSource(source, k) if source is not None else None) for k, v in value.items()}
-        return DictVariable(items, source, dict_type=vtype)
+        vt = DictVariable(items, source, dict_type=vtype)
+        return out.side_effects.track(value, vt) if source is not None else vt
     if isinstance(value, torch.nn.Module):
         guard(GuardKind.IDENTITY, value)
         inner = unwrap_compiled_module(value)

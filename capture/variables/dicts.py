@@ -51,9 +51,9 @@ class DictVariable(VariableTracker):
     def contains(self, tx, item):
         return _key(tx, item) in self.items
 
-    def check_mutable(self):
-        if self.source is not None:
-            raise Unsupported("mutating a dict that existed before the compiled frame (side effect)")
+    def check_mutable(self, tx):
+        if self.source is not None and not self.mutated:
+            tx.output.side_effects.mutated_container(self)
         self.mutated = True
 
     def getitem(self, tx, key_vt):
@@ -63,11 +63,11 @@ class DictVariable(VariableTracker):
         return self.items[key]
 
     def setitem(self, tx, key_vt, value):
-        self.check_mutable()
+        self.check_mutable(tx)
         self.items[_key(tx, key_vt)] = value
 
     def delitem(self, tx, key_vt):
-        self.check_mutable()
+        self.check_mutable(tx)
         self.items.pop(_key(tx, key_vt))
 
     def var_getattr(self, tx, name):
@@ -95,7 +95,7 @@ class DictVariable(VariableTracker):
         if name == "copy":
             return DictVariable(self.items, dict_type=self.dict_type)
         if name == "update":
-            self.check_mutable()
+            self.check_mutable(tx)
             for arg in args:
                 if isinstance(arg, DictVariable):
                     self.items.update(arg.items)
@@ -107,7 +107,7 @@ class DictVariable(VariableTracker):
                 self.items[k] = v
             return ConstantVariable(None)
         if name == "pop":
-            self.check_mutable()
+            self.check_mutable(tx)
             key = _key(tx, args[0])
             if key in self.items:
                 return self.items.pop(key)
@@ -117,11 +117,11 @@ class DictVariable(VariableTracker):
         if name == "setdefault":
             key = _key(tx, args[0])
             if key not in self.items:
-                self.check_mutable()
+                self.check_mutable(tx)
                 self.items[key] = args[1] if len(args) > 1 else ConstantVariable(None)
             return self.items[key]
         if name == "clear":
-            self.check_mutable()
+            self.check_mutable(tx)
             self.items.clear()
             return ConstantVariable(None)
         if name == "__setitem__":
@@ -130,8 +130,8 @@ class DictVariable(VariableTracker):
         raise Unsupported(f"method {name} of dict")
 
     def reconstruct(self, cg):
-        if self.source is not None and not self.mutated:
-            return cg.source_expr(self.source)
+        if self.source is not None:
+            return cg.source_expr(self.source)  # mutations were replayed onto it
         body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
         if self.dict_type is dict:
             return body

@@ -112,8 +112,8 @@ class BaseListVariable(VariableTracker):
         raise Unsupported(f"method {name} of {self.python_type().__name__}")
 
     def reconstruct(self, cg):
-        if self.source is not None and not getattr(self, "mutated", False):
-            return cg.source_expr(self.source)
+        if self.source is not None:
+            return cg.source_expr(self.source)  # mutations were replayed onto it
         parts = [cg.reconstruct(i) for i in self.items]
         t = self.python_type()
         if t is list:
@@ -148,13 +148,13 @@ class ListVariable(BaseListVariable):
         super().__init__(items, source, None)
         self.mutated = False
 
-    def check_mutable(self):
-        if self.source is not None:
-            raise Unsupported("mutating a list that existed before the compiled frame (side effect)")
+    def check_mutable(self, tx):
+        if self.source is not None and not self.mutated:
+            tx.output.side_effects.mutated_container(self)
         self.mutated = True
 
     def setitem(self, tx, key, value):
-        self.check_mutable()
+        self.check_mutable(tx)
         k = key.as_python_constant()
         if isinstance(k, slice):
             self.items[k] = value.iter_items(tx)
@@ -162,13 +162,13 @@ class ListVariable(BaseListVariable):
             self.items[k] = value
 
     def delitem(self, tx, key):
-        self.check_mutable()
+        self.check_mutable(tx)
         del self.items[key.as_python_constant()]
 
     def mutating_method(self, tx, name, args, kwargs):
         if name == "copy":
             return ListVariable(list(self.items))
-        self.check_mutable()
+        self.check_mutable(tx)
         if name == "append":
             self.items.append(args[0])
         elif name == "extend":

@@ -76,6 +76,9 @@ class NNModuleVariable(VariableTracker):
         from capture.variables.user_object import ClassVariable, inline_property
         m = self.module
         d = m.__dict__
+        stored = tx.output.side_effects.load_attr(m, name)
+        if stored is not None:
+            return stored
         if name == "__class__":
             return ClassVariable(type(m), None)
         if name in d:
@@ -104,7 +107,16 @@ class NNModuleVariable(VariableTracker):
         return wrap(tx, attr, AttrSource(self.source, name) if self.source is not None else None)
 
     def store_attr(self, tx, name, value):
-        raise Unsupported(f"setting attribute {name!r} on a module (side effect)")
+        from capture.variables.tensor import TensorVariable
+        m = self.module
+        if isinstance(value, NNModuleVariable) or name in m._modules or name in m._parameters:
+            raise Unsupported(f"assigning module or parameter {name!r} inside forward")
+        if not isinstance(value, TensorVariable) and name in m._buffers and not (
+                value.is_python_constant() and value.as_python_constant() is None):
+            raise Unsupported(f"assigning a non-tensor to buffer {name!r}")
+        if type(m).__setattr__ is not nn.Module.__setattr__:
+            raise Unsupported(f"custom __setattr__ on {type(m).__name__}")
+        tx.output.side_effects.store_attr(m, self, name, value)
 
     # ---- containers ----
     def _guard_members(self, tx, table: str):

@@ -163,6 +163,9 @@ class UserObjectVariable(VariableTracker):
             raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
         if name == "__class__":
             return ClassVariable(cls, None)
+        stored = tx.output.side_effects.load_attr(self.value, name)
+        if stored is not None:
+            return stored
         src = AttrSource(self.source, name) if self.source is not None else None
         try:
             static = inspect.getattr_static(cls, name)
@@ -181,7 +184,13 @@ class UserObjectVariable(VariableTracker):
         raise MissingAttribute(f"{cls.__name__!r} object has no attribute {name!r}")
 
     def store_attr(self, tx, name, value):
-        raise Unsupported(f"setting attribute {name!r} on an object that existed before the frame (side effect)")
+        cls = type(self.value)
+        static = inspect.getattr_static(cls, name, None)
+        if static is not None and hasattr(type(static), "__set__"):
+            raise Unsupported(f"assignment through descriptor {name!r} of an object that existed before the frame")
+        if cls.__setattr__ is not object.__setattr__ or not hasattr(self.value, "__dict__"):
+            raise Unsupported(f"setting attribute {name!r} on a {cls.__name__} (custom __setattr__ or no __dict__)")
+        tx.output.side_effects.store_attr(self.value, self, name, value)
 
     def call(self, tx, args, kwargs):
         cls = type(self.value)
