@@ -6,7 +6,16 @@ into torch.fx graphs behind guards and hands the graphs to a backend.
 from capture.exc import Unsupported, BreakReason
 from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
 from capture import logs as _logs
+from capture.report import Report
+
+
+def report(fn=None) -> Report:
+    """Guard/recompile report for ``fn`` (or every compiled frame); see capture.report."""
+    from capture.report import build
+    return build(fn)
+
 
 _logs.configure_from_env()
 
-__all__ = ["compile", "explain", "reset", "Unsupported", "BreakReason", "CompiledModule", "ExplainOutput"]
+__all__ = ["compile", "explain", "reset", "report", "Unsupported", "BreakReason", "CompiledModule",
+           "ExplainOutput", "Report"]

@@ -65,6 +65,15 @@ def is_skipped_file(filename: str) -> bool:
     return filename.startswith(_SKIP_DIRS) or filename.startswith("<frozen")
 
 
+class HitCounter:
+    """Bumped by the rewritten frame on every cache hit (one attribute add)."""
+
+    __slots__ = ("hits",)
+
+    def __init__(self):
+        self.hits = 0
+
+
 @dataclasses.dataclass
 class CacheEntry:
     guard: object  # guards.GuardFunction
@@ -73,6 +82,28 @@ class CacheEntry:
     graph: object = None  # fx.GraphModule
     source: str = ""  # generated Python of the replacement frame
     reason: BreakReason | None = None
+    counter: HitCounter | None = None
+
+    @property
+    def hits(self):
+        """Runs of this entry, the compiling call included (None: eager entries are not counted)."""
+        return None if self.counter is None else self.counter.hits
+
+
+@dataclasses.dataclass
+class GuardFailure:
+    entry_index: int
+    source_name: str
+    reason: str  # "expected 8, got 16" style
+    user_line: str | None
+    guard_text: str
+
+
+@dataclasses.dataclass
+class Recompile:
+    failures: list  # one GuardFailure per existing entry
+
+
 
 
 @dataclasses.dataclass
@@ -82,6 +113,7 @@ class FrameRecord:
     code: types.CodeType
     entries: list = dataclasses.field(default_factory=list)
     recompile_reasons: list = dataclasses.field(default_factory=list)
+    recompiles: list = dataclasses.field(default_factory=list)  # list[Recompile]
     limit_hit: bool = False
 
     @property
@@ -139,14 +171,16 @@ class FrameCompiler:
         return entry.code
 
     def _note_recompile(self, record, entries, func, args):
-        reasons = []
-        for _, _, entry in entries:
+        reasons, failures = [], []
+        for index, (_, _, entry) in enumerate(entries):
             failure = entry.guard.first_failure(func, args)
             if failure is not None:
                 guard, why = failure
                 reasons.append(f"{guard.source_name}: {why}" + (f" (read at {guard.user_line})" if guard.user_line else ""))
+                failures.append(GuardFailure(index, guard.source_name, why, guard.user_line, guard.describe()))
         text = reasons[-1] if reasons else "no guard failed (entry could not run)"
         record.recompile_reasons.append((func.__code__.co_name, reasons))
+        record.recompiles.append(Recompile(failures))
         log_recompiles.debug("recompiling %s (%s): %s", record.code.co_name, record.where, text)
 
     def _cache_limit_hit(self, record, code):
@@ -229,6 +263,8 @@ class FrameCompiler:
         for i, name in enumerate(code.co_freevars):
             tx.cells[name] = CellBox(real_cell=func.__closure__[i], source=ClosureSource(name, i))
         cg = FrameCodegen(func.__globals__)
+        counter = HitCounter()
+        cg.counter = counter
         try:
             return_vt = tx.run()
             tail = None
@@ -261,7 +297,7 @@ class FrameCompiler:
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:
             self.recorder.guards.extend(guard.readable())
-        return CacheEntry(guard, new_code, "graph", graph=gm, source=source)
+        return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=counter)
 
     def _break_tail(self, tx, code, inst, cg) -> "BreakTail":
         """What the rewritten frame does at the break: hand stack and locals to a bridge."""

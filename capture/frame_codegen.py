@@ -48,6 +48,7 @@ class FrameCodegen:
         self.output_index: dict = {}  # fx.Node -> position in the graph's output tuple
         self.prelude: list[str] = []  # statements run before the return (built containers)
         self._memo: dict[int, str] = {}
+        self.counter = None  # HitCounter bumped on each run of the replacement
         self._building: set[int] = set()
 
     def object_ref(self, obj) -> str:
@@ -103,6 +104,8 @@ class FrameCodegen:
         lines = []
         if code.co_freevars:
             lines.append(f"if False: ({', '.join(code.co_freevars)},)  # keep the original free variables")
+        if self.counter is not None:
+            lines.append(f"{self.object_ref(self.counter)}.hits += 1")
         if graph_fn is not None:
             graph_name = self.object_ref(graph_fn)
             lines.append(f"__capture_out = {graph_name}({', '.join(input_exprs)})")
