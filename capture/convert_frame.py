@@ -25,6 +25,7 @@ from capture.frame_codegen import FrameCodegen
 from capture.sources import ClosureSource, LocalSource
 from capture.symbolic.output_graph import OutputGraph
 from capture import resume
+from capture.skipfiles import is_skipped_file
 from capture.resume import dis_instructions, why_not_resumable
 from capture.symbolic.translator import BreakHere, InstructionTranslator, code_location
 from capture.variables.builder import wrap
@@ -38,31 +39,6 @@ log_recompiles = logs.get("recompiles")
 log_guards = logs.get("guards")
 log_graph = logs.get("graph")
 log_bytecode = logs.get("bytecode")
-
-
-def _skip_dirs() -> tuple:
-    import bytecode as _bytecode
-    import triton
-    dirs = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], os.path.dirname(torch.__file__),
-            os.path.dirname(triton.__file__), os.path.dirname(_bytecode.__file__)}
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for pkg in ("capture", "guards", "fx_graph", "codegen"):
-        dirs.add(os.path.join(here, pkg))
-    for name in ("numpy", "_pytest", "pytest", "pluggy", "hypothesis", "typing_extensions"):
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            dirs.add(os.path.dirname(module.__file__))
-    return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
-
-
-_SKIP_DIRS = None
-
-
-def is_skipped_file(filename: str) -> bool:
-    global _SKIP_DIRS
-    if _SKIP_DIRS is None:
-        _SKIP_DIRS = _skip_dirs()
-    return filename.startswith(_SKIP_DIRS) or filename.startswith("<frozen")
 
 
 class HitCounter:
@@ -251,7 +227,7 @@ class FrameCompiler:
         # The trace is deterministic given the guarded values, so under the guards
         # collected up to the failure it would fail the same way again.
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
-        return CacheEntry(guard, code.replace(), "eager", reason=reason)
+        return CacheEntry(guard, _positional_copy(code), "eager", reason=reason)
 
     def _trace(self, func, args, output: OutputGraph, break_at=None) -> CacheEntry:
         code = func.__code__
@@ -302,13 +278,13 @@ class FrameCompiler:
     def _break_tail(self, tx, code, inst, cg) -> "BreakTail":
         """What the rewritten frame does at the break: hand stack and locals to a bridge."""
         from capture.variables.base import NullVariable
-        stack_kinds, values = [], []
+        stack_kinds, stack_values, values = [], [], []
         for vt in tx.stack:
             if isinstance(vt, NullVariable):
                 stack_kinds.append(resume.NULL)
             else:
                 stack_kinds.append(resume.VALUE)
-                values.append(vt)
+                stack_values.append(vt)
         local_names = []
         for name in code.co_varnames + code.co_cellvars:
             if name in local_names or name.startswith(("__stack", "__post")):
@@ -321,6 +297,7 @@ class FrameCompiler:
             elif name in tx.symbolic_locals:
                 local_names.append(name)
                 values.append(tx.symbolic_locals[name])
+        values += stack_values  # locals come first: zero-arg super() reads the first local
         layout = resume.Layout(tuple(stack_kinds), tuple(local_names))
         next_offset = tx.instructions[tx.ip + 1].offset if tx.ip + 1 < len(tx.instructions) else None
         if next_offset is None:
@@ -332,8 +309,15 @@ class FrameCompiler:
 @dataclasses.dataclass
 class BreakTail:
     bridge: types.CodeType
-    values: list  # stack values (bottom first, NULLs left out) then locals, as trackers
+    values: list  # locals, then stack values (bottom first, NULLs left out), as trackers
     needs_closure: bool
+
+
+def _positional_copy(code: types.CodeType) -> types.CodeType:
+    """The original code taking every argument positionally, as the hook passes them
+    (the *args tuple and **kwargs dict already packed)."""
+    return code.replace(co_argcount=_num_args(code), co_posonlyargcount=0, co_kwonlyargcount=0,
+                        co_flags=code.co_flags & ~(0x04 | 0x08))
 
 
 def _guard_name(code) -> str:

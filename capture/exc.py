@@ -20,10 +20,12 @@ class Unsupported(Exception):
     def _text(self) -> str:
         return f"{self.reason} (at {self.where})" if self.where else self.reason
 
-    def located(self, where: str) -> "Unsupported":
-        """Attach the innermost user file:line once; outer frames keep it."""
-        if self.where is None:
+    def located(self, where: str, in_user_code: bool = True) -> "Unsupported":
+        """Attach the innermost file:line in the user's own code (library frames only
+        until a user frame is seen); outer frames keep it."""
+        if self.where is None or (in_user_code and not getattr(self, "_where_is_user", False)):
             self.where = where
+            self._where_is_user = in_user_code
             self.args = (self._text(),)
         return self
 

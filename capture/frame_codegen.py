@@ -75,6 +75,15 @@ class FrameCodegen:
             self.injected["__capture_sys_modules"] = sys.modules
         return text
 
+    def cell_expr(self, source) -> str:
+        """Expression for the cell object (not its contents) a closure source reads."""
+        from capture.sources import ClosureCellSource, ClosureSource
+        if isinstance(source, ClosureSource):
+            return f"(lambda: {source.var_name}).__closure__[0]"
+        if isinstance(source, ClosureCellSource):
+            return f"{self.source_expr(source.base)}.__closure__[{source.index}]"
+        raise Unsupported(f"cannot write the closure cell behind {source.name()}")
+
     def reconstruct(self, vt) -> str:
         """Expression for ``vt``; a mutable container built here is bound to a temporary
         once, so one object reached twice stays one object, as in eager."""

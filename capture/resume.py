@@ -38,7 +38,8 @@ class Layout:
         return [f"__stack{i}" for i, kind in enumerate(self.stack) if kind == VALUE]
 
     def arg_names(self) -> list[str]:
-        return self.stack_args() + list(self.local_names)
+        # Locals first: zero-arg super() reads the frame's first local (self).
+        return list(self.local_names) + self.stack_args()
 
 
 def dis_instructions(code) -> list:
@@ -121,16 +122,17 @@ def _call_resume(bc: Bytecode, code, offset: int, layout: Layout) -> list:
         out.append(Instr("BUILD_TUPLE", len(bc.freevars)))
     out.append(Instr("LOAD_CONST", target))
     out.append(Instr("MAKE_FUNCTION", 0x08 if bc.freevars else 0))
-    out += [Instr("LOAD_FAST", t) for t in temps]
     for name in layout.local_names:
         out.append(Instr("LOAD_DEREF", CellVar(name)) if name in bc.cellvars else Instr("LOAD_FAST", name))
+    out += [Instr("LOAD_FAST", t) for t in temps]
     n = len(temps) + len(layout.local_names)
     out += [Instr("PRECALL", n), Instr("CALL", n), Instr("RETURN_VALUE")]
     return out
 
 
-def _locals_after(inst: dis.Instruction, names: tuple) -> tuple:
-    if inst.opname in ("STORE_FAST", "STORE_DEREF") and inst.argval not in names:
+def _locals_after(inst: dis.Instruction, names: tuple, freevars=()) -> tuple:
+    if inst.opname in ("STORE_FAST", "STORE_DEREF") and inst.argval not in names \
+            and inst.argval not in freevars:
         return names + (inst.argval,)
     if inst.opname in ("DELETE_FAST", "DELETE_DEREF"):
         return tuple(n for n in names if n != inst.argval)
@@ -167,7 +169,7 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
     if key not in _cache:
         bc, body, label, original = _body_with_label(code, inst.offset)
         new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
-        locals_after = _locals_after(inst, layout.local_names)
+        locals_after = _locals_after(inst, layout.local_names, code.co_freevars)
         instrs = _prologue(bc, layout)
         if original.name == "CALL":
             instrs += _call_preamble(body, label)
@@ -241,7 +243,7 @@ def why_not_resumable(code: types.CodeType, inst: dis.Instruction) -> str | None
     instructions = dis_instructions(code)
     for other in instructions:
         if other.opname.startswith(("JUMP_BACKWARD", "POP_JUMP_BACKWARD")) and \
-                other.argval <= inst.offset < other.offset:
+                other.argval <= inst.offset <= other.offset:
             return "break inside a loop"
     if code.co_cellvars:
         made_closure = any(o.opname == "MAKE_FUNCTION" and o.arg & 0x08 and o.offset < inst.offset

@@ -227,5 +227,7 @@ def test_single_graph_capture_rate(capsys):
                          ids=[p.name for p in PROGRAMS if p.needs_break])
 def test_break_programs_report_a_break(prog, capsys):
     """A program that cannot be one graph must not be reported (or silently run) as one."""
+    if "may_capture" in prog.tags:
+        pytest.skip("capturing this program as one graph is legitimate")
     ex = _explain(prog)
     assert ex.graph_break_count >= 1, _describe(prog, ex)

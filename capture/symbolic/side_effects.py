@@ -40,6 +40,12 @@ class SideEffects:
             self._order.append(("attr", key))
         self._attrs[key] = (obj, obj_vt, value_vt)
 
+    def store_cell(self, box, value_vt):
+        key = ("cell", id(box.real_cell))
+        if key not in self._attrs:
+            self._order.append(("cell", key))
+        self._attrs[key] = (box.real_cell, box, value_vt)
+
     def load_attr(self, obj, name: str):
         entry = self._attrs.get((id(obj), name))
         return entry[2] if entry is not None else None
@@ -48,7 +54,7 @@ class SideEffects:
         """Trackers the replay needs (their tensors become graph outputs)."""
         out = []
         for kind, item in self._order:
-            out.append(item if kind == "container" else self._attrs[item][2])
+            out.append(item if kind == "container" else self._attrs[item][2])  # attr or cell value
         return out
 
     def __bool__(self):
@@ -72,6 +78,10 @@ class SideEffects:
                 else:
                     compute.append(f"{temp} = [{', '.join(cg.reconstruct(i) for i in item.items)}]")
                     apply.append(f"{target}[:] = {temp}")
+            elif kind == "cell":
+                _, box, value_vt = self._attrs[item]
+                compute.append(f"{temp} = {cg.reconstruct(value_vt)}")
+                apply.append(f"{cg.cell_expr(box.source)}.cell_contents = {temp}")
             else:
                 obj, obj_vt, value_vt = self._attrs[item]
                 compute.append(f"{temp} = {cg.reconstruct(value_vt)}")

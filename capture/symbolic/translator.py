@@ -12,6 +12,7 @@ import types
 
 from capture import config
 from capture.exc import Unsupported
+from capture.skipfiles import is_user_file
 from capture.symbolic.ops_build import BuildOps
 from capture.symbolic.ops_call import CallOps
 from capture.symbolic.ops_control import ControlOps
@@ -120,7 +121,7 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
                 except Unsupported as e:
                     if self.parent is None and e.root_index is None:
                         e.root_index = index
-                    raise e.located(self.location())
+                    raise e.located(self.location(), is_user_file(self.code.co_filename))
         except _Return as r:
             return r.value
 

@@ -143,6 +143,9 @@ def wrap(tx, value, source):
         raise Unsupported(f"value of type {vtype.__name__}")
     if isinstance(value, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
                           types.MethodDescriptorType)):
-        raise Unsupported(f"call to C function {getattr(value, '__qualname__', value)}")
+        # Refused only when called, so the break lands on the CALL and can resume.
+        from capture.variables.misc import OpaqueCallableVariable
+        guard(GuardKind.IDENTITY, value)
+        return OpaqueCallableVariable(value, source)
     guard(GuardKind.TYPE, vtype)
     return UserObjectVariable(value, source)

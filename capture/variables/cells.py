@@ -37,7 +37,9 @@ class CellBox(VariableTracker):
 
     def store(self, tx, value):
         if self.real_cell is not None:
-            raise Unsupported("assigning a closure variable of an enclosing function (nonlocal side effect)")
+            if self.source is None:
+                raise Unsupported("assigning a closure variable of an enclosing function")
+            tx.output.side_effects.store_cell(self, value)  # replayed onto the real cell
         self.value = value
 
     def __repr__(self):

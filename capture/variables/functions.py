@@ -101,8 +101,14 @@ class UserFunctionVariable(VariableTracker):
         raise Unsupported(f"attribute {name} of function {self.fn.__name__}")
 
     def call(self, tx, args, kwargs):
+        from capture.skipfiles import is_inlinable_library_file, is_skipped_file
         from capture.variables.builder import wrap
+        from capture.variables.torch import TORCH_DIR
         fn = self.fn
+        filename = fn.__code__.co_filename
+        if is_skipped_file(filename) and not filename.startswith(TORCH_DIR) \
+                and not is_inlinable_library_file(filename):
+            raise Unsupported(f"call to library function {fn.__module__}.{fn.__qualname__}")
         src = self.source
         defaults = [wrap(tx, v, DefaultSource(src, i) if src else None) for i, v in enumerate(fn.__defaults__ or ())]
         kwdefaults = {k: wrap(tx, v, DefaultSource(src, k, kw=True) if src else None)

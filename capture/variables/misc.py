@@ -77,3 +77,30 @@ class SuperVariable(VariableTracker):
 class _NoOpInit(VariableTracker):
     def call(self, tx, args, kwargs):
         return ConstantVariable(None)
+
+
+class OpaqueCallableVariable(VariableTracker):
+    """A C function we cannot trace (time.time, sys.stdout.write, ...): fine to load,
+    pass around and return; calling it is a graph break."""
+
+    def __init__(self, fn, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return self.fn
+
+    def truth(self, tx):
+        return True
+
+    def call(self, tx, args, kwargs):
+        raise Unsupported(f"call to C function {getattr(self.fn, '__qualname__', self.fn)}")
+
+    def reconstruct(self, cg):
+        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.fn)

@@ -38,6 +38,10 @@ def class_member(tx, cls, name, self_vt, source):
         return inline_property(tx, attr, self_vt)
     if isinstance(attr, types.FunctionType):
         return UserMethodVariable(UserFunctionVariable(attr), self_vt)
+    if isinstance(attr, (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType,
+                         types.ClassMethodDescriptorType)) and isinstance(self_vt, UserObjectVariable):
+        from capture.variables.misc import OpaqueCallableVariable
+        return OpaqueCallableVariable(getattr(self_vt.value, name), source)  # a break if called
     if hasattr(attr, "__get__") and not isinstance(attr, (int, float, str, bool, type(None), tuple)):
         raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}")
     return wrap(tx, attr, source)

@@ -4,6 +4,7 @@ Compiled results must still match eager exactly, including what they print.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import program
+from . import Call, program
 
 PROGRAMS: list = []
 
@@ -92,7 +93,9 @@ def lazy_generator(x):
     return first, torch.stack(rest)
 
 
-@program(PROGRAMS, "generator_consumed_lazily", lambda: (torch.randn(6, 2),), needs_break=True)
+# Inlining a generator is legitimate (recent Dynamo does it): one graph is fine here.
+@program(PROGRAMS, "generator_consumed_lazily", lambda: (torch.randn(6, 2),), needs_break=True,
+         tags=("may_capture",))
 def make_generator():
     return lazy_generator
 
@@ -161,3 +164,48 @@ def while_loop_data_dependent(x):
 @program(PROGRAMS, "while_loop_tensor_condition", lambda: (torch.randn(5) * 4,), needs_break=True)
 def make_while():
     return while_loop_data_dependent
+
+
+class ScaledBase(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.proj(x) + 1
+
+
+class VerboseChild(ScaledBase):
+    def forward(self, x):
+        y = x * 2
+        print("input norm", round(float(y.norm()), 3))  # graph break; the rest runs in a resume function
+        return super().forward(y)  # zero-argument super() after the break
+
+
+@program(PROGRAMS, "print_then_zero_arg_super_forward", lambda: (torch.randn(3, 4),), needs_break=True)
+def make_verbose_child():
+    return VerboseChild()
+
+
+def log_shapes(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                print("arg", tuple(a.shape))  # break inside a loop of a *args/**kwargs wrapper
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+@log_shapes
+def decorated_mlp(x, w, bias=None):
+    y = x @ w
+    if bias is not None:
+        y = y + bias
+    return torch.relu(y)
+
+
+@program(PROGRAMS, "varargs_decorator_print_in_loop",
+         lambda: Call((torch.randn(2, 3), torch.randn(3, 4)), {"bias": torch.randn(4)}), needs_break=True)
+def make_decorated():
+    return decorated_mlp

@@ -403,21 +403,33 @@ def make_transformer_encoder():
     return nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
 
 
-@program(PROGRAMS, "transformer_encoder_norm_first_with_mask",
-         lambda: (torch.randn(2, 6, 16), torch.tensor([[False] * 6, [False] * 3 + [True] * 3])))
-def make_transformer_encoder_mask():
-    class Enc(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True,
-                                               activation="gelu")
-            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+class MaskedEncoder(nn.Module):
+    def __init__(self, is_causal=None):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.is_causal = is_causal
 
-        def forward(self, x, pad_mask):
-            T = x.size(1)
-            causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
-            return self.encoder(x, mask=causal, src_key_padding_mask=pad_mask)
-    return Enc().eval()
+    def forward(self, x, pad_mask):
+        T = x.size(1)
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
+        return self.encoder(x, mask=causal, src_key_padding_mask=pad_mask, is_causal=self.is_causal)
+
+
+def _encoder_inputs():
+    return torch.randn(2, 6, 16), torch.tensor([[False] * 6, [False] * 3 + [True] * 3])
+
+
+@program(PROGRAMS, "transformer_encoder_norm_first_causal_padding", _encoder_inputs)
+def make_transformer_encoder_mask():
+    return MaskedEncoder(is_causal=True).eval()
+
+
+# is_causal=None: TransformerEncoder runs bool((mask == causal).all()) to detect a causal mask (data-dependent).
+@program(PROGRAMS, "transformer_encoder_detects_causal_mask_from_data", _encoder_inputs, needs_break=True)
+def make_transformer_encoder_detect():
+    return MaskedEncoder(is_causal=None).eval()
 
 
 class SinusoidalPositionalEncoding(nn.Module):
