@@ -568,7 +568,16 @@ def _super(tx, *args):
 
 
 def _id(tx, obj):
-    raise Unsupported("id() depends on object identity")
+    """id() of an object reached through a source: its identity is guarded."""
+    from capture.variables.nn_module import NNModuleVariable
+    from capture.variables.user_object import ClassVariable, UserObjectVariable
+    real = _underlying(obj)
+    if real is not _NO and obj.source is not None and isinstance(obj, (NNModuleVariable, UserObjectVariable,
+                                                                       ClassVariable)):
+        from guards import GuardKind
+        tx.output.add_guard(tx, GuardKind.IDENTITY, obj.source, real)
+        return ConstantVariable(id(real))
+    raise Unsupported("id() of a value without a stable identity")
 
 
 def _slice(tx, *args):
