@@ -47,6 +47,7 @@ class OutputGraph:
         self.input_by_source: dict[str, TensorVariable] = {}
         self.guards: list[Guard] = []
         self.leaf_module_names: dict[int, str] = {}
+        self.leaf_functions: dict[str, object] = {}
         self.instructions = 0
         self._last_placeholder = None
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
@@ -185,8 +186,28 @@ class OutputGraph:
         fake_module = self._fake_copy(module)
         result = self._run_fake(lambda *a, **kw: type(fake_module).forward(fake_module, *a, **kw),
                                 fake_args, fake_kwargs, type(module).__name__)
-        node = self.graph.create_node("call_module", name, node_args, node_kwargs)
+        node = self.graph.create_node("call_function", self._leaf_forward(name, module), node_args, node_kwargs)
+        node.meta["leaf_module"] = module
         return self.wrap_output(node, result, type(module).__name__)
+
+    def _leaf_forward(self, name: str, module: torch.nn.Module):
+        """``type(module).forward`` bound to the module, as a graph op.
+
+        Calling forward directly skips nn.Module.__call__'s hook machinery, which costs
+        more than the layer itself on small models; the caller guards that the module
+        has no hooks, so the result is the same.
+        """
+        fn = self.leaf_functions.get(name)
+        if fn is None:
+            forward = type(module).forward
+
+            def leaf(*args, **kwargs):
+                return forward(module, *args, **kwargs)
+            leaf.__name__ = leaf.__qualname__ = name
+            leaf.__module__ = "leaf"
+            leaf.module = module
+            fn = self.leaf_functions[name] = leaf
+        return fn
 
     def _fake_copy(self, module: torch.nn.Module) -> torch.nn.Module:
         """A shallow copy of ``module`` whose parameters and buffers are fake.

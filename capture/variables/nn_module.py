@@ -190,8 +190,10 @@ class NNModuleVariable(VariableTracker):
                 or getattr(m, "_forward_hooks_with_kwargs", None) or getattr(m, "_forward_pre_hooks_with_kwargs", None):
             raise Unsupported(f"{type(m).__name__} has hooks (hooked modules are not traced yet)")
         tx.output.guard_no_global_hooks()
-        if self.source is not None and not is_leaf_module(m):
+        if self.source is not None:
             tx.output.add_guard(tx, GuardKind.NO_HOOKS, self.source, None)
+        elif is_leaf_module(m):
+            raise Unsupported(f"{type(m).__name__} reached without a source cannot be guarded")
         if isinstance(m, nn.Sequential) and not kwargs and len(args) == 1:
             value = args[0]
             for child in self._children(tx):
