@@ -7,10 +7,10 @@ compiler's results (outputs, printed text, state it mutates) match eager, checke
 
 Counting:
 - *graphs*: graphs handed to the backend while running the program once.
-- *breaks*: what each ``explain`` reports as ``graph_break_count``. capture counts every
-  break it records (including a break that makes a whole frame run eagerly, e.g. in a
-  loop); ``torch._dynamo.explain`` reports ``graph_count - 1`` (so -1 when it captures
-  nothing). The ``brk*`` column puts both on dynamo's footing: ``max(graph_count - 1, 0)``.
+- *breaks*: what each ``explain`` reports as ``graph_break_count``; both define it as
+  ``graph_count - 1`` (so -1 when nothing is captured). The ``brk*`` column clamps it at
+  0; the totals line also gives how many break reasons each listed (capture lists every
+  break, including one that makes a whole frame run eagerly).
 - *ops*: call_function / call_method / call_module nodes of all graphs, ``getitem``
   excluded, counted the same way for both.
 
@@ -451,8 +451,9 @@ def print_table(rows: list[dict], details: bool = True, file=None):
           f"{tot['torch_compile_graphs']:>21} {tot['torch_compile_breaks']:>6} "
           f"{tot['torch_compile_breaks_normalized']:>4} {tot['torch_compile_ops']:>4} "
           f"{tot['torch_compile_matches_eager']:>3}", file=file)
-    print("(brk* = max(graphs - 1, 0) for both; ok = results match eager; torch.compile listed "
-          f"{tot['torch_compile_break_reasons']} break reasons in all)", file=file)
+    capture_reasons = sum(len(r["capture_reasons"]) for r in rows)
+    print("(brk* = max(graphs - 1, 0) for both; ok = results match eager; break reasons listed: capture "
+          f"{capture_reasons}, torch.compile {tot['torch_compile_break_reasons']})", file=file)
     if details:
         worse = [r for r in rows if r["capture_breaks"] > r["torch_compile_breaks"]
                  or r["capture_breaks_normalized"] > r["torch_compile_breaks_normalized"]

@@ -133,6 +133,11 @@ for _name, _value in vars(torch.nn.Module).items():
 
 @dataclasses.dataclass
 class ExplainOutput:
+    """What one run captured. ``break_reasons`` lists every graph break (and every
+    frame that ran eagerly) with the user's file:line. ``graph_break_count`` follows
+    torch.compile's definition, ``graph_count - 1``, so the two explains compare
+    like for like; ``len(break_reasons)`` counts the breaks themselves."""
+
     graphs: list
     graph_count: int
     graph_break_count: int
@@ -144,7 +149,7 @@ class ExplainOutput:
 
     def __str__(self):
         lines = [f"Graph count: {self.graph_count}", f"Graph break count: {self.graph_break_count}",
-                 f"Op count: {self.op_count}"]
+                 f"Break reasons recorded: {len(self.break_reasons)}", f"Op count: {self.op_count}"]
         if self.break_reasons:
             lines.append("Break reasons:")
             lines += [f"  {i + 1}. {r.reason}\n     at {r.where}" for i, r in enumerate(self.break_reasons)]
@@ -182,7 +187,7 @@ def explain(fn, *explain_args, **explain_kwargs):
         reset()
         ops = [_op_names(g) for g in recorder.graphs]
         return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),
-                             graph_break_count=len(recorder.break_reasons), break_reasons=recorder.break_reasons,
+                             graph_break_count=len(recorder.graphs) - 1, break_reasons=recorder.break_reasons,
                              op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out)
     return run
 

@@ -209,6 +209,6 @@ def check(fn, *args, backend="eager", expect_graphs=1, expect_breaks=0, expect_e
         e_args, e_kwargs = clone_inputs(args, kwargs)
         ex = capture.explain(fn)(*e_args, **e_kwargs)
         reasons = "; ".join(str(r) for r in ex.break_reasons)
-        assert ex.graph_break_count == expect_breaks, f"graph breaks: {ex.graph_break_count}: {reasons}"
+        assert len(ex.break_reasons) == expect_breaks, f"graph breaks: {len(ex.break_reasons)}: {reasons}"
         assert ex.graph_count == expect_graphs, f"graph_count {ex.graph_count} != {expect_graphs} ({reasons})"
     return compiled

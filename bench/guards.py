@@ -1,0 +1,99 @@
+"""Per-call overhead (compiled minus eager) of capture and torch.compile as models grow.
+
+Cases: a one-op function, a function of 8 tensor arguments, a 100-parameter model,
+and sweeps over the number of tensor arguments and of parameters, so the hit-path
+cost (hook + guards + rewritten frame) can be read against size. Both compilers use
+their "eager" backend, so the graph itself costs the same.
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+from torch import nn
+
+import capture
+from bench.timing import per_call_interleaved
+
+
+def one_op(x):
+    return x + 1
+
+
+def eight_tensors(a, b, c, d, e, f, g, h):
+    return a + b + c + d + e + f + g + h
+
+
+def n_tensor_function(n: int):
+    names = ", ".join(f"t{i}" for i in range(n))
+    namespace: dict = {}
+    exec(f"def add_{n}({names}):\n    return " + " + ".join(f"t{i}" for i in range(n)), namespace)
+    return namespace[f"add_{n}"]
+
+
+class Stack(nn.Module):
+    """``layers`` Linear layers: 2 parameters each."""
+
+    def __init__(self, layers: int, width: int = 4):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(width, width) for _ in range(layers)])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def cases(sweep: bool):
+    torch.manual_seed(0)
+    rows = [("one-op", one_op, (torch.randn(8),)),
+            ("8 tensors", eight_tensors, tuple(torch.randn(8) for _ in range(8))),
+            ("100 params", Stack(50).eval(), (torch.randn(2, 4),))]
+    if sweep:
+        rows += [(f"{n} tensors", n_tensor_function(n), tuple(torch.randn(4) for _ in range(n))) for n in (1, 4, 16, 32)]
+        rows += [(f"{2 * n} params", Stack(n).eval(), (torch.randn(2, 4),)) for n in (5, 25, 100)]
+    return rows
+
+
+def measure(calls: int = 200, repeats: int = 7, sweep: bool = False) -> list[dict]:
+    import torch._dynamo  # the baseline (bench only)
+    out = []
+    for name, fn, args in cases(sweep):
+        capture.reset()
+        torch._dynamo.reset()
+        cap = capture.compile(fn, backend="eager")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tc = torch.compile(fn, backend="eager")
+        with torch.no_grad():
+            times = per_call_interleaved({"eager": fn, "capture": cap, "torch.compile": tc}, args, calls, repeats)
+            ok = torch.allclose(cap(*args), fn(*args)) and torch.allclose(tc(*args), fn(*args))
+        eager = times["eager"][0]
+        cap_over = (times["capture"][0] - eager) * 1e6
+        tc_over = (times["torch.compile"][0] - eager) * 1e6
+        out.append(dict(case=name, eager_us=eager * 1e6, capture_overhead_us=cap_over,
+                        torch_compile_overhead_us=tc_over, correct=bool(ok),
+                        capture_time_vs_torch_compile=times["capture"][0] / times["torch.compile"][0]))
+    return out
+
+
+def print_table(rows):
+    print(f"{'case':<12} {'eager µs':>9} {'capture +µs':>12} {'t.compile +µs':>14} {'cap/tc time':>12} {'ok':>3}")
+    for r in rows:
+        print(f"{r['case']:<12} {r['eager_us']:>9.1f} {r['capture_overhead_us']:>12.1f} "
+              f"{r['torch_compile_overhead_us']:>14.1f} {r['capture_time_vs_torch_compile']:>12.2f} "
+              f"{'yes' if r['correct'] else 'NO':>3}")
+    print("(+µs: per-call time minus eager's; negative means faster than eager)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sweep", action="store_true", help="also sweep tensor and parameter counts")
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args(argv)
+    print_table(measure(args.calls, sweep=args.sweep))
+
+
+if __name__ == "__main__":
+    main()
