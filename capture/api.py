@@ -133,10 +133,13 @@ for _name, _value in vars(torch.nn.Module).items():
 
 @dataclasses.dataclass
 class ExplainOutput:
-    """What one run captured. ``break_reasons`` lists every graph break (and every
-    frame that ran eagerly) with the user's file:line. ``graph_break_count`` follows
-    torch.compile's definition, ``graph_count - 1``, so the two explains compare
-    like for like; ``len(break_reasons)`` counts the breaks themselves."""
+    """What one run captured.
+
+    ``break_reasons``: each graph break that ended a captured graph, with the user's
+    file:line (as torch.compile lists them). ``eager_breaks``: breaks with nothing
+    captured before them in their frame (a frame that ran eagerly, a print before any
+    tensor op). ``graph_break_count`` follows torch.compile's definition,
+    ``graph_count - 1``, so the two explains compare like for like."""
 
     graphs: list
     graph_count: int
@@ -146,13 +149,21 @@ class ExplainOutput:
     ops_per_graph: list
     guards: list
     out: object = None
+    eager_breaks: list = dataclasses.field(default_factory=list)
+
+    @property
+    def all_breaks(self) -> list:
+        return list(self.break_reasons) + list(self.eager_breaks)
 
     def __str__(self):
         lines = [f"Graph count: {self.graph_count}", f"Graph break count: {self.graph_break_count}",
-                 f"Break reasons recorded: {len(self.break_reasons)}", f"Op count: {self.op_count}"]
+                 f"Op count: {self.op_count}"]
         if self.break_reasons:
             lines.append("Break reasons:")
             lines += [f"  {i + 1}. {r.reason}\n     at {r.where}" for i, r in enumerate(self.break_reasons)]
+        if self.eager_breaks:
+            lines.append("Breaks with nothing captured before them:")
+            lines += [f"  {i + 1}. {r.reason}\n     at {r.where}" for i, r in enumerate(self.eager_breaks)]
         for i, ops in enumerate(self.ops_per_graph):
             lines.append(f"Ops in graph {i}: {', '.join(ops)}")
         if self.guards:
@@ -188,7 +199,8 @@ def explain(fn, *explain_args, **explain_kwargs):
         ops = [_op_names(g) for g in recorder.graphs]
         return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),
                              graph_break_count=len(recorder.graphs) - 1, break_reasons=recorder.break_reasons,
-                             op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out)
+                             op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out,
+                             eager_breaks=recorder.eager_breaks)
     return run
 
 

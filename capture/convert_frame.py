@@ -105,7 +105,8 @@ class Recorder:
 
     def __init__(self):
         self.graphs: list = []
-        self.break_reasons: list[BreakReason] = []
+        self.break_reasons: list[BreakReason] = []  # breaks that ended a captured graph
+        self.eager_breaks: list[BreakReason] = []  # breaks with nothing captured before them
         self.guards: list = []
 
 
@@ -175,24 +176,32 @@ class FrameCompiler:
         arg_names = code.co_varnames[:_num_args(code)]
         output = None
         break_at = None
+        native_tail = False
         try:
             for _ in range(3):
                 output = OutputGraph(code, func.__globals__)
                 try:
-                    entry = self._trace(func, args, output, break_at)
+                    entry = self._trace(func, args, output, break_at, native_tail)
                     break
                 except Unsupported as e:
                     where = e.where or code_location(code, code.co_firstlineno)
                     if self.fullgraph:
                         raise Unsupported(e.reason, where) from None
-                    why_not = self._why_not_resume(code, e, break_at)
-                    if why_not is not None:
-                        reason = BreakReason(e.reason if break_at is None else f"{e.reason} ({why_not})", where)
-                        self._note_break(reason)
-                        entry = self._eager_entry(code, output, arg_names, func, reason)
-                        break
-                    self._pending_reason = BreakReason(e.reason, where)
-                    break_at = e.root_index
+                    if break_at is None and e.root_index is not None:
+                        # Retrace and stop right before the failing instruction. Where no
+                        # bridge can continue after it (loops, try/with blocks, ...), the
+                        # rest of the frame runs natively from that instruction instead.
+                        why_not = why_not_resumable(code, dis_instructions(code)[e.root_index])
+                        native_tail = why_not is not None
+                        self._pending_reason = BreakReason(
+                            e.reason + (f" (the rest of the frame runs eagerly: {why_not})" if native_tail else ""),
+                            where)
+                        break_at = e.root_index
+                        continue
+                    reason = BreakReason(e.reason if break_at is None else f"{e.reason} (no resume point)", where)
+                    self._note_break(reason)
+                    entry = self._eager_entry(code, output, arg_names, func, reason)
+                    break
             else:
                 raise Unsupported("graph break could not be placed")
         except Unsupported:
@@ -210,18 +219,10 @@ class FrameCompiler:
             _dump(code, entry)
         return entry
 
-    def _why_not_resume(self, code, error: Unsupported, previous_break) -> str | None:
-        if error.root_index is None:
-            return "no resume point"
-        if previous_break is not None:
-            return "the break could not be resumed"
-        inst = dis_instructions(code)[error.root_index]
-        return why_not_resumable(code, inst)
-
-    def _note_break(self, reason: BreakReason):
+    def _note_break(self, reason: BreakReason, after_graph: bool = False):
         log_breaks.debug("graph break: %s", reason)
         if self.recorder is not None:
-            self.recorder.break_reasons.append(reason)
+            (self.recorder.break_reasons if after_graph else self.recorder.eager_breaks).append(reason)
 
     def _eager_entry(self, code, output, arg_names, func, reason) -> CacheEntry:
         # The trace is deterministic given the guarded values, so under the guards
@@ -229,7 +230,7 @@ class FrameCompiler:
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         return CacheEntry(guard, _positional_copy(code), "eager", reason=reason)
 
-    def _trace(self, func, args, output: OutputGraph, break_at=None) -> CacheEntry:
+    def _trace(self, func, args, output: OutputGraph, break_at=None, native_tail=False) -> CacheEntry:
         code = func.__code__
         arg_names = code.co_varnames[:_num_args(code)]
         tx = InstructionTranslator(code, func.__globals__, output, {}, {})
@@ -246,7 +247,7 @@ class FrameCompiler:
             tail = None
             needed = [return_vt]
         except BreakHere as b:
-            tail = self._break_tail(tx, code, b.inst, cg)
+            tail = self._break_tail(tx, code, b.inst, native_tail)
             needed = tail.values
         tensors = _collect_tensors(needed + output.side_effects.values())
         gm, out_nodes = output.finish(tensors)
@@ -267,16 +268,18 @@ class FrameCompiler:
             new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, replay=replay)
         else:
             new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail, replay=replay)
-            self._note_break(self._pending_reason)
+            self._note_break(self._pending_reason, after_graph=output.has_ops())
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         cg.install()
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:
             self.recorder.guards.extend(guard.readable())
-        return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=counter)
+        return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=counter,
+                          reason=self._pending_reason if tail is not None else None)
 
-    def _break_tail(self, tx, code, inst, cg) -> "BreakTail":
-        """What the rewritten frame does at the break: hand stack and locals to a bridge."""
+    def _break_tail(self, tx, code, inst, native_tail: bool) -> "BreakTail":
+        """What the rewritten frame does at the break: hand stack and locals to a bridge
+        (or, with ``native_tail``, to the rest of the code run natively)."""
         from capture.variables.base import NullVariable
         stack_kinds, stack_values, values = [], [], []
         for vt in tx.stack:
@@ -299,6 +302,8 @@ class FrameCompiler:
                 values.append(tx.symbolic_locals[name])
         values += stack_values  # locals come first: zero-arg super() reads the first local
         layout = resume.Layout(tuple(stack_kinds), tuple(local_names))
+        if native_tail:
+            return BreakTail(resume.native_tail_code(code, inst.offset, layout), values, bool(code.co_freevars))
         next_offset = tx.instructions[tx.ip + 1].offset if tx.ip + 1 < len(tx.instructions) else None
         if next_offset is None:
             raise Unsupported("break at the last instruction")

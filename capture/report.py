@@ -49,6 +49,8 @@ class Report:
             for e in f.entries:
                 hits = "not counted" if e.hits is None else str(e.hits)
                 what = f"graph of {e.ops} op(s)" if e.kind == "graph" else f"runs eagerly: {e.reason}"
+                if e.kind == "graph" and e.reason:
+                    what += f", then a graph break: {e.reason}"
                 out.append(f"  entry {e.index}: {what}; hits: {hits}")
                 out.extend(f"    guard: {g}" for g in e.guards)
             for i, r in enumerate(f.recompiles):
@@ -123,6 +125,8 @@ def _html(report: Report) -> str:
         for entry in f.entries:
             hits = "not counted" if entry.hits is None else entry.hits
             what = f"graph of {entry.ops} op(s)" if entry.kind == "graph" else f"runs eagerly: {e(entry.reason or '')}"
+            if entry.kind == "graph" and entry.reason:
+                what += f", then a graph break: {e(entry.reason)}"
             parts.append(f"<details open><summary>entry {entry.index}: {what}; hits: {hits}</summary>")
             parts.append("<pre>" + e("\n".join(entry.guards)) + "</pre>")
             if entry.graph:

@@ -17,7 +17,7 @@ import dataclasses
 import dis
 import types
 
-from bytecode import Bytecode, CellVar, FreeVar, Instr, Label
+from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin
 
 from capture import _C
 
@@ -59,11 +59,33 @@ def _body_with_label(code, offset: int) -> tuple[Bytecode, list, Label, Instr]:
                 target = item
             k += 1
         body.append(item)
+    _restore_handler_depths(code, body)
     while body and isinstance(body[0], Instr) and body[0].name in _PROLOGUE_OPS:
         first = body.pop(0)
         if first.name == "RESUME":
             break
     return bc, body, label, target
+
+
+def _restore_handler_depths(code, body: list):
+    """Give each TryBegin the stack depth the original exception table records
+    (``bytecode`` leaves it unset and would re-derive it from reachable code only)."""
+    offsets = iter(i.offset for i in dis_instructions(code))
+    label_offset, pending = {}, []
+    for item in body:
+        if isinstance(item, Label):
+            pending.append(item)
+        elif isinstance(item, Instr):
+            offset = next(offsets)
+            for label in pending:
+                label_offset[id(label)] = offset
+            pending = []
+    depth_of = {(target, lasti): depth for _, _, target, depth, lasti in _exception_entries(code)}
+    for item in body:
+        if isinstance(item, TryBegin):
+            key = (label_offset.get(id(item.target)), item.push_lasti)
+            if key in depth_of:
+                item.stack_depth = depth_of[key]
 
 
 def _new_bytecode(bc: Bytecode, name: str, layout: Layout) -> Bytecode:
@@ -99,7 +121,31 @@ def resume_code(code: types.CodeType, offset: int, layout: Layout) -> types.Code
         bc, body, label, _ = _body_with_label(code, offset)
         new = _new_bytecode(bc, f"__resume_{code.co_name.strip('<>')}_at_{offset}", layout)
         new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
-        _cache[key] = new.to_code()
+        # the handlers' stack depths are those of the original code: keep them (code
+        # before the jump target is dead here, so they cannot be recomputed)
+        # (an explicit stacksize keeps bytecode from re-deriving them through dead code)
+        _cache[key] = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
+    return _cache[key]
+
+
+def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
+    """The rest of the code from ``offset`` (the break itself included), run natively:
+    used where no bridge can continue (inside loops and try/with blocks), so the
+    original exception table and loop structure stay in force."""
+    key = ("tail", code, offset, layout)
+    if key not in _cache:
+        bc, body, label, target = _body_with_label(code, offset)
+        if target.name == "CALL":
+            # enter at the KW_NAMES/PRECALL before it: CALL needs the names KW_NAMES sets
+            at = body.index(label)
+            preamble = _call_preamble(body, label)
+            body.remove(label)
+            body.insert(at - len(preamble), label)
+        new = _new_bytecode(bc, f"__eager_tail_{code.co_name.strip('<>')}_at_{offset}", layout)
+        new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
+        tail = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
+        _C.set_skip(tail)
+        _cache[key] = tail
     return _cache[key]
 
 
@@ -210,6 +256,11 @@ def make_function(code: types.CodeType, f_globals: dict, closure: tuple | None):
 
 def _exception_ranges(code) -> list:
     """(start, end) offsets covered by try/with handlers, from the 3.11 exception table."""
+    return [(start, end) for start, end, _, _, _ in _exception_entries(code)]
+
+
+def _exception_entries(code) -> list:
+    """(start, end, target, depth, lasti) per entry of the 3.11 exception table."""
     table = code.co_exceptiontable
     ranges, i = [], 0
 
@@ -226,9 +277,9 @@ def _exception_ranges(code) -> list:
     while i < len(table):
         start = varint() * 2
         length = varint() * 2
-        varint()  # handler target
-        varint()  # depth and lasti
-        ranges.append((start, start + length))
+        target = varint() * 2
+        depth_lasti = varint()
+        ranges.append((start, start + length, target, depth_lasti >> 1, bool(depth_lasti & 1)))
     return ranges
 
 

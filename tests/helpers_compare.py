@@ -208,7 +208,7 @@ def check(fn, *args, backend="eager", expect_graphs=1, expect_breaks=0, expect_e
     if expect_graphs is not None:
         e_args, e_kwargs = clone_inputs(args, kwargs)
         ex = capture.explain(fn)(*e_args, **e_kwargs)
-        reasons = "; ".join(str(r) for r in ex.break_reasons)
-        assert len(ex.break_reasons) == expect_breaks, f"graph breaks: {len(ex.break_reasons)}: {reasons}"
+        reasons = "; ".join(str(r) for r in ex.all_breaks)
+        assert len(ex.all_breaks) == expect_breaks, f"graph breaks: {len(ex.all_breaks)}: {reasons}"
         assert ex.graph_count == expect_graphs, f"graph_count {ex.graph_count} != {expect_graphs} ({reasons})"
     return compiled

@@ -191,8 +191,8 @@ def _explain(prog):
 
 
 def _describe(prog, ex):
-    reasons = "; ".join(f"{r.reason} [{os.path.basename(str(r.where))}]" for r in ex.break_reasons) or "-"
-    return f"{prog.name}: graphs={ex.graph_count} breaks={len(ex.break_reasons)} reasons: {reasons}"
+    reasons = "; ".join(f"{r.reason} [{os.path.basename(str(r.where))}]" for r in ex.all_breaks) or "-"
+    return f"{prog.name}: graphs={ex.graph_count} breaks={len(ex.all_breaks)} reasons: {reasons}"
 
 
 def test_single_graph_capture_rate(capsys):
@@ -208,7 +208,7 @@ def test_single_graph_capture_rate(capsys):
         except Exception as e:  # noqa: BLE001 - a crash counts as not captured
             missed.append(f"{prog.name}: explain crashed: {type(e).__name__}: {e}")
             continue
-        if ex.graph_count == 1 and not ex.break_reasons:
+        if ex.graph_count == 1 and not ex.all_breaks:
             captured.append(prog.name)
         else:
             missed.append(_describe(prog, ex))
@@ -230,4 +230,4 @@ def test_break_programs_report_a_break(prog, capsys):
     if "may_capture" in prog.tags:
         pytest.skip("capturing this program as one graph is legitimate")
     ex = _explain(prog)
-    assert len(ex.break_reasons) >= 1, _describe(prog, ex)
+    assert len(ex.all_breaks) >= 1, _describe(prog, ex)

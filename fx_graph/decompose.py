@@ -1,0 +1,206 @@
+"""Decomposition of a captured FX graph to core aten ops, functionalized.
+
+``decompose(gm, example_inputs)`` retraces a captured graph with ``make_fx`` under
+fake tensors and returns a new GraphModule whose nodes are aten ops (OpOverloads),
+each carrying its fake tensor in ``node.meta["val"]``:
+
+* a decomposition table (torch's core-aten table plus a few composite ops the code
+  generator prefers to see as their parts: softmax, layer norm, batch norm ...);
+* functionalization: in-place ops become out-of-place ops, and a mutated graph input
+  is written back by one ``aten.copy_(input, new_value)`` at the end of the graph;
+* parameters and buffers of leaf modules (``nn.Linear`` called as one graph op by the
+  front end) are lifted to extra placeholders after the graph's own inputs, so the
+  trace never mixes real and fake tensors and a module update (optimizer step,
+  BatchNorm running statistics) is read or written at call time.
+
+``gm.meta["lifted_inputs"]`` lists those extra placeholders as ``LiftedInput``s;
+``lifted_values(gm)`` fetches their current tensors for a call.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import operator
+
+import torch
+from torch import fx
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from fx_graph.passes import common_subexpressions, dead_code
+
+aten = torch.ops.aten
+
+
+class DecomposeError(RuntimeError):
+    """The graph cannot be retraced to aten (the caller runs it as captured)."""
+
+
+# Composite ops split into their parts so the code generator can fuse them: every
+# piece is a pointwise op or a reduction it lowers (softmax -> amax, sub, exp, sum, div).
+_EXTRA_DECOMPOSITIONS = (
+    "_softmax", "_log_softmax", "native_layer_norm", "native_group_norm", "rms_norm",
+    "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_functional", "silu", "hardswish", "hardsigmoid", "mish",
+    "softplus", "elu", "leaky_relu", "hardtanh", "std", "rsub", "addcmul", "addcdiv",
+    "lerp", "logsumexp", "glu",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def decomposition_table() -> dict:
+    from torch._decomp import core_aten_decompositions, get_decompositions
+    table = dict(core_aten_decompositions())
+    extra = [getattr(aten, name) for name in _EXTRA_DECOMPOSITIONS if hasattr(aten, name)]
+    table.update(get_decompositions(extra))
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class LiftedInput:
+    """A leaf module's parameter or buffer, passed to the decomposed graph as a placeholder."""
+    owner: torch.nn.Module
+    table: str          # "_parameters" or "_buffers"
+    key: str
+    qualname: str       # leaf name + attribute path, for printing
+
+    def fetch(self) -> torch.Tensor:
+        return self.owner.__dict__[self.table][self.key]
+
+
+def lifted_values(gm: fx.GraphModule) -> list:
+    return [lifted.fetch() for lifted in gm.meta.get("lifted_inputs", ())]
+
+
+def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
+    """``gm`` retraced to functional core aten ops (see the module docstring)."""
+    if not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        kinds = sorted({type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)})
+        raise DecomposeError(f"graph inputs that are not tensors: {', '.join(kinds)}")
+    leaves, lifted = _leaf_modules(gm)
+    n_user = len(example_inputs)
+    runner = _LeafLiftingInterpreter(gm, leaves)
+
+    def flat_fn(*flat):
+        runner.lifted_tensors = flat[n_user:]
+        out = runner.run(*flat[:n_user])
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+    inputs = list(example_inputs) + [item.fetch() for item in lifted]
+    table = decomposition_table()
+    try:
+        traced = make_fx(flat_fn, decomposition_table=table, tracing_mode="fake")(*inputs)
+        # Decompositions run below functionalization and may emit in-place ops
+        # (rms_norm's add_): functionalize the decomposed graph until none is left.
+        for _ in range(3):
+            traced = make_fx(torch.func.functionalize(traced, remove="mutations"),
+                             decomposition_table=table, tracing_mode="fake")(*inputs)
+            if not _inner_mutations(traced):
+                break
+    except Exception as e:  # noqa: BLE001 - any tracing failure means "run as captured"
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DecomposeError(f"make_fx failed: {type(e).__name__}: {text}") from e
+    if _inner_mutations(traced):
+        raise DecomposeError("in-place ops left after functionalization: "
+                             + ", ".join(sorted({str(n.target) for n in _inner_mutations(traced)})))
+    _name_placeholders(traced, gm, lifted)
+    dead_code(traced)
+    common_subexpressions(traced)
+    traced.meta["lifted_inputs"] = tuple(lifted)
+    traced.meta["n_user_inputs"] = n_user
+    return traced
+
+
+# --------------------------------------------------------------------------- leaf modules
+
+
+def _leaf_module_of(node: fx.Node):
+    if node.op != "call_function":
+        return None
+    module = node.meta.get("leaf_module")
+    if module is None and getattr(node.target, "__module__", None) == "leaf":
+        module = getattr(node.target, "module", None)
+    return module if isinstance(module, torch.nn.Module) else None
+
+
+def _leaf_modules(gm: fx.GraphModule):
+    """{leaf call target: (detached copy, [names])} and the LiftedInputs, in graph order."""
+    leaves, lifted = {}, []
+    for node in gm.graph.nodes:
+        module = _leaf_module_of(node)
+        if module is None or node.target in leaves:
+            continue
+        names = []
+        base = getattr(node.target, "__name__", type(module).__name__)
+        for prefix, owner in module.named_modules(remove_duplicate=False):
+            for table in ("_parameters", "_buffers"):
+                for key, value in owner.__dict__[table].items():
+                    if isinstance(value, torch.Tensor):
+                        name = f"{prefix}.{key}" if prefix else key
+                        names.append(name)
+                        lifted.append(LiftedInput(owner, table, key, f"{base}.{name}"))
+        leaves[node.target] = (_detached_copy(module), names, len(lifted) - len(names))
+    return leaves, lifted
+
+
+def _detached_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A shallow copy whose parameter/buffer/submodule tables are its own, so
+    ``functional_call`` swaps tensors in the copy and never touches the user's module
+    (another thread may be running it)."""
+    clone = copy.copy(module)
+    clone.__dict__["_parameters"] = dict(module._parameters)
+    clone.__dict__["_buffers"] = dict(module._buffers)
+    clone.__dict__["_modules"] = {k: (None if m is None else _detached_copy(m))
+                                  for k, m in module._modules.items()}
+    return clone
+
+
+class _LeafLiftingInterpreter(fx.Interpreter):
+    """Runs the captured graph, calling each leaf module with lifted tensors."""
+
+    def __init__(self, gm, leaves):
+        super().__init__(gm, garbage_collect_values=True)
+        self.leaves = leaves
+        self.lifted_tensors = ()
+
+    def call_function(self, target, args, kwargs):
+        leaf = self.leaves.get(target)
+        if leaf is None:
+            return super().call_function(target, args, kwargs)
+        module, names, start = leaf
+        tensors = dict(zip(names, self.lifted_tensors[start:start + len(names)]))
+        return torch.func.functional_call(module, tensors, tuple(args), dict(kwargs), tie_weights=False)
+
+
+# --------------------------------------------------------------------------- cleanup
+
+
+def _inner_mutations(gm: fx.GraphModule) -> list:
+    """In-place ops other than the final write-back of a graph input."""
+    found = []
+    for node in gm.graph.nodes:
+        schema = getattr(node.target, "_schema", None)
+        if node.op != "call_function" or schema is None or not schema.is_mutable:
+            continue
+        if node.target is aten.copy_.default and node.args[0].op == "placeholder":
+            continue
+        found.append(node)
+    return found
+
+
+def _name_placeholders(traced: fx.GraphModule, gm: fx.GraphModule, lifted) -> None:
+    """Placeholders named after the captured graph's inputs (``l_x``) and the lifted
+    attributes (``linear_0_weight``) instead of make_fx's ``arg0_1``."""
+    names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    names += [item.qualname.replace(".", "_") for item in lifted]
+    taken = {n.name for n in traced.graph.nodes if n.op != "placeholder"}
+    for node, name in zip([n for n in traced.graph.nodes if n.op == "placeholder"], names):
+        if name not in taken:
+            node.name = node.target = name
+            taken.add(name)
+    traced.graph.lint()
+    traced.recompile()
+
+
+def is_getitem(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target is operator.getitem
