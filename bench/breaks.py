@@ -423,8 +423,10 @@ def totals(rows: list[dict]) -> dict:
 
 
 def verdict(rows: list[dict]) -> bool:
+    """Compare breaks per program as max(graphs - 1, 0): torch.compile's raw count is -1
+    for a frame it skips entirely, which would reward capturing nothing."""
     tot = totals(rows)
-    return tot["capture_breaks"] <= tot["torch_compile_breaks"]
+    return tot["capture_breaks_normalized"] <= tot["torch_compile_breaks_normalized"]
 
 
 def print_table(rows: list[dict], details: bool = True, file=None):
@@ -478,8 +480,10 @@ def print_table(rows: list[dict], details: bool = True, file=None):
             if not r["torch_compile_matches_eager"]:
                 print(f"    torch.compile result differs: {r['torch_compile_mismatch']}", file=file)
     print(f"\ncapture breaks <= torch.compile breaks: {'yes' if verdict(rows) else 'no'} "
-          f"({tot['capture_breaks']} vs {tot['torch_compile_breaks']}; on the graphs-1 footing: "
-          f"{tot['capture_breaks_normalized']} vs {tot['torch_compile_breaks_normalized']})", file=file)
+          f"(per program max(graphs - 1, 0): {tot['capture_breaks_normalized']} vs "
+          f"{tot['torch_compile_breaks_normalized']}; raw graph_break_count sums, where torch.compile counts -1 "
+          f"for a frame it skips: {tot['capture_breaks']} vs {tot['torch_compile_breaks']}; ops captured: "
+          f"{tot['capture_ops']} vs {tot['torch_compile_ops']})", file=file)
 
 
 def main(argv=None):

@@ -41,7 +41,7 @@ class DecomposeError(RuntimeError):
 _EXTRA_DECOMPOSITIONS = (
     "_softmax", "_log_softmax", "native_layer_norm", "native_group_norm", "rms_norm",
     "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
-    "_native_batch_norm_legit_functional", "silu", "hardswish", "hardsigmoid", "mish",
+    "_native_batch_norm_legit_functional", "native_batch_norm", "silu", "hardswish", "hardsigmoid", "mish",
     "softplus", "elu", "leaky_relu", "hardtanh", "std", "rsub", "addcmul", "addcdiv",
     "lerp", "logsumexp", "glu",
 )
@@ -195,9 +195,10 @@ def _name_placeholders(traced: fx.GraphModule, gm: fx.GraphModule, lifted) -> No
     names += [item.qualname.replace(".", "_") for item in lifted]
     taken = {n.name for n in traced.graph.nodes if n.op != "placeholder"}
     for node, name in zip([n for n in traced.graph.nodes if n.op == "placeholder"], names):
-        if name not in taken:
-            node.name = node.target = name
-            taken.add(name)
+        if name not in taken and name.isidentifier():
+            node._rename(name)
+            node.target = node.name
+            taken.add(node.name)
     traced.graph.lint()
     traced.recompile()
 
