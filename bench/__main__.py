@@ -1,17 +1,98 @@
-"""``python -m bench``: the main job. Until the full model-suite harness lands it runs
-the per-call overhead comparison (eager vs capture vs torch.compile)."""
+"""``python -m bench``: the model suite, eager vs compiled, side by side (see bench/harness.py).
+
+``python -m bench overhead|breaks|guards [args]`` runs the older focused benchmarks:
+per-call overhead, graph breaks vs torch._dynamo.explain, and the guard-overhead sweep.
+"""
+from __future__ import annotations
+
 import argparse
+import os
+import sys
 
-from bench import overhead
+MODES = {"overhead": "bench.overhead", "breaks": "bench.breaks", "guards": "bench.guards"}
 
 
-def main():
-    parser = argparse.ArgumentParser(prog="python -m bench", description="eager vs compiled, side by side")
-    parser.add_argument("--quick", action="store_true", help="fewer timed calls (under a minute)")
-    args = parser.parse_args()
-    calls, repeats = (100, 5) if args.quick else (300, 9)
-    print("Per-call time, eager vs capture(backend='eager') vs torch.compile(backend='eager')")
-    overhead.print_table(overhead.measure(calls, repeats))
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Model suite, eager vs compiled (capture and torch.compile): correctness, first-call time, "
+                    "per-call latency, graphs, breaks, recompiles, guards, kernels. Other modes: "
+                    "`python -m bench overhead|breaks|guards [--help]`.")
+    parser.add_argument("--quick", action="store_true",
+                        help="the quick suite (mlp, cnn, gpt2_block), fewer timing rounds, inductor within a "
+                             "compile-time budget: about a minute on 2 cores")
+    parser.add_argument("--models", help="comma list of models (default: all; with --quick: the quick set); "
+                                         "--list shows them")
+    parser.add_argument("--backends", help="comma list of capture-eager, capture-triton, tc-eager, tc-inductor "
+                                           "(default: all but capture-triton, which needs --triton or CUDA)")
+    parser.add_argument("--modes", help="comma list of eval, train (default: both)")
+    parser.add_argument("--triton", action="store_true",
+                        help="also run capture's triton backend; without CUDA under TRITON_INTERPRET=1")
+    parser.add_argument("--repeats", type=int, help="timed rounds per variant (default 7 with --quick, else 15)")
+    parser.add_argument("--inductor-budget", type=float,
+                        help="seconds of inductor compiling after which the remaining tc-inductor rows are "
+                             "skipped (default 25 with --quick, else no limit)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--json", metavar="PATH", help="write every row (and run metadata) as JSON")
+    parser.add_argument("--csv", metavar="PATH", help="write every row as CSV")
+    parser.add_argument("--plot", metavar="PNG", help="draw speedup and compile-time bar charts (matplotlib)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--list", action="store_true", help="list the models and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in MODES:
+        import importlib
+        module = importlib.import_module(MODES[argv[0]])
+        sys.argv = [f"python -m bench {argv[0]}"] + argv[1:]
+        return module.main(argv[1:])
+    args = parse_args(argv)
+    wants_triton = args.triton or (args.backends and ("triton" in args.backends))
+    if wants_triton and "triton" not in sys.modules:
+        # TRITON_INTERPRET is read when triton is first imported (torch._dynamo imports it),
+        # so decide before anything imports it: without CUDA, run under the interpreter.
+        import torch
+        if not torch.cuda.is_available():
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+
+    from bench import harness, models
+
+    if args.list:
+        for spec in models.suite():
+            ok, why = models.available(spec)
+            flag = " [quick]" if spec.quick else ""
+            print(f"{spec.name:<14} {spec.description}{flag}" + ("" if ok else f"  (cannot run: {why})"))
+        return None
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from None
+    settings = harness.Settings(quick=args.quick, models=args.models, backends=args.backends, modes=args.modes,
+                                triton=bool(wants_triton), device=args.device, repeats=args.repeats,
+                                inductor_budget=args.inductor_budget, progress=not args.no_progress)
+    result = harness.run(settings)
+    print(harness.format_table(result))
+    notes = harness.format_notes(result)
+    if notes:
+        print("\nNotes (mismatches, graph-break reasons, warnings):")
+        print(notes)
+    if args.json:
+        harness.write_json(result, args.json)
+        print(f"\nwrote {args.json}")
+    if args.csv:
+        harness.write_csv(result, args.csv)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        harness.write_plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    failed = [r for r in result["rows"] if r["status"] == "mismatch"]
+    if failed:
+        print(f"\n{len(failed)} result(s) differ from eager: " +
+              ", ".join(f"{r['model']}/{r['mode']}/{r['backend']}" for r in failed))
+    return result
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ class ModelSpec:
     name: str
     description: str
     make: object  # () -> nn.Module (fixed seed: identical weights every call)
-    inputs: object  # () -> tuple of example inputs (fixed seed)
+    inputs: object  # (seed=1) -> tuple of example inputs; same seed, same values
     output: object = None  # (model output) -> the tensor summed into the training loss
     quick: bool = False  # part of the --quick suite
     requires: str | None = None  # optional package this model needs
@@ -47,6 +47,13 @@ def _seeded(seed: int = 0) -> torch.Generator:
 
 def _randn(*shape, seed: int = 1):
     return torch.randn(*shape, generator=_seeded(seed))
+
+
+def _inputs(*shape):
+    """An input factory: one random tensor of ``shape``; ``seed`` picks other values."""
+    def make(seed: int = 1):
+        return (_randn(*shape, seed=seed),)
+    return make
 
 
 def _built(factory):
@@ -146,6 +153,7 @@ def transformers_status() -> tuple[bool, str]:
 def _hf_gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
     cfg = GPT2Config(vocab_size=1000, n_positions=128, n_embd=128, n_layer=2, n_head=4, use_cache=False,
+                     bos_token_id=0, eos_token_id=0,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     return GPT2LMHeadModel(cfg)
 
@@ -166,8 +174,8 @@ def _hf_llama():
     return LlamaForCausalLM(cfg)
 
 
-def _token_ids(batch: int = 2, seq: int = 32, vocab: int = 1000):
-    return (torch.randint(0, vocab, (batch, seq), generator=_seeded(1)),)
+def _token_ids(seed: int = 1, batch: int = 2, seq: int = 32, vocab: int = 1000):
+    return (torch.randint(0, vocab, (batch, seq), generator=_seeded(seed)),)
 
 
 def _logits(out):
@@ -183,17 +191,17 @@ def _last_hidden(out):
 def suite() -> list[ModelSpec]:
     return [
         ModelSpec("mlp", "3-layer MLP, width 64, batch 4 (as in bench.overhead)", _built(MLP),
-                  lambda: (_randn(4, 64),), quick=True),
+                  _inputs(4, 64), quick=True),
         ModelSpec("cnn", "conv/bn/relu/maxpool x2, global avg pool, linear; 8x3x32x32", _built(CNN),
-                  lambda: (_randn(8, 3, 32, 32),), quick=True),
+                  _inputs(8, 3, 32, 32), quick=True),
         ModelSpec("lstm", "2-layer nn.LSTM(32->64), batch 4, 16 steps, linear head", _built(LSTMClassifier),
-                  lambda: (_randn(4, 16, 32),)),
+                  _inputs(4, 16, 32)),
         ModelSpec("encoder_layer", "nn.TransformerEncoderLayer(d=128, 4 heads, ff 256), batch 4, seq 32",
                   _built(lambda: nn.TransformerEncoderLayer(128, 4, dim_feedforward=256, dropout=0.0,
                                                             batch_first=True)),
-                  lambda: (_randn(4, 32, 128),)),
+                  _inputs(4, 32, 128)),
         ModelSpec("gpt2_block", "hand-written GPT-2 block (causal attention, d=128, 4 heads), batch 4, seq 64",
-                  _built(GPT2Block), lambda: (_randn(4, 64, 128),), quick=True),
+                  _built(GPT2Block), _inputs(4, 64, 128), quick=True),
         ModelSpec("hf_gpt2", "transformers GPT2LMHeadModel, 2 layers, d=128, vocab 1000, random weights; 2x32 ids",
                   _built(_hf_gpt2), _token_ids, output=_logits, requires="transformers"),
         ModelSpec("hf_bert", "transformers BertModel, 2 layers, d=128, vocab 1000, random weights; 2x32 ids",

@@ -192,11 +192,19 @@ class FrameCompiler:
                         # bridge can continue after it (loops, try/with blocks, ...), the
                         # rest of the frame runs natively from that instruction instead.
                         why_not = why_not_resumable(code, dis_instructions(code)[e.root_index])
-                        native_tail = why_not is not None
+                        # inside grad-mode with-blocks a bridge can still resume (checked
+                        # against the stack at the break; _NeedNativeTail if not)
+                        native_tail = why_not is not None and why_not != resume.IN_HANDLER_REGION
                         self._pending_reason = BreakReason(
                             e.reason + (f" (the rest of the frame runs eagerly: {why_not})" if native_tail else ""),
                             where)
                         break_at = e.root_index
+                        continue
+                    if isinstance(e, _NeedNativeTail) and not native_tail:
+                        native_tail = True
+                        self._pending_reason = BreakReason(
+                            f"{self._pending_reason.reason} (the rest of the frame runs eagerly: {e.reason})",
+                            self._pending_reason.where)
                         continue
                     reason = BreakReason(e.reason if break_at is None else f"{e.reason} (no resume point)", where)
                     self._note_break(reason)
@@ -302,13 +310,25 @@ class FrameCompiler:
                 values.append(tx.symbolic_locals[name])
         values += stack_values  # locals come first: zero-arg super() reads the first local
         layout = resume.Layout(tuple(stack_kinds), tuple(local_names))
+        on_error = None
+        regions = resume.covering_handlers(code, inst.offset)
+        if regions and not native_tail:
+            from capture.variables.ctx_manager import GradModeExit, grad_mode_restorer
+            exits = [v for v in tx.stack if isinstance(v, GradModeExit)]
+            if len(exits) != regions:
+                raise _NeedNativeTail("break inside a try block or a with-block we do not trace")
+            on_error = grad_mode_restorer(exits[0].restore)
         if native_tail:
             return BreakTail(resume.native_tail_code(code, inst.offset, layout), values, bool(code.co_freevars))
         next_offset = tx.instructions[tx.ip + 1].offset if tx.ip + 1 < len(tx.instructions) else None
         if next_offset is None:
             raise Unsupported("break at the last instruction")
-        bridge = resume.bridge_code(code, inst, layout, next_offset)
+        bridge = resume.bridge_code(code, inst, layout, next_offset, on_error)
         return BreakTail(bridge, values, bool(code.co_freevars))
+
+
+class _NeedNativeTail(Unsupported):
+    """The break's state cannot be handed to a bridge; run the rest natively."""
 
 
 @dataclasses.dataclass

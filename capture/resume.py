@@ -17,7 +17,7 @@ import dataclasses
 import dis
 import types
 
-from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin
+from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 from capture import _C
 
@@ -208,10 +208,14 @@ NOT_BRIDGEABLE = {"LOAD_METHOD", "RETURN_VALUE", "YIELD_VALUE", "RETURN_GENERATO
                   "KW_NAMES", "PRECALL", "COPY_FREE_VARS", "MAKE_CELL", "RESUME", "LOAD_CLOSURE"}
 
 
-def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, next_offset: int) -> types.CodeType:
+def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, next_offset: int,
+                on_error=None) -> types.CodeType:
     """Code running ``inst`` natively on the handed-over stack, then the resume
-    function(s) after it (both targets for a conditional jump)."""
-    key = ("bridge", code, inst.offset, layout)
+    function(s) after it (both targets for a conditional jump).
+
+    ``on_error`` (inside grad-mode with-blocks) is called if ``inst`` raises, before the
+    exception propagates: it does what the blocks' ``__exit__`` would have done."""
+    key = ("bridge", code, inst.offset, layout, on_error)
     if key not in _cache:
         bc, body, label, original = _body_with_label(code, inst.offset)
         new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
@@ -220,12 +224,19 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
         if original.name == "CALL":
             instrs += _call_preamble(body, label)
         is_jump = isinstance(original.arg, Label)
-        taken = Label()
+        taken, handler = Label(), Label()
+        if on_error is not None:
+            instrs.append(TryBegin(handler, push_lasti=False))
         instrs.append(Instr(original.name, taken if is_jump else original.arg, location=original.location))
+        if on_error is not None:
+            instrs.append(TryEnd(instrs[-2]))
         instrs += _call_resume(bc, code, next_offset, Layout(_stack_after(layout.stack, inst, False), locals_after))
         if is_jump:
             instrs.append(taken)
             instrs += _call_resume(bc, code, inst.argval, Layout(_stack_after(layout.stack, inst, True), locals_after))
+        if on_error is not None:
+            instrs += [handler, Instr("PUSH_NULL"), Instr("LOAD_CONST", on_error), Instr("PRECALL", 0),
+                       Instr("CALL", 0), Instr("POP_TOP"), Instr("RERAISE", 0)]
         new.extend(instrs)
         bridge = new.to_code()
         _C.set_skip(bridge)
@@ -283,14 +294,22 @@ def _exception_entries(code) -> list:
     return ranges
 
 
+IN_HANDLER_REGION = "break inside a try/with block"
+
+
+def covering_handlers(code, offset: int) -> int:
+    """How many try/with regions (by distinct handler) cover ``offset``."""
+    return len({target for start, end, target, _, _ in _exception_entries(code) if start <= offset < end})
+
+
 def why_not_resumable(code: types.CodeType, inst: dis.Instruction) -> str | None:
     """Reason a break at ``inst`` cannot continue in a resume function, or None."""
     if code.co_flags & 0x20 or code.co_flags & 0x80 or code.co_flags & 0x100 or code.co_flags & 0x200:
         return "break in a generator or coroutine"
     if inst.opname in NOT_BRIDGEABLE:
         return f"break at {inst.opname}"
-    if any(start <= inst.offset < end for start, end in _exception_ranges(code)):
-        return "break inside a try/with block"
+    if covering_handlers(code, inst.offset):
+        return IN_HANDLER_REGION
     instructions = dis_instructions(code)
     for other in instructions:
         if other.opname.startswith(("JUMP_BACKWARD", "POP_JUMP_BACKWARD")) and \

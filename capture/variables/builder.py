@@ -125,6 +125,10 @@ def wrap(tx, value, source):
     if isinstance(value, type):
         guard(GuardKind.IDENTITY, value)
         return ClassVariable(value, source)
+    from capture.variables.ctx_manager import GradModeExit, _GradModeRestorer
+    if type(value) is _GradModeRestorer:  # a grad-mode block's exit handed to a resume function
+        guard(GuardKind.IDENTITY, value)
+        return GradModeExit(value.mode)
     if type(value) is functools.partial:
         from capture.variables.functions import PartialVariable
         guard(GuardKind.TYPE, vtype)

@@ -56,6 +56,31 @@ class GradModeExit(VariableTracker):
         set_grad_mode(tx, self.restore)
         return ConstantVariable(None)
 
+    def reconstruct(self, cg):
+        # A resume function continuing inside the block calls it on exit, normal or not.
+        return cg.object_ref(grad_mode_restorer(self.restore))
+
+
+class _GradModeRestorer:
+    """Stands in for a grad-mode context manager's ``__exit__`` after a graph break."""
+
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def __call__(self, *exc_info):
+        torch._C._set_grad_enabled(self.mode)
+        return None  # never swallows the exception
+
+    def __repr__(self):
+        return f"<restore grad mode {self.mode}>"
+
+
+_RESTORERS = {True: _GradModeRestorer(True), False: _GradModeRestorer(False)}
+
+
+def grad_mode_restorer(mode: bool) -> _GradModeRestorer:
+    return _RESTORERS[bool(mode)]
+
 
 def make_grad_mode(tx, cls, args, kwargs):
     if cls in GRAD_MODE_CLASSES:

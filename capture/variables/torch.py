@@ -89,6 +89,8 @@ class TorchFunctionVariable(VariableTracker):
         name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
         if fn in DENY:
             raise Unsupported(f"torch.{name} changes state outside the graph")
+        if fn is torch.is_grad_enabled:
+            return ConstantVariable(tx.output.grad_enabled)  # the mode the traced code is in
         if fn in CONSTANT_FUNCTIONS:
             return self._fold(tx, args, kwargs)
         return tx.output.call_graph(tx, "call_function", fn, args, kwargs)

@@ -1,0 +1,817 @@
+"""The model-suite harness behind ``python -m bench``: eager vs compiled, side by side.
+
+For every model of :mod:`bench.models`, in eval mode (inference, under ``no_grad``) and
+in train mode (one forward + backward step, ``loss = output.float().sum()``), and for
+every backend:
+
+- ``capture-eager``   ``capture.compile(m, backend="eager")``
+- ``capture-triton``  ``capture.compile(m, backend="triton")`` — only with ``--triton``
+  or when CUDA is present; without CUDA it runs under ``TRITON_INTERPRET=1``
+- ``tc-eager``        ``torch.compile(m, backend="eager")`` (the reference front end)
+- ``tc-inductor``     ``torch.compile(m, backend="inductor")`` (the reference compiler)
+
+it measures:
+
+- correctness against eager: every output tensor, and in train mode every parameter's
+  gradient and (after the first step) every buffer, e.g. batch-norm running stats; once
+  on the first call and again after timing on inputs with other values (a value baked
+  into a graph shows up there). ``max_err`` is the largest absolute difference.
+- first-call time (trace + compile + run once), in seconds.
+- steady per-call latency: each compiled variant is timed interleaved with eager
+  (:func:`bench.timing.per_call_interleaved`: warm-up, then rounds of eager / compiled
+  batches); ``ms`` is the median per-call time over the rounds, ``spread`` is
+  max - min over the rounds, ``speedup`` = eager median / compiled median of the same run.
+- graphs and breaks (``capture.explain`` / ``torch._dynamo.explain``; breaks counts the
+  break reasons each lists), recompiles (capture: ``capture.report()``; torch.compile:
+  frames compiled after the first call), guards (capture: guards of the cache entries in
+  ``capture.report()``; torch.compile: ``explain().out_guards``).
+- kernels and modeled bytes: for ``capture-triton`` through the optional hook
+  ``codegen.stats_for(compiled)`` (see :func:`codegen_stats`), for ``tc-inductor``
+  from ``torch._inductor.metrics`` (kernels generated while compiling; bytes only where
+  inductor models them, i.e. GPU kernels). ``-`` where unknown.
+
+A model or backend that cannot run here gets a row saying why; the rest still runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+
+import torch
+
+import capture
+from bench import models as model_suite
+from bench.timing import per_call_interleaved
+
+ALL_BACKENDS = ("capture-eager", "capture-triton", "tc-eager", "tc-inductor")
+DEFAULT_BACKENDS = ("capture-eager", "tc-eager", "tc-inductor")  # + capture-triton with --triton or CUDA
+MODES = ("eval", "train")
+
+# Tolerances of the correctness check (torch.allclose): graph-replaying backends should
+# match eager to rounding; code generators may reorder float arithmetic.
+TOLERANCE = {"capture-eager": (1e-4, 1e-5), "tc-eager": (1e-4, 1e-5),
+             "capture-triton": (1e-3, 1e-4), "tc-inductor": (1e-3, 1e-4)}
+
+
+@dataclasses.dataclass
+class Settings:
+    quick: bool = False
+    models: str | None = None  # comma list
+    backends: str | None = None  # comma list
+    modes: str | None = None  # comma list
+    triton: bool = False
+    device: str | None = None
+    repeats: int | None = None
+    inductor_budget: float | None = None  # seconds of inductor compiling before the rest is skipped
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.repeats is None:
+            self.repeats = 7 if self.quick else 15
+        if self.inductor_budget is None and self.quick:
+            self.inductor_budget = 25.0
+        # target seconds of one timed batch (of `calls` calls) of one variant
+        self.batch_seconds = 0.02 if self.quick else 0.05
+
+
+@dataclasses.dataclass
+class Row:
+    model: str
+    mode: str
+    backend: str
+    status: str = "ok"  # ok | mismatch | cannot run | skipped
+    reason: str = ""
+    correct: bool | None = None
+    max_err: float | None = None
+    first_call_s: float | None = None
+    eager_ms: float | None = None
+    eager_spread_ms: float | None = None
+    ms: float | None = None
+    spread_ms: float | None = None
+    speedup: float | None = None
+    calls: int | None = None  # calls per timed batch
+    rounds: int | None = None  # timed batches per variant
+    graphs: int | None = None
+    breaks: int | None = None
+    break_reasons: list = dataclasses.field(default_factory=list)
+    recompiles: int | None = None
+    guards: int | None = None
+    kernels: int | None = None
+    bytes: int | None = None
+    notes: list = dataclasses.field(default_factory=list)
+
+
+# ------------------------------------------------------------------ progress bar
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn in place on a terminal; one line per
+    step otherwise)."""
+
+    def __init__(self, total: int, enabled: bool = True, stream=None):
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.label = ""
+
+    def _line(self) -> str:
+        width = 24
+        filled = int(width * self.done / self.total)
+        elapsed = time.perf_counter() - self.start
+        return (f"bench [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                f"{elapsed:5.0f}s  {self.label}")
+
+    def show(self, label: str):
+        self.label = label
+        if self.tty:
+            self.stream.write("\r\033[K" + self._line())
+            self.stream.flush()
+
+    def step(self, label: str | None = None):
+        self.done += 1
+        if label is not None:
+            self.label = label
+        if self.tty:
+            self.stream.write("\r\033[K" + self._line())
+            self.stream.flush()
+        elif self.enabled:
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------ helpers
+
+def _first_line(text, limit: int = 160) -> str:
+    text = str(text).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _tensors(out) -> list:
+    """Every tensor in a (nested) output, in a fixed order (ModelOutput is a dict)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, Mapping):
+        return [t for k in out for t in _tensors(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [t for v in out for t in _tensors(v)]
+    return []
+
+
+def _compare(pairs, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """(all close, max abs difference, first mismatch) over (name, got, expected) pairs."""
+    ok, worst, first_bad = True, 0.0, ""
+    for name, got, want in pairs:
+        if got is None or want is None:
+            if got is not want:
+                ok = False
+                first_bad = first_bad or f"{name}: {'missing' if got is None else 'unexpected'}"
+            continue
+        if got.shape != want.shape or got.dtype != want.dtype:
+            ok = False
+            first_bad = first_bad or f"{name}: {tuple(got.shape)} {got.dtype} vs eager {tuple(want.shape)} {want.dtype}"
+            continue
+        g, w = got.detach().float().cpu(), want.detach().float().cpu()
+        diff = (g - w).abs()
+        finite = torch.isfinite(w)
+        if not torch.equal(torch.isfinite(g), finite):
+            ok = False
+            first_bad = first_bad or f"{name}: non-finite values differ"
+        err = float(diff[finite].max()) if finite.any() else 0.0
+        worst = max(worst, err)
+        if not torch.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True):
+            ok = False
+            first_bad = first_bad or f"{name}: max abs diff {err:.3g}"
+    return ok, worst, first_bad
+
+
+class Case:
+    """One model in one mode: the reference module, inputs, and how to run a step."""
+
+    def __init__(self, spec, mode: str, device: str):
+        self.spec, self.mode, self.device = spec, mode, device
+        self.train = mode == "train"
+        self.base = spec.make().to(device).train(self.train)
+        self.inputs = self._inputs(1)
+        self.other_inputs = self._inputs(2)
+
+    def _inputs(self, seed):
+        return tuple(t.to(self.device) if isinstance(t, torch.Tensor) else t for t in self.spec.inputs(seed))
+
+    def fresh(self):
+        return copy.deepcopy(self.base)
+
+    def grad_context(self):
+        return torch.enable_grad() if self.train else torch.no_grad()
+
+    def step(self, model, fn, inputs):
+        """Run one step of ``fn`` (model or its compiled form); return what to compare."""
+        with self.grad_context():
+            if self.train:
+                model.zero_grad(set_to_none=True)
+                out = fn(*inputs)
+                self.spec.main_output(out).float().sum().backward()
+            else:
+                out = fn(*inputs)
+        pairs = [(f"output[{i}]", t) for i, t in enumerate(_tensors(out))]
+        if self.train:
+            pairs += [(f"grad {n}", p.grad) for n, p in model.named_parameters()]
+        return pairs
+
+    def buffers(self, model):
+        return [(f"buffer {n}", b) for n, b in model.named_buffers()]
+
+    def timed_callable(self, model, fn):
+        inputs = self.inputs
+        if not self.train:
+            return lambda: fn(*inputs)
+        main = self.spec.main_output
+
+        def train_step():
+            model.zero_grad(set_to_none=True)
+            main(fn(*inputs)).float().sum().backward()
+        return train_step
+
+
+def _zip_pairs(got, want):
+    want_d = dict(want)
+    names = [n for n, _ in want] + [n for n, _ in got if n not in want_d]
+    got_d = dict(got)
+    return [(n, got_d.get(n), want_d.get(n)) for n in names]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence torch's and capture's loggers (graph-break chatter); warnings are
+    recorded by the caller."""
+    names = ("torch._dynamo", "torch._inductor", "torch._logging", "torch.fx", "capture", "transformers")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+# ------------------------------------------------------------------ backends
+
+def codegen_stats(compiled) -> tuple[int | None, int | None, str | None]:
+    """Kernels and modeled bytes of capture's Triton code generator, if it tells.
+
+    The optional hook is ``codegen.stats_for(compiled)``: given what
+    ``capture.compile(..., backend="triton")`` returned, after it has run, it returns
+    ``None`` (unknown) or a mapping / object with ``kernels`` (kernels launched per
+    call) and ``bytes`` (modeled bytes read + written per call), either may be None.
+    Returns (kernels, bytes, note).
+    """
+    try:
+        import codegen
+    except Exception as e:  # noqa: BLE001
+        return None, None, f"codegen does not import: {_why(e)}"
+    hook = getattr(codegen, "stats_for", None)
+    if hook is None:
+        return None, None, None
+    try:
+        stats = hook(compiled)
+    except Exception as e:  # noqa: BLE001 - an optional hook must not stop the run
+        return None, None, f"codegen.stats_for failed: {_why(e)}"
+    if stats is None:
+        return None, None, None
+    get = stats.get if isinstance(stats, Mapping) else (lambda k: getattr(stats, k, None))
+    return get("kernels"), get("bytes"), None
+
+
+class Backend:
+    name = ""
+    family = ""  # "capture" | "torch.compile"
+
+    def available(self, settings: Settings) -> str | None:
+        """None, or why this backend cannot run here."""
+        return None
+
+    def reset(self):
+        raise NotImplementedError
+
+    def compile(self, model):
+        raise NotImplementedError
+
+    def explain(self, case: Case) -> dict:
+        raise NotImplementedError
+
+    def after(self, compiled, row: Row):
+        """Fill recompiles / guards / kernels after the variant ran."""
+
+
+class CaptureBackend(Backend):
+    family = "capture"
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.name = f"capture-{backend}"
+
+    def available(self, settings):
+        if self.backend == "triton":
+            if torch.cuda.is_available():
+                return None
+            if os.environ.get("TRITON_INTERPRET") != "1":
+                return ("no CUDA here and TRITON_INTERPRET is not 1 (it must be set before triton is "
+                        "imported: run `python -m bench --triton`, which sets it, or export TRITON_INTERPRET=1)")
+        return None
+
+    def reset(self):
+        capture.reset()
+
+    def compile(self, model):
+        return capture.compile(model, backend=self.backend)
+
+    def explain(self, case):
+        capture.reset()
+        with case.grad_context():
+            ex = capture.explain(case.fresh())(*case.inputs)
+        capture.reset()
+        return dict(graphs=ex.graph_count, breaks=len(ex.break_reasons),
+                    break_reasons=[f"{_first_line(r.reason, 120)} @ {_short_where(r.where)}" for r in ex.break_reasons])
+
+    def after(self, compiled, row):
+        rep = capture.report()
+        row.recompiles = sum(len(f.recompiles) for f in rep.frames)
+        row.guards = sum(len(e.guards) for f in rep.frames for e in f.entries)
+        if any(f.cache_limit_hit for f in rep.frames):
+            row.notes.append("cache limit hit: a frame fell back to eager")
+        if self.backend == "triton":
+            kernels, nbytes, note = codegen_stats(compiled)
+            row.kernels, row.bytes = kernels, nbytes
+            if note:
+                row.notes.append(note)
+
+
+class TorchCompileBackend(Backend):
+    family = "torch.compile"
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.name = f"tc-{backend}"
+        self._frames_after_first = 0
+
+    def available(self, settings):
+        try:
+            import torch._dynamo  # noqa: F401 - the reference (imported by bench only)
+        except Exception as e:  # noqa: BLE001
+            return f"torch._dynamo does not import: {_why(e)}"
+        if self.backend == "inductor":
+            try:
+                import torch._inductor.config  # noqa: F401
+            except Exception as e:  # noqa: BLE001
+                return f"torch._inductor does not import: {_why(e)}"
+        return None
+
+    def reset(self):
+        import torch._dynamo
+        from torch._dynamo.utils import counters
+        torch._dynamo.reset()
+        counters.clear()
+        if self.backend == "inductor":
+            from torch._inductor import metrics
+            metrics.reset()
+
+    def compile(self, model):
+        return torch.compile(model, backend=self.backend)
+
+    def frames_compiled(self) -> int:
+        from torch._dynamo.utils import counters
+        return int(counters["frames"]["total"])
+
+    def explain(self, case):
+        import torch._dynamo
+        torch._dynamo.reset()
+        with case.grad_context():
+            ex = torch._dynamo.explain(case.fresh())(*case.inputs)
+        torch._dynamo.reset()
+        return dict(graphs=ex.graph_count, breaks=len(ex.break_reasons), guards=len(ex.out_guards),
+                    break_reasons=[f"{_first_line(r.reason, 120)} @ {_dynamo_where(r)}" for r in ex.break_reasons])
+
+    def after(self, compiled, row):
+        row.recompiles = self.frames_compiled() - self._frames_after_first
+        if self.backend == "inductor":
+            from torch._inductor import metrics
+            row.kernels = int(metrics.generated_kernel_count) or None
+            row.bytes = int(metrics.num_bytes_accessed) or None
+            if row.kernels is None and row.graphs:
+                row.notes.append("no inductor kernels generated (graphs ran library ops / fell back)")
+
+
+def _short_where(where) -> str:
+    where = str(where)
+    return where.rsplit("/", 1)[-1]
+
+
+def _dynamo_where(reason) -> str:
+    stack = getattr(reason, "user_stack", None) or []
+    if not stack:
+        return "?"
+    frame = stack[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+
+
+def make_backends(names) -> list[Backend]:
+    table = {"capture-eager": lambda: CaptureBackend("eager"), "capture-triton": lambda: CaptureBackend("triton"),
+             "tc-eager": lambda: TorchCompileBackend("eager"), "tc-inductor": lambda: TorchCompileBackend("inductor")}
+    return [table[n]() for n in names]
+
+
+ALIASES = {"eager": "capture-eager", "triton": "capture-triton", "inductor": "tc-inductor",
+           "torch.compile": "tc-eager", "dynamo": "tc-eager", "tc": "tc-eager"}
+
+
+def select_backends(settings: Settings) -> list[str]:
+    if settings.backends:
+        wanted = []
+        for name in (n.strip() for n in settings.backends.split(",") if n.strip()):
+            name = ALIASES.get(name, name)
+            if name not in ALL_BACKENDS:
+                raise SystemExit(f"unknown backend {name!r}; known: {', '.join(ALL_BACKENDS)}")
+            wanted.append(name)
+        return wanted
+    names = list(DEFAULT_BACKENDS)
+    if settings.triton or torch.cuda.is_available():
+        names.insert(1, "capture-triton")
+    return names
+
+
+def select_modes(settings: Settings) -> list[str]:
+    if not settings.modes:
+        return list(MODES)
+    modes = [m.strip() for m in settings.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise SystemExit(f"unknown mode(s) {bad}; known: {', '.join(MODES)}")
+    return modes
+
+
+def prepare_triton(settings: Settings, backends: list[str]):
+    """``capture-triton`` without CUDA runs under the Triton interpreter, which triton
+    reads when it is first imported: set it now if nothing imported triton yet."""
+    if "capture-triton" in backends and not torch.cuda.is_available():
+        if "triton" not in sys.modules:
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+# ------------------------------------------------------------------ measuring
+
+def _calls_per_batch(fns, settings: Settings) -> int:
+    """Calls per timed batch so that one batch of the slowest variant takes about
+    ``settings.batch_seconds``."""
+    slowest = 0.0
+    for fn in fns:
+        fn()  # warm
+        start = time.perf_counter()
+        fn()
+        slowest = max(slowest, time.perf_counter() - start)
+    return int(min(max(settings.batch_seconds / max(slowest, 1e-7), 1), 200))
+
+
+def run_variant(case: Case, backend: Backend, settings: Settings, explained: dict, row: Row):
+    """Compile, check, time one backend on one case; fills ``row``."""
+    rtol, atol = TOLERANCE.get(backend.name, (1e-4, 1e-5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend.reset()
+        # the reference: eager, first step
+        ref_model = case.fresh()
+        ref_pairs = case.step(ref_model, ref_model, case.inputs)
+        ref_buffers = case.buffers(ref_model)
+
+        model = case.fresh()
+        try:
+            compiled = backend.compile(model)
+            start = time.perf_counter()
+            got = case.step(model, compiled, case.inputs)
+            row.first_call_s = time.perf_counter() - start
+        except Exception as e:  # noqa: BLE001 - reported, the rest still runs
+            row.status, row.reason = "cannot run", _why(e)
+            backend.reset()
+            return
+        if isinstance(backend, TorchCompileBackend):
+            backend._frames_after_first = backend.frames_compiled()
+        ok, err, bad = _compare(_zip_pairs(got + case.buffers(model), ref_pairs + ref_buffers), rtol, atol)
+
+        # steady state: timed interleaved with eager
+        eager_model = case.fresh()
+        eager_fn = case.timed_callable(eager_model, eager_model)
+        compiled_fn = case.timed_callable(model, compiled)
+        try:
+            with case.grad_context():
+                calls = _calls_per_batch([eager_fn, compiled_fn], settings)
+                times = per_call_interleaved({"eager": eager_fn, "compiled": compiled_fn}, (), calls=calls,
+                                             repeats=settings.repeats, warmup=min(20, max(3, calls)))
+        except Exception as e:  # noqa: BLE001
+            row.status, row.reason = "cannot run", f"failed while timing: {_why(e)}"
+            backend.reset()
+            return
+        row.calls, row.rounds = calls, settings.repeats
+        row.eager_ms, row.eager_spread_ms = times["eager"][0] * 1e3, times["eager"][1] * 1e3
+        row.ms, row.spread_ms = times["compiled"][0] * 1e3, times["compiled"][1] * 1e3
+        row.speedup = row.eager_ms / row.ms if row.ms else None
+
+        # again, on inputs with other values (constants baked into a graph show up here)
+        try:
+            ref2 = case.step(ref_model, ref_model, case.other_inputs)
+            got2 = case.step(model, compiled, case.other_inputs)
+            ok2, err2, bad2 = _compare(_zip_pairs(got2, ref2), rtol, atol)
+        except Exception as e:  # noqa: BLE001
+            ok2, err2, bad2 = False, float("nan"), f"second call on other inputs raised {_why(e)}"
+        backend.after(compiled, row)
+        backend.reset()
+
+    row.correct = ok and ok2
+    row.max_err = max(err, err2) if not math.isnan(err2) else err
+    if not row.correct:
+        row.status = "mismatch"
+        row.reason = bad or f"(other inputs) {bad2}"
+    for key in ("graphs", "breaks", "break_reasons"):
+        setattr(row, key, explained.get(key, getattr(row, key)))
+    if row.guards is None and "guards" in explained:
+        row.guards = explained["guards"]
+    seen = set(row.notes)
+    for w in caught:
+        text = _first_line(w.message, 200)
+        if text and text not in seen and not _boring_warning(w):
+            seen.add(text)
+            row.notes.append(text)
+
+
+def _boring_warning(w) -> bool:
+    text = str(w.message)
+    return issubclass(w.category, (DeprecationWarning, FutureWarning)) or "TF32" in text
+
+
+def plan(settings: Settings):
+    specs = model_suite.select(settings.models, quick=settings.quick)
+    backends = select_backends(settings)
+    modes = select_modes(settings)
+    return specs, modes, backends
+
+
+def run(settings: Settings, progress_stream=None) -> dict:
+    """Run the suite; returns ``{"meta": {...}, "rows": [Row as dict, ...]}``."""
+    specs, modes, backend_names = plan(settings)
+    prepare_triton(settings, backend_names)
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    backends = make_backends(backend_names)
+    unavailable = {b.name: b.available(settings) for b in backends}
+    rows: list[Row] = []
+    progress = Progress(len(specs) * len(modes) * len(backends), settings.progress, progress_stream)
+    started = time.perf_counter()
+    inductor_spent, inductor_done = 0.0, 0
+    try:
+        for spec in specs:
+            ok, why = model_suite.available(spec)
+            if not ok:
+                for mode in modes:
+                    for b in backends:
+                        rows.append(Row(spec.name, mode, b.name, status="skipped", reason=f"cannot run: {why}"))
+                        progress.step(f"{spec.name}: skipped")
+                continue
+            for mode in modes:
+                progress.show(f"{spec.name} {mode}: building")
+                try:
+                    with _quiet(), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        case = Case(spec, mode, device)
+                except Exception as e:  # noqa: BLE001
+                    for b in backends:
+                        rows.append(Row(spec.name, mode, b.name, status="cannot run",
+                                        reason=f"building the model failed: {_why(e)}"))
+                        progress.step()
+                    continue
+                explained_by_family: dict = {}
+                for b in backends:
+                    row = Row(spec.name, mode, b.name)
+                    rows.append(row)
+                    progress.show(f"{spec.name} {mode} {b.name}")
+                    if unavailable[b.name]:
+                        row.status, row.reason = "cannot run", unavailable[b.name]
+                        progress.step()
+                        continue
+                    if (b.name == "tc-inductor" and settings.inductor_budget is not None
+                            and inductor_spent >= settings.inductor_budget):
+                        row.status = "skipped"
+                        row.reason = (f"--quick: inductor compile budget ({settings.inductor_budget:.0f} s) used up by "
+                                      f"{inductor_done} compile(s) ({inductor_spent:.0f} s); run without --quick")
+                        progress.step()
+                        continue
+                    with _quiet():
+                        if b.family not in explained_by_family:
+                            try:
+                                with warnings.catch_warnings():
+                                    warnings.simplefilter("ignore")
+                                    with contextlib.redirect_stdout(io.StringIO()):
+                                        explained_by_family[b.family] = b.explain(case)
+                            except Exception as e:  # noqa: BLE001
+                                explained_by_family[b.family] = {}
+                                row.notes.append(f"explain failed: {_why(e)}")
+                        try:
+                            run_variant(case, b, settings, explained_by_family[b.family], row)
+                        except Exception as e:  # noqa: BLE001 - never lose the whole run to one variant
+                            row.status, row.reason = "cannot run", f"harness error: {_why(e)}"
+                            with contextlib.suppress(Exception):
+                                b.reset()
+                    if b.name == "tc-inductor" and row.first_call_s is not None:
+                        inductor_spent += row.first_call_s
+                        inductor_done += 1
+                    progress.step()
+    finally:
+        progress.close()
+    return {"meta": _meta(settings, device, backend_names, modes, time.perf_counter() - started),
+            "rows": [dataclasses.asdict(r) for r in rows]}
+
+
+def _meta(settings, device, backends, modes, seconds) -> dict:
+    ok, tf = model_suite.transformers_status()
+    return dict(
+        when=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=round(seconds, 1), quick=settings.quick,
+        python=platform.python_version(), torch=torch.__version__, transformers=tf if ok else None,
+        machine=platform.machine(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), device=device,
+        triton_interpret=os.environ.get("TRITON_INTERPRET") == "1", backends=backends, modes=modes,
+        repeats=settings.repeats, inductor_budget_s=settings.inductor_budget,
+    )
+
+
+# ------------------------------------------------------------------ output
+
+def _fmt_ms(v) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _fmt_int(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def _fmt_bytes(v) -> str:
+    if v is None:
+        return "-"
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if v >= size:
+            return f"{v / size:.1f}{unit}"
+    return str(v)
+
+
+COLUMNS = [("model", 13, "<"), ("mode", 5, "<"), ("backend", 14, "<"), ("ok", 3, ">"), ("max err", 7, ">"),
+           ("1st s", 6, ">"), ("eager ms", 8, ">"), ("ms", 8, ">"), ("±%", 4, ">"), ("speedup", 7, ">"),
+           ("graphs", 6, ">"), ("breaks", 6, ">"), ("recomp", 6, ">"), ("guards", 6, ">"), ("kernels", 7, ">"),
+           ("bytes", 6, ">")]
+
+
+def _cells(r: dict) -> list[str]:
+    ok = "yes" if r["correct"] else ("NO" if r["correct"] is False else "-")
+    spread = (f"{100 * r['spread_ms'] / r['ms']:.0f}" if r["ms"] and r["spread_ms"] is not None else "-")
+    return [r["model"], r["mode"], r["backend"], ok,
+            "-" if r["max_err"] is None else f"{r['max_err']:.0e}" if r["max_err"] else "0",
+            "-" if r["first_call_s"] is None else f"{r['first_call_s']:.2f}",
+            _fmt_ms(r["eager_ms"]), _fmt_ms(r["ms"]), spread,
+            "-" if r["speedup"] is None else f"{r['speedup']:.2f}x",
+            _fmt_int(r["graphs"]), _fmt_int(r["breaks"]), _fmt_int(r["recompiles"]), _fmt_int(r["guards"]),
+            _fmt_int(r["kernels"]), _fmt_bytes(r["bytes"])]
+
+
+def format_table(result: dict) -> str:
+    rows = result["rows"]
+    header = " ".join(f"{name:{align}{width}}" for name, width, align in COLUMNS)
+    out = [header, "-" * len(header)]
+    last_model = None
+    skipped_models = set()
+    for r in rows:
+        if last_model is not None and r["model"] != last_model:
+            out.append("")
+        last_model = r["model"]
+        if r["status"] == "skipped" and r["reason"].startswith("cannot run") and r["model"] not in skipped_models:
+            skipped_models.add(r["model"])
+            out.append(f"{r['model']:<13} {'-':<5} {'(all)':<14} {r['reason']}")
+            continue
+        if r["model"] in skipped_models:
+            continue
+        if r["status"] in ("cannot run", "skipped"):
+            label = "cannot run" if r["status"] == "cannot run" else "skipped"
+            why = r["reason"] if not r["reason"].startswith(label) else r["reason"][len(label):].lstrip(": ")
+            out.append(f"{r['model']:<13} {r['mode']:<5} {r['backend']:<14} {label}: {_first_line(why, 110)}")
+            continue
+        cells = _cells(r)
+        out.append(" ".join(f"{c:{align}{width}}" for c, (_, width, align) in zip(cells, COLUMNS)))
+    meta = result["meta"]
+    out.append("-" * len(header))
+    out.append(f"ms: median per call ({'inference, no_grad' if 'eval' in meta['modes'] else ''}"
+               f"{'; ' if len(meta['modes']) > 1 else ''}{'train: forward+backward' if 'train' in meta['modes'] else ''})"
+               f", timed interleaved with eager ({meta['repeats']} rounds); ±%: max-min over rounds; "
+               f"speedup: eager/compiled; 1st s: first call (compile + run); tc = torch.compile; "
+               f"'-': not known/not measured")
+    out.append(f"{meta['cpus']} CPUs, {meta['torch_threads']} torch threads, device {meta['device']}, torch {meta['torch']}"
+               f"{', transformers ' + meta['transformers'] if meta['transformers'] else ''}; run took {meta['seconds']:.0f} s")
+    return "\n".join(out)
+
+
+def format_notes(result: dict) -> str:
+    """Mismatches, break reasons and warnings worth reading, one block per model."""
+    lines = []
+    for r in result["rows"]:
+        items = []
+        if r["status"] == "mismatch":
+            items.append(f"MISMATCH vs eager: {r['reason']}")
+        for reason in r["break_reasons"][:3]:
+            items.append(f"break: {reason}")
+        if len(r["break_reasons"]) > 3:
+            items.append(f"... {len(r['break_reasons']) - 3} more break reason(s)")
+        items += r["notes"]
+        if items and (r["status"] not in ("skipped",)):
+            lines.append(f"{r['model']} {r['mode']} {r['backend']}:")
+            lines += [f"  {i}" for i in items]
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str):
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def write_csv(result: dict, path: str):
+    import csv
+    fields = [f.name for f in dataclasses.fields(Row)]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in result["rows"]:
+            w.writerow({k: (" | ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()})
+
+
+def write_plot(result: dict, path: str):
+    """Two bar charts: speedup over eager, and first-call (compile) time, per model and mode."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["status"] in ("ok", "mismatch")]
+    cases = list(dict.fromkeys(f"{r['model']}\n{r['mode']}" for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    if not cases:
+        raise SystemExit("--plot: no measured rows to draw")
+    by = {(f"{r['model']}\n{r['mode']}", r["backend"]): r for r in rows}
+    colors = {"capture-eager": "#1f77b4", "capture-triton": "#9467bd", "tc-eager": "#ff7f0e", "tc-inductor": "#2ca02c"}
+    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 0.55 * len(cases) * max(len(backends), 2)), 6.4), dpi=80)
+    width = 0.8 / max(len(backends), 1)
+    for ax, key, title, ylabel, log in (
+            (axes[0], "speedup", "per-call speedup over eager (higher is better; CPU)", "eager / compiled", True),
+            (axes[1], "first_call_s", "first call: trace + compile + run (lower is better)", "seconds", True)):
+        for i, b in enumerate(backends):
+            xs, ys = [], []
+            for j, c in enumerate(cases):
+                r = by.get((c, b))
+                if r is not None and r[key] is not None:
+                    xs.append(j + (i - (len(backends) - 1) / 2) * width)
+                    ys.append(r[key])
+            ax.bar(xs, ys, width, label=b, color=colors.get(b))
+        ax.set_xticks(range(len(cases)))
+        ax.set_xticklabels(cases, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        if log:
+            ax.set_yscale("log")
+        if key == "speedup":
+            ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=len(backends), loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

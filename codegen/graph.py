@@ -1,0 +1,311 @@
+"""GraphLowering: walk a decomposed aten graph and lower every node.
+
+Each node becomes a ``TensorValue``. Pointwise results stay ``Lazy`` and are inlined
+into their only consumer; a result with several consumers is *realized* (a
+``Computation`` writing a buffer) so it is computed once — the scheduler can still
+fuse it with its consumers. Reductions are realized at once. A node without a rule,
+or whose rule raises ``Unlowerable``, becomes an ``ExternCall`` running the aten op
+through torch on realized inputs (matmul and convolution always do: a library kernel
+wins there). The result: ``nodes`` (computations and extern calls in a valid order),
+the graph's ``outputs`` and the ``mutations`` written back into inputs at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import operator
+
+import torch
+from torch import fx
+
+from codegen import indexing, reductions, views  # noqa: F401  (registers rules)
+from codegen.ir import (Buffer, BufferValue, Computation, Lazy, TensorValue, as_buffer_view, compute_dtype,
+                        fresh_index)
+from codegen.lowering import Unlowerable, cast, lookup
+
+aten = torch.ops.aten
+
+# Ops that return a view of their first argument (what an output may alias).
+VIEW_OPS = {aten.view, aten.permute, aten.transpose, aten.t, aten.expand, aten.slice, aten.select,
+            aten.unsqueeze, aten.squeeze, aten.alias, aten.detach, aten.split, aten.split_with_sizes,
+            aten.unbind, aten.as_strided}
+
+
+@dataclasses.dataclass(eq=False)
+class ExternCall:
+    """An aten op run through torch: ``outputs = target(*args, **kwargs)``."""
+    name: str
+    target: object
+    args: tuple
+    kwargs: dict
+    outputs: list            # Buffers, one per tensor in the result (flattened)
+    structure: object        # "tensor", or a tuple mirroring the result with output positions
+    fx_nodes: list
+    reason: str
+
+    def inputs(self) -> list:
+        found = []
+
+        def visit(x):
+            if isinstance(x, BufferValue):
+                found.append(x)
+            elif isinstance(x, (list, tuple)):
+                for item in x:
+                    visit(item)
+            elif isinstance(x, dict):
+                for item in x.values():
+                    visit(item)
+        visit(self.args)
+        visit(self.kwargs)
+        return found
+
+
+@dataclasses.dataclass
+class GraphOutput:
+    kind: str                # "buffer", "input" (the input tensor itself), "constant"
+    value: object            # BufferValue, input position, or the constant
+
+
+class GraphLowering:
+    def __init__(self, gm: fx.GraphModule, example_inputs: list):
+        self.gm = gm
+        self.example_inputs = list(example_inputs)
+        self.device = next((x.device for x in example_inputs if isinstance(x, torch.Tensor)), None)
+        self.env: dict = {}
+        self.names: set = set()
+        self.inputs: list = []           # Buffers of the placeholders, in order
+        self.constants: dict = {}        # buffer name -> tensor (get_attr)
+        self.nodes: list = []            # Computation | ExternCall, in a valid order
+        self.outputs: list = []
+        self.mutations: list = []        # (input Buffer, BufferValue)
+        self.fallbacks: list = []        # (fx node name, target, reason)
+
+    # ---------------------------------------------------------------- names, buffers
+    def unique(self, name: str) -> str:
+        base, n = name, 1
+        while name in self.names:
+            name = f"{base}_{n}"
+            n += 1
+        self.names.add(name)
+        return name
+
+    def new_buffer(self, name, shape, dtype, stride=None, kind="computed") -> Buffer:
+        shape = tuple(int(s) for s in shape)
+        stride = tuple(stride) if stride is not None else tuple(indexing.contiguous_strides(shape))
+        return Buffer(self.unique(name), shape, stride, dtype, kind)
+
+    # ---------------------------------------------------------------- driver
+    def run(self) -> "GraphLowering":
+        placeholders = iter(self.example_inputs)
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
+                self.env[node] = self._placeholder(node, next(placeholders))
+            elif node.op == "get_attr":
+                self.env[node] = self._constant(node)
+            elif node.op == "call_function":
+                self.env[node] = self._call(node)
+            elif node.op == "output":
+                self._outputs(node)
+            else:
+                raise Unlowerable(f"{node.op} nodes are not supported")
+        return self
+
+    def _placeholder(self, node, example):
+        buffer = Buffer(self.unique(node.name), tuple(example.shape), tuple(example.stride()),
+                        example.dtype, "input")
+        self.inputs.append(buffer)
+        return BufferValue(buffer)
+
+    def _constant(self, node):
+        value = getattr(self.gm, node.target)
+        if not isinstance(value, torch.Tensor):
+            return value
+        buffer = Buffer(self.unique(node.name), tuple(value.shape), tuple(value.stride()), value.dtype, "constant")
+        self.constants[buffer.name] = value
+        return BufferValue(buffer)
+
+    def _call(self, node):
+        args, kwargs = self._lowered(node.args), self._lowered(node.kwargs)
+        if node.target is aten.copy_.default and node.args[0].op == "placeholder":
+            return self._mutation(node, args[0], args[1])
+        rule = lookup(node.target)
+        reason = "library kernel" if rule is None and _is_library_op(node.target) else "no lowering rule"
+        if rule is not None:
+            mark = len(self.nodes)
+            try:
+                value = rule(self, node, *args, **kwargs)
+                _validate(value)
+            except Unlowerable as e:
+                del self.nodes[mark:]
+                reason = str(e)
+            else:
+                if _needs_realize(node, value):
+                    value = self.realize(value, node.name, [node.name], node)
+                return value
+        self.fallbacks.append((node.name, str(node.target), reason))
+        return self.extern(node, args, kwargs, reason)
+
+    def _lowered(self, value):
+        if isinstance(value, fx.Node):
+            return self.env[value]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._lowered(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._lowered(v) for k, v in value.items()}
+        return value
+
+    # ---------------------------------------------------------------- realization
+    def realize(self, value, name, fx_nodes, node=None, copy=False) -> BufferValue:
+        """``value`` in memory: a view of an existing buffer when it is one, else a new
+        pointwise computation (laid out like eager's result when ``node`` says how)."""
+        if isinstance(value, (tuple, list)):
+            return type(value)(self.realize(v, name, fx_nodes, None, copy) for v in value)
+        if not isinstance(value, TensorValue):
+            return value
+        if not copy:
+            view = as_buffer_view(value)
+            if view is not None:
+                return view
+        stride = _eager_strides(node, value.shape)
+        buffer = self.new_buffer(name, value.shape, value.dtype, stride)
+        self.nodes.append(Computation(buffer, value.load, list(fx_nodes)))
+        return BufferValue(buffer)
+
+    def reduce(self, node, value, dims, reduction, keepdim, acc_dtype, out_dtype, name) -> TensorValue:
+        out_shape = [1 if d in dims else s for d, s in enumerate(value.shape) if keepdim or d not in dims]
+        if not dims:
+            return Lazy(out_shape, out_dtype, lambda index: cast(value.load(index), out_dtype))
+
+        def body(full, value=value):
+            return cast(value.load(full), acc_dtype)
+        buffer = self.new_buffer(name, out_shape, out_dtype)
+        self.nodes.append(Computation(buffer, body, [node.name], tuple(value.shape), tuple(dims), reduction, keepdim))
+        return BufferValue(buffer)
+
+    # ---------------------------------------------------------------- externs
+    def extern(self, node, args, kwargs, reason) -> object:
+        args = self.realize(args, f"{node.name}_in", [node.name])
+        kwargs = {k: self.realize(v, f"{node.name}_in", [node.name]) for k, v in kwargs.items()}
+        val = node.meta.get("val")
+        outputs = []
+
+        def out(v, suffix):
+            if isinstance(v, torch.Tensor):
+                buffer = self.new_buffer(node.name + suffix, v.shape, v.dtype, v.stride(), kind="extern")
+                outputs.append(buffer)
+                return BufferValue(buffer)
+            if isinstance(v, (tuple, list)):
+                return tuple(out(item, f"{suffix}_{i}") for i, item in enumerate(v))
+            if v is None:
+                return None
+            raise Unlowerable(f"{node.target} returns {type(v).__name__}")
+        value = out(val, "")
+        structure = "tensor" if isinstance(val, torch.Tensor) else value
+        self.nodes.append(ExternCall(node.name, node.target, tuple(args), kwargs, outputs, structure,
+                                     [node.name], reason))
+        return value
+
+    # ---------------------------------------------------------------- mutations, outputs
+    def _mutation(self, node, target: BufferValue, source):
+        source_view = as_buffer_view(source) if isinstance(source, TensorValue) else None
+        if source_view is not None and source_view.buffer is target.buffer:
+            if source_view.is_whole_buffer():
+                return target                                   # x.copy_(x): nothing to do
+            source = self.realize(source, f"{node.name}_src", [node.name], copy=True)
+        else:
+            shaped = Lazy(target.shape, target.dtype, _broadcast_cast(source, target))
+            source = self.realize(shaped, f"{node.name}_src", [node.name], node)
+        self.mutations.append((target.buffer, source))
+        return source
+
+    def _outputs(self, node):
+        items = node.args[0]
+        items = list(items) if isinstance(items, (tuple, list)) else [items]
+        for item in items:
+            if not isinstance(item, fx.Node):
+                self.outputs.append(GraphOutput("constant", item))
+                continue
+            value = self.env[item]
+            if not isinstance(value, TensorValue):
+                raise Unlowerable(f"graph output {item.name} is not a tensor")
+            bv = self.realize(value, item.name, [item.name], item)
+            if bv.buffer.kind in ("input", "constant"):
+                source = _aliased_placeholder(item)
+                if source is None:                      # eager returns a fresh tensor
+                    bv = self.realize(value, item.name, [item.name], item, copy=True)
+                elif bv.is_whole_buffer() and bv.buffer.kind == "input":
+                    self.outputs.append(GraphOutput("input", self.inputs.index(bv.buffer)))
+                    continue
+            self.outputs.append(GraphOutput("buffer", bv))
+
+
+def _broadcast_cast(source, target):
+    if not isinstance(source, TensorValue):
+        return lambda index: cast(cast_const(source, target.dtype), target.dtype)
+    offset = target.ndim - source.ndim
+
+    def load(index):
+        own = [indexing.const(0) if s == 1 else index[offset + d] for d, s in enumerate(source.shape)]
+        return cast(source.load(own), target.dtype)
+    return load
+
+
+def cast_const(value, dtype):
+    from codegen.ir import Const
+    return Const(value, compute_dtype(dtype))
+
+
+def _validate(value):
+    """Build every lazy body once so a rule's Unlowerable surfaces while lowering."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _validate(item)
+    elif isinstance(value, Lazy):
+        value.load(fresh_index(value.shape))
+
+
+def _needs_realize(node, value) -> bool:
+    """Several consumers: compute once into a buffer (fusion may still keep it in registers)."""
+    if isinstance(value, (tuple, list)):
+        return False
+    return isinstance(value, Lazy) and len(node.users) > 1
+
+
+def _eager_strides(node, shape):
+    val = node.meta.get("val") if node is not None else None
+    if isinstance(val, torch.Tensor) and tuple(val.shape) == tuple(shape) and _dense(val.shape, val.stride()):
+        return tuple(val.stride())
+    return None
+
+
+def _dense(shape, stride) -> bool:
+    """Non-overlapping and dense: some permutation of the dims is contiguous."""
+    dims = sorted((st, s) for s, st in zip(shape, stride) if s != 1)
+    expected = 1
+    for st, s in dims:
+        if st != expected:
+            return False
+        expected *= s
+    return True
+
+
+def _aliased_placeholder(node: fx.Node):
+    """The placeholder an output is a view of in eager (None if eager returns a new tensor)."""
+    while True:
+        if node.op == "placeholder":
+            return node
+        if node.op != "call_function":
+            return None
+        if node.target is operator.getitem:
+            node = node.args[0]
+            continue
+        packet = getattr(node.target, "overloadpacket", None)
+        if packet not in VIEW_OPS or not isinstance(node.args[0], fx.Node):
+            return None
+        node = node.args[0]
+
+
+def _is_library_op(target) -> bool:
+    packet = getattr(target, "overloadpacket", None)
+    return packet in (aten.mm, aten.bmm, aten.addmm, aten.baddbmm, aten.convolution,
+                      aten._scaled_dot_product_flash_attention, aten._scaled_dot_product_efficient_attention,
+                      aten._scaled_dot_product_attention_math)

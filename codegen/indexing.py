@@ -1,0 +1,389 @@
+"""Symbolic integer index expressions for kernel loads and stores.
+
+An index is an affine sum ``c0 + c1*a1 + c2*a2 + ...`` over *atoms*: a loop variable
+``Var(name, size)`` (values ``0 .. size-1``), ``FloorDiv(e, d)`` or ``Mod(e, d)`` with a
+positive integer ``d``. Views become index arithmetic: a permute swaps variables, an
+expand drops one, a slice scales and shifts, a reshape flattens and unflattens with
+``//`` and ``%``. The constructors simplify with the variables' ranges so that, for
+instance, reading a contiguous ``[B*T, C]`` view of a contiguous ``[B, T, C]`` buffer
+comes out as ``C*i0 + i1`` rather than a tower of divisions:
+
+* ``(q*d + r) // d = q + r // d`` and ``(q*d + r) % d = r % d`` for integer ``q``;
+* ``(g*q + r) // d = q // (d/g)`` and ``(g*q + r) % d = g*(q % (d/g)) + r`` when ``g``
+  divides ``d`` and ``0 <= r < g``;
+* ``e // d = 0`` and ``e % d = e`` when ``0 <= e < d``;
+* ``c*a*(e // a) + c*(e % a) = c*e`` and ``c*a*((e // a) % b) + c*(e % a) = c*(e % (a*b))``.
+
+Division and modulo follow Python (floor) semantics; emitted code only uses them on
+non-negative operands, where Triton's C semantics agree (``to_source`` checks this).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+
+class Atom:
+    __slots__ = ()
+
+
+class Var(Atom):
+    """A loop variable taking the values ``0 .. size-1``."""
+    __slots__ = ("name", "size")
+
+    def __init__(self, name: str, size: int):
+        self.name, self.size = name, int(size)
+
+    def _key(self):
+        return ("var", self.name, self.size)
+
+    def bounds(self):
+        return 0, self.size - 1
+
+    def __eq__(self, other):
+        return isinstance(other, Var) and self.name == other.name and self.size == other.size
+
+    def __hash__(self):
+        return hash(("var", self.name, self.size))
+
+    def __repr__(self):
+        return self.name
+
+
+class FloorDiv(Atom):
+    __slots__ = ("expr", "divisor", "_hash")
+
+    def __init__(self, expr: "Index", divisor: int):
+        self.expr, self.divisor = expr, divisor
+        self._hash = hash(("div", expr, divisor))
+
+    def _key(self):
+        return ("div", self.expr.sort_key(), self.divisor)
+
+    def bounds(self):
+        lo, hi = self.expr.bounds()
+        return lo // self.divisor, hi // self.divisor
+
+    def __eq__(self, other):
+        return isinstance(other, FloorDiv) and self.divisor == other.divisor and self.expr == other.expr
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"({self.expr} // {self.divisor})"
+
+
+class Mod(Atom):
+    __slots__ = ("expr", "divisor", "_hash")
+
+    def __init__(self, expr: "Index", divisor: int):
+        self.expr, self.divisor = expr, divisor
+        self._hash = hash(("mod", expr, divisor))
+
+    def _key(self):
+        return ("mod", self.expr.sort_key(), self.divisor)
+
+    def bounds(self):
+        lo, hi = self.expr.bounds()
+        if lo >= 0:
+            return 0, min(self.divisor - 1, hi)
+        return 0, self.divisor - 1
+
+    def __eq__(self, other):
+        return isinstance(other, Mod) and self.divisor == other.divisor and self.expr == other.expr
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"({self.expr} % {self.divisor})"
+
+
+class Index:
+    """``const + sum(coef * atom)``; immutable, hashable, with structural equality."""
+    __slots__ = ("terms", "const", "_hash")
+
+    def __init__(self, terms: Mapping[Atom, int] | None = None, const: int = 0):
+        items = {a: int(c) for a, c in (terms or {}).items() if c != 0}
+        self.terms = dict(sorted(items.items(), key=lambda kv: kv[0]._key()))
+        self.const = int(const)
+        self._hash = hash((tuple(self.terms.items()), self.const))
+
+    # ---------------------------------------------------------------- construction
+    @staticmethod
+    def of(value) -> "Index":
+        if isinstance(value, Index):
+            return value
+        if isinstance(value, Atom):
+            return Index({value: 1})
+        if isinstance(value, int):
+            return Index({}, value)
+        raise TypeError(f"not an index: {value!r}")
+
+    def __add__(self, other):
+        other = Index.of(other)
+        terms = dict(self.terms)
+        for atom, coef in other.terms.items():
+            terms[atom] = terms.get(atom, 0) + coef
+        return _combine(Index(terms, self.const + other.const))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self + Index.of(other) * -1
+
+    def __mul__(self, k: int):
+        if not isinstance(k, int):
+            raise TypeError("indices are only scaled by integer constants")
+        return Index({a: c * k for a, c in self.terms.items()}, self.const * k)
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, d: int):
+        return floordiv(self, d)
+
+    def __mod__(self, d: int):
+        return mod(self, d)
+
+    # ---------------------------------------------------------------- queries
+    def is_constant(self) -> bool:
+        return not self.terms
+
+    def bounds(self) -> tuple[int, int]:
+        lo = hi = self.const
+        for atom, coef in self.terms.items():
+            a_lo, a_hi = atom.bounds()
+            lo += min(coef * a_lo, coef * a_hi)
+            hi += max(coef * a_lo, coef * a_hi)
+        return lo, hi
+
+    def variables(self) -> set:
+        found = set()
+        for atom in self.terms:
+            found |= {atom} if isinstance(atom, Var) else atom.expr.variables()
+        return found
+
+    def affine_coefficients(self) -> dict | None:
+        """{Var: coef} if every atom is a plain variable, else None."""
+        if all(isinstance(a, Var) for a in self.terms):
+            return dict(self.terms)
+        return None
+
+    def sort_key(self):
+        return (tuple((a._key(), c) for a, c in self.terms.items()), self.const)
+
+    def evaluate(self, env: Mapping[str, int]) -> int:
+        total = self.const
+        for atom, coef in self.terms.items():
+            total += coef * _eval_atom(atom, env)
+        return total
+
+    def substitute(self, mapping: Mapping[Var, "Index"]) -> "Index":
+        out = Index({}, self.const)
+        for atom, coef in self.terms.items():
+            out = out + _subs_atom(atom, mapping) * coef
+        return out
+
+    def __eq__(self, other):
+        if isinstance(other, int):
+            return not self.terms and self.const == other
+        return isinstance(other, Index) and self._hash == other._hash and \
+            self.const == other.const and self.terms == other.terms
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return to_source(self, check=False)
+
+
+def _eval_atom(atom, env):
+    if isinstance(atom, Var):
+        return env[atom.name]
+    value = atom.expr.evaluate(env)
+    return value // atom.divisor if isinstance(atom, FloorDiv) else value % atom.divisor
+
+
+def _subs_atom(atom, mapping):
+    if isinstance(atom, Var):
+        return Index.of(mapping.get(atom, atom))
+    inner = atom.expr.substitute(mapping)
+    return floordiv(inner, atom.divisor) if isinstance(atom, FloorDiv) else mod(inner, atom.divisor)
+
+
+def const(value: int) -> Index:
+    return Index({}, value)
+
+
+def var(name: str, size: int) -> Index:
+    return Index({Var(name, size): 1})
+
+
+# --------------------------------------------------------------------------- simplification
+
+
+def _split(expr: Index, d: int):
+    """(quotient part q, remainder r) with ``expr = d*q + r``, coefficients taken whole."""
+    q_terms, r_terms = {}, {}
+    for atom, coef in expr.terms.items():
+        (q_terms if coef % d == 0 else r_terms)[atom] = coef // d if coef % d == 0 else coef
+    q_const, r_const = divmod(expr.const, d)
+    return Index(q_terms, q_const), Index(r_terms, r_const)
+
+
+def _small_split(expr: Index, d: int):
+    """Yield (g, big/g, small) with g | d, expr = big + small, 0 <= small < g, big divisible by g."""
+    candidates = sorted({math.gcd(coef, d) for coef in expr.terms.values()} - {1, d}, reverse=True)
+    for g in candidates:
+        big = {a: c // g for a, c in expr.terms.items() if c % g == 0}
+        small = Index({a: c for a, c in expr.terms.items() if c % g}, expr.const)
+        lo, hi = small.bounds()
+        if big and 0 <= lo and hi < g:
+            yield g, Index(big), small
+
+
+def floordiv(expr, d: int) -> Index:
+    expr = Index.of(expr)
+    if d <= 0:
+        raise ValueError("index division by a non-positive constant")
+    if d == 1:
+        return expr
+    lo, hi = expr.bounds()
+    if lo >= 0 and lo // d == hi // d:
+        return const(lo // d)
+    q, r = _split(expr, d)
+    if not q.is_constant() or q.const:
+        if r.is_constant():
+            return q + r.const // d
+        return q + floordiv(r, d)
+    for g, big, small in _small_split(expr, d):
+        return floordiv(big, d // g)
+    if len(expr.terms) == 1 and expr.const == 0:
+        (atom, coef), = expr.terms.items()
+        if coef == 1 and isinstance(atom, FloorDiv):
+            return floordiv(atom.expr, atom.divisor * d)
+        if coef == 1 and isinstance(atom, Mod) and atom.divisor % d == 0:
+            return mod(floordiv(atom.expr, d), atom.divisor // d)
+    return Index({FloorDiv(expr, d): 1})
+
+
+def mod(expr, d: int) -> Index:
+    expr = Index.of(expr)
+    if d <= 0:
+        raise ValueError("index modulo by a non-positive constant")
+    if d == 1:
+        return const(0)
+    lo, hi = expr.bounds()
+    if lo >= 0 and hi < d:
+        return expr
+    _, r = _split(expr, d)
+    if r != expr:
+        return mod(r, d)
+    for g, big, small in _small_split(expr, d):
+        return mod(big, d // g) * g + small
+    if len(expr.terms) == 1 and expr.const == 0:
+        (atom, coef), = expr.terms.items()
+        if coef == 1 and isinstance(atom, Mod) and atom.divisor % d == 0:
+            return mod(atom.expr, d)
+    return Index({Mod(expr, d): 1})
+
+
+def _combine(expr: Index) -> Index:
+    """Fold ``c*a*(e // a) + c*(e % a)`` into ``c*e`` (and the ``% b`` variant), repeatedly."""
+    changed = True
+    while changed:
+        changed = False
+        for atom, coef in list(expr.terms.items()):
+            if not isinstance(atom, Mod) or atom not in expr.terms:
+                continue
+            e, a = atom.expr, atom.divisor
+            whole = FloorDiv(e, a)
+            partner = None
+            if expr.terms.get(whole) == coef * a:
+                partner, replacement = whole, e * coef
+            else:
+                for other, oc in expr.terms.items():
+                    if isinstance(other, Mod) and oc == coef * a and other.expr == Index({whole: 1}):
+                        partner, replacement = other, mod(e, a * other.divisor) * coef
+                        break
+            if partner is None:
+                continue
+            terms = dict(expr.terms)
+            del terms[atom], terms[partner]
+            rest = Index(terms, expr.const)
+            merged = {a2: c2 for a2, c2 in rest.terms.items()}
+            for a2, c2 in replacement.terms.items():
+                merged[a2] = merged.get(a2, 0) + c2
+            expr = Index(merged, rest.const + replacement.const)
+            changed = True
+            break
+    return expr
+
+
+# --------------------------------------------------------------------------- views
+
+
+def contiguous_strides(shape: Iterable[int]) -> list[int]:
+    strides, acc = [], 1
+    for size in reversed(list(shape)):
+        strides.append(acc)
+        acc *= max(int(size), 1)
+    return strides[::-1]
+
+
+def flatten(index: list[Index], shape: list[int]) -> Index:
+    """Row-major linear position of ``index`` in ``shape``."""
+    total = const(0)
+    for idx, stride in zip(index, contiguous_strides(shape)):
+        total = total + idx * stride
+    return total
+
+
+def unflatten(linear: Index, shape: list[int]) -> list[Index]:
+    """Per-dimension indices of a row-major linear position in ``shape``."""
+    out = []
+    for size, stride in zip(shape, contiguous_strides(shape)):
+        out.append(const(0) if size == 1 else mod(floordiv(linear, stride), size))
+    return out
+
+
+def strided_offset(index: list[Index], strides: list[int], offset: int = 0) -> Index:
+    total = const(offset)
+    for idx, stride in zip(index, strides):
+        total = total + idx * int(stride)
+    return total
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def to_source(expr: Index, names: Mapping[str, str] | None = None, check: bool = True) -> str:
+    """Python/Triton source; ``names`` renames variables. ``check`` insists that every
+    ``//`` and ``%`` has a non-negative left operand (C and Python semantics agree)."""
+    names = names or {}
+    parts = []
+    for atom, coef in expr.terms.items():
+        text = _atom_source(atom, names, check)
+        if coef == 1:
+            parts.append(text)
+        elif coef == -1:
+            parts.append(f"-{text}")
+        else:
+            parts.append(f"{coef}*{text}")
+    if expr.const or not parts:
+        parts.append(str(expr.const))
+    source = " + ".join(parts)
+    return source.replace("+ -", "- ")
+
+
+def _atom_source(atom, names, check) -> str:
+    if isinstance(atom, Var):
+        return names.get(atom.name, atom.name)
+    if check and atom.expr.bounds()[0] < 0:
+        raise ValueError(f"index {atom!r} divides a possibly negative value")
+    inner = to_source(atom.expr, names, check)
+    op = "//" if isinstance(atom, FloorDiv) else "%"
+    if len(atom.expr.terms) + (1 if atom.expr.const else 0) > 1:
+        inner = f"({inner})"
+    return f"({inner} {op} {atom.divisor})"

@@ -1,0 +1,304 @@
+"""The loop-level IR: buffers, scalar expressions, tensor values and computations.
+
+* ``Buffer`` — memory the generated code reads or writes: a graph input, a lifted
+  parameter, a constant, a kernel's output, an extern call's output.
+* ``Expr`` — the value of one element, as a tree of ``Load(buffer, index)``,
+  ``Const``, ``IndexValue`` (an index used as data: arange, masks) and ``Op(name, args)``;
+  ``dtype`` is the *compute* dtype (float16/bfloat16 load as float32 and are rounded
+  back on store). Trees are immutable, hash-consed by structure (shared subtrees are
+  emitted once) and may carry a ``label``: the FX node they implement, used to name the
+  temporary in the generated kernel.
+* ``TensorValue`` — what a lowering returns: a shape, a storage dtype and
+  ``load(index) -> Expr``. ``Lazy`` values are functions of the index (pointwise ops and
+  views compose without touching memory); ``BufferValue`` reads a strided buffer.
+* ``Computation`` — a realized value: a pointwise or reduction loop nest writing one
+  buffer. The scheduler fuses computations into kernels.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import torch
+
+from codegen import indexing
+from codegen.indexing import Index
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half types are computed in float32, like eager's CUDA kernels do internally."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+# --------------------------------------------------------------------------- buffers
+
+
+@dataclasses.dataclass(eq=False)
+class Buffer:
+    name: str
+    shape: tuple
+    stride: tuple
+    dtype: torch.dtype
+    kind: str                       # "input", "constant", "computed", "extern"
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def extent(self) -> int:
+        """Elements from the first to one past the last addressed element."""
+        if self.numel == 0:
+            return 0
+        return 1 + sum((s - 1) * st for s, st in zip(self.shape, self.stride))
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def __repr__(self):
+        return f"Buffer({self.name}, {list(self.shape)}, stride={list(self.stride)}, {self.dtype})"
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+class Expr:
+    __slots__ = ("dtype", "label", "_hash")
+
+    def _fields(self):
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        return type(self) is type(other) and self._hash == other._hash and self._fields() == other._fields()
+
+    def __hash__(self):
+        return self._hash
+
+    def children(self) -> tuple:
+        return ()
+
+
+class Load(Expr):
+    __slots__ = ("buffer", "index")
+
+    def __init__(self, buffer: Buffer, index: Index):
+        self.buffer, self.index = buffer, index
+        self.dtype = compute_dtype(buffer.dtype)
+        self.label = None
+        self._hash = hash(("load", buffer.name, index))
+
+    def _fields(self):
+        return (self.buffer.name, self.index)
+
+    def __repr__(self):
+        return f"load({self.buffer.name}, {self.index})"
+
+
+class Const(Expr):
+    __slots__ = ("value",)
+
+    def __init__(self, value, dtype: torch.dtype):
+        if dtype.is_floating_point:
+            value = float(value)
+        elif dtype is torch.bool:
+            value = bool(value)
+        else:
+            value = int(value)
+        self.value, self.dtype, self.label = value, compute_dtype(dtype), None
+        self._hash = hash(("const", repr(value), self.dtype))
+
+    def _fields(self):
+        return (repr(self.value), self.dtype)
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+class IndexValue(Expr):
+    """An index expression used as a value (``arange``, ``tril`` masks)."""
+    __slots__ = ("index",)
+
+    def __init__(self, index: Index, dtype: torch.dtype):
+        self.index, self.dtype, self.label = index, dtype, None
+        self._hash = hash(("index", index, dtype))
+
+    def _fields(self):
+        return (self.index, self.dtype)
+
+    def __repr__(self):
+        return f"index({self.index})"
+
+
+class Op(Expr):
+    """``name`` is a key of ``codegen.ops.OPS``; ``attrs`` holds non-Expr parameters."""
+    __slots__ = ("name", "args", "attrs")
+
+    def __init__(self, name: str, args: Sequence[Expr], dtype: torch.dtype, attrs: tuple = (), label=None):
+        self.name, self.args, self.attrs = name, tuple(args), tuple(attrs)
+        self.dtype, self.label = dtype, label
+        self._hash = hash((name, self.args, self.attrs, dtype))
+
+    def _fields(self):
+        return (self.name, self.args, self.attrs, self.dtype)
+
+    def children(self):
+        return self.args
+
+    def __repr__(self):
+        extra = [repr(a) for a in self.attrs]
+        return f"{self.name}({', '.join([repr(a) for a in self.args] + extra)})"
+
+
+def walk(expr: Expr):
+    """Every node of an expression DAG once, children first."""
+    seen, order, stack = set(), [], [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in seen:
+            continue
+        if expanded:
+            seen.add(id(node))
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for child in node.children():
+            if id(child) not in seen:
+                stack.append((child, False))
+    return order
+
+
+def loads(expr: Expr) -> list:
+    return [e for e in walk(expr) if isinstance(e, Load)]
+
+
+# --------------------------------------------------------------------------- tensor values
+
+
+class TensorValue:
+    shape: tuple
+    dtype: torch.dtype
+
+    def load(self, index: list) -> Expr:
+        raise NotImplementedError
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class Lazy(TensorValue):
+    """A value computed on demand from its index: ``fn(index) -> Expr``."""
+
+    def __init__(self, shape, dtype, fn: Callable[[list], Expr]):
+        self.shape, self.dtype, self.fn = tuple(int(s) for s in shape), dtype, fn
+
+    def load(self, index):
+        return self.fn(list(index))
+
+
+class BufferValue(TensorValue):
+    """A strided window onto a buffer (the buffer itself, or a view of it)."""
+
+    def __init__(self, buffer: Buffer, shape=None, stride=None, offset: int = 0):
+        self.buffer = buffer
+        self.shape = tuple(buffer.shape if shape is None else shape)
+        self.stride = tuple(buffer.stride if stride is None else stride)
+        self.offset = offset
+        self.dtype = buffer.dtype
+
+    def load(self, index):
+        return Load(self.buffer, indexing.strided_offset(index, self.stride, self.offset))
+
+    def is_whole_buffer(self) -> bool:
+        return self.shape == self.buffer.shape and self.stride == self.buffer.stride and self.offset == 0
+
+
+def fresh_index(shape, prefix="i") -> list:
+    """One variable per dimension (size-1 dimensions get the constant 0)."""
+    return [indexing.const(0) if s == 1 else indexing.var(f"{prefix}{d}", s) for d, s in enumerate(shape)]
+
+
+def as_buffer_view(value: TensorValue):
+    """``value`` as a strided view of a buffer if it is one (views of buffers are), else None."""
+    if isinstance(value, BufferValue):
+        return value
+    index = fresh_index(value.shape)
+    expr = value.load(index)
+    if not isinstance(expr, Load) or expr.buffer.dtype != value.dtype:
+        return None
+    coefs = expr.index.affine_coefficients()
+    if coefs is None:
+        return None
+    stride = []
+    for idx in index:
+        if idx.is_constant():
+            stride.append(0)
+            continue
+        v = next(iter(idx.terms))
+        stride.append(coefs.pop(v, 0))
+    if coefs or expr.index.const < 0:
+        return None
+    return BufferValue(expr.buffer, value.shape, tuple(stride), expr.index.const)
+
+
+# --------------------------------------------------------------------------- computations
+
+
+@dataclasses.dataclass(eq=False)
+class Computation:
+    """A realized loop nest writing ``buffer``.
+
+    Pointwise: ``body(index over shape)``. Reduction: ``body(index over input_shape)``
+    combined with ``reduction`` over ``reduced_dims``; the output keeps the other
+    dimensions (and size-1 dimensions for the reduced ones when ``keepdim``).
+    """
+    buffer: Buffer
+    body: Callable[[list], Expr]
+    fx_nodes: list
+    input_shape: tuple = ()
+    reduced_dims: tuple = ()
+    reduction: str | None = None          # "sum", "prod", "max", "min"
+    keepdim: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.buffer.name
+
+    @property
+    def is_reduction(self) -> bool:
+        return self.reduction is not None
+
+    def output_index(self, full_index: list) -> list:
+        """Index into the output buffer for an element of the reduction's input space."""
+        out = []
+        for d, idx in enumerate(full_index):
+            if d not in self.reduced_dims:
+                out.append(idx)
+            elif self.keepdim:
+                out.append(indexing.const(0))
+        return out
+
+    def store_index(self, index: list) -> Index:
+        if self.is_reduction:
+            index = self.output_index(index)
+        return indexing.strided_offset(index, self.buffer.stride)
+
+    def describe(self) -> str:
+        """The loop nest as text (the ``loop IR`` dump)."""
+        if not self.is_reduction:
+            index = fresh_index(self.buffer.shape)
+            return f"{self.name}[{', '.join(map(str, index))}] = {self.body(index)!r}"
+        index = fresh_index(self.input_shape)
+        for d in self.reduced_dims:
+            if self.input_shape[d] != 1:
+                index[d] = indexing.var(f"r{d}", self.input_shape[d])
+        out = self.output_index(index)
+        reduced = ", ".join(str(index[d]) for d in self.reduced_dims)
+        return (f"{self.name}[{', '.join(map(str, out))}] = {self.reduction} over {reduced or '()'} "
+                f"of {self.body(index)!r}")

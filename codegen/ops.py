@@ -1,0 +1,185 @@
+"""Scalar operations of the loop IR and their Triton spelling.
+
+Every op is ``tl.*`` math or plain arithmetic (libdevice calls do not run under the
+interpreter). Functions Triton lacks (tanh, log1p, expm1, general pow) and the
+NaN-propagating reduction combiners are small ``@triton.jit`` helpers emitted into the
+kernel's module when a kernel uses them.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+TL_DTYPES = {
+    torch.float32: "tl.float32", torch.float16: "tl.float16", torch.bfloat16: "tl.bfloat16",
+    torch.float64: "tl.float64", torch.int64: "tl.int64", torch.int32: "tl.int32",
+    torch.int16: "tl.int16", torch.int8: "tl.int8", torch.uint8: "tl.uint8", torch.bool: "tl.int1",
+}
+
+# Signature types for ahead-of-time compilation (triton.compiler.ASTSource).
+SIGNATURE_DTYPES = {
+    torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64",
+    torch.int64: "i64", torch.int32: "i32", torch.int16: "i16", torch.int8: "i8",
+    torch.uint8: "u8", torch.bool: "i1",
+}
+
+
+def _binary(symbol):
+    return lambda a, b, attrs, dtype: f"{a} {symbol} {b}"
+
+
+def _call(fn):
+    return lambda *args_attrs_dtype: f"{fn}({', '.join(args_attrs_dtype[:-2])})"
+
+
+def _maximum(a, b, attrs, dtype):
+    return f"tl.maximum({a}, {b}, tl.PropagateNan.ALL)" if dtype.is_floating_point else f"tl.maximum({a}, {b})"
+
+
+def _minimum(a, b, attrs, dtype):
+    return f"tl.minimum({a}, {b}, tl.PropagateNan.ALL)" if dtype.is_floating_point else f"tl.minimum({a}, {b})"
+
+
+def _to(a, attrs, dtype):
+    target, = attrs
+    if target is torch.bool:
+        return f"{a} != 0"
+    return f"{a}.to({TL_DTYPES[target]})"
+
+
+# name -> (emitter(*arg_sources, attrs, dtype) -> source, helper functions used)
+OPS = {
+    "add": (_binary("+"), ()),
+    "sub": (_binary("-"), ()),
+    "mul": (_binary("*"), ()),
+    "truediv": (_binary("/"), ()),
+    "eq": (_binary("=="), ()),
+    "ne": (_binary("!="), ()),
+    "lt": (_binary("<"), ()),
+    "le": (_binary("<="), ()),
+    "gt": (_binary(">"), ()),
+    "ge": (_binary(">="), ()),
+    "and": (_binary("&"), ()),
+    "or": (_binary("|"), ()),
+    "xor": (_binary("^"), ()),
+    "maximum": (_maximum, ()),
+    "minimum": (_minimum, ()),
+    "neg": (lambda a, attrs, dtype: f"-{a}", ()),
+    "invert": (lambda a, attrs, dtype: f"~{a}", ()),
+    "not": (lambda a, attrs, dtype: f"{a} == 0", ()),
+    "abs": (_call("tl.abs"), ()),
+    "exp": (_call("tl.exp"), ()),
+    "exp2": (_call("tl.exp2"), ()),
+    "log": (_call("tl.log"), ()),
+    "log2": (_call("tl.log2"), ()),
+    "sqrt": (_call("tl.sqrt_rn"), ()),
+    "rsqrt": (_call("tl.rsqrt"), ()),
+    "sin": (_call("tl.sin"), ()),
+    "cos": (_call("tl.cos"), ()),
+    "erf": (_call("tl.erf"), ()),
+    "floor": (_call("tl.floor"), ()),
+    "ceil": (_call("tl.ceil"), ()),
+    "sigmoid": (_call("tl.sigmoid"), ()),
+    "tanh": (_call("_tanh"), ("_tanh",)),
+    "log1p": (_call("_log1p"), ("_log1p",)),
+    "expm1": (_call("_expm1"), ("_expm1",)),
+    "pow": (_call("_pow"), ("_pow",)),
+    "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
+    "to": (_to, ()),
+}
+
+
+HELPERS = {
+    "_tanh": '''
+@triton.jit
+def _tanh(x):
+    # Triton has no tanh; 1 - 2/(e^2x + 1) is exact at +-inf, the odd series is
+    # accurate near 0 where that form cancels.
+    x2 = x * x
+    series = x * (1.0 - x2 * (0.3333333333333333 - x2 * 0.13333333333333333))
+    return tl.where(tl.abs(x) < 0.0625, series, 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0))
+''',
+    "_log1p": '''
+@triton.jit
+def _log1p(x):
+    # log(1 + x) without losing x when it is tiny (Goldberg's correction).
+    u = 1.0 + x
+    d = tl.where(u == 1.0, 1.0, u - 1.0)
+    return tl.where(u == 1.0, x, tl.where(u == float("inf"), u, tl.log(u) * (x / d)))
+''',
+    "_expm1": '''
+@triton.jit
+def _expm1(x):
+    # exp(x) - 1 without cancellation for small x (Kahan's correction).
+    u = tl.exp(x)
+    um1 = u - 1.0
+    lu = tl.where((u == 1.0) | (u == 0.0), 1.0, tl.log(u))
+    r = tl.where(um1 == -1.0, -1.0, um1 * x / lu)
+    return tl.where(u == 1.0, x, tl.where(u == float("inf"), u, r))
+''',
+    "_pow": '''
+@triton.jit
+def _pow(x, y):
+    # x ** y for a non-integer exponent: NaN for x < 0, like torch.
+    return tl.exp2(y * tl.log2(x))
+''',
+    "_maximum": '''
+@triton.jit
+def _maximum(a, b):
+    # torch.amax propagates NaN; tl.max alone would drop it on the GPU.
+    return tl.maximum(a, b, tl.PropagateNan.ALL)
+''',
+    "_minimum": '''
+@triton.jit
+def _minimum(a, b):
+    return tl.minimum(a, b, tl.PropagateNan.ALL)
+''',
+    "_product": '''
+@triton.jit
+def _product(a, b):
+    return a * b
+''',
+}
+
+
+def reduction_identity(reduction: str, dtype: torch.dtype):
+    if reduction == "sum":
+        return 0
+    if reduction == "prod":
+        return 1
+    if dtype is torch.bool:
+        return reduction == "min"
+    if dtype.is_floating_point:
+        return -math.inf if reduction == "max" else math.inf
+    info = torch.iinfo(dtype)
+    return info.min if reduction == "max" else info.max
+
+
+def reduction_combine(reduction: str, dtype: torch.dtype):
+    """(elementwise combine for looped accumulators, whole-axis reduce, helpers used)."""
+    floating = dtype.is_floating_point
+    if reduction == "sum":
+        return (lambda acc, v: f"{acc} + {v}", lambda v: f"tl.sum({v}, 1)", ())
+    if reduction == "prod":
+        return (lambda acc, v: f"{acc} * {v}", lambda v: f"tl.reduce({v}, 1, _product)", ("_product",))
+    helper = "_maximum" if reduction == "max" else "_minimum"
+    if floating:
+        return (lambda acc, v: f"{helper}({acc}, {v})", lambda v: f"tl.reduce({v}, 1, {helper})", (helper,))
+    fn = "tl.max" if reduction == "max" else "tl.min"
+    elementwise = "tl.maximum" if reduction == "max" else "tl.minimum"
+    return (lambda acc, v: f"{elementwise}({acc}, {v})", lambda v: f"{fn}({v}, 1)", ())
+
+
+def literal(value, dtype: torch.dtype) -> str:
+    """A Python/Triton literal for a constant of ``dtype``."""
+    if dtype is torch.bool:
+        return "True" if value else "False"
+    if dtype.is_floating_point:
+        value = float(value)
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else 'float("-inf")'
+        return repr(value)
+    return str(int(value))

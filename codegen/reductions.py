@@ -1,0 +1,148 @@
+"""Lowering rules for reductions: sum, mean, amax, amin, prod, var, var_mean.
+
+Each reduction becomes one ``Computation`` (realized at once: a reduction is never
+recomputed) through ``GraphLowering.reduce``; what follows it (mean's division, var's
+normalisation) is a ``Lazy`` per-row value that the scheduler fuses into the same
+kernel. ``var`` is two passes (mean, then squared deviations) — exact where a
+one-pass sum of squares would cancel.
+"""
+from __future__ import annotations
+
+import torch
+
+from codegen import indexing
+from codegen.ir import Const, Lazy, Op, compute_dtype
+from codegen.lowering import Unlowerable, cast, labeled, out_meta, register
+
+aten = torch.ops.aten
+
+
+def reduced_dims(a, dims) -> tuple:
+    """Normalised reduction dims; ``None`` or ``[]`` means every dimension (as in aten)."""
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        return tuple(range(a.ndim))
+    if isinstance(dims, int):
+        dims = [dims]
+    ndim = max(a.ndim, 1)
+    return tuple(sorted({d + ndim if d < 0 else d for d in dims} & set(range(a.ndim))))
+
+
+def output_index(full: list, dims, keepdim: bool) -> list:
+    """Index into a reduction's output for an element of its input."""
+    out = []
+    for d, idx in enumerate(full):
+        if d not in dims:
+            out.append(idx)
+        elif keepdim:
+            out.append(indexing.const(0))
+    return out
+
+
+def _count(a, dims) -> int:
+    n = 1
+    for d in dims:
+        n *= a.shape[d]
+    return n
+
+
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    if dtype.is_floating_point:
+        return compute_dtype(dtype)
+    return dtype
+
+
+def _simple(g, node, a, dims, keepdim, reduction):
+    shape, dtype = out_meta(node)
+    dims = reduced_dims(a, dims)
+    acc = _accumulator(dtype)
+    return g.reduce(node, a, dims, reduction, keepdim, acc, dtype, name=node.name)
+
+
+@register(aten.sum)
+def _sum(g, node, a, dim=None, keepdim=False, dtype=None):
+    return _simple(g, node, a, dim, keepdim, "sum")
+
+
+@register(aten.prod)
+def _prod(g, node, a, dim=None, keepdim=False, dtype=None):
+    return _simple(g, node, a, dim, keepdim, "prod")
+
+
+@register(aten.amax)
+def _amax(g, node, a, dim=(), keepdim=False):
+    return _simple(g, node, a, dim, keepdim, "max")
+
+
+@register(aten.amin)
+def _amin(g, node, a, dim=(), keepdim=False):
+    return _simple(g, node, a, dim, keepdim, "min")
+
+
+def _divided(node, total, n, shape, dtype):
+    """Lazy ``total / n`` with the output's shape and dtype."""
+    compute = compute_dtype(dtype)
+
+    def body(index):
+        value = Op("truediv", [cast(total.load(index), compute), Const(float(n), compute)], compute)
+        return labeled(cast(value, dtype), node)
+    return Lazy(shape, dtype, body)
+
+
+@register(aten.mean)
+def _mean(g, node, a, dim=None, keepdim=False, dtype=None):
+    shape, out_dtype = out_meta(node)
+    if not out_dtype.is_floating_point:
+        raise Unlowerable("mean of an integer tensor")
+    dims = reduced_dims(a, dim)
+    acc = compute_dtype(out_dtype)
+    total = g.reduce(node, a, dims, "sum", keepdim, acc, acc, name=f"{node.name}_sum")
+    return _divided(node, total, _count(a, dims), shape, out_dtype)
+
+
+def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
+    """(variance, mean) Lazies, two-pass."""
+    if not dtype.is_floating_point:
+        raise Unlowerable("variance of an integer tensor")
+    dims = reduced_dims(a, dim)
+    n = _count(a, dims)
+    acc = compute_dtype(dtype)
+    total = g.reduce(node, a, dims, "sum", keepdim, acc, acc, name=f"{node.name}_sum")
+
+    def mean_at(index):          # index over the reduced output
+        return Op("truediv", [total.load(index), Const(float(n), acc)], acc)
+
+    def squared_deviation(full):  # index over the input
+        out = output_index(full, dims, keepdim)
+        deviation = Op("sub", [cast(a.load(full), acc), mean_at(out)], acc)
+        return Op("mul", [deviation, deviation], acc)
+    squares = Lazy(a.shape, acc, squared_deviation)
+    ssd = g.reduce(node, squares, dims, "sum", keepdim, acc, acc, name=f"{node.name}_ssd")
+    divisor = max(n - (1 if correction is None else correction), 0)
+
+    def var_body(index):
+        value = Op("truediv", [ssd.load(index), Const(float(divisor), acc)], acc)
+        return cast(value, dtype)
+
+    def mean_body(index):
+        return cast(mean_at(index), dtype)
+    return Lazy(shape, dtype, var_body), Lazy(shape, dtype, mean_body)
+
+
+@register(aten.var.correction)
+def _var(g, node, a, dim=None, *, correction=None, keepdim=False):
+    shape, dtype = out_meta(node)
+    var, _ = _variance(g, node, a, dim, correction, keepdim, shape, dtype)
+    return _named(var, node)
+
+
+@register(aten.var_mean.correction)
+def _var_mean(g, node, a, dim=None, *, correction=None, keepdim=False):
+    val = node.meta.get("val")
+    if not isinstance(val, (tuple, list)) or len(val) != 2:
+        raise Unlowerable("var_mean without tuple metadata")
+    shape, dtype = tuple(val[0].shape), val[0].dtype
+    return _variance(g, node, a, dim, correction, keepdim, shape, dtype)
+
+
+def _named(value: Lazy, node) -> Lazy:
+    return Lazy(value.shape, value.dtype, lambda index: labeled(value.load(index), node))
