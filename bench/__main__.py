@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--inductor-budget", type=float,
                         help="seconds of inductor compiling after which the remaining tc-inductor rows are "
                              "skipped (default 25 with --quick, else no limit)")
+    parser.add_argument("--inductor-cold", action="store_true",
+                        help="compile inductor kernels from scratch (empty kernel cache dir) instead of reusing "
+                             "C++ kernels compiled by earlier runs")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--json", metavar="PATH", help="write every row (and run metadata) as JSON")
     parser.add_argument("--csv", metavar="PATH", help="write every row as CSV")
@@ -57,6 +60,22 @@ def main(argv=None):
         if not torch.cuda.is_available():
             os.environ.setdefault("TRITON_INTERPRET", "1")
 
+    cold_dir = None
+    if args.inductor_cold:
+        if "torch._inductor" in sys.modules:
+            raise SystemExit("--inductor-cold: torch._inductor is already imported; run it in a fresh process")
+        import tempfile
+        cold_dir = tempfile.mkdtemp(prefix="bench-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cold_dir
+    try:
+        return _run(args, wants_triton)
+    finally:
+        if cold_dir:
+            import shutil
+            shutil.rmtree(cold_dir, ignore_errors=True)
+
+
+def _run(args, wants_triton):
     from bench import harness, models
 
     if args.list:

@@ -18,9 +18,11 @@ it measures:
   into a graph shows up there). ``max_err`` is the largest absolute difference.
 - first-call time (trace + compile + run once), in seconds.
 - steady per-call latency: each compiled variant is timed interleaved with eager
-  (:func:`bench.timing.per_call_interleaved`: warm-up, then rounds of eager / compiled
-  batches); ``ms`` is the median per-call time over the rounds, ``spread`` is
-  max - min over the rounds, ``speedup`` = eager median / compiled median of the same run.
+  (:func:`bench.timing.interleaved_samples`, as ``per_call_interleaved``: warm-up, then
+  rounds of one eager batch and one compiled batch); ``ms`` is the median per-call time
+  over the rounds, ``spread`` is max - min over the rounds, ``speedup`` is the median over
+  rounds of eager time / compiled time (a round's two batches run back to back, so other
+  load on the machine mostly cancels out of their ratio).
 - graphs and breaks (``capture.explain`` / ``torch._dynamo.explain``; breaks counts the
   break reasons each lists), recompiles (capture: ``capture.report()``; torch.compile:
   frames compiled after the first call), guards (capture: guards of the cache entries in
@@ -43,6 +45,7 @@ import logging
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -52,7 +55,7 @@ import torch
 
 import capture
 from bench import models as model_suite
-from bench.timing import per_call_interleaved
+from bench.timing import interleaved_samples
 
 ALL_BACKENDS = ("capture-eager", "capture-triton", "tc-eager", "tc-inductor")
 DEFAULT_BACKENDS = ("capture-eager", "tc-eager", "tc-inductor")  # + capture-triton with --triton or CUDA
@@ -326,6 +329,9 @@ class Backend:
     def after(self, compiled, row: Row):
         """Fill recompiles / guards / kernels after the variant ran."""
 
+    def close(self):
+        """Undo any process-wide setting made for the run."""
+
 
 class CaptureBackend(Backend):
     family = "capture"
@@ -377,6 +383,7 @@ class TorchCompileBackend(Backend):
         self.backend = backend
         self.name = f"tc-{backend}"
         self._frames_after_first = 0
+        self._saved = None
 
     def available(self, settings):
         try:
@@ -398,6 +405,25 @@ class TorchCompileBackend(Backend):
         if self.backend == "inductor":
             from torch._inductor import metrics
             metrics.reset()
+            self._no_graph_caches()
+
+    def _no_graph_caches(self):
+        """First call = a real compile: inductor's FX-graph and AOT-autograd caches would
+        otherwise turn a repeated run into a cache hit (~0.3 s). Compiled C++ kernels are
+        still reused from inductor's cache directory (``--inductor-cold`` empties it)."""
+        import torch._functorch.config as functorch_config
+        import torch._inductor.config as inductor_config
+        if self._saved is None:
+            self._saved = (inductor_config.fx_graph_cache, functorch_config.enable_autograd_cache)
+        inductor_config.fx_graph_cache = False
+        functorch_config.enable_autograd_cache = False
+
+    def close(self):
+        if self._saved is not None:
+            import torch._functorch.config as functorch_config
+            import torch._inductor.config as inductor_config
+            inductor_config.fx_graph_cache, functorch_config.enable_autograd_cache = self._saved
+            self._saved = None
 
     def compile(self, model):
         return torch.compile(model, backend=self.backend)
@@ -527,16 +553,19 @@ def run_variant(case: Case, backend: Backend, settings: Settings, explained: dic
         try:
             with case.grad_context():
                 calls = _calls_per_batch([eager_fn, compiled_fn], settings)
-                times = per_call_interleaved({"eager": eager_fn, "compiled": compiled_fn}, (), calls=calls,
-                                             repeats=settings.repeats, warmup=min(20, max(3, calls)))
+                samples = interleaved_samples({"eager": eager_fn, "compiled": compiled_fn}, (), calls=calls,
+                                              repeats=settings.repeats, warmup=min(20, max(3, calls)))
         except Exception as e:  # noqa: BLE001
             row.status, row.reason = "cannot run", f"failed while timing: {_why(e)}"
             backend.reset()
             return
         row.calls, row.rounds = calls, settings.repeats
-        row.eager_ms, row.eager_spread_ms = times["eager"][0] * 1e3, times["eager"][1] * 1e3
-        row.ms, row.spread_ms = times["compiled"][0] * 1e3, times["compiled"][1] * 1e3
-        row.speedup = row.eager_ms / row.ms if row.ms else None
+        eager_s, compiled_s = samples["eager"], samples["compiled"]
+        row.eager_ms, row.eager_spread_ms = statistics.median(eager_s) * 1e3, (max(eager_s) - min(eager_s)) * 1e3
+        row.ms, row.spread_ms = statistics.median(compiled_s) * 1e3, (max(compiled_s) - min(compiled_s)) * 1e3
+        # the median of per-round ratios: a round's eager and compiled batches run back to
+        # back, so load from other processes mostly cancels out of their ratio
+        row.speedup = statistics.median(e / c for e, c in zip(eager_s, compiled_s) if c > 0)
 
         # again, on inputs with other values (constants baked into a graph show up here)
         try:
@@ -585,6 +614,7 @@ def run(settings: Settings, progress_stream=None) -> dict:
     backends = make_backends(backend_names)
     unavailable = {b.name: b.available(settings) for b in backends}
     rows: list[Row] = []
+    load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     progress = Progress(len(specs) * len(modes) * len(backends), settings.progress, progress_stream)
     started = time.perf_counter()
     inductor_spent, inductor_done = 0.0, 0
@@ -618,6 +648,11 @@ def run(settings: Settings, progress_stream=None) -> dict:
                         row.status, row.reason = "cannot run", unavailable[b.name]
                         progress.step()
                         continue
+                    if b.name == "tc-inductor" and settings.quick and mode == "train":
+                        row.status = "skipped"
+                        row.reason = "--quick: inductor in eval mode only (a train compile takes 3-10 s); run without --quick"
+                        progress.step()
+                        continue
                     if (b.name == "tc-inductor" and settings.inductor_budget is not None
                             and inductor_spent >= settings.inductor_budget):
                         row.status = "skipped"
@@ -647,8 +682,11 @@ def run(settings: Settings, progress_stream=None) -> dict:
                     progress.step()
     finally:
         progress.close()
-    return {"meta": _meta(settings, device, backend_names, modes, time.perf_counter() - started),
-            "rows": [dataclasses.asdict(r) for r in rows]}
+        for b in backends:
+            b.close()
+    meta = _meta(settings, device, backend_names, modes, time.perf_counter() - started)
+    meta["load_before"] = load_before
+    return {"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}
 
 
 def _meta(settings, device, backends, modes, seconds) -> dict:
@@ -659,6 +697,7 @@ def _meta(settings, device, backends, modes, seconds) -> dict:
         machine=platform.machine(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), device=device,
         triton_interpret=os.environ.get("TRITON_INTERPRET") == "1", backends=backends, modes=modes,
         repeats=settings.repeats, inductor_budget_s=settings.inductor_budget,
+        inductor_kernel_cache=os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default (warm after the first run)"),
     )
 
 
@@ -735,10 +774,14 @@ def format_table(result: dict) -> str:
     out.append(f"ms: median per call ({'inference, no_grad' if 'eval' in meta['modes'] else ''}"
                f"{'; ' if len(meta['modes']) > 1 else ''}{'train: forward+backward' if 'train' in meta['modes'] else ''})"
                f", timed interleaved with eager ({meta['repeats']} rounds); ±%: max-min over rounds; "
-               f"speedup: eager/compiled; 1st s: first call (compile + run); tc = torch.compile; "
+               f"speedup: median over rounds of eager/compiled; 1st s: first call (compile + run); tc = torch.compile; "
                f"'-': not known/not measured")
     out.append(f"{meta['cpus']} CPUs, {meta['torch_threads']} torch threads, device {meta['device']}, torch {meta['torch']}"
                f"{', transformers ' + meta['transformers'] if meta['transformers'] else ''}; run took {meta['seconds']:.0f} s")
+    load = meta.get("load_before")
+    if load is not None and meta["cpus"] and load > 0.5 * meta["cpus"]:
+        out.append(f"warning: load average was {load:.1f} on {meta['cpus']} CPUs before the run: other processes "
+                   "were busy, so timings are noisy (see the ±% column)")
     return "\n".join(out)
 
 
@@ -780,6 +823,7 @@ def write_plot(result: dict, path: str):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     rows = [r for r in result["rows"] if r["status"] in ("ok", "mismatch")]
     cases = list(dict.fromkeys(f"{r['model']}\n{r['mode']}" for r in rows))
@@ -808,10 +852,17 @@ def write_plot(result: dict, path: str):
         ax.tick_params(axis="y", labelsize=7)
         if log:
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
         if key == "speedup":
             ax.axhline(1.0, color="black", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7, ncol=len(backends), loc="upper right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    meta = result["meta"]
+    fig.suptitle(f"python -m bench{' --quick' if meta['quick'] else ''}: {meta['cpus']} CPUs, torch {meta['torch']}",
+                 fontsize=9)
+    fig.legend(handles, labels, fontsize=7, ncol=len(backends), loc="upper right")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path)
     plt.close(fig)

@@ -17,6 +17,7 @@ be compared against eager.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
 
@@ -216,6 +217,11 @@ def available(spec: ModelSpec) -> tuple[bool, str]:
     if spec.requires == "transformers":
         ok, why = transformers_status()
         return ok, ("" if ok else why)
+    if spec.requires:
+        try:
+            importlib.import_module(spec.requires)
+        except Exception as e:  # noqa: BLE001
+            return False, f"`{spec.requires}` does not import here ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
     return True, ""
 
 

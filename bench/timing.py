@@ -9,9 +9,10 @@ import statistics
 import time
 
 
-def per_call_interleaved(variants: dict, args, calls: int = 200, repeats: int = 7,
-                         warmup: int = 20) -> dict:
-    """{name: (median seconds per call, spread)} for each callable in ``variants``."""
+def interleaved_samples(variants: dict, args, calls: int = 200, repeats: int = 7,
+                        warmup: int = 20) -> dict:
+    """{name: [seconds per call in each round]}: after ``warmup`` calls of each, ``repeats``
+    rounds, each timing ``calls`` calls of every variant in turn."""
     for fn in variants.values():
         for _ in range(warmup):
             fn(*args)
@@ -22,6 +23,13 @@ def per_call_interleaved(variants: dict, args, calls: int = 200, repeats: int = 
             for _ in range(calls):
                 fn(*args)
             samples[name].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+def per_call_interleaved(variants: dict, args, calls: int = 200, repeats: int = 7,
+                         warmup: int = 20) -> dict:
+    """{name: (median seconds per call, spread)} for each callable in ``variants``."""
+    samples = interleaved_samples(variants, args, calls, repeats, warmup)
     return {name: (statistics.median(s), max(s) - min(s)) for name, s in samples.items()}
 
 

@@ -16,12 +16,19 @@ def eager_backend(gm: torch.fx.GraphModule, example_inputs: list):
 def triton_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Our Triton code generator's entry point.
 
-    Kernels only run on a GPU or under TRITON_INTERPRET=1; the generator itself
-    is not in this build yet, so every graph runs as captured, with one warning.
+    Kernels only run on a GPU or under TRITON_INTERPRET=1 (CPU tensors); anywhere else
+    the graph runs as captured, with one warning. The generator itself runs graphs that
+    need autograd as captured too (and says so once in the log).
     """
+    import os
+    tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
+    on_gpu = bool(tensors) and all(x.is_cuda for x in tensors)
+    if on_gpu or os.environ.get("TRITON_INTERPRET") == "1":
+        import codegen
+        return codegen.compile_graph(gm, example_inputs)
     if "triton" not in _warned:
         _warned.add("triton")
-        warnings.warn("capture: the Triton code generator is not available yet; "
+        warnings.warn("capture: Triton kernels need a CUDA device or TRITON_INTERPRET=1; "
                       "graphs run with the 'eager' backend", stacklevel=2)
         logging.getLogger("capture.output_code").info("triton backend: running graphs eagerly")
     return gm.forward

@@ -177,11 +177,12 @@ class FrameCompiler:
         output = None
         break_at = None
         native_tail = False
+        pending_reason = None
         try:
             for _ in range(3):
                 output = OutputGraph(code, func.__globals__)
                 try:
-                    entry = self._trace(func, args, output, break_at, native_tail)
+                    entry = self._trace(func, args, output, break_at, native_tail, pending_reason)
                     break
                 except Unsupported as e:
                     where = e.where or code_location(code, code.co_firstlineno)
@@ -195,16 +196,16 @@ class FrameCompiler:
                         # inside grad-mode with-blocks a bridge can still resume (checked
                         # against the stack at the break; _NeedNativeTail if not)
                         native_tail = why_not is not None and why_not != resume.IN_HANDLER_REGION
-                        self._pending_reason = BreakReason(
+                        pending_reason = BreakReason(
                             e.reason + (f" (the rest of the frame runs eagerly: {why_not})" if native_tail else ""),
                             where)
                         break_at = e.root_index
                         continue
                     if isinstance(e, _NeedNativeTail) and not native_tail:
                         native_tail = True
-                        self._pending_reason = BreakReason(
-                            f"{self._pending_reason.reason} (the rest of the frame runs eagerly: {e.reason})",
-                            self._pending_reason.where)
+                        pending_reason = BreakReason(
+                            f"{pending_reason.reason} (the rest of the frame runs eagerly: {e.reason})",
+                            pending_reason.where)
                         continue
                     reason = BreakReason(e.reason if break_at is None else f"{e.reason} (no resume point)", where)
                     self._note_break(reason)
@@ -238,7 +239,8 @@ class FrameCompiler:
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         return CacheEntry(guard, _positional_copy(code), "eager", reason=reason)
 
-    def _trace(self, func, args, output: OutputGraph, break_at=None, native_tail=False) -> CacheEntry:
+    def _trace(self, func, args, output: OutputGraph, break_at=None, native_tail=False,
+               pending_reason=None) -> CacheEntry:
         code = func.__code__
         arg_names = code.co_varnames[:_num_args(code)]
         tx = InstructionTranslator(code, func.__globals__, output, {}, {})
@@ -276,14 +278,14 @@ class FrameCompiler:
             new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, replay=replay)
         else:
             new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail, replay=replay)
-            self._note_break(self._pending_reason, after_graph=output.has_ops())
+            self._note_break(pending_reason, after_graph=output.has_ops())
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
         cg.install()
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:
             self.recorder.guards.extend(guard.readable())
         return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=counter,
-                          reason=self._pending_reason if tail is not None else None)
+                          reason=pending_reason if tail is not None else None)
 
     def _break_tail(self, tx, code, inst, native_tail: bool) -> "BreakTail":
         """What the rewritten frame does at the break: hand stack and locals to a bridge

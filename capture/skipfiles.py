@@ -12,36 +12,56 @@ import sysconfig
 
 import torch
 
-def _skip_dirs() -> tuple:
+def _dirs(paths) -> tuple:
+    return tuple(sorted({p.rstrip(os.sep) + os.sep for p in paths if p}))
+
+
+def _library_dirs() -> tuple:
+    """Installed packages we never trace (torch and what runs beneath us)."""
     import bytecode as _bytecode
     import triton
-    dirs = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], os.path.dirname(torch.__file__),
-            os.path.dirname(triton.__file__), os.path.dirname(_bytecode.__file__)}
+    dirs = [os.path.dirname(torch.__file__), os.path.dirname(triton.__file__), os.path.dirname(_bytecode.__file__)]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for pkg in ("capture", "guards", "fx_graph", "codegen"):
-        dirs.add(os.path.join(here, pkg))
-    for name in ("numpy", "_pytest", "pytest", "pluggy", "hypothesis", "typing_extensions"):
+    dirs += [os.path.join(here, pkg) for pkg in ("capture", "guards", "fx_graph", "codegen")]
+    for name in ("numpy", "_pytest", "pytest", "pluggy", "hypothesis", "triton"):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
-            dirs.add(os.path.dirname(module.__file__))
-    return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+            if os.path.basename(module.__file__) == "__init__.py":  # packages only: a single-file
+                dirs.append(os.path.dirname(module.__file__))    # module's dirname is site-packages
+    return _dirs(dirs)
 
 
-_SKIP_DIRS = None
+def _site_dirs() -> tuple:
+    import site
+    paths = [sysconfig.get_paths().get("purelib"), sysconfig.get_paths().get("platlib")]
+    try:
+        paths += site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # some virtualenvs lack these
+        pass
+    return _dirs(paths)
+
+
+_STDLIB = _dirs([sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]])
+_LIBRARIES = None
+_SITE = None
 
 
 def is_skipped_file(filename: str) -> bool:
-    global _SKIP_DIRS
-    if _SKIP_DIRS is None:
-        _SKIP_DIRS = _skip_dirs()
-    return filename.startswith(_SKIP_DIRS) or filename.startswith("<frozen")
-
-
+    """Standard library (site-packages excluded: third-party models are traced),
+    torch, triton, numpy, test tooling and our own packages."""
+    global _LIBRARIES, _SITE
+    if _LIBRARIES is None:
+        _LIBRARIES, _SITE = _library_dirs(), _site_dirs()
+    if filename.startswith(_LIBRARIES) or filename.startswith("<frozen"):
+        return True
+    if filename.startswith(_SITE):
+        return False
+    return filename.startswith(_STDLIB)
 
 
 # Pure-Python stdlib modules whose functions are safe and useful to inline.
-_INLINABLE_STDLIB = ("typing.py", "dataclasses.py", "collections/__init__.py", "enum.py", "abc.py",
-                     "numbers.py", "functools.py", "operator.py", "copy.py")
+_INLINABLE_STDLIB = ("typing.py", "dataclasses.py", "collections/__init__.py", "_collections_abc.py", "enum.py",
+                     "abc.py", "numbers.py", "functools.py", "operator.py", "copy.py")
 
 
 def is_inlinable_library_file(filename: str) -> bool:

@@ -74,6 +74,7 @@ class GraphLowering:
         self.names: set = set()
         self.inputs: list = []           # Buffers of the placeholders, in order
         self.constants: dict = {}        # buffer name -> tensor (get_attr)
+        self.constant_buffers: list = []
         self.nodes: list = []            # Computation | ExternCall, in a valid order
         self.outputs: list = []
         self.mutations: list = []        # (input Buffer, BufferValue)
@@ -121,6 +122,7 @@ class GraphLowering:
             return value
         buffer = Buffer(self.unique(node.name), tuple(value.shape), tuple(value.stride()), value.dtype, "constant")
         self.constants[buffer.name] = value
+        self.constant_buffers.append(buffer)
         return BufferValue(buffer)
 
     def _call(self, node):
@@ -183,8 +185,8 @@ class GraphLowering:
 
     # ---------------------------------------------------------------- externs
     def extern(self, node, args, kwargs, reason) -> object:
-        args = self.realize(args, f"{node.name}_in", [node.name])
-        kwargs = {k: self.realize(v, f"{node.name}_in", [node.name]) for k, v in kwargs.items()}
+        args = tuple(self._realize_arg(a, v, node) for a, v in zip(node.args, args))
+        kwargs = {k: self._realize_arg(node.kwargs[k], v, node) for k, v in kwargs.items()}
         val = node.meta.get("val")
         outputs = []
 
@@ -203,6 +205,15 @@ class GraphLowering:
         self.nodes.append(ExternCall(node.name, node.target, tuple(args), kwargs, outputs, structure,
                                      [node.name], reason))
         return value
+
+    def _realize_arg(self, fx_arg, value, node):
+        """An extern argument in memory; a computed one is named after the node producing it."""
+        if isinstance(fx_arg, fx.Node):
+            realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg)
+            if isinstance(value, TensorValue) and not isinstance(value, BufferValue):
+                self.env[fx_arg] = realized              # computed once, whoever asks next
+            return realized
+        return self.realize(value, f"{node.name}_arg", [node.name])
 
     # ---------------------------------------------------------------- mutations, outputs
     def _mutation(self, node, target: BufferValue, source):

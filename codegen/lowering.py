@@ -431,6 +431,11 @@ def _clone(g, node, a, memory_format=None):
     return pointwise(node, [a], lambda x: x)
 
 
+@register(prims.copy_strided)
+def _copy_strided(g, node, a, stride):
+    return pointwise(node, [a], lambda x: x)
+
+
 @register(aten.copy)
 def _copy(g, node, dst, src, non_blocking=False):
     return pointwise(node, [src], lambda x: x, compute=compute_dtype(src.dtype) if isinstance(src, TensorValue) else None)

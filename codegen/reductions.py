@@ -109,18 +109,18 @@ def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
     total = g.reduce(node, a, dims, "sum", keepdim, acc, acc, name=f"{node.name}_sum")
 
     def mean_at(index):          # index over the reduced output
-        return Op("truediv", [total.load(index), Const(float(n), acc)], acc)
+        return Op("truediv", [total.load(index), Const(float(n), acc)], acc, label=f"{node.name}_mean")
 
     def squared_deviation(full):  # index over the input
         out = output_index(full, dims, keepdim)
-        deviation = Op("sub", [cast(a.load(full), acc), mean_at(out)], acc)
+        deviation = Op("sub", [cast(a.load(full), acc), mean_at(out)], acc, label=f"{node.name}_deviation")
         return Op("mul", [deviation, deviation], acc)
     squares = Lazy(a.shape, acc, squared_deviation)
     ssd = g.reduce(node, squares, dims, "sum", keepdim, acc, acc, name=f"{node.name}_ssd")
     divisor = max(n - (1 if correction is None else correction), 0)
 
     def var_body(index):
-        value = Op("truediv", [ssd.load(index), Const(float(divisor), acc)], acc)
+        value = Op("truediv", [ssd.load(index), Const(float(divisor), acc)], acc, label=f"{node.name}_var")
         return cast(value, dtype)
 
     def mean_body(index):

@@ -14,7 +14,9 @@ each carrying its fake tensor in ``node.meta["val"]``:
   BatchNorm running statistics) is read or written at call time.
 
 ``gm.meta["lifted_inputs"]`` lists those extra placeholders as ``LiftedInput``s;
-``lifted_values(gm)`` fetches their current tensors for a call.
+``lifted_values(gm)`` fetches their current tensors for a call. The decomposed graph
+always returns a tuple; ``gm.meta["output_kind"]`` ("tuple", "list", "single") says
+what the captured graph returned.
 """
 from __future__ import annotations
 
@@ -80,10 +82,12 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     leaves, lifted = _leaf_modules(gm)
     n_user = len(example_inputs)
     runner = _LeafLiftingInterpreter(gm, leaves)
+    output_kind = {}
 
     def flat_fn(*flat):
         runner.lifted_tensors = flat[n_user:]
         out = runner.run(*flat[:n_user])
+        output_kind["kind"] = "tuple" if isinstance(out, tuple) else "list" if isinstance(out, list) else "single"
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
     inputs = list(example_inputs) + [item.fetch() for item in lifted]
@@ -108,6 +112,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     common_subexpressions(traced)
     traced.meta["lifted_inputs"] = tuple(lifted)
     traced.meta["n_user_inputs"] = n_user
+    traced.meta["output_kind"] = output_kind.get("kind", "tuple")
     return traced
 
 

@@ -1,6 +1,14 @@
-import pytest
+# TRITON_INTERPRET is read once, when triton is first imported: set it before anything
+# (capture, codegen, torch's own optional imports) can import triton. Kernels then run
+# on CPU tensors in Triton's interpreter; tests/test_codegen_sm90.py compiles them for
+# an H100 ahead of time in a separate process (without the interpreter).
+import os
 
-import capture
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+
+import capture  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

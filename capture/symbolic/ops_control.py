@@ -65,7 +65,8 @@ class ControlOps:
         if isinstance(obj, ListIteratorVariable):
             self.push(obj)
         else:
-            self.push(ListIteratorVariable(list(obj.iter_items(self))))
+            origin = obj.python_type() if hasattr(obj, "items") and isinstance(obj.items, list) else None
+            self.push(ListIteratorVariable(list(obj.iter_items(self)), origin=origin))
 
     def FOR_ITER(self, inst):
         it = self.peek()

@@ -72,6 +72,10 @@ def wrap(tx, value, source):
         guard(GuardKind.IDENTITY if vtype in (torch.dtype, torch.memory_format, torch.layout)
               or isinstance(value, enum.Enum) or value is Ellipsis else GuardKind.CONSTANT, value)
         return ConstantVariable(value, source)
+    if vtype in (set, frozenset) and all(is_literal(v) for v in value):
+        from capture.variables.sets import SetVariable
+        guard(GuardKind.CONSTANT, vtype(value))
+        return SetVariable(value, source) if vtype is set else ConstantVariable(value, source)
     if vtype in (torch.finfo, torch.iinfo):
         return ConstantVariable(value, source)
     if vtype in (list, dict, collections.OrderedDict) and source is not None:

@@ -515,7 +515,8 @@ def _iter(tx, obj):
     from capture.variables.iterators import ListIteratorVariable
     if isinstance(obj, ListIteratorVariable):
         return obj
-    return ListIteratorVariable(_items_of(tx, obj))
+    origin = obj.python_type() if hasattr(obj, "items") and isinstance(obj.items, list) else None
+    return ListIteratorVariable(_items_of(tx, obj), origin=origin)
 
 
 def _next(tx, it, default=None):

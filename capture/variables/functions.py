@@ -69,7 +69,7 @@ def inline_code(tx, code, f_globals, bound: dict, cells: dict, name: str):
                                   generator=is_generator, func_name=name)
     result = child.run()
     if is_generator:
-        return ListIteratorVariable(child.yielded)
+        return ListIteratorVariable(child.yielded, from_generator=True)
     return result
 
 
@@ -93,7 +93,7 @@ class UserFunctionVariable(VariableTracker):
         return True
 
     def var_getattr(self, tx, name):
-        if name in ("__name__", "__qualname__", "__module__", "__doc__"):
+        if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):
             return ConstantVariable(getattr(self.fn, name))
         if name in self.fn.__dict__:
             from capture.variables.builder import wrap

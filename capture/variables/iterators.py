@@ -6,9 +6,11 @@ from capture.variables.base import VariableTracker
 
 
 class ListIteratorVariable(VariableTracker):
-    def __init__(self, items: list):
+    def __init__(self, items: list, from_generator: bool = False, origin: type | None = None):
         self.items = items
+        self.origin = origin  # type iterated (list/tuple rebuild the same iterator type)
         self.index = 0
+        self.from_generator = from_generator  # a generator ran eagerly while tracing
 
     def python_type(self):
         return type(iter([]))
@@ -29,8 +31,14 @@ class ListIteratorVariable(VariableTracker):
         return True
 
     def reconstruct(self, cg):
+        if self.from_generator:
+            raise Unsupported("a generator object escaping the compiled frame")
         rest = [cg.reconstruct(i) for i in self.items[self.index:]]
-        return "iter((" + "".join(r + ", " for r in rest) + "))"
+        if self.origin is list:
+            return "iter([" + ", ".join(rest) + "])"
+        if self.origin is tuple:
+            return "iter((" + "".join(r + ", " for r in rest) + "))"
+        raise Unsupported(f"an iterator over {getattr(self.origin, '__name__', 'a traced value')} escaping the frame")
 
     def __repr__(self):
         return f"ListIteratorVariable({len(self.items) - self.index} left)"

@@ -70,8 +70,22 @@ class SuperVariable(VariableTracker):
                     return UserMethodVariable(UserFunctionVariable(attr), self.obj)
                 if attr is object.__init__:
                     return _NoOpInit()
+                if attr is object.__getattribute__ and hasattr(self.obj, "generic_getattr"):
+                    return _GenericGetAttr(self.obj)
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
         raise MissingAttribute(f"super() has no attribute {name!r}")
+
+
+class _GenericGetAttr(VariableTracker):
+    """``super().__getattribute__`` reaching object's: the plain attribute lookup."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def call(self, tx, args, kwargs):
+        if len(args) != 1 or kwargs or not args[0].is_python_constant():
+            raise Unsupported("object.__getattribute__ with a non-constant name")
+        return self.obj.generic_getattr(tx, args[0].as_python_constant())
 
 
 class _NoOpInit(VariableTracker):

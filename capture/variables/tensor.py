@@ -57,6 +57,9 @@ class TensorVariable(VariableTracker):
             raise Unsupported(f"tensor attribute .{name}")
         if callable(getattr(torch.Tensor, name, None)):
             return TensorMethodVariable(self, name)
+        if not hasattr(torch.Tensor, name):
+            from capture.exc import MissingAttribute
+            raise MissingAttribute(f"'Tensor' object has no attribute {name!r}")
         raise Unsupported(f"tensor attribute .{name}")
 
     def call_method(self, tx, name, args, kwargs):

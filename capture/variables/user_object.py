@@ -161,10 +161,19 @@ class UserObjectVariable(VariableTracker):
         return True
 
     def var_getattr(self, tx, name):
+        cls = type(self.value)
+        getattribute = inspect.getattr_static(cls, "__getattribute__")
+        if getattribute is not object.__getattribute__:
+            if isinstance(getattribute, types.FunctionType):  # e.g. configs that alias names
+                from capture.variables.functions import UserFunctionVariable
+                return UserFunctionVariable(getattribute).call(tx, [self, ConstantVariable(name)], {})
+            raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
+        return self.generic_getattr(tx, name)
+
+    def generic_getattr(self, tx, name):
+        """Attribute lookup as object.__getattribute__ does it."""
         from capture.variables.builder import wrap
         cls = type(self.value)
-        if cls.__getattribute__ is not object.__getattribute__:
-            raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
         if name == "__class__":
             return ClassVariable(cls, None)
         stored = tx.output.side_effects.load_attr(self.value, name)

@@ -36,8 +36,8 @@ def _finish(model):
 @program(PROGRAMS, "hf_gpt2_lm_head", _ids(), tags=("hf",))
 def make_hf_gpt2():
     t = _transformers()
-    cfg = t.GPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, bos_token_id=0, eos_token_id=0,
-                       embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = t.GPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0,
+                       embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
     return _finish(t.GPT2LMHeadModel(cfg))
 
 

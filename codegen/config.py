@@ -1,0 +1,66 @@
+"""Every heuristic and threshold of the code generator, each with its reason.
+
+Importing this module pins ``TRITON_DEFAULT_FP_FUSION`` (unless the user set it) so
+generated kernels do not change results when Triton changes its default.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# FP fusion contracts a*b + c into one fma. Eager rounds after every op, and Triton 3.9
+# warns that its default (enabled) flips in 3.10: pin it off so results match eager's
+# rounding and stay the same across Triton versions. Must be set before kernels compile.
+FP_FUSION = "0"
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", FP_FUSION)
+
+# Pointwise kernels: 1024 elements per program is 8 fp32 values per thread at 4 warps —
+# two 128-bit loads per operand, enough in flight to saturate HBM, few enough registers
+# for long fused chains. Small tensors get one right-sized program instead.
+POINTWISE_MAX_BLOCK = 1024
+POINTWISE_MIN_BLOCK = 16          # below this the block is mostly masked lanes
+ELEMENTS_PER_WARP = 256           # 8 elements per thread
+
+# Row (reduction) kernels. A row of at most PERSISTENT_MAX_COLS elements is held in
+# registers whole ("persistent"): read once, reduced, normalised, written — softmax and
+# layer norm in one pass over memory. Longer rows loop over LOOP_COLS-wide chunks, one
+# loop per reduction plus one for the stores (re-reading the row, never spilling).
+PERSISTENT_MAX_COLS = 2048
+LOOP_COLS = 1024
+# Elements (rows x cols) one program holds at once: 4096 fp32 at 8 warps is 16 per
+# thread per live value, which keeps several live values under ~128 registers (no spills
+# on sm_90, checked by the tests with ptxas -v).
+ROW_BLOCK_ELEMENTS = 4096
+MAX_WARPS = 8
+
+# Index arithmetic is int32 unless some tensor or loop has 2**31 elements or more.
+INT32_LIMIT = 2 ** 31 - 1
+
+
+def next_power_of_2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def warps_for(elements: int) -> int:
+    return max(1, min(MAX_WARPS, next_power_of_2(elements // ELEMENTS_PER_WARP) if elements >= ELEMENTS_PER_WARP else 1))
+
+
+def pointwise_config(numel: int) -> dict:
+    block = max(POINTWISE_MIN_BLOCK, min(POINTWISE_MAX_BLOCK, next_power_of_2(numel)))
+    return {"BLOCK_SIZE": block, "num_warps": warps_for(block)}
+
+
+def rows_config(n_rows: int, n_cols: int) -> dict:
+    """Block shape for a row kernel: {"persistent", "ROWS", "COLS", "num_warps"}."""
+    cols_pow2 = next_power_of_2(max(n_cols, 1))
+    persistent = cols_pow2 <= PERSISTENT_MAX_COLS
+    cols = cols_pow2 if persistent else LOOP_COLS
+    # Short rows: several per program, so each program still moves a useful block.
+    rows = max(1, min(next_power_of_2(n_rows), ROW_BLOCK_ELEMENTS // cols))
+    return {"persistent": persistent, "ROWS": rows, "COLS": cols, "num_warps": warps_for(rows * cols)}
+
+
+def cache_dir() -> Path:
+    """Where generated kernel modules live, keyed by the hash of their source."""
+    root = os.environ.get("CAPTURE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "capture")
+    return Path(root) / "triton_kernels"

@@ -1,0 +1,316 @@
+"""The scheduler: group computations into kernels, then order kernels and extern calls.
+
+A kernel iterates over an *iteration space*:
+
+* pointwise — one flat index ``x`` over ``numel`` elements; each member reads its own
+  element at ``unflatten(x)`` in the memory order of its buffer;
+* rows — ``x`` over the kept elements of a reduction and ``r`` over the reduced ones.
+  Members are reductions over that space, *full* pointwise computations (the
+  reduction's input shape: ``exp`` in softmax) and *row* pointwise computations (the
+  kept shape: ``mean / n`` in layer norm).
+
+Computations are visited in graph order; one joins the kernel of a producer when
+
+1. its shape maps onto the kernel's space (a pointwise kernel becomes a row kernel when
+   the first reduction joins),
+2. every read of another member is at exactly the index that member writes for the
+   same iteration — the value is then in a register of the same program; any other
+   read would need another program's result, so it is refused,
+3. no path leaves the kernel and comes back (through an extern call or another kernel).
+
+Every refusal is recorded as a ``FusionDecision`` (kind, where, reason). A member's
+buffer is stored only if something outside the kernel reads it (or it is a graph
+output); otherwise it never touches memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from codegen import indexing
+from codegen.graph import ExternCall, GraphLowering
+from codegen.ir import Computation, loads
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    xnumel: int
+    rnumel: int = 1
+    x_dims: tuple = ()       # merged kept sizes (row spaces)
+    r_dims: tuple = ()       # merged reduced sizes
+    kinds: tuple = ()        # per merged dim, "x" or "r", in input order
+    sizes: tuple = ()
+
+    @property
+    def is_rows(self) -> bool:
+        return bool(self.kinds)
+
+    def variables(self):
+        x = indexing.var("x", self.xnumel) if self.xnumel > 1 else indexing.const(0)
+        r = indexing.var("r", self.rnumel) if self.rnumel > 1 else indexing.const(0)
+        return x, r
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionDecision:
+    kind: str        # "refused"
+    where: str       # "<node> -> kernel of <node>"
+    reason: str
+
+
+@dataclasses.dataclass(eq=False)
+class Kernel:
+    members: list
+    space: Space
+    stored: set = dataclasses.field(default_factory=set)
+
+    @property
+    def fx_nodes(self) -> list:
+        return [name for m in self.members for name in m.fx_nodes]
+
+
+def _product(sizes) -> int:
+    n = 1
+    for s in sizes:
+        n *= s
+    return n
+
+
+def _merged(pairs):
+    """Adjacent dims of the same kind merged; size-1 dims dropped."""
+    out = []
+    for size, kind in pairs:
+        if size == 1:
+            continue
+        if out and out[-1][1] == kind:
+            out[-1] = (out[-1][0] * size, kind)
+        else:
+            out.append((size, kind))
+    return out
+
+
+def reduction_space(comp: Computation) -> Space:
+    pairs = _merged((s, "r" if d in comp.reduced_dims else "x") for d, s in enumerate(comp.input_shape))
+    x_dims = tuple(s for s, k in pairs if k == "x")
+    r_dims = tuple(s for s, k in pairs if k == "r")
+    return Space(_product(x_dims), _product(r_dims), x_dims, r_dims,
+                 tuple(k for _, k in pairs), tuple(s for s, _ in pairs))
+
+
+def pointwise_space(comp: Computation) -> Space:
+    return Space(comp.buffer.numel)
+
+
+# --------------------------------------------------------------------------- member indexing
+
+
+def _group(shape, sizes):
+    """Split ``shape``'s non-1 dims into consecutive runs whose products are ``sizes``."""
+    dims = [d for d, s in enumerate(shape) if s != 1]
+    groups, pos = [], 0
+    for target in sizes:
+        run, prod = [], 1
+        while pos < len(dims) and prod < target:
+            run.append(dims[pos])
+            prod *= shape[dims[pos]]
+            pos += 1
+        if prod != target:
+            return None
+        groups.append(run)
+    return groups if pos == len(dims) else None
+
+
+def _components(flat, sizes):
+    return indexing.unflatten(flat, list(sizes)) if sizes else []
+
+
+def _index_from_groups(shape, groups, components):
+    index = [indexing.const(0)] * len(shape)
+    for run, comp in zip(groups, components):
+        for d, idx in zip(run, indexing.unflatten(comp, [shape[d] for d in run])):
+            index[d] = idx
+    return index
+
+
+def member_index(comp: Computation, space: Space):
+    """(role, index over the member's loop shape) in ``space``, or None if it does not map.
+
+    role is "full" (one value per (x, r)), or "row" (one value per x)."""
+    x, r = space.variables()
+    if not space.is_rows:
+        if comp.is_reduction or comp.buffer.numel != space.xnumel:
+            return None
+        shape, stride = comp.buffer.shape, comp.buffer.stride
+        order = sorted(range(len(shape)), key=lambda d: -stride[d])        # memory order
+        parts = indexing.unflatten(x, [shape[d] for d in order])
+        index = [None] * len(shape)
+        for d, idx in zip(order, parts):
+            index[d] = idx
+        return "full", index
+    xs, rs = _components(x, space.x_dims), _components(r, space.r_dims)
+    if comp.is_reduction:
+        if reduction_space(comp) != space:
+            return None
+        pairs = _merged((s, "r" if d in comp.reduced_dims else "x") for d, s in enumerate(comp.input_shape))
+        groups = _group(comp.input_shape, [s for s, _ in pairs])
+        comps, xi, ri = [], iter(xs), iter(rs)
+        for _, kind in pairs:
+            comps.append(next(xi) if kind == "x" else next(ri))
+        return "full", _index_from_groups(comp.input_shape, groups, comps)
+    shape = comp.buffer.shape
+    groups = _group(shape, space.sizes)
+    if groups is not None:
+        xi, ri = iter(xs), iter(rs)
+        comps = [next(xi) if kind == "x" else next(ri) for kind in space.kinds]
+        return "full", _index_from_groups(shape, groups, comps)
+    groups = _group(shape, space.x_dims)
+    if groups is not None:
+        return "row", _index_from_groups(shape, groups, xs)
+    return None
+
+
+@dataclasses.dataclass
+class Placed:
+    """A member placed in a kernel: its role, loop index, value and store index."""
+    comp: Computation
+    role: str
+    index: list
+    store_index: object
+
+    def value(self):
+        return self.comp.body(self.index)
+
+
+def place(members, space):
+    """{buffer name: Placed} if every member maps and reads members only in-register,
+    else (None, reason)."""
+    placed = {}
+    for comp in members:
+        mapped = member_index(comp, space)
+        if mapped is None:
+            return None, f"{comp.name} does not map onto the kernel's iteration space"
+        role, index = mapped
+        for load in loads(comp.body(index)):
+            producer = placed.get(load.buffer.name)
+            if producer is None:
+                continue
+            if load.index != producer.store_index:
+                return None, (f"{comp.name} reads {producer.comp.name} at [{load.index}] "
+                              f"but it is written at [{producer.store_index}] (another program's value)")
+        placed[comp.name] = Placed(comp, role, index, comp.store_index(index))
+    return placed, None
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+class Scheduler:
+    def __init__(self, graph: GraphLowering, fuse: bool = True):
+        self.graph = graph
+        self.fuse = fuse
+        self.decisions: list = []
+        self.producer: dict = {}      # buffer name -> scheduler item (Kernel or ExternCall)
+        self.items: list = []         # Kernels and ExternCalls, creation order
+
+    def run(self) -> list:
+        for node in self.graph.nodes:
+            if isinstance(node, ExternCall):
+                self.items.append(node)
+                for buffer in node.outputs:
+                    self.producer[buffer.name] = node
+                continue
+            kernel = self._fuse_into(node) if self.fuse else None
+            if kernel is None:
+                space = reduction_space(node) if node.is_reduction else pointwise_space(node)
+                kernel = Kernel([node], space)
+                self.items.append(kernel)
+            self.producer[node.name] = kernel
+        ordered = self._topological(self.items)
+        self._mark_stored(ordered)
+        return ordered
+
+    def reads(self, node) -> set:
+        if isinstance(node, ExternCall):
+            return {bv.buffer.name for bv in node.inputs()}
+        index = member_index(node, reduction_space(node) if node.is_reduction else pointwise_space(node))[1]
+        return {load.buffer.name for load in loads(node.body(index))}
+
+    def _item_deps(self, item) -> set:
+        members = item.members if isinstance(item, Kernel) else [item]
+        deps = set()
+        for m in members:
+            for name in self.reads(m):
+                producer = self.producer.get(name)
+                if producer is not None and producer is not item:
+                    deps.add(producer)
+        return deps
+
+    def _fuse_into(self, comp: Computation):
+        candidates = []
+        for name in self.reads(comp):
+            producer = self.producer.get(name)
+            if isinstance(producer, Kernel) and producer not in candidates:
+                candidates.append(producer)
+        candidates.sort(key=lambda k: -self.items.index(k))
+        for kernel in candidates:
+            space = kernel.space
+            if comp.is_reduction and not space.is_rows:
+                space = reduction_space(comp)
+            placed, reason = place(kernel.members + [comp], space)
+            where = f"{comp.name} -> kernel of {kernel.members[0].name}"
+            if placed is None:
+                self.decisions.append(FusionDecision("refused", where, reason))
+                continue
+            if self._creates_cycle(kernel, comp):
+                self.decisions.append(FusionDecision("refused", where, "a dependency leaves the kernel and returns"))
+                continue
+            kernel.members.append(comp)
+            kernel.space = space
+            return kernel
+        return None
+
+    def _creates_cycle(self, kernel, comp) -> bool:
+        """Would ``kernel`` + ``comp`` depend on itself through another item?"""
+        start = set()
+        for name in self.reads(comp):
+            producer = self.producer.get(name)
+            if producer is not None and producer is not kernel:
+                start.add(producer)
+        seen, stack = set(), list(start)
+        while stack:
+            item = stack.pop()
+            if item is kernel:
+                return True
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            stack.extend(self._item_deps(item))
+        return False
+
+    def _topological(self, items) -> list:
+        deps = {id(item): self._item_deps(item) for item in items}
+        done, ordered = set(), []
+        remaining = list(items)
+        while remaining:
+            for item in remaining:
+                if all(id(d) in done for d in deps[id(item)]):
+                    ordered.append(item)
+                    done.add(id(item))
+                    remaining.remove(item)
+                    break
+            else:
+                raise RuntimeError("scheduler: cyclic dependency between kernels")
+        return ordered
+
+    def _mark_stored(self, ordered) -> None:
+        needed = {bv.buffer.name for out in self.graph.outputs if out.kind == "buffer" for bv in [out.value]}
+        needed |= {source.buffer.name for _, source in self.graph.mutations}
+        for item in ordered:
+            if isinstance(item, ExternCall):
+                needed |= self.reads(item)
+            else:
+                for m in item.members:
+                    outside = self.reads(m) - {other.name for other in item.members}
+                    needed |= outside
+        for item in ordered:
+            if isinstance(item, Kernel):
+                item.stored = {m.name for m in item.members if m.name in needed}

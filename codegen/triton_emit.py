@@ -1,0 +1,348 @@
+"""Emit the Triton source of one kernel.
+
+Pointwise kernels read like the Triton tutorials::
+
+    pid = tl.program_id(0)
+    offsets = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    l_x = tl.load(l_x_ptr + offsets, mask, other=0)
+
+Row kernels put ``ROWS`` rows of a reduction in one program (``rows`` is a column
+vector, ``cols`` a row vector). Persistent ones hold whole rows in registers; looped
+ones run one ``for col_start`` loop per reduction and one for the stores, recomputing
+pointwise values instead of spilling them. Temporaries are named after the FX node
+they compute; each load and store is masked; a header comment lists the FX nodes the
+kernel fuses and the bytes it moves.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from codegen import config, indexing
+from codegen.ir import Const, IndexValue, Load, Op, compute_dtype
+from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, literal, reduction_combine, reduction_identity
+
+RESERVED = {"pid", "offsets", "mask", "rows", "cols", "row_mask", "col_mask", "col_start", "tl", "triton",
+            "n_elements", "n_rows", "n_cols", "BLOCK_SIZE", "ROWS", "COLS", "other"} | set(HELPERS)
+
+
+@dataclasses.dataclass
+class KernelSource:
+    name: str
+    source: str                 # the whole module: imports, helpers, the kernel
+    pointer_args: list          # Buffers, in parameter order
+    int_args: list              # (parameter name, value)
+    constexprs: dict
+    grid: tuple
+    num_warps: int
+    fx_nodes: list
+    reads: dict                 # buffer name -> modeled bytes
+    writes: dict
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(self.reads.values()) + sum(self.writes.values())
+
+    def signature(self) -> dict:
+        sig = {f"{b.name}_ptr": "*" + SIGNATURE_DTYPES[b.dtype] for b in self.pointer_args}
+        sig.update({name: "i64" if value > config.INT32_LIMIT else "i32" for name, value in self.int_args})
+        sig.update({name: "constexpr" for name in self.constexprs})
+        return sig
+
+
+class _Scope:
+    def __init__(self, lines):
+        self.lines = lines
+        self.cache = {}
+
+
+class KernelEmitter:
+    def __init__(self, kernel, placed: dict, name: str, fx_order: dict):
+        self.kernel, self.placed, self.name, self.fx_order = kernel, placed, name, fx_order
+        self.space = kernel.space
+        self.rows = self.space.is_rows
+        self.cfg = (config.rows_config(self.space.xnumel, self.space.rnumel) if self.rows
+                    else config.pointwise_config(self.space.xnumel))
+        self.persistent = not self.rows or self.cfg["persistent"]
+        self.var_names = {"x": "rows", "r": "cols"} if self.rows else {"x": "offsets"}
+        self.lines: list = []
+        self.outer = _Scope(self.lines)
+        self.inner = None                 # the loop scope while emitting a loop body
+        self.pending = None               # outer-scope lines produced inside a loop body
+        self.params: dict = {}            # buffer name -> Buffer loaded (pointer parameters)
+        self.stores: dict = {}            # buffer name -> Buffer stored
+        self.helpers: set = set()
+        self.taken = set(RESERVED) | {f"{n}_ptr" for n in self._buffer_names()}
+        self.covered: set = set(kernel.fx_nodes)
+        self.reduced: dict = {}           # reduction member name -> variable
+        self.loads_seen: dict = {}        # buffer name -> {index}
+        self._levels: dict = {}
+
+    def _buffer_names(self):
+        return {m.name for m in self.kernel.members}
+
+    # ---------------------------------------------------------------- names
+    def fresh(self, hint: str | None) -> str:
+        base = hint if hint and hint.isidentifier() else "tmp"
+        name, n = base, 1
+        while name in self.taken:
+            name = f"{base}_{n}"
+            n += 1
+        self.taken.add(name)
+        return name
+
+    def index_source(self, index) -> str:
+        text = indexing.to_source(index, self.var_names)
+        return text if index.is_constant() or len(index.terms) + bool(index.const) == 1 else f"({text})"
+
+    def pointer(self, buffer, index) -> str:
+        """``ptr + offset``; a block of pointers even for a constant offset (masks are blocks)."""
+        if index.is_constant():
+            like = "rows" if self.rows else "offsets"
+            return f"{buffer.name}_ptr + {index.const} + tl.zeros_like({like})"
+        return f"{buffer.name}_ptr + {self.index_source(index)}"
+
+    def mask_for(self, index) -> str:
+        if not self.rows:
+            return "mask"
+        names = {v.name for v in index.variables()}
+        if "r" in names:
+            return "mask" if "x" in names else "col_mask"
+        return "row_mask"
+
+    # ---------------------------------------------------------------- expressions
+    def level(self, expr) -> str:
+        """"r" if the value changes along a row (must live in a loop body), else "x"."""
+        key = id(expr)
+        if key not in self._levels:
+            self._levels[key] = self._level(expr)
+        return self._levels[key]
+
+    def _level(self, expr) -> str:
+        if isinstance(expr, Load):
+            member = self.placed.get(expr.buffer.name)
+            if member is not None:
+                return "x" if member.comp.is_reduction else self.level(member.value())
+        if isinstance(expr, (Load, IndexValue)):
+            return "r" if any(v.name == "r" for v in expr.index.variables()) else "x"
+        return "r" if any(self.level(a) == "r" for a in expr.children()) else "x"
+
+    def scope(self, expr) -> _Scope:
+        if self.inner is not None and self.level(expr) == "r":
+            return self.inner
+        return self.outer
+
+    def emit(self, expr) -> str:
+        if isinstance(expr, Const):
+            return literal(expr.value, expr.dtype)
+        scope = self.scope(expr)
+        cached = scope.cache.get(expr) or (self.outer.cache.get(expr) if scope is not self.outer else None)
+        if cached is not None:
+            return cached
+        if isinstance(expr, Load) and expr.buffer.name in self.placed:
+            name = self._member(expr)
+        else:
+            text, hint = self._text(expr)
+            name = self.fresh(hint)
+            lines = self.pending if (scope is self.outer and self.pending is not None) else scope.lines
+            lines.append(f"{name} = {text}")
+        scope.cache[expr] = name
+        return name
+
+    def _member(self, load) -> str:
+        member = self.placed[load.buffer.name]
+        if member.comp.is_reduction:
+            return self.reduced[member.comp.name]
+        return self.emit(member.value())
+
+    def _text(self, expr):
+        if isinstance(expr, Load):
+            buffer = expr.buffer
+            self.params.setdefault(buffer.name, buffer)
+            self.taken.add(f"{buffer.name}_ptr")
+            self.loads_seen.setdefault(buffer.name, set()).add(expr.index)
+            text = f"tl.load({self.pointer(buffer, expr.index)}, {self.mask_for(expr.index)}, other=0)"
+            if compute_dtype(buffer.dtype) != buffer.dtype:
+                text += f".to({TL_DTYPES[compute_dtype(buffer.dtype)]})"
+            return text, buffer.name
+        if isinstance(expr, IndexValue):
+            text = indexing.to_source(expr.index, self.var_names)
+            if expr.index.is_constant():
+                text = f"tl.full([], {text}, tl.int32)"
+            return text, None
+        emitter, helpers = OPS[expr.name]
+        self.helpers.update(helpers)
+        if expr.label:
+            self.covered.add(expr.label)
+        args = [self.emit(a) for a in expr.args]
+        return emitter(*args, expr.attrs, expr.dtype), expr.label
+
+    # ---------------------------------------------------------------- stores
+    def store(self, member, value_expr) -> None:
+        buffer = member.comp.buffer
+        value = self.emit(value_expr)
+        self.stores.setdefault(buffer.name, buffer)
+        if isinstance(value_expr, Const):
+            shape = self.block_shape(member)
+            value = f"tl.full({shape}, {value}, {TL_DTYPES[buffer.dtype]})"
+        elif value_expr.dtype != buffer.dtype:
+            value = f"{value}.to({TL_DTYPES[buffer.dtype]})"
+        index = member.store_index
+        self.lines.append(f"tl.store({self.pointer(buffer, index)}, {value}, {self.mask_for(index)})")
+
+    def block_shape(self, member) -> str:
+        if not self.rows:
+            return "[BLOCK_SIZE]"
+        return "[ROWS, COLS]" if member.role == "full" and not member.comp.is_reduction else "[ROWS, 1]"
+
+    # ---------------------------------------------------------------- kernel bodies
+    def emit_pointwise(self) -> None:
+        self.lines += ["pid = tl.program_id(0)",
+                       f"offsets = {self._pid()} * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)",
+                       "mask = offsets < n_elements"]
+        for member in self.placed.values():
+            if member.comp.name in self.kernel.stored:
+                self.store(member, member.value())
+
+    def _pid(self) -> str:
+        big = max([self.space.xnumel * self.space.rnumel] + [b.extent for b in self._all_buffers()])
+        return "pid.to(tl.int64)" if big > config.INT32_LIMIT else "pid"
+
+    def _all_buffers(self):
+        return [m.comp.buffer for m in self.placed.values()]
+
+    def emit_rows(self) -> None:
+        self.lines += ["pid = tl.program_id(0)",
+                       f"rows = {self._pid()} * ROWS + tl.arange(0, ROWS)[:, None]",
+                       "row_mask = rows < n_rows"]
+        if self.persistent:
+            self.lines += ["cols = tl.arange(0, COLS)[None, :]", "col_mask = cols < n_cols",
+                           "mask = row_mask & col_mask"]
+            for member in self.placed.values():
+                if member.comp.is_reduction:
+                    self.reduce_persistent(member)
+                if member.comp.name in self.kernel.stored:
+                    self.store(member, self._stored_value(member))
+            return
+        for member in self.placed.values():
+            if member.comp.is_reduction:
+                self.reduce_looped(member)
+                if member.comp.name in self.kernel.stored:
+                    self.store(member, self._stored_value(member))
+        full = [m for m in self.placed.values() if m.role == "full" and not m.comp.is_reduction
+                and m.comp.name in self.kernel.stored]
+        if full:
+            self.loop(lambda: [self.store(m, m.value()) for m in full])
+        for member in self.placed.values():
+            if member.role == "row" and member.comp.name in self.kernel.stored:
+                self.store(member, member.value())
+
+    def _stored_value(self, member):
+        if member.comp.is_reduction:
+            return Load(member.comp.buffer, member.store_index)
+        return member.value()
+
+    def _reduction_parts(self, member):
+        value = member.value()
+        acc_dtype = value.dtype
+        identity = literal(reduction_identity(member.comp.reduction, acc_dtype), acc_dtype)
+        combine, reduce, helpers = reduction_combine(member.comp.reduction, acc_dtype)
+        self.helpers.update(helpers)
+        return value, acc_dtype, identity, combine, reduce
+
+    def reduce_persistent(self, member) -> None:
+        value, _, identity, _, reduce = self._reduction_parts(member)
+        v = self.emit(value)
+        name = self.fresh(member.comp.name)
+        self.lines.append(f"{name} = {reduce(f'tl.where(mask, {v}, {identity})')}[:, None]")
+        self.reduced[member.comp.name] = name
+
+    def reduce_looped(self, member) -> None:
+        value, acc_dtype, identity, combine, reduce = self._reduction_parts(member)
+        name = self.fresh(member.comp.name)
+        acc = self.fresh(f"{name}_acc")
+        self.lines.append(f"{acc} = tl.full([ROWS, COLS], {identity}, {TL_DTYPES[acc_dtype]})")
+
+        def body():
+            v = self.emit(value)
+            self.lines.append(f"{acc} = {combine(acc, f'tl.where(mask, {v}, {identity})')}")
+        self.loop(body)
+        self.lines.append(f"{name} = {reduce(acc)}[:, None]")
+        self.reduced[member.comp.name] = name
+
+    def loop(self, body) -> None:
+        """Emit ``body`` inside a ``for col_start`` loop; hoist row-invariant values."""
+        outer_lines, loop_lines, pending = self.lines, [], []
+        self.inner, self.pending = _Scope(loop_lines), pending
+        self.lines = loop_lines
+        loop_lines += ["cols = col_start + tl.arange(0, COLS)[None, :]", "col_mask = cols < n_cols",
+                       "mask = row_mask & col_mask"]
+        body()
+        self.lines, self.inner, self.pending = outer_lines, None, None
+        self.lines += pending
+        self.lines.append("for col_start in range(0, n_cols, COLS):")
+        self.lines += ["    " + line for line in loop_lines]
+
+    # ---------------------------------------------------------------- assembly
+    def build(self) -> KernelSource:
+        self.emit_rows() if self.rows else self.emit_pointwise()
+        pointers = list(self.params.values()) + list(self.stores.values())
+        if self.rows:
+            ints = [("n_rows", self.space.xnumel), ("n_cols", self.space.rnumel)]
+            constexprs = {"ROWS": self.cfg["ROWS"], "COLS": self.cfg["COLS"]}
+            grid = (max(1, -(-self.space.xnumel // self.cfg["ROWS"])),)
+        else:
+            ints = [("n_elements", self.space.xnumel)]
+            constexprs = {"BLOCK_SIZE": self.cfg["BLOCK_SIZE"]}
+            grid = (max(1, -(-self.space.xnumel // self.cfg["BLOCK_SIZE"])),)
+        reads, writes = self.traffic()
+        fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
+        params = [f"{b.name}_ptr" for b in pointers] + [n for n, _ in ints] + [f"{k}: tl.constexpr" for k in constexprs]
+        header = [f"# fx nodes: {', '.join(fx_nodes)}",
+                  f"# reads {_sizes(reads)}; writes {_sizes(writes)}"]
+        if self.rows:
+            header.append(f"# {self.space.xnumel} rows x {self.space.rnumel} cols, "
+                          f"{'persistent (whole rows in registers)' if self.persistent else 'looped over columns'}")
+        kernel = ["@triton.jit", f"def {self.name}({', '.join(params)}):"]
+        kernel += ["    " + line for line in header + self.lines]
+        helpers = [HELPERS[h].strip() for h in sorted(self.helpers)]
+        source = "\n\n\n".join(['"""Generated by capture\'s Triton code generator."""\nimport triton\n'
+                                "import triton.language as tl"] + helpers + ["\n".join(kernel)]) + "\n"
+        return KernelSource(self.name, source, pointers, ints, constexprs, grid, self.cfg["num_warps"],
+                            fx_nodes, reads, writes)
+
+    def traffic(self):
+        sizes = {"x": self.space.xnumel, "r": self.space.rnumel}
+        reads = {}
+        for name, indices in self.loads_seen.items():
+            buffer = self.params[name]
+            touched = 0
+            for index in indices:
+                n = 1
+                for v in index.variables():
+                    n *= sizes.get(v.name, v.size)
+                touched += n
+            reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
+        writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
+        return reads, writes
+
+
+def _sizes(table: dict) -> str:
+    if not table:
+        return "nothing"
+    total = sum(table.values())
+    return f"{format_bytes(total)} ({', '.join(table)})"
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def kernel_dtype_ok(dtype: torch.dtype) -> bool:
+    return dtype in TL_DTYPES

@@ -1,0 +1,149 @@
+"""The generated Python wrapper: allocate buffers, run extern calls, launch kernels.
+
+One ``call(<graph inputs>)`` function per graph, straight-line code in schedule order::
+
+    addmm = _check_layout(torch.ops.aten.addmm.default(b, l_x, _alias(w, (16, 32), (1, 16), 0)), ...)
+    gelu = _empty((4, 32), (32, 1), torch.float32)
+    fused_gelu[(1,)](addmm, gelu, 128, BLOCK_SIZE=128, num_warps=1)
+    return (gelu,)
+
+Shapes are static (the front end guards them), so grids and sizes are literals.
+Mutated inputs are written back with ``copy_`` after everything has read them.
+"""
+from __future__ import annotations
+
+import linecache
+import math
+
+import torch
+
+from codegen.graph import ExternCall, GraphLowering
+from codegen.ir import BufferValue
+
+
+def _alias(base, size, stride, offset):
+    return base.as_strided(size, stride, base.storage_offset() + offset)
+
+
+def _check_layout(tensor, size, stride):
+    """Extern results must have the strides the kernels were generated for; copy if not."""
+    if tuple(tensor.stride()) == stride or tensor.numel() <= 1:
+        return tensor
+    out = torch.empty_strided(size, stride, dtype=tensor.dtype, device=tensor.device)
+    return out.copy_(tensor)
+
+
+class WrapperCodegen:
+    def __init__(self, graph: GraphLowering, items: list, sources: dict):
+        self.graph, self.items, self.sources = graph, items, sources
+        self.namespace = {"torch": torch, "_alias": _alias, "_check_layout": _check_layout,
+                          "_device": graph.device}
+        self.lines: list = []
+        self.allocated: set = set()
+
+    def constant(self, value, hint="const") -> str:
+        name = f"_{hint}{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def arg(self, value) -> str:
+        """Source for an extern-call argument."""
+        if isinstance(value, BufferValue):
+            return self.view(value)
+        if isinstance(value, bool) or value is None:
+            return repr(value)
+        if isinstance(value, int):
+            return repr(value)
+        if isinstance(value, float):
+            return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+        if isinstance(value, str):
+            return repr(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(self.arg(v) for v in value) + "]"
+        if isinstance(value, tuple):
+            return "(" + "".join(self.arg(v) + ", " for v in value) + ")"
+        if isinstance(value, torch.dtype):
+            return str(value)
+        if isinstance(value, torch.device):
+            return "_device" if value == self.graph.device else self.constant(value, "device")
+        return self.constant(value)
+
+    def view(self, bv: BufferValue) -> str:
+        if bv.is_whole_buffer():
+            return bv.buffer.name
+        return f"_alias({bv.buffer.name}, {tuple(bv.shape)}, {tuple(bv.stride)}, {bv.offset})"
+
+    def target(self, fn) -> str:
+        if isinstance(fn, torch._ops.OpOverload):
+            return f"torch.ops.{fn.namespace}.{fn._schema.name.split('::')[-1]}.{fn._overloadname}"
+        return self.constant(fn, "fn")
+
+    # ---------------------------------------------------------------- steps
+    def extern(self, call: ExternCall) -> None:
+        args = [self.arg(a) for a in call.args] + [f"{k}={self.arg(v)}" for k, v in call.kwargs.items()]
+        expr = f"{self.target(call.target)}({', '.join(args)})"
+        self.lines.append(f"# {call.name}: extern ({call.reason})")
+        if call.structure == "tensor":
+            buffer = call.outputs[0]
+            self.lines.append(f"{buffer.name} = _check_layout({expr}, {buffer.shape}, {buffer.stride})")
+            return
+        result = self.graph.unique(f"{call.name}_result")
+        self.lines.append(f"{result} = {expr}")
+
+        def unpack(structure, path):
+            if isinstance(structure, BufferValue):
+                b = structure.buffer
+                self.lines.append(f"{b.name} = _check_layout({result}{path}, {b.shape}, {b.stride})")
+            elif isinstance(structure, tuple):
+                for i, item in enumerate(structure):
+                    unpack(item, f"{path}[{i}]")
+        unpack(call.structure, "")
+
+    def launch(self, kernel, source) -> None:
+        for buffer in source.pointer_args:
+            if buffer.kind == "computed" and buffer.name not in self.allocated:
+                self.allocated.add(buffer.name)
+                self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
+                                  f"dtype={buffer.dtype}, device=_device)")
+        self.namespace[source.name] = kernel_fn = self.sources[id(kernel)][1]
+        assert kernel_fn is not None
+        args = [b.name for b in source.pointer_args] + [str(v) for _, v in source.int_args]
+        args += [f"{k}={v}" for k, v in source.constexprs.items()] + [f"num_warps={source.num_warps}"]
+        launch = f"{source.name}[{source.grid}]({', '.join(args)})"
+        empty = any(v == 0 for _, v in source.int_args)
+        self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
+        self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
+
+    def outputs(self) -> str:
+        parts = []
+        for out in self.graph.outputs:
+            if out.kind == "input":
+                parts.append(self.graph.inputs[out.value].name)
+            elif out.kind == "constant":
+                parts.append(self.arg(out.value))
+            else:
+                parts.append(self.view(out.value))
+        return "(" + "".join(p + ", " for p in parts) + ")"
+
+    def generate(self, name: str = "call"):
+        from codegen.scheduler import Kernel
+        for item in self.items:
+            if isinstance(item, Kernel):
+                self.launch(item, self.sources[id(item)][0])
+            else:
+                self.extern(item)
+        for target, source in self.graph.mutations:
+            self.lines.append(f"{target.name}.copy_({self.view(source)})")
+        self.lines.append(f"return {self.outputs()}")
+        for buffer in self.graph.constant_buffers:
+            self.namespace[buffer.name] = self.graph.constants[buffer.name]
+        params = ", ".join(b.name for b in self.graph.inputs)
+        source = f"def {name}({params}):\n" + "\n".join("    " + line for line in self.lines) + "\n"
+        return source, self.namespace
+
+
+def compile_wrapper(source: str, namespace: dict, name: str = "call", filename: str = "<capture wrapper>"):
+    """The wrapper function; its source is registered with linecache for tracebacks."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]

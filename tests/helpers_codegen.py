@@ -1,0 +1,60 @@
+"""Helpers for the code generator tests: compile an FX graph with codegen, run it in
+Triton's interpreter (conftest sets TRITON_INTERPRET=1) and compare with eager."""
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+import codegen
+
+
+def graph_of(fn, n_args: int) -> fx.GraphModule:
+    """A graph calling ``fn`` as one node; decomposition (make_fx) traces through it."""
+    graph = fx.Graph()
+    inputs = [graph.placeholder(f"arg{i}") for i in range(n_args)]
+    graph.output(graph.call_function(fn, tuple(inputs)))
+    return fx.GraphModule(torch.nn.Module(), graph)
+
+
+def compile_fn(fn, *args, fuse=True):
+    """codegen.compile_graph on a graph calling ``fn``; fails if it would run eagerly."""
+    gm = fn if isinstance(fn, fx.GraphModule) else graph_of(fn, len(args))
+    compiled = codegen.compile_graph(gm, list(args), fuse=fuse)
+    assert not compiled.runs_eagerly, f"graph runs eagerly: {compiled.stats.eager_reason}"
+    return compiled
+
+
+def as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def clone(x):
+    if isinstance(x, torch.Tensor):
+        out = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype)
+        return out.copy_(x)
+    return x
+
+
+def assert_close(got, expected, rtol=1.3e-6, atol=1e-5, what="output"):
+    got, expected = as_tuple(got), as_tuple(expected)
+    assert len(got) == len(expected), f"{len(got)} outputs, expected {len(expected)}"
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert g.shape == e.shape, f"{what}[{i}]: shape {tuple(g.shape)} != {tuple(e.shape)}"
+        assert g.dtype == e.dtype, f"{what}[{i}]: dtype {g.dtype} != {e.dtype}"
+        if e.dtype.is_floating_point:
+            torch.testing.assert_close(g, e, rtol=rtol, atol=atol, equal_nan=True,
+                                       msg=lambda m: f"{what}[{i}]: {m}")
+        else:
+            assert torch.equal(g, e), f"{what}[{i}]: values differ\n{g}\n{e}"
+
+
+def check(fn, *args, rtol=1.3e-6, atol=1e-5, fuse=True, kernels_only=True):
+    """Compile ``fn``, run it on copies of ``args`` and compare with eager; returns the
+    CompiledGraph. ``kernels_only`` asserts nothing fell back to an extern call."""
+    compiled = compile_fn(fn, *[clone(a) for a in args], fuse=fuse)
+    if kernels_only:
+        assert compiled.stats.n_externs == 0, f"extern calls: {compiled.stats.externs}"
+    expected = fn(*[clone(a) for a in args])
+    got = compiled(*[clone(a) for a in args])
+    assert_close(got, expected, rtol, atol)
+    return compiled

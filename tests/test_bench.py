@@ -1,0 +1,84 @@
+"""The benchmark harness (`python -m bench`): runs, writes JSON/CSV, checks correctness,
+and reports what cannot run without stopping the rest."""
+import csv
+import json
+
+import torch
+
+from bench import harness, models
+from bench.__main__ import main as bench_main
+
+ROW_FIELDS = {"model", "mode", "backend", "status", "reason", "correct", "max_err", "first_call_s", "eager_ms",
+              "eager_spread_ms", "ms", "spread_ms", "speedup", "calls", "rounds", "graphs", "breaks",
+              "break_reasons", "recompiles", "guards", "kernels", "bytes", "notes"}
+
+
+def test_quick_mlp_json_and_csv(tmp_path, capsys):
+    out_json, out_csv = tmp_path / "bench.json", tmp_path / "bench.csv"
+    # inductor is left out: on a fresh machine its first compile alone takes ~30 s
+    bench_main(["--quick", "--models", "mlp", "--backends", "capture-eager,tc-eager", "--repeats", "3",
+                "--no-progress", "--json", str(out_json), "--csv", str(out_csv)])
+    printed = capsys.readouterr().out
+    assert "speedup" in printed and "capture-eager" in printed and "tc-eager" in printed
+
+    data = json.loads(out_json.read_text())
+    meta = data["meta"]
+    assert meta["quick"] is True and meta["modes"] == ["eval", "train"]
+    assert meta["backends"] == ["capture-eager", "tc-eager"]
+    assert meta["torch"] == torch.__version__
+    rows = data["rows"]
+    assert [(r["model"], r["mode"], r["backend"]) for r in rows] == [
+        ("mlp", "eval", "capture-eager"), ("mlp", "eval", "tc-eager"),
+        ("mlp", "train", "capture-eager"), ("mlp", "train", "tc-eager")]
+    for r in rows:
+        assert set(r) == ROW_FIELDS
+        assert r["status"] == "ok", r
+        assert r["correct"] is True and r["max_err"] <= 1e-5
+        assert r["first_call_s"] > 0 and r["ms"] > 0 and r["eager_ms"] > 0 and r["spread_ms"] >= 0
+        assert r["speedup"] > 0
+        assert r["rounds"] == 3 and r["calls"] >= 1
+        assert r["graphs"] == 1 and r["breaks"] == 0 and r["recompiles"] == 0
+        assert r["guards"] > 0
+        assert r["kernels"] is None and r["bytes"] is None  # eager backends generate no kernels
+
+    with open(out_csv) as f:
+        csv_rows = list(csv.DictReader(f))
+    assert len(csv_rows) == 4 and set(csv_rows[0]) == ROW_FIELDS
+
+
+def test_unavailable_model_and_backend_reported_rest_runs(monkeypatch):
+    real_suite = models.suite
+
+    def suite():
+        mlp = next(m for m in real_suite() if m.name == "mlp")
+        missing = models.ModelSpec("needs_missing", "needs a package that is not installed", mlp.make, mlp.inputs,
+                                   requires="no_such_package_for_bench")
+        return [missing, mlp]
+    monkeypatch.setattr(models, "suite", suite)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = harness.run(harness.Settings(quick=True, models="needs_missing,mlp", backends="capture-eager,capture-triton",
+                                          modes="eval", repeats=3, progress=False))
+    by = {(r["model"], r["backend"]): r for r in result["rows"]}
+    skipped = by[("needs_missing", "capture-eager")]
+    assert skipped["status"] == "skipped" and "no_such_package_for_bench" in skipped["reason"]
+    assert by[("mlp", "capture-eager")]["status"] == "ok" and by[("mlp", "capture-eager")]["correct"]
+    triton = by[("mlp", "capture-triton")]
+    if "triton" in __import__("sys").modules:  # the interpreter flag can no longer take effect
+        assert triton["status"] == "cannot run" and "TRITON_INTERPRET" in triton["reason"]
+    table = harness.format_table(result)
+    assert "needs_missing" in table and "cannot run" in table and "mlp" in table
+
+
+def test_codegen_stats_hook(monkeypatch):
+    import codegen
+    assert harness.codegen_stats(object())[:2] == (None, None) or hasattr(codegen, "stats_for")
+    monkeypatch.setattr(codegen, "stats_for", lambda compiled: {"kernels": 3, "bytes": 4096}, raising=False)
+    assert harness.codegen_stats(object()) == (3, 4096, None)
+    monkeypatch.setattr(codegen, "stats_for", lambda compiled: None, raising=False)
+    assert harness.codegen_stats(object()) == (None, None, None)
+
+
+def test_modes_dispatch_to_older_scripts(capsys):
+    bench_main(["guards", "--calls", "5"])
+    assert "capture +µs" in capsys.readouterr().out
