@@ -31,9 +31,13 @@ class _CallbackActive:
 
 def _forced_codes(fn) -> tuple:
     """Code objects traced even if they live in a skipped file (the user asked for them)."""
+    from capture.convert_frame import force
     target = getattr(fn, "__func__", fn)
     code = getattr(target, "__code__", None)
-    return (code,) if code is not None else ()
+    if code is None:
+        return ()
+    force(code)
+    return (code,)
 
 
 def compile(fn_or_module=None, *, backend="triton", fullgraph=False, dynamic=None, options=None):
@@ -205,7 +209,9 @@ def explain(fn, *explain_args, **explain_kwargs):
 
 
 def reset():
-    """Drop every cache entry and record; later calls recompile from scratch."""
-    for code in list(FRAMES):
+    """Drop every cache entry, skip mark and record; later calls recompile from scratch."""
+    from capture.convert_frame import SKIPPED
+    for code in list(FRAMES) + list(SKIPPED):
         _C.set_cache(code, None)
     FRAMES.clear()
+    SKIPPED.clear()

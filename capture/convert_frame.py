@@ -98,6 +98,21 @@ class FrameRecord:
 
 
 FRAMES: dict = {}  # code -> FrameRecord
+SKIPPED: set = set()  # user and library codes we marked to run as they are (reset clears)
+FORCED_CODES: set = set()  # codes passed to capture.compile: traced even from skipped files
+
+
+def mark_skip(code):
+    _C.set_skip(code)
+    SKIPPED.add(code)
+
+
+def force(code):
+    """Trace ``code`` when its frame runs, even if an earlier skip mark says otherwise."""
+    FORCED_CODES.add(code)
+    if _C.is_skipped(code):
+        _C.set_cache(code, None)
+        SKIPPED.discard(code)
 
 
 class Recorder:
@@ -129,7 +144,8 @@ class FrameCompiler:
         code = func.__code__
         if code not in self.force_codes and (is_skipped_file(code.co_filename) or code.co_name.startswith("<")
                                              and code.co_name != "<lambda>"):
-            _C.set_skip(code)
+            if code not in FORCED_CODES:  # another compile asked for it: leave it unmarked
+                mark_skip(code)
             return None
         record = FRAMES.get(code)
         if record is None:
@@ -168,7 +184,7 @@ class FrameCompiler:
                           f"recompiles); running it eagerly from now on. Last failure: {last}", stacklevel=3)
         if self.fullgraph:
             raise Unsupported(f"cache limit ({self.cache_limit}) reached for {code.co_name}", record.where)
-        _C.set_skip(code)
+        mark_skip(code)
         return None
 
     def _compile(self, func, args, record) -> CacheEntry:

@@ -29,6 +29,11 @@ from guards import Guard, GuardKind, TensorSpec
 _ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
+class NonTensorResult(Unsupported):
+    """A graph op gave a Python value: it cannot stay in the graph (its value would be
+    baked in); a Python function of torch's can be inlined instead."""
+
+
 @dataclasses.dataclass
 class GraphInput:
     source: object
@@ -170,6 +175,8 @@ class OutputGraph:
             result = self._run_fake(fn, fake_args[1:], fake_kwargs, f"Tensor.{target}")
         else:
             result = self._run_fake(target, fake_args, fake_kwargs, what)
+        if not _contains_tensor(result) and result is not None and type(result) is not torch.Size:
+            raise NonTensorResult(f"{what} returned {type(result).__name__}, a value that needs real data")
         node = self.graph.create_node(kind, target, node_args, node_kwargs)
         return self.wrap_output(node, result, what)
 

@@ -93,7 +93,16 @@ class TorchFunctionVariable(VariableTracker):
             return ConstantVariable(tx.output.grad_enabled)  # the mode the traced code is in
         if fn in CONSTANT_FUNCTIONS:
             return self._fold(tx, args, kwargs)
-        return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
+        from capture.symbolic.output_graph import NonTensorResult
+        try:
+            return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
+        except NonTensorResult:
+            if not isinstance(fn, types.FunctionType):
+                raise
+            # a Python helper of torch's computing from metadata (e.g. a sequence length):
+            # trace through it instead
+            from capture.variables.functions import UserFunctionVariable
+            return UserFunctionVariable(fn).call(tx, args, kwargs)
 
     def _fold(self, tx, args, kwargs):
         from capture.variables.builder import wrap_constant_result
