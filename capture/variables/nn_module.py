@@ -186,14 +186,48 @@ class NNModuleVariable(VariableTracker):
     # ---- calls ----
     def call(self, tx, args, kwargs):
         m = self.module
-        if _global_hooks_present() or any(len(getattr(m, t, None) or {}) for t in _HOOK_TABLES) \
-                or getattr(m, "_forward_hooks_with_kwargs", None) or getattr(m, "_forward_pre_hooks_with_kwargs", None):
-            raise Unsupported(f"{type(m).__name__} has hooks (hooked modules are not traced yet)")
+        if _global_hooks_present():
+            raise Unsupported("global nn.Module hooks are registered")
         tx.output.guard_no_global_hooks()
-        if self.source is not None:
+        if self.source is None:
+            if is_leaf_module(m) or any(getattr(m, t, None) for t in _HOOK_TABLES):
+                raise Unsupported(f"{type(m).__name__} reached without a source cannot be guarded")
+        elif any(getattr(m, t, None) for t in _HOOK_TABLES):
+            return self._call_with_hooks(tx, args, kwargs)
+        else:
             tx.output.add_guard(tx, GuardKind.NO_HOOKS, self.source, None)
-        elif is_leaf_module(m):
-            raise Unsupported(f"{type(m).__name__} reached without a source cannot be guarded")
+        return self._call_forward(tx, args, kwargs)
+
+    def _call_with_hooks(self, tx, args, kwargs):
+        """What nn.Module.__call__ does around forward: pre-hooks may replace the
+        inputs, forward hooks the output. Each hook is a user function, inlined."""
+        from capture.variables.lists import TupleVariable
+        m = self.module
+        if m._backward_hooks or m._backward_pre_hooks or m._forward_hooks_with_kwargs \
+                or m._forward_pre_hooks_with_kwargs or getattr(m, "_forward_hooks_always_called", None):
+            raise Unsupported(f"{type(m).__name__} has backward or keyword hooks")
+        for table in _HOOK_TABLES:
+            tx.output.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(self.source, table), tuple(getattr(m, table)))
+        args = list(args)
+        for hook in self._hooks(tx, "_forward_pre_hooks"):
+            result = hook.call(tx, [self, TupleVariable(args)], {})
+            if not (result.is_python_constant() and result.as_python_constant() is None):
+                args = list(result.iter_items(tx)) if isinstance(result, TupleVariable) else [result]
+        output = self._call_forward(tx, args, kwargs)
+        for hook in self._hooks(tx, "_forward_hooks"):
+            result = hook.call(tx, [self, TupleVariable(args), output], {})
+            if not (result.is_python_constant() and result.as_python_constant() is None):
+                output = result
+        return output
+
+    def _hooks(self, tx, table: str) -> list:
+        from capture.sources import ItemSource
+        from capture.variables.builder import wrap
+        hooks = getattr(self.module, table)
+        return [wrap(tx, fn, ItemSource(AttrSource(self.source, table), key)) for key, fn in hooks.items()]
+
+    def _call_forward(self, tx, args, kwargs):
+        m = self.module
         if isinstance(m, nn.Sequential) and not kwargs and len(args) == 1:
             value = args[0]
             for child in self._children(tx):
