@@ -44,6 +44,14 @@ def wrap_constant_result(value):
     raise Unsupported(f"value of type {type(value).__name__} computed while tracing")
 
 
+def _key_has_literal_repr(key) -> bool:
+    if type(key) in (str, int, bytes, type(None)):
+        return True
+    if type(key) is float:
+        return key == key and key not in (float("inf"), float("-inf"))
+    return type(key) is tuple and all(_key_has_literal_repr(k) for k in key)
+
+
 def wrap(tx, value, source):
     """Tracker for ``value`` read through ``source`` (None: no guards, e.g. builtins)."""
     from capture.variables.builtin import BuiltinVariable, is_supported_builtin
@@ -91,8 +99,8 @@ def wrap(tx, value, source):
                 else ListVariable(items, source)
         return TupleVariable(items, source, tuple_type=None if vtype is tuple else vtype)
     if vtype in (dict, collections.OrderedDict):
-        if not all(isinstance(k, (str, int)) and type(k) is not bool for k in value):
-            raise Unsupported("dict with non-string, non-int keys")
+        if not all(_key_has_literal_repr(k) for k in value):
+            raise Unsupported("dict with keys that have no literal form (guards index it by key)")
         guard(GuardKind.TYPE, vtype)
         guard(GuardKind.DICT_KEYS, tuple(value))
         items = {k: wrap(tx, v, ItemSource(source, k) if source is not None else None) for k, v in value.items()}

@@ -581,6 +581,15 @@ def _id(tx, obj):
     raise Unsupported("id() of a value without a stable identity")
 
 
+def _vars(tx, obj=None):
+    from capture.sources import AttrSource
+    from capture.variables.builder import wrap
+    from capture.variables.user_object import UserObjectVariable
+    if isinstance(obj, UserObjectVariable) and obj.source is not None and hasattr(obj.value, "__dict__"):
+        return wrap(tx, obj.value.__dict__, AttrSource(obj.source, "__dict__"))
+    raise Unsupported("vars() of this value")
+
+
 def _slice(tx, *args):
     return fold(slice, args)
 
@@ -651,7 +660,7 @@ _HANDLERS = {
     max: _min_max(max), abs: _abs, sum: _sum, any: _any_all(any), all: _any_all(all),
     int: _scalar(int), float: _scalar(float), bool: _scalar(bool), str: _str, tuple: _tuple, list: _list,
     dict: _dict, set: _set, frozenset: _frozenset, type: _type, callable: _callable, iter: _iter,
-    next: _next, map: _map, filter: _filter, super: _super, id: _id, slice: _slice,
+    next: _next, map: _map, filter: _filter, super: _super, id: _id, slice: _slice, vars: _vars,
     operator.getitem: _getitem, operator.setitem: _setitem, operator.delitem: _delitem,
     operator.contains: _contains, operator.is_: _is_, operator.is_not: _is_not, operator.index: _index,
     operator.itemgetter: _itemgetter_call, operator.attrgetter: _itemgetter_call,
