@@ -48,6 +48,25 @@ class VariableTracker:
         return f"{type(self).__name__}()"
 
 
+class KnownObjectMixin:
+    """For trackers that stand for one real, guarded Python object (a function, class,
+    module): it is its own constant value, and always true."""
+
+    _value_attr = "fn"
+
+    def python_type(self):
+        return type(getattr(self, self._value_attr))
+
+    def is_python_constant(self):
+        return True
+
+    def as_python_constant(self):
+        return getattr(self, self._value_attr)
+
+    def truth(self, tx):
+        return True
+
+
 class NullVariable(VariableTracker):
     """The NULL that PUSH_NULL / LOAD_GLOBAL / LOAD_METHOD put under a callable."""
 

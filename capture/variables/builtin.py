@@ -14,7 +14,7 @@ import operator
 import torch
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.variables.base import VariableTracker
+from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.tensor import TensorVariable
 
@@ -70,21 +70,9 @@ def fold(fn, args, kwargs=None):
     return wrap_constant_result(result)
 
 
-class BuiltinVariable(VariableTracker):
+class BuiltinVariable(KnownObjectMixin, VariableTracker):
     def __init__(self, fn):
         self.fn = fn
-
-    def python_type(self):
-        return type(self.fn)
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.fn
-
-    def truth(self, tx):
-        return True
 
     def var_getattr(self, tx, name):
         if name == "__name__":

@@ -6,7 +6,7 @@ import types
 
 from capture.exc import Unsupported
 from capture.sources import AttrSource, ClosureCellSource, DefaultSource
-from capture.variables.base import VariableTracker
+from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.cells import CellBox
 from capture.variables.constant import ConstantVariable
 
@@ -73,7 +73,7 @@ def inline_code(tx, code, f_globals, bound: dict, cells: dict, name: str):
     return result
 
 
-class UserFunctionVariable(VariableTracker):
+class UserFunctionVariable(KnownObjectMixin, VariableTracker):
     """A real Python function object reached through a source."""
 
     def __init__(self, fn: types.FunctionType, source=None):
@@ -82,15 +82,6 @@ class UserFunctionVariable(VariableTracker):
 
     def python_type(self):
         return types.FunctionType
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.fn
-
-    def truth(self, tx):
-        return True
 
     def var_getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):

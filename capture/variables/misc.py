@@ -6,26 +6,19 @@ import types
 
 from capture.exc import MissingAttribute, Unsupported
 from capture.sources import AttrSource
-from capture.variables.base import VariableTracker
+from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 
 
-class PythonModuleVariable(VariableTracker):
+class PythonModuleVariable(KnownObjectMixin, VariableTracker):
+    _value_attr = "module"
+
     def __init__(self, module: types.ModuleType, source=None):
         self.module = module
         self.source = source
 
     def python_type(self):
         return types.ModuleType
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.module
-
-    def truth(self, tx):
-        return True
 
     def var_getattr(self, tx, name):
         from capture.variables.builder import wrap
@@ -93,25 +86,13 @@ class _NoOpInit(VariableTracker):
         return ConstantVariable(None)
 
 
-class OpaqueCallableVariable(VariableTracker):
+class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
     """A C function we cannot trace (time.time, sys.stdout.write, ...): fine to load,
     pass around and return; calling it is a graph break."""
 
     def __init__(self, fn, source=None):
         self.fn = fn
         self.source = source
-
-    def python_type(self):
-        return type(self.fn)
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.fn
-
-    def truth(self, tx):
-        return True
 
     def call(self, tx, args, kwargs):
         raise Unsupported(f"call to C function {getattr(self.fn, '__qualname__', self.fn)}")

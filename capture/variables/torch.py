@@ -13,7 +13,7 @@ import types
 import torch
 
 from capture.exc import Unsupported
-from capture.variables.base import VariableTracker
+from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -63,21 +63,9 @@ def is_torch_callable(value) -> bool:
     return code is not None and code.co_filename.startswith(TORCH_DIR)
 
 
-class TorchFunctionVariable(VariableTracker):
+class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
     def __init__(self, fn):
         self.fn = fn
-
-    def python_type(self):
-        return type(self.fn)
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.fn
-
-    def truth(self, tx):
-        return True
 
     def var_getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__"):

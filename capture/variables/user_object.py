@@ -11,7 +11,7 @@ import torch
 
 from capture.exc import MissingAttribute, Unsupported
 from capture.sources import AttrSource
-from capture.variables.base import VariableTracker
+from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.lists import is_namedtuple_type
 
@@ -53,22 +53,12 @@ def _plain_class(cls) -> bool:
             and cls.__getattribute__ is object.__getattribute__)
 
 
-class ClassVariable(VariableTracker):
+class ClassVariable(KnownObjectMixin, VariableTracker):
+    _value_attr = "cls"
+
     def __init__(self, cls: type, source=None):
         self.cls = cls
         self.source = source
-
-    def python_type(self):
-        return type(self.cls)
-
-    def is_python_constant(self):
-        return True
-
-    def as_python_constant(self):
-        return self.cls
-
-    def truth(self, tx):
-        return True
 
     def var_getattr(self, tx, name):
         from capture.variables.builder import wrap
