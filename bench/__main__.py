@@ -35,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("--inductor-cold", action="store_true",
                         help="compile inductor kernels from scratch (empty kernel cache dir) instead of reusing "
                              "C++ kernels compiled by earlier runs")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads (default: torch's, one per core); 1 steadies timings on a "
+                             "machine other processes keep busy")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--json", metavar="PATH", help="write every row (and run metadata) as JSON")
     parser.add_argument("--csv", metavar="PATH", help="write every row as CSV")
@@ -89,6 +92,9 @@ def _run(args, wants_triton):
             import matplotlib  # noqa: F401
         except ImportError:
             raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from None
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     settings = harness.Settings(quick=args.quick, models=args.models, backends=args.backends, modes=args.modes,
                                 triton=bool(wants_triton), device=args.device, repeats=args.repeats,
                                 inductor_budget=args.inductor_budget, progress=not args.no_progress)

@@ -27,8 +27,9 @@ it measures:
   break reasons each lists), recompiles (capture: ``capture.report()``; torch.compile:
   frames compiled after the first call), guards (capture: guards of the cache entries in
   ``capture.report()``; torch.compile: ``explain().out_guards``).
-- kernels and modeled bytes: for ``capture-triton`` through the optional hook
-  ``codegen.stats_for(compiled)`` (see :func:`codegen_stats`), for ``tc-inductor``
+- kernels and modeled bytes: for ``capture-triton`` through an optional hook,
+  ``codegen.stats_for(compiled)`` or else ``codegen.stats()`` (see :func:`codegen_stats`);
+  for ``tc-inductor``
   from ``torch._inductor.metrics`` (kernels generated while compiling; bytes only where
   inductor models them, i.e. GPU kernels). ``-`` where unknown.
 
@@ -45,10 +46,12 @@ import logging
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 
 import torch
@@ -111,7 +114,8 @@ class Row:
     recompiles: int | None = None
     guards: int | None = None
     kernels: int | None = None
-    bytes: int | None = None
+    bytes: int | None = None  # modeled bytes read + written per call
+    eager_bytes: int | None = None  # the same for eager PyTorch running the graphs op by op
     notes: list = dataclasses.field(default_factory=list)
 
 
@@ -283,30 +287,57 @@ def _quiet():
 
 # ------------------------------------------------------------------ backends
 
-def codegen_stats(compiled) -> tuple[int | None, int | None, str | None]:
-    """Kernels and modeled bytes of capture's Triton code generator, if it tells.
+def codegen_stats(compiled) -> dict:
+    """Kernels and modeled bytes of capture's Triton code generator, where it tells.
 
-    The optional hook is ``codegen.stats_for(compiled)``: given what
-    ``capture.compile(..., backend="triton")`` returned, after it has run, it returns
-    ``None`` (unknown) or a mapping / object with ``kernels`` (kernels launched per
-    call) and ``bytes`` (modeled bytes read + written per call), either may be None.
-    Returns (kernels, bytes, note).
+    Read through an optional hook, so the harness runs whatever codegen offers:
+
+    - ``codegen.stats_for(compiled)`` — given what ``capture.compile(...,
+      backend="triton")`` returned, after it ran: ``None`` (unknown) or a mapping /
+      object with ``kernels`` and ``bytes`` (and optionally ``eager_bytes``);
+    - otherwise ``codegen.stats()`` — every graph compiled since ``codegen.reset()``
+      (the harness resets it before each variant): ``n_kernels``, ``compiled_bytes``,
+      ``eager_bytes``; graphs that codegen ran as captured are named in the note.
+
+    Returns ``{"kernels", "bytes", "eager_bytes", "note"}``, each None where unknown.
     """
+    out = {"kernels": None, "bytes": None, "eager_bytes": None, "note": None}
     try:
         import codegen
     except Exception as e:  # noqa: BLE001
-        return None, None, f"codegen does not import: {_why(e)}"
-    hook = getattr(codegen, "stats_for", None)
-    if hook is None:
-        return None, None, None
+        out["note"] = f"codegen does not import: {_why(e)}"
+        return out
     try:
-        stats = hook(compiled)
+        hook = getattr(codegen, "stats_for", None)
+        if hook is not None:
+            stats = hook(compiled)
+        elif callable(getattr(codegen, "stats", None)):
+            stats = codegen.stats()
+        else:
+            return out
     except Exception as e:  # noqa: BLE001 - an optional hook must not stop the run
-        return None, None, f"codegen.stats_for failed: {_why(e)}"
+        out["note"] = f"codegen stats failed: {_why(e)}"
+        return out
     if stats is None:
-        return None, None, None
-    get = stats.get if isinstance(stats, Mapping) else (lambda k: getattr(stats, k, None))
-    return get("kernels"), get("bytes"), None
+        return out
+
+    def field(*names):
+        for name in names:
+            value = stats.get(name) if isinstance(stats, Mapping) else getattr(stats, name, None)
+            if isinstance(value, (list, tuple)):
+                value = len(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return int(value)
+        return None
+    out["kernels"] = field("n_kernels", "kernels")
+    out["bytes"] = field("bytes", "compiled_bytes")
+    out["eager_bytes"] = field("eager_bytes")
+    eager_graphs = [g for g in getattr(codegen, "COMPILED", []) if getattr(g, "runs_eagerly", False)]
+    if eager_graphs:
+        why = getattr(getattr(eager_graphs[0], "stats", None), "eager_reason", None)
+        out["note"] = (f"codegen ran {len(eager_graphs)} graph(s) as captured (no kernels)"
+                       + (f": {_first_line(why, 120)}" if why else ""))
+    return out
 
 
 class Backend:
@@ -351,6 +382,10 @@ class CaptureBackend(Backend):
 
     def reset(self):
         capture.reset()
+        if self.backend == "triton":
+            with contextlib.suppress(Exception):
+                import codegen
+                codegen.reset()
 
     def compile(self, model):
         return capture.compile(model, backend=self.backend)
@@ -360,8 +395,11 @@ class CaptureBackend(Backend):
         with case.grad_context():
             ex = capture.explain(case.fresh())(*case.inputs)
         capture.reset()
-        return dict(graphs=ex.graph_count, breaks=len(ex.break_reasons),
-                    break_reasons=[f"{_first_line(r.reason, 120)} @ {_short_where(r.where)}" for r in ex.break_reasons])
+        # every break, including those with nothing captured before them (a frame that
+        # ran eagerly), which newer explains list apart as ``eager_breaks``
+        breaks = list(ex.break_reasons) + list(getattr(ex, "eager_breaks", None) or [])
+        return dict(graphs=ex.graph_count, breaks=len(breaks),
+                    break_reasons=[f"{_first_line(r.reason, 120)} @ {_short_where(r.where)}" for r in breaks])
 
     def after(self, compiled, row):
         rep = capture.report()
@@ -370,10 +408,15 @@ class CaptureBackend(Backend):
         if any(f.cache_limit_hit for f in rep.frames):
             row.notes.append("cache limit hit: a frame fell back to eager")
         if self.backend == "triton":
-            kernels, nbytes, note = codegen_stats(compiled)
-            row.kernels, row.bytes = kernels, nbytes
-            if note:
-                row.notes.append(note)
+            stats = codegen_stats(compiled)
+            row.kernels, row.bytes, row.eager_bytes = stats["kernels"], stats["bytes"], stats["eager_bytes"]
+            if row.kernels == 0 and not row.bytes:  # every graph ran as captured: nothing modeled
+                row.bytes = row.eager_bytes = None
+            if stats["note"]:
+                row.notes.append(stats["note"])
+            if row.bytes is not None and row.eager_bytes:
+                row.notes.append(f"modeled bytes moved per call: compiled {_fmt_bytes(row.bytes)}, "
+                                 f"eager {_fmt_bytes(row.eager_bytes)}")
 
 
 class TorchCompileBackend(Backend):
@@ -544,22 +587,30 @@ def run_variant(case: Case, backend: Backend, settings: Settings, explained: dic
             return
         if isinstance(backend, TorchCompileBackend):
             backend._frames_after_first = backend.frames_compiled()
+        for key in ("graphs", "breaks", "break_reasons", "guards"):
+            if key in explained:
+                setattr(row, key, explained[key])
         ok, err, bad = _compare(_zip_pairs(got + case.buffers(model), ref_pairs + ref_buffers), rtol, atol)
 
         # steady state: timed interleaved with eager
         eager_model = case.fresh()
         eager_fn = case.timed_callable(eager_model, eager_model)
         compiled_fn = case.timed_callable(model, compiled)
+        interpreted = interpreted_triton(backend)
         try:
             with case.grad_context():
-                calls = _calls_per_batch([eager_fn, compiled_fn], settings)
+                if interpreted:
+                    calls, rounds, warmup = 1, 3, 1
+                else:
+                    calls, rounds = _calls_per_batch([eager_fn, compiled_fn], settings), settings.repeats
+                    warmup = min(20, max(3, calls))
                 samples = interleaved_samples({"eager": eager_fn, "compiled": compiled_fn}, (), calls=calls,
-                                              repeats=settings.repeats, warmup=min(20, max(3, calls)))
+                                              repeats=rounds, warmup=warmup)
         except Exception as e:  # noqa: BLE001
             row.status, row.reason = "cannot run", f"failed while timing: {_why(e)}"
             backend.reset()
             return
-        row.calls, row.rounds = calls, settings.repeats
+        row.calls, row.rounds = calls, rounds
         eager_s, compiled_s = samples["eager"], samples["compiled"]
         row.eager_ms, row.eager_spread_ms = statistics.median(eager_s) * 1e3, (max(eager_s) - min(eager_s)) * 1e3
         row.ms, row.spread_ms = statistics.median(compiled_s) * 1e3, (max(compiled_s) - min(compiled_s)) * 1e3
@@ -582,16 +633,17 @@ def run_variant(case: Case, backend: Backend, settings: Settings, explained: dic
     if not row.correct:
         row.status = "mismatch"
         row.reason = bad or f"(other inputs) {bad2}"
-    for key in ("graphs", "breaks", "break_reasons"):
-        setattr(row, key, explained.get(key, getattr(row, key)))
-    if row.guards is None and "guards" in explained:
-        row.guards = explained["guards"]
     seen = set(row.notes)
     for w in caught:
-        text = _first_line(w.message, 200)
+        text = _first_line(_short_paths(str(w.message)), 200)
         if text and text not in seen and not _boring_warning(w):
             seen.add(text)
             row.notes.append(text)
+
+
+def interpreted_triton(backend) -> bool:
+    return (backend.name == "capture-triton" and os.environ.get("TRITON_INTERPRET") == "1"
+            and not torch.cuda.is_available())
 
 
 def _boring_warning(w) -> bool:
@@ -616,6 +668,10 @@ def run(settings: Settings, progress_stream=None) -> dict:
     rows: list[Row] = []
     load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     progress = Progress(len(specs) * len(modes) * len(backends), settings.progress, progress_stream)
+    if (settings.progress and load_before is not None and load_before > 0.5 * (os.cpu_count() or 1)
+            and torch.get_num_threads() > 1):
+        progress.stream.write(f"bench: load average {load_before:.1f} on {os.cpu_count()} CPUs: other processes are "
+                              "busy and timings will be noisy (--threads 1 steadies them)\n")
     started = time.perf_counter()
     inductor_spent, inductor_done = 0.0, 0
     try:
@@ -776,12 +832,16 @@ def format_table(result: dict) -> str:
                f", timed interleaved with eager ({meta['repeats']} rounds); ±%: max-min over rounds; "
                f"speedup: median over rounds of eager/compiled; 1st s: first call (compile + run); tc = torch.compile; "
                f"'-': not known/not measured")
-    out.append(f"{meta['cpus']} CPUs, {meta['torch_threads']} torch threads, device {meta['device']}, torch {meta['torch']}"
+    out.append(f"{meta['cpus']} CPUs, torch threads: {meta['torch_threads']}, device {meta['device']}, torch {meta['torch']}"
                f"{', transformers ' + meta['transformers'] if meta['transformers'] else ''}; run took {meta['seconds']:.0f} s")
+    if meta.get("triton_interpret") and "capture-triton" in meta["backends"] and meta["device"] == "cpu":
+        out.append("capture-triton ran its kernels in the Triton interpreter on CPU (TRITON_INTERPRET=1): its ms is "
+                   "the interpreter's, not a GPU's (timed with 3 rounds of 1 call)")
     load = meta.get("load_before")
     if load is not None and meta["cpus"] and load > 0.5 * meta["cpus"]:
         out.append(f"warning: load average was {load:.1f} on {meta['cpus']} CPUs before the run: other processes "
-                   "were busy, so timings are noisy (see the ±% column)")
+                   "were busy, so timings are noisy (see the ±% column"
+                   + ("; --threads 1 steadies them)" if meta["torch_threads"] > 1 else ")"))
     return "\n".join(out)
 
 
@@ -792,15 +852,23 @@ def format_notes(result: dict) -> str:
         items = []
         if r["status"] == "mismatch":
             items.append(f"MISMATCH vs eager: {r['reason']}")
-        for reason in r["break_reasons"][:3]:
-            items.append(f"break: {reason}")
-        if len(r["break_reasons"]) > 3:
-            items.append(f"... {len(r['break_reasons']) - 3} more break reason(s)")
-        items += r["notes"]
+        counted = Counter(r["break_reasons"])
+        for reason, n in list(counted.items())[:3]:
+            items.append(f"break: {reason}" + (f" (x{n})" if n > 1 else ""))
+        if len(counted) > 3:
+            items.append(f"... {len(counted) - 3} more distinct break reason(s), "
+                         f"{sum(list(counted.values())[3:])} break(s) in all")
+        notes = [_short_paths(n) for n in r["notes"]]
+        items += notes[:4] + ([f"... {len(notes) - 4} more note(s) in the JSON"] if len(notes) > 4 else [])
         if items and (r["status"] not in ("skipped",)):
             lines.append(f"{r['model']} {r['mode']} {r['backend']}:")
             lines += [f"  {i}" for i in items]
     return "\n".join(lines)
+
+
+def _short_paths(text: str) -> str:
+    """/long/path/to/site-packages/pkg/file.py -> file.py"""
+    return re.sub(r"(?:/[^\s():/]+)+/([^\s():/]+\.py)", r"\1", text)
 
 
 def write_json(result: dict, path: str):
@@ -826,13 +894,13 @@ def write_plot(result: dict, path: str):
     from matplotlib.ticker import FuncFormatter
 
     rows = [r for r in result["rows"] if r["status"] in ("ok", "mismatch")]
-    cases = list(dict.fromkeys(f"{r['model']}\n{r['mode']}" for r in rows))
+    cases = list(dict.fromkeys(f"{r['model']} {r['mode']}" for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     if not cases:
         raise SystemExit("--plot: no measured rows to draw")
-    by = {(f"{r['model']}\n{r['mode']}", r["backend"]): r for r in rows}
+    by = {(f"{r['model']} {r['mode']}", r["backend"]): r for r in rows}
     colors = {"capture-eager": "#1f77b4", "capture-triton": "#9467bd", "tc-eager": "#ff7f0e", "tc-inductor": "#2ca02c"}
-    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 0.55 * len(cases) * max(len(backends), 2)), 6.4), dpi=80)
+    fig, axes = plt.subplots(2, 1, figsize=(min(13.0, max(7.0, 0.25 * len(cases) * max(len(backends), 2))), 6.4), dpi=80)
     width = 0.8 / max(len(backends), 1)
     for ax, key, title, ylabel, log in (
             (axes[0], "speedup", "per-call speedup over eager (higher is better; CPU)", "eager / compiled", True),
@@ -846,7 +914,7 @@ def write_plot(result: dict, path: str):
                     ys.append(r[key])
             ax.bar(xs, ys, width, label=b, color=colors.get(b))
         ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels(cases, fontsize=7)
+        ax.set_xticklabels(cases, fontsize=7, rotation=30, ha="right")
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
@@ -854,14 +922,14 @@ def write_plot(result: dict, path: str):
             ax.set_yscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")
             ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
         if key == "speedup":
             ax.axhline(1.0, color="black", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     meta = result["meta"]
-    fig.suptitle(f"python -m bench{' --quick' if meta['quick'] else ''}: {meta['cpus']} CPUs, torch {meta['torch']}",
-                 fontsize=9)
+    fig.suptitle(f"python -m bench{' --quick' if meta['quick'] else ''}: {meta['cpus']} CPUs, "
+                 f"torch threads {meta['torch_threads']}, torch {meta['torch']}", fontsize=9, x=0.4)
     fig.legend(handles, labels, fontsize=7, ncol=len(backends), loc="upper right")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path)
