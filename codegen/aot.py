@@ -5,14 +5,18 @@ rejects (and never shows register pressure). ``check_kernels`` compiles generate
 kernels for an H100 (``GPUTarget("cuda", 90, 32)``) down to cubins with Triton's own
 ptxas and reads registers and spills from ``ptxas -v``.
 
-Compilation runs in a child process (``python -m codegen.aot manifest.json``) without
+Compilation runs in child processes (``python -m codegen.aot manifest.json``) without
 ``TRITON_INTERPRET``: in an interpreting process ``@triton.jit`` builds interpreter
 objects, and the interpreter's patches of ``triton.language`` outlive kernel runs.
+Results are cached next to the kernel cache (``<cache>/aot``), keyed by kernel source,
+launch configuration, target and Triton version, so only new kernels are compiled.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import importlib.util
 import json
 import os
@@ -46,36 +50,65 @@ def have_cuda_backend() -> bool:
 def _entry(kernel_source) -> dict:
     from codegen import cache
     return {"path": str(cache.write_source(kernel_source.source)), "name": kernel_source.name,
+            "source_hash": cache.source_hash(kernel_source.source),
             "signature": kernel_source.signature(), "constexprs": kernel_source.constexprs,
             "num_warps": kernel_source.num_warps}
 
 
+def _result_path(key: str):
+    from codegen import config
+    return config.cache_dir().parent / "aot" / key[:2] / f"{key}.json"
+
+
 def check_kernels(kernel_sources, target=H100, jobs: int = 1) -> list:
-    """Compile every kernel for ``target``; one TargetResult per distinct kernel."""
-    entries, seen = [], set()
+    """Compile every kernel for ``target``; one TargetResult per distinct kernel.
+
+    Results are cached on disk next to the kernels (keyed by source, launch config,
+    target and Triton version), so only new kernels are compiled."""
+    import triton
+    pending, results, seen = [], [], set()
     for ks in kernel_sources:
         entry = _entry(ks)
-        key = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
-        if key not in seen:
-            seen.add(key)
-            entries.append(entry)
-    chunks = [entries[i::jobs] for i in range(max(1, jobs))]
+        key = hashlib.sha256(json.dumps([entry["source_hash"], entry["signature"], entry["constexprs"],
+                                         entry["num_warps"], list(target), triton.__version__],
+                                        sort_keys=True).encode()).hexdigest()
+        if key in seen:
+            continue
+        seen.add(key)
+        cached = _result_path(key)
+        if cached.exists():
+            results.append(TargetResult(**json.loads(cached.read_text())))
+        else:
+            pending.append((key, entry))
+    for key, result in _compile_in_children(pending, target, jobs):
+        path = _result_path(key)
+        if result.ok:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dataclasses.asdict(result)))
+        results.append(result)
+    return results
+
+
+def _compile_in_children(pending, target, jobs):
+    if not pending:
+        return []
+    chunks = [pending[i::max(1, jobs)] for i in range(max(1, jobs))]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    procs = []
+    procs, out = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, chunk in enumerate(c for c in chunks if c):
             path = os.path.join(tmp, f"manifest{i}.json")
             with open(path, "w") as f:
-                json.dump({"target": list(target), "kernels": chunk}, f)
-            procs.append(subprocess.Popen([sys.executable, "-m", "codegen.aot", path], env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        results = []
-        for proc in procs:
-            out, err = proc.communicate()
+                json.dump({"target": list(target), "kernels": [entry for _, entry in chunk]}, f)
+            procs.append((chunk, subprocess.Popen([sys.executable, "-m", "codegen.aot", path], env=env,
+                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        for chunk, proc in procs:
+            stdout, stderr = proc.communicate()
             if proc.returncode != 0:
-                raise RuntimeError(f"AOT compile process failed:\n{err[-4000:]}")
-            results += [TargetResult(**r) for r in json.loads(out.strip().splitlines()[-1])]
-    return results
+                raise RuntimeError(f"AOT compile process failed:\n{stderr[-4000:]}")
+            results = [TargetResult(**r) for r in json.loads(stdout.strip().splitlines()[-1])]
+            out += [(key, result) for (key, _), result in zip(chunk, results)]
+    return out
 
 
 # --------------------------------------------------------------------------- child process
@@ -92,7 +125,10 @@ def ptxas_usage(ptx: str, arch: int = 90) -> tuple:
             f.write(ptx)
         run = subprocess.run([ptxas, f"-arch=sm_{arch}{suffix}", "-v", path, "-o", os.devnull],
                              capture_output=True, text=True)
-    text = run.stdout + run.stderr
+    return _parse_ptxas(run.stdout + run.stderr)
+
+
+def _parse_ptxas(text: str) -> tuple:
     regs = re.search(r"Used (\d+) registers", text)
     spills = [int(m) for m in re.findall(r"(\d+) bytes spill (?:stores|loads)", text)]
     return (int(regs.group(1)) if regs else None, max(spills) if spills else None)
@@ -108,16 +144,22 @@ def _compile_one(entry: dict, target) -> dict:
     fn = getattr(module, entry["name"])
     src = triton.compiler.ASTSource(fn, signature=entry["signature"], constexprs=entry["constexprs"])
     options = {"num_warps": entry["num_warps"], "enable_fp_fusion": config.FP_FUSION == "1"}
+    log = io.StringIO()
     try:
-        compiled = triton.compile(src, target=GPUTarget(*target), options=options)
+        with contextlib.redirect_stdout(log):      # Triton prints ptxas -v output here
+            compiled = triton.compile(src, target=GPUTarget(*target), options=options)
     except Exception as e:  # noqa: BLE001 - reported per kernel
         return {"name": entry["name"], "arch": target[1], "ok": False, "error": f"{type(e).__name__}: {e}"}
-    regs, spills = ptxas_usage(compiled.asm["ptx"], target[1])
+    regs, spills = _parse_ptxas(log.getvalue())
+    if regs is None:                                # a Triton cache hit: ptxas did not run
+        regs, spills = ptxas_usage(compiled.asm["ptx"], target[1])
     return {"name": entry["name"], "arch": target[1], "ok": True, "n_regs": regs, "spill_bytes": spills,
             "shared_bytes": compiled.metadata.shared}
 
 
 def main(argv=None) -> None:
+    from triton import knobs
+    knobs.nvidia.dump_ptxas_log = True
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0]) as f:
         manifest = json.load(f)

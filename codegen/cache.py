@@ -47,10 +47,10 @@ def load_module(source: str):
     """The imported module of ``source`` (one per distinct source and process)."""
     key = source_hash(source)
     with _lock:
+        path = write_source(source)          # also when loaded: the cache dir may have moved
         module = _loaded.get(key)
         if module is not None:
             return module
-        path = write_source(source)
         spec = importlib.util.spec_from_file_location(f"capture_kernel_{key[:16]}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -56,11 +56,16 @@ class CompiledGraph:
         self._call = None
         self._lifted = ()
         self._output_kind = "tuple"
+        self._ran = False
         self.compile_seconds = 0.0
 
     @property
     def runs_eagerly(self) -> bool:
         return self._call is None
+
+    def run_eagerly(self, reason: str) -> None:
+        self._call = None
+        self.stats = GraphStats(eager_reason=reason)
 
     def __call__(self, *args):
         if self._call is None:
@@ -69,7 +74,23 @@ class CompiledGraph:
         if needs_autograd(list(args) + lifted):
             _log_once("autograd-call", "triton backend: a graph call needs autograd; running it as captured")
             return self.gm(*args)
-        outs = self._call(*args, *lifted)
+        if not self._ran:
+            return self._first_call(args, lifted)
+        return self._outputs(self._call(*args, *lifted))
+
+    def _first_call(self, args, lifted):
+        """Kernels compile on their first launch: if that fails, run as captured from now on."""
+        try:
+            outs = self._call(*args, *lifted)
+        except Exception as e:  # noqa: BLE001 - compile errors surface here on a GPU
+            self.run_eagerly(f"first call failed: {type(e).__name__}: {e}")
+            log.warning("triton backend: generated code failed on its first call; running the graph as "
+                        "captured", exc_info=True)
+            return self.gm(*args)
+        self._ran = True
+        return self._outputs(outs)
+
+    def _outputs(self, outs):
         if self._output_kind == "single":
             return outs[0]
         return list(outs) if self._output_kind == "list" else outs
@@ -97,15 +118,18 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
     """A CompiledGraph for ``gm``; falls back to running ``gm`` as captured on failure."""
     compiled = CompiledGraph(gm)
     COMPILED.append(compiled)
+    del COMPILED[:-config.MAX_TRACKED_GRAPHS]
     start = time.perf_counter()
     try:
         if needs_autograd(example_inputs):
             raise _Eager("inputs require grad while grad mode is on (no compiled backward yet)")
         _build(compiled, gm, example_inputs, fuse)
     except (_Eager, fx_graph.DecomposeError, Unlowerable) as e:
-        compiled._call = None
-        compiled.stats = GraphStats(eager_reason=str(e))
+        compiled.run_eagerly(str(e))
         _log_once(f"eager:{e}", "triton backend: running a graph as captured: %s", e)
+    except Exception as e:  # noqa: BLE001 - a code generator bug must not break the user's program
+        compiled.run_eagerly(f"internal error: {type(e).__name__}: {e}")
+        log.warning("triton backend: code generation failed, running the graph as captured", exc_info=True)
     compiled.compile_seconds = time.perf_counter() - start
     return compiled
 

@@ -33,8 +33,19 @@ LOOP_COLS = 1024
 ROW_BLOCK_ELEMENTS = 4096
 MAX_WARPS = 8
 
+# A reduction of the whole tensor (one row) runs as one program until reductions are
+# split across programs. Elementwise work fused into it would run on that one program
+# too, so it joins only when the row fits one persistent block. (Normalizations with a
+# few long rows still fuse: their epilogue reads the rows they already own.)
+MIN_ROWS_FOR_ELEMENTWISE = 2
+
 # Index arithmetic is int32 unless some tensor or loop has 2**31 elements or more.
 INT32_LIMIT = 2 ** 31 - 1
+
+
+# codegen.stats() reports graphs compiled since codegen.reset(); only the most recent
+# are kept so a long-running process with many recompiles does not hold every graph.
+MAX_TRACKED_GRAPHS = 1000
 
 
 def next_power_of_2(n: int) -> int:

@@ -18,7 +18,7 @@ import torch
 from torch import fx
 
 from codegen import indexing, reductions, views  # noqa: F401  (registers rules)
-from codegen.ir import (Buffer, BufferValue, Computation, Lazy, TensorValue, as_buffer_view, compute_dtype,
+from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
                         fresh_index)
 from codegen.lowering import Unlowerable, cast, lookup
 
@@ -79,6 +79,7 @@ class GraphLowering:
         self.outputs: list = []
         self.mutations: list = []        # (input Buffer, BufferValue)
         self.fallbacks: list = []        # (fx node name, target, reason)
+        self.empty_buffers: list = []    # computed buffers with no elements
 
     # ---------------------------------------------------------------- names, buffers
     def unique(self, name: str) -> str:
@@ -169,13 +170,21 @@ class GraphLowering:
                 return view
         stride = _eager_strides(node, value.shape)
         buffer = self.new_buffer(name, value.shape, value.dtype, stride)
-        self.nodes.append(Computation(buffer, value.load, list(fx_nodes)))
+        if buffer.numel == 0:
+            self.empty_buffers.append(buffer)            # allocated, nothing to compute
+        else:
+            self.nodes.append(Computation(buffer, value.load, list(fx_nodes)))
         return BufferValue(buffer)
 
     def reduce(self, node, value, dims, reduction, keepdim, acc_dtype, out_dtype, name) -> TensorValue:
         out_shape = [1 if d in dims else s for d, s in enumerate(value.shape) if keepdim or d not in dims]
         if not dims:
             return Lazy(out_shape, out_dtype, lambda index: cast(value.load(index), out_dtype))
+        if any(value.shape[d] == 0 for d in dims):
+            if reduction not in ("sum", "prod"):
+                raise Unlowerable(f"{reduction} over an empty dimension")
+            identity = Const(0 if reduction == "sum" else 1, compute_dtype(out_dtype))
+            return Lazy(out_shape, out_dtype, lambda index: cast(identity, out_dtype))
 
         def body(full, value=value):
             return cast(value.load(full), acc_dtype)
@@ -196,7 +205,7 @@ class GraphLowering:
                 outputs.append(buffer)
                 return BufferValue(buffer)
             if isinstance(v, (tuple, list)):
-                return tuple(out(item, f"{suffix}_{i}") for i, item in enumerate(v))
+                return tuple(out(item, f"{suffix}_out{i}") for i, item in enumerate(v))
             if v is None:
                 return None
             raise Unlowerable(f"{node.target} returns {type(v).__name__}")
@@ -207,13 +216,19 @@ class GraphLowering:
         return value
 
     def _realize_arg(self, fx_arg, value, node):
-        """An extern argument in memory; a computed one is named after the node producing it."""
-        if isinstance(fx_arg, fx.Node):
-            realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg)
-            if isinstance(value, TensorValue) and not isinstance(value, BufferValue):
-                self.env[fx_arg] = realized              # computed once, whoever asks next
-            return realized
-        return self.realize(value, f"{node.name}_arg", [node.name])
+        """An extern argument in memory, laid out as eager would hand it over (library
+        kernels may need a contiguous input the graph made with ``clone``); a computed
+        one is named after the node producing it."""
+        if isinstance(fx_arg, (list, tuple)) and isinstance(value, (list, tuple)):
+            return type(value)(self._realize_arg(a, v, node) for a, v in zip(fx_arg, value))
+        if not isinstance(fx_arg, fx.Node) or not isinstance(value, TensorValue):
+            return self.realize(value, f"{node.name}_arg", [node.name])
+        realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg)
+        if not _same_layout(realized, fx_arg.meta.get("val")):
+            realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg, copy=True)
+        if not isinstance(value, BufferValue):
+            self.env[fx_arg] = realized                  # computed once, whoever asks next
+        return realized
 
     # ---------------------------------------------------------------- mutations, outputs
     def _mutation(self, node, target: BufferValue, source):
@@ -250,19 +265,16 @@ class GraphLowering:
 
 
 def _broadcast_cast(source, target):
+    """A loader for ``source`` broadcast to ``target``'s shape, cast to its dtype."""
     if not isinstance(source, TensorValue):
-        return lambda index: cast(cast_const(source, target.dtype), target.dtype)
+        constant = Const(source, compute_dtype(target.dtype))
+        return lambda index: cast(constant, target.dtype)
     offset = target.ndim - source.ndim
 
     def load(index):
         own = [indexing.const(0) if s == 1 else index[offset + d] for d, s in enumerate(source.shape)]
         return cast(source.load(own), target.dtype)
     return load
-
-
-def cast_const(value, dtype):
-    from codegen.ir import Const
-    return Const(value, compute_dtype(dtype))
 
 
 def _validate(value):
@@ -279,6 +291,13 @@ def _needs_realize(node, value) -> bool:
     if isinstance(value, (tuple, list)):
         return False
     return isinstance(value, Lazy) and len(node.users) > 1
+
+
+def _same_layout(bv: BufferValue, val) -> bool:
+    """Same strides as eager's tensor (dimensions of size 1 do not matter)."""
+    if not isinstance(val, torch.Tensor) or tuple(val.shape) != tuple(bv.shape):
+        return True
+    return all(s == 1 or a == b for s, a, b in zip(bv.shape, bv.stride, val.stride()))
 
 
 def _eager_strides(node, shape):

@@ -344,7 +344,7 @@ def unflatten(linear: Index, shape: list[int]) -> list[Index]:
     """Per-dimension indices of a row-major linear position in ``shape``."""
     out = []
     for size, stride in zip(shape, contiguous_strides(shape)):
-        out.append(const(0) if size == 1 else mod(floordiv(linear, stride), size))
+        out.append(const(0) if size <= 1 else mod(floordiv(linear, stride), size))
     return out
 
 

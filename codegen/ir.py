@@ -250,6 +250,17 @@ def as_buffer_view(value: TensorValue):
 # --------------------------------------------------------------------------- computations
 
 
+def reduction_output_index(full_index: list, reduced_dims, keepdim: bool) -> list:
+    """Index into a reduction's output for an element of its input."""
+    out = []
+    for d, idx in enumerate(full_index):
+        if d not in reduced_dims:
+            out.append(idx)
+        elif keepdim:
+            out.append(indexing.const(0))
+    return out
+
+
 @dataclasses.dataclass(eq=False)
 class Computation:
     """A realized loop nest writing ``buffer``.
@@ -276,13 +287,7 @@ class Computation:
 
     def output_index(self, full_index: list) -> list:
         """Index into the output buffer for an element of the reduction's input space."""
-        out = []
-        for d, idx in enumerate(full_index):
-            if d not in self.reduced_dims:
-                out.append(idx)
-            elif self.keepdim:
-                out.append(indexing.const(0))
-        return out
+        return reduction_output_index(full_index, self.reduced_dims, self.keepdim)
 
     def store_index(self, index: list) -> Index:
         if self.is_reduction:

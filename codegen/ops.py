@@ -45,10 +45,17 @@ def _to(a, attrs, dtype):
     target, = attrs
     if target is torch.bool:
         return f"{a} != 0"
+    if target is torch.bfloat16:
+        return f"_to_bfloat16({a})"
     return f"{a}.to({TL_DTYPES[target]})"
 
 
-# name -> (emitter(*arg_sources, attrs, dtype) -> source, helper functions used)
+def convert(value: str, target: torch.dtype) -> str:
+    """Source converting ``value`` to ``target`` (bfloat16 rounds to nearest even)."""
+    return _to(value, (target,), target)
+
+
+# name -> (emitter(*arg_sources, attrs, dtype) -> source, helpers used: a tuple or attrs -> tuple)
 OPS = {
     "add": (_binary("+"), ()),
     "sub": (_binary("-"), ()),
@@ -86,11 +93,21 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
-    "to": (_to, ()),
+    "to": (_to, lambda attrs: ("_to_bfloat16",) if attrs[0] is torch.bfloat16 else ()),
 }
 
 
 HELPERS = {
+    "_to_bfloat16": '''
+@triton.jit
+def _to_bfloat16(x):
+    # float32 -> bfloat16 rounding to nearest even, as torch does; the interpreter's own
+    # conversion truncates. On the GPU this is a few integer ops on a memory-bound kernel.
+    x = x.to(tl.float32)
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = bits + 0x7FFF + ((bits >> 16) & 1)
+    return tl.where(x != x, x.to(tl.bfloat16), (rounded >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True))
+''',
     "_tanh": '''
 @triton.jit
 def _tanh(x):
@@ -135,6 +152,24 @@ def _maximum(a, b):
 def _minimum(a, b):
     return tl.minimum(a, b, tl.PropagateNan.ALL)
 ''',
+    "_argmax": '''
+@triton.jit
+def _argmax(a, a_index, b, b_index):
+    # Larger value wins, NaN counts as largest (like torch); ties keep the lower index.
+    a_nan = a != a
+    b_nan = b != b
+    a_wins = (a > b) | (a_nan & ~b_nan) | (((a == b) | (a_nan & b_nan)) & (a_index < b_index))
+    return tl.where(a_wins, a, b), tl.where(a_wins, a_index, b_index)
+''',
+    "_argmin": '''
+@triton.jit
+def _argmin(a, a_index, b, b_index):
+    # Smaller value wins, NaN counts as smallest (like torch); ties keep the lower index.
+    a_nan = a != a
+    b_nan = b != b
+    a_wins = (a < b) | (a_nan & ~b_nan) | (((a == b) | (a_nan & b_nan)) & (a_index < b_index))
+    return tl.where(a_wins, a, b), tl.where(a_wins, a_index, b_index)
+''',
     "_product": '''
 @triton.jit
 def _product(a, b):
@@ -144,6 +179,8 @@ def _product(a, b):
 
 
 def reduction_identity(reduction: str, dtype: torch.dtype):
+    if reduction in ("argmax", "argmin"):
+        reduction = "max" if reduction == "argmax" else "min"
     if reduction == "sum":
         return 0
     if reduction == "prod":

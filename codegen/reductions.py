@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from codegen import indexing
-from codegen.ir import Const, Lazy, Op, compute_dtype
+from codegen.ir import Const, Lazy, Op, compute_dtype, reduction_output_index
 from codegen.lowering import Unlowerable, cast, labeled, out_meta, register
 
 aten = torch.ops.aten
@@ -25,17 +24,6 @@ def reduced_dims(a, dims) -> tuple:
         dims = [dims]
     ndim = max(a.ndim, 1)
     return tuple(sorted({d + ndim if d < 0 else d for d in dims} & set(range(a.ndim))))
-
-
-def output_index(full: list, dims, keepdim: bool) -> list:
-    """Index into a reduction's output for an element of its input."""
-    out = []
-    for d, idx in enumerate(full):
-        if d not in dims:
-            out.append(idx)
-        elif keepdim:
-            out.append(indexing.const(0))
-    return out
 
 
 def _count(a, dims) -> int:
@@ -53,6 +41,8 @@ def _accumulator(dtype: torch.dtype) -> torch.dtype:
 
 def _simple(g, node, a, dims, keepdim, reduction):
     shape, dtype = out_meta(node)
+    if reduction in ("max", "min") and dtype is torch.bool:
+        raise Unlowerable(f"{reduction} of a bool tensor")
     dims = reduced_dims(a, dims)
     acc = _accumulator(dtype)
     return g.reduce(node, a, dims, reduction, keepdim, acc, dtype, name=node.name)
@@ -76,6 +66,54 @@ def _amax(g, node, a, dim=(), keepdim=False):
 @register(aten.amin)
 def _amin(g, node, a, dim=(), keepdim=False):
     return _simple(g, node, a, dim, keepdim, "min")
+
+
+@register(aten.max.default)
+def _max_all(g, node, a):
+    return _simple(g, node, a, None, False, "max")
+
+
+@register(aten.min.default)
+def _min_all(g, node, a):
+    return _simple(g, node, a, None, False, "min")
+
+
+def _arg(g, node, a, dim, reduction, name, meta):
+    """argmax/argmin: the flat position over the reduced dims (torch's index along one
+    dim; for ``dim=None`` the index into the flattened input)."""
+    if a.dtype is torch.bool:
+        raise Unlowerable(f"{reduction} of a bool tensor")
+    dims = reduced_dims(a, dim)
+    keepdim = meta.dim() == a.ndim and a.ndim > 0 and bool(dims)
+    return g.reduce(node, a, dims, reduction, keepdim, compute_dtype(a.dtype), torch.int64, name=name)
+
+
+@register(aten.argmax)
+def _argmax(g, node, a, dim=None, keepdim=False):
+    return _arg(g, node, a, dim, "argmax", node.name, node.meta["val"])
+
+
+@register(aten.argmin)
+def _argmin(g, node, a, dim=None, keepdim=False):
+    return _arg(g, node, a, dim, "argmin", node.name, node.meta["val"])
+
+
+def _value_and_index(g, node, a, dim, keepdim, reduction):
+    if a.dtype is torch.bool:
+        raise Unlowerable(f"{reduction} of a bool tensor")
+    values = g.reduce(node, a, reduced_dims(a, dim), reduction, keepdim, compute_dtype(a.dtype), a.dtype,
+                      name=f"{node.name}_values")
+    return values, _arg(g, node, a, dim, f"arg{reduction}", f"{node.name}_indices", node.meta["val"][1])
+
+
+@register(aten.max.dim)
+def _max_dim(g, node, a, dim, keepdim=False):
+    return _value_and_index(g, node, a, dim, keepdim, "max")
+
+
+@register(aten.min.dim)
+def _min_dim(g, node, a, dim, keepdim=False):
+    return _value_and_index(g, node, a, dim, keepdim, "min")
 
 
 def _divided(node, total, n, shape, dtype):
@@ -112,7 +150,7 @@ def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
         return Op("truediv", [total.load(index), Const(float(n), acc)], acc, label=f"{node.name}_mean")
 
     def squared_deviation(full):  # index over the input
-        out = output_index(full, dims, keepdim)
+        out = reduction_output_index(full, dims, keepdim)
         deviation = Op("sub", [cast(a.load(full), acc), mean_at(out)], acc, label=f"{node.name}_deviation")
         return Op("mul", [deviation, deviation], acc)
     squares = Lazy(a.shape, acc, squared_deviation)

@@ -18,6 +18,9 @@ Computations are visited in graph order; one joins the kernel of a producer when
    read would need another program's result, so it is refused,
 3. no path leaves the kernel and comes back (through an extern call or another kernel).
 
+Producer kernels are tried first, then *siblings*: kernels reading the same buffers
+(mean and variance of one tensor share a single read).
+
 Every refusal is recorded as a ``FusionDecision`` (kind, where, reason). A member's
 buffer is stored only if something outside the kernel reads it (or it is a graph
 output); otherwise it never touches memory.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from codegen import indexing
+from codegen import config, indexing
 from codegen.graph import ExternCall, GraphLowering
 from codegen.ir import Computation, loads
 
@@ -175,9 +178,12 @@ class Placed:
     role: str
     index: list
     store_index: object
+    _value: object = None
 
     def value(self):
-        return self.comp.body(self.index)
+        if self._value is None:
+            self._value = self.comp.body(self.index)
+        return self._value
 
 
 def place(members, space):
@@ -203,6 +209,16 @@ def place(members, space):
 # --------------------------------------------------------------------------- fusion
 
 
+def _keeps_parallelism(placed: dict, space: Space) -> bool:
+    """A row kernel with few rows runs as few programs; elementwise members there are
+    only worth it while a row fits one persistent block (see config)."""
+    if not space.is_rows or space.xnumel >= config.MIN_ROWS_FOR_ELEMENTWISE:
+        return True
+    if space.rnumel <= config.PERSISTENT_MAX_COLS:
+        return True
+    return not any(p.role == "full" and not p.comp.is_reduction for p in placed.values())
+
+
 class Scheduler:
     def __init__(self, graph: GraphLowering, fuse: bool = True):
         self.graph = graph
@@ -210,6 +226,7 @@ class Scheduler:
         self.decisions: list = []
         self.producer: dict = {}      # buffer name -> scheduler item (Kernel or ExternCall)
         self.items: list = []         # Kernels and ExternCalls, creation order
+        self._reads: dict = {}
 
     def run(self) -> list:
         for node in self.graph.nodes:
@@ -229,10 +246,15 @@ class Scheduler:
         return ordered
 
     def reads(self, node) -> set:
-        if isinstance(node, ExternCall):
-            return {bv.buffer.name for bv in node.inputs()}
-        index = member_index(node, reduction_space(node) if node.is_reduction else pointwise_space(node))[1]
-        return {load.buffer.name for load in loads(node.body(index))}
+        cached = self._reads.get(id(node))
+        if cached is None:
+            if isinstance(node, ExternCall):
+                cached = {bv.buffer.name for bv in node.inputs()}
+            else:
+                space = reduction_space(node) if node.is_reduction else pointwise_space(node)
+                cached = {load.buffer.name for load in loads(node.body(member_index(node, space)[1]))}
+            self._reads[id(node)] = cached
+        return cached
 
     def _item_deps(self, item) -> set:
         members = item.members if isinstance(item, Kernel) else [item]
@@ -245,13 +267,18 @@ class Scheduler:
         return deps
 
     def _fuse_into(self, comp: Computation):
-        candidates = []
-        for name in self.reads(comp):
+        reads = self.reads(comp)
+        producers = []
+        for name in reads:
             producer = self.producer.get(name)
-            if isinstance(producer, Kernel) and producer not in candidates:
-                candidates.append(producer)
-        candidates.sort(key=lambda k: -self.items.index(k))
-        for kernel in candidates:
+            if isinstance(producer, Kernel) and producer not in producers:
+                producers.append(producer)
+        producers.sort(key=lambda k: -self.items.index(k))
+        # Siblings: kernels reading the same buffers over the same space (mean and var
+        # of one tensor) — fused, the shared input is read once.
+        siblings = [k for k in reversed(self.items) if isinstance(k, Kernel) and k not in producers
+                    and any(reads & self.reads(m) for m in k.members)]
+        for kernel in producers + siblings:
             space = kernel.space
             if comp.is_reduction and not space.is_rows:
                 space = reduction_space(comp)
@@ -259,6 +286,10 @@ class Scheduler:
             where = f"{comp.name} -> kernel of {kernel.members[0].name}"
             if placed is None:
                 self.decisions.append(FusionDecision("refused", where, reason))
+                continue
+            if not _keeps_parallelism(placed, space):
+                self.decisions.append(FusionDecision("refused", where, "elementwise work in a single-program "
+                                                     "reduction would lose all parallelism"))
                 continue
             if self._creates_cycle(kernel, comp):
                 self.decisions.append(FusionDecision("refused", where, "a dependency leaves the kernel and returns"))

@@ -21,8 +21,8 @@ import dataclasses
 import torch
 
 from codegen import config, indexing
-from codegen.ir import Const, IndexValue, Load, Op, compute_dtype
-from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, literal, reduction_combine, reduction_identity
+from codegen.ir import Const, IndexValue, Load, compute_dtype
+from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
 
 RESERVED = {"pid", "offsets", "mask", "rows", "cols", "row_mask", "col_mask", "col_start", "tl", "triton",
             "n_elements", "n_rows", "n_cols", "BLOCK_SIZE", "ROWS", "COLS", "other"} | set(HELPERS)
@@ -115,10 +115,10 @@ class KernelEmitter:
     # ---------------------------------------------------------------- expressions
     def level(self, expr) -> str:
         """"r" if the value changes along a row (must live in a loop body), else "x"."""
-        key = id(expr)
-        if key not in self._levels:
-            self._levels[key] = self._level(expr)
-        return self._levels[key]
+        level = self._levels.get(expr)          # keyed by structure (expressions are hash-consed)
+        if level is None:
+            level = self._levels[expr] = self._level(expr)
+        return level
 
     def _level(self, expr) -> str:
         if isinstance(expr, Load):
@@ -173,7 +173,7 @@ class KernelEmitter:
                 text = f"tl.full([], {text}, tl.int32)"
             return text, None
         emitter, helpers = OPS[expr.name]
-        self.helpers.update(helpers)
+        self.helpers.update(helpers(expr.attrs) if callable(helpers) else helpers)
         if expr.label:
             self.covered.add(expr.label)
         args = [self.emit(a) for a in expr.args]
@@ -188,7 +188,9 @@ class KernelEmitter:
             shape = self.block_shape(member)
             value = f"tl.full({shape}, {value}, {TL_DTYPES[buffer.dtype]})"
         elif value_expr.dtype != buffer.dtype:
-            value = f"{value}.to({TL_DTYPES[buffer.dtype]})"
+            value = convert(value, buffer.dtype)
+            if buffer.dtype is torch.bfloat16:
+                self.helpers.add("_to_bfloat16")
         index = member.store_index
         self.lines.append(f"tl.store({self.pointer(buffer, index)}, {value}, {self.mask_for(index)})")
 
@@ -247,6 +249,10 @@ class KernelEmitter:
     def _reduction_parts(self, member):
         value = member.value()
         acc_dtype = value.dtype
+        if member.comp.reduction in ("argmax", "argmin"):
+            self.helpers.add(f"_{member.comp.reduction}")
+            identity = literal(reduction_identity(member.comp.reduction, acc_dtype), acc_dtype)
+            return value, acc_dtype, identity, None, None
         identity = literal(reduction_identity(member.comp.reduction, acc_dtype), acc_dtype)
         combine, reduce, helpers = reduction_combine(member.comp.reduction, acc_dtype)
         self.helpers.update(helpers)
@@ -256,7 +262,15 @@ class KernelEmitter:
         value, _, identity, _, reduce = self._reduction_parts(member)
         v = self.emit(value)
         name = self.fresh(member.comp.name)
-        self.lines.append(f"{name} = {reduce(f'tl.where(mask, {v}, {identity})')}[:, None]")
+        self.taken.add(f"{name}_value")
+        masked = f"tl.where(mask, {v}, {identity})"
+        if member.comp.reduction in ("argmax", "argmin"):
+            helper = f"_{member.comp.reduction}"
+            self.lines.append(f"{name}_value, {name} = tl.reduce(({masked}, tl.broadcast_to(cols, [ROWS, COLS])), "
+                              f"1, {helper})")
+            self.lines.append(f"{name} = {name}[:, None].to(tl.int64)")
+        else:
+            self.lines.append(f"{name} = {reduce(masked)}[:, None]")
         self.reduced[member.comp.name] = name
 
     def reduce_looped(self, member) -> None:
@@ -264,12 +278,26 @@ class KernelEmitter:
         name = self.fresh(member.comp.name)
         acc = self.fresh(f"{name}_acc")
         self.lines.append(f"{acc} = tl.full([ROWS, COLS], {identity}, {TL_DTYPES[acc_dtype]})")
+        arg = member.comp.reduction in ("argmax", "argmin")
+        if arg:
+            self.taken.add(f"{acc}_index")
+            self.lines.append(f"{acc}_index = tl.full([ROWS, COLS], 0, tl.int32)")
 
         def body():
             v = self.emit(value)
-            self.lines.append(f"{acc} = {combine(acc, f'tl.where(mask, {v}, {identity})')}")
+            masked = f"tl.where(mask, {v}, {identity})"
+            if arg:
+                self.lines.append(f"{acc}, {acc}_index = _{member.comp.reduction}({acc}, {acc}_index, {masked}, "
+                                  f"tl.broadcast_to(cols, [ROWS, COLS]))")
+            else:
+                self.lines.append(f"{acc} = {combine(acc, masked)}")
         self.loop(body)
-        self.lines.append(f"{name} = {reduce(acc)}[:, None]")
+        if arg:
+            self.taken.add(f"{name}_value")
+            self.lines.append(f"{name}_value, {name} = tl.reduce(({acc}, {acc}_index), 1, _{member.comp.reduction})")
+            self.lines.append(f"{name} = {name}[:, None].to(tl.int64)")
+        else:
+            self.lines.append(f"{name} = {reduce(acc)}[:, None]")
         self.reduced[member.comp.name] = name
 
     def loop(self, body) -> None:
@@ -344,5 +372,3 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def kernel_dtype_ok(dtype: torch.dtype) -> bool:
-    return dtype in TL_DTYPES

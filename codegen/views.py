@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from codegen import indexing
-from codegen.ir import Lazy, TensorValue
+from codegen.ir import BufferValue, Lazy, TensorValue
 from codegen.lowering import Unlowerable, out_meta, register
 
 aten = torch.ops.aten
@@ -23,13 +23,62 @@ def _view(base: TensorValue, shape, to_base):
 
 
 def reshape(base: TensorValue, shape) -> TensorValue:
+    """``base`` viewed as ``shape``. A strided buffer that torch could view gets new
+    strides; otherwise only the dims that do not line up are flattened and unflattened
+    (``[B, T, C] -> [B*T, C]`` touches B and T, never C)."""
     shape = tuple(int(s) for s in shape)
     if shape == tuple(base.shape):
         return base
+    if isinstance(base, BufferValue):
+        strides = _view_strides(base, shape)
+        if strides is not None:
+            return BufferValue(base.buffer, shape, strides, base.offset)
+    if 0 in shape or 0 in base.shape:
+        return _view(base, shape, lambda index: [indexing.const(0)] * base.ndim)
+    groups = _aligned_groups(list(base.shape), list(shape))
 
     def to_base(index):
-        return indexing.unflatten(indexing.flatten(index, list(shape)), list(base.shape))
+        old = [indexing.const(0)] * base.ndim
+        for old_dims, new_dims in groups:
+            linear = indexing.flatten([index[d] for d in new_dims], [shape[d] for d in new_dims])
+            for d, part in zip(old_dims, indexing.unflatten(linear, [base.shape[d] for d in old_dims])):
+                old[d] = part
+        return old
     return _view(base, shape, to_base)
+
+
+def _view_strides(base: BufferValue, shape):
+    """The strides torch's ``view`` would give, or None if it would need a copy."""
+    try:
+        return tuple(torch.empty_strided(base.shape, base.stride, device="meta").view(shape).stride())
+    except RuntimeError:
+        return None
+
+
+def _aligned_groups(old: list, new: list) -> list:
+    """Consecutive (old dims, new dims) runs with equal element counts."""
+    groups, i, j = [], 0, 0
+    while i < len(old) or j < len(new):
+        old_dims, new_dims, p_old, p_new = [], [], 1, 1
+        if i < len(old):
+            old_dims.append(i)
+            p_old *= old[i]
+            i += 1
+        if j < len(new):
+            new_dims.append(j)
+            p_new *= new[j]
+            j += 1
+        while p_old != p_new:
+            if p_old < p_new:
+                old_dims.append(i)
+                p_old *= old[i]
+                i += 1
+            else:
+                new_dims.append(j)
+                p_new *= new[j]
+                j += 1
+        groups.append((old_dims, new_dims))
+    return groups
 
 
 def _dim(d, ndim):

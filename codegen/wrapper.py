@@ -26,8 +26,9 @@ def _alias(base, size, stride, offset):
 
 
 def _check_layout(tensor, size, stride):
-    """Extern results must have the strides the kernels were generated for; copy if not."""
-    if tuple(tensor.stride()) == stride or tensor.numel() <= 1:
+    """Extern results must have the strides the kernels were generated for; copy if not.
+    (Some ops return None where their meta function promises an empty tensor.)"""
+    if tensor is None or tuple(tensor.stride()) == stride or tensor.numel() <= 1:
         return tensor
     out = torch.empty_strided(size, stride, dtype=tensor.dtype, device=tensor.device)
     return out.copy_(tensor)
@@ -127,6 +128,9 @@ class WrapperCodegen:
 
     def generate(self, name: str = "call"):
         from codegen.scheduler import Kernel
+        for buffer in self.graph.empty_buffers:
+            self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
+                              f"dtype={buffer.dtype}, device=_device)")
         for item in self.items:
             if isinstance(item, Kernel):
                 self.launch(item, self.sources[id(item)][0])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import operator
 
 import torch
 from torch import fx
@@ -135,23 +134,25 @@ def _leaf_modules(gm: fx.GraphModule):
         module = _leaf_module_of(node)
         if module is None or node.target in leaves:
             continue
-        names = []
+        slots = []
         base = getattr(node.target, "__name__", type(module).__name__)
+        clone = _detached_copy(module)
+        clones = dict(clone.named_modules(remove_duplicate=False))
         for prefix, owner in module.named_modules(remove_duplicate=False):
             for table in ("_parameters", "_buffers"):
                 for key, value in owner.__dict__[table].items():
                     if isinstance(value, torch.Tensor):
                         name = f"{prefix}.{key}" if prefix else key
-                        names.append(name)
+                        slots.append((clones[prefix].__dict__[table], key))
                         lifted.append(LiftedInput(owner, table, key, f"{base}.{name}"))
-        leaves[node.target] = (_detached_copy(module), names, len(lifted) - len(names))
+        leaves[node.target] = (clone, slots, len(lifted) - len(slots))
     return leaves, lifted
 
 
 def _detached_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A shallow copy whose parameter/buffer/submodule tables are its own, so
-    ``functional_call`` swaps tensors in the copy and never touches the user's module
-    (another thread may be running it)."""
+    """A shallow copy whose parameter/buffer/submodule tables are its own: tracing puts
+    fake tensors in the copy and never touches the user's module (another thread may be
+    running it)."""
     clone = copy.copy(module)
     clone.__dict__["_parameters"] = dict(module._parameters)
     clone.__dict__["_buffers"] = dict(module._buffers)
@@ -172,9 +173,11 @@ class _LeafLiftingInterpreter(fx.Interpreter):
         leaf = self.leaves.get(target)
         if leaf is None:
             return super().call_function(target, args, kwargs)
-        module, names, start = leaf
-        tensors = dict(zip(names, self.lifted_tensors[start:start + len(names)]))
-        return torch.func.functional_call(module, tensors, tuple(args), dict(kwargs), tie_weights=False)
+        module, slots, start = leaf
+        for (table, key), tensor in zip(slots, self.lifted_tensors[start:start + len(slots)]):
+            table[key] = tensor
+        # forward itself, like the captured graph's leaf call: hooks are already in the graph.
+        return type(module).forward(module, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- cleanup
@@ -206,7 +209,3 @@ def _name_placeholders(traced: fx.GraphModule, gm: fx.GraphModule, lifted) -> No
             taken.add(node.name)
     traced.graph.lint()
     traced.recompile()
-
-
-def is_getitem(node: fx.Node) -> bool:
-    return node.op == "call_function" and node.target is operator.getitem

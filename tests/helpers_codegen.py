@@ -10,9 +10,11 @@ import codegen
 
 def graph_of(fn, n_args: int) -> fx.GraphModule:
     """A graph calling ``fn`` as one node; decomposition (make_fx) traces through it."""
+    def call(*args):            # a named function: FX cannot print a lambda without its source
+        return fn(*args)
     graph = fx.Graph()
     inputs = [graph.placeholder(f"arg{i}") for i in range(n_args)]
-    graph.output(graph.call_function(fn, tuple(inputs)))
+    graph.output(graph.call_function(call, tuple(inputs)))
     return fx.GraphModule(torch.nn.Module(), graph)
 
 
@@ -56,5 +58,6 @@ def check(fn, *args, rtol=1.3e-6, atol=1e-5, fuse=True, kernels_only=True):
         assert compiled.stats.n_externs == 0, f"extern calls: {compiled.stats.externs}"
     expected = fn(*[clone(a) for a in args])
     got = compiled(*[clone(a) for a in args])
+    assert not compiled.runs_eagerly, f"generated code failed: {compiled.stats.eager_reason}"
     assert_close(got, expected, rtol, atol)
     return compiled

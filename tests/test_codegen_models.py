@@ -1,0 +1,137 @@
+"""Models through ``capture.compile(..., backend="triton")`` under the interpreter:
+results match eager (float32 tolerance) and the kernel counts stay what fusion promises."""
+import logging
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import capture
+import codegen
+from helpers_modules import check_fresh
+from test_modules_models import CNN, MLP, GPT2Block, GPT2BlockInlineMask, _randomize_bn
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    capture.reset()
+    codegen.reset()
+    torch.manual_seed(0)
+    yield
+    capture.reset()
+
+
+def _compiled_and_checked(model, make_args, atol=1e-5, rtol=1e-5):
+    compiled = capture.compile(model, backend="triton")
+    with torch.no_grad():
+        check_fresh(compiled, model, make_args, calls=2, atol=atol, rtol=rtol)
+    assert codegen.COMPILED and not any(c.runs_eagerly for c in codegen.COMPILED), \
+        [c.stats.eager_reason for c in codegen.COMPILED]
+    return codegen.stats()
+
+
+def test_mlp_matches_eager_with_three_matmuls_and_two_kernels():
+    stats = _compiled_and_checked(MLP(), lambda: (torch.randn(4, 16),))
+    assert stats.n_externs == 3 and all("addmm" in e[1] for e in stats.externs)
+    assert stats.n_kernels == 2          # relu, tanh: each one kernel after its matmul
+
+
+def test_linear_bias_gelu_module_is_one_extern_and_one_kernel():
+    stats = _compiled_and_checked(nn.Sequential(nn.Linear(24, 40), nn.GELU()), lambda: (torch.randn(9, 24),))
+    assert stats.n_externs == 1 and stats.n_kernels <= 1
+
+
+@pytest.mark.parametrize("block", [GPT2Block, GPT2BlockInlineMask])
+def test_gpt2_block_matches_eager(block):
+    stats = _compiled_and_checked(block().eval(), lambda: (torch.randn(2, 16, 32),))
+    assert stats.n_externs == 6          # qkv, q @ k^T, att @ v, attn proj, fc, mlp proj
+    assert stats.n_kernels <= 10
+    # ln_1, ln_2 (with the residual add) and the masked softmax are each one kernel.
+    fused = [set(nodes) for _, nodes, _ in stats.kernels]
+    assert sum(any(n.startswith("var_mean") for n in nodes) for nodes in fused) == 2
+    assert sum({"amax", "exp", "sum_1"} <= nodes for nodes in fused) == 1
+    assert stats.compiled_bytes < stats.eager_bytes
+
+
+def test_cnn_eval_batchnorm_relu_fuse_after_each_convolution():
+    stats = _compiled_and_checked(_randomize_bn(CNN()).eval(), lambda: (torch.randn(2, 3, 16, 16),), atol=1e-4)
+    assert stats.n_kernels == 2          # bn1+relu, bn2+relu+global average pool
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_encoder_layer_eval_matches_eager(batch_first):
+    model = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=batch_first).eval()
+    shape = (2, 7, 32) if batch_first else (7, 2, 32)
+    _compiled_and_checked(model, lambda: (torch.randn(shape),), atol=1e-4)
+
+
+def test_function_with_input_mutation_matches_eager():
+    def f(x, y):
+        x.mul_(2)
+        return (x + y).softmax(-1)
+    compiled = capture.compile(f, backend="triton")
+    x, y = torch.randn(4, 9), torch.randn(9)
+    x_ref = x.clone()
+    expected = f(x_ref, y)
+    got = compiled(x, y)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(x, x_ref)
+
+
+def test_graphs_needing_autograd_run_as_captured_and_say_so_once(caplog):
+    model = MLP()
+    compiled = capture.compile(model, backend="triton")
+    x = torch.randn(4, 16)
+    with caplog.at_level(logging.INFO, logger="capture.output_code"):
+        out = compiled(x)
+        compiled(x)
+    out.sum().backward()
+    assert model.fc1.weight.grad is not None
+    assert all(c.runs_eagerly for c in codegen.COMPILED)
+    messages = [r.getMessage() for r in caplog.records if "autograd" in r.getMessage() or "grad" in r.getMessage()]
+    assert len(messages) == 1, messages
+
+
+def test_triton_backend_without_gpu_or_interpreter_warns_once_and_runs_eagerly(monkeypatch):
+    import capture.backends
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(capture.backends, "_warned", set())
+    compiled = capture.compile(lambda x: x.exp() + 1, backend="triton")
+    with pytest.warns(UserWarning, match="TRITON_INTERPRET"):
+        out = compiled(torch.ones(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capture.reset()
+        compiled(torch.ones(3))
+    torch.testing.assert_close(out, torch.ones(3).exp() + 1)
+    assert codegen.COMPILED == []
+
+
+def test_per_graph_report_counts_kernels_externs_and_bytes():
+    compiled = capture.compile(lambda x, w: F.layer_norm(F.gelu(x @ w), (32,)), backend="triton")
+    with torch.no_grad():
+        compiled(torch.randn(8, 16), torch.randn(16, 32))
+    (graph,) = codegen.COMPILED
+    text = str(graph.stats)
+    assert "1 kernel(s), 1 extern call(s)" in text
+    assert "bytes moved: compiled" in text and "eager" in text and "floor" in text
+    # gelu + layer norm in one kernel: the matmul result is read once, the output written once.
+    assert graph.stats.kernel_bytes == 8 * 32 * 4 * 2
+    assert graph.stats.eager_bytes > graph.stats.compiled_bytes >= graph.stats.floor_bytes
+
+
+def test_batchnorm_training_updates_running_stats_like_eager():
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU()).train()
+    reference = __import__("copy").deepcopy(model)
+    compiled = capture.compile(model, backend="triton")
+    with torch.no_grad():
+        for _ in range(2):
+            x = torch.randn(6, 8)
+            torch.testing.assert_close(compiled(x), reference(x), rtol=1e-5, atol=1e-5)
+    for name, buffer in reference.named_buffers():
+        torch.testing.assert_close(dict(model.named_buffers())[name], buffer, rtol=1e-5, atol=1e-6)
+    assert not any(c.runs_eagerly for c in codegen.COMPILED)
