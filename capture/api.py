@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import types
 
 import torch
 
-from capture import _C, logs
+from capture import _C
 from capture.backends import eager_backend, lookup_backend
 from capture.convert_frame import FRAMES, FrameCompiler, Recorder
-from capture.exc import BreakReason
 
 
 class _CallbackActive:

@@ -11,13 +11,10 @@ import dataclasses
 import dis
 import logging
 import os
-import sys
-import sysconfig
 import traceback
 import types
 import warnings
 
-import torch
 
 from capture import _C, config, logs
 from capture.exc import BreakReason, Unsupported
@@ -74,12 +71,13 @@ class GuardFailure:
     user_line: str | None
     guard_text: str
 
+    def text(self) -> str:
+        return f"{self.source_name}: {self.reason}" + (f" (read at {self.user_line})" if self.user_line else "")
+
 
 @dataclasses.dataclass
 class Recompile:
     failures: list  # one GuardFailure per existing entry
-
-
 
 
 @dataclasses.dataclass
@@ -88,13 +86,17 @@ class FrameRecord:
 
     code: types.CodeType
     entries: list = dataclasses.field(default_factory=list)
-    recompile_reasons: list = dataclasses.field(default_factory=list)
     recompiles: list = dataclasses.field(default_factory=list)  # list[Recompile]
     limit_hit: bool = False
 
     @property
     def where(self) -> str:
         return f"{self.code.co_filename}:{self.code.co_firstlineno}"
+
+    @property
+    def recompile_reasons(self) -> list:
+        """Per recompile: (frame name, ["L['x']: shape[0]: expected 8, got 16 (read at f.py:3)", ...])."""
+        return [(self.code.co_name, [f.text() for f in r.failures]) for r in self.recompiles]
 
 
 FRAMES: dict = {}  # code -> FrameRecord
@@ -164,15 +166,13 @@ class FrameCompiler:
         return entry.code
 
     def _note_recompile(self, record, entries, func, args):
-        reasons, failures = [], []
+        failures = []
         for index, (_, _, entry) in enumerate(entries):
             failure = entry.guard.first_failure(func, args)
             if failure is not None:
                 guard, why = failure
-                reasons.append(f"{guard.source_name}: {why}" + (f" (read at {guard.user_line})" if guard.user_line else ""))
                 failures.append(GuardFailure(index, guard.source_name, why, guard.user_line, guard.describe()))
-        text = reasons[-1] if reasons else "no guard failed (entry could not run)"
-        record.recompile_reasons.append((func.__code__.co_name, reasons))
+        text = failures[-1].text() if failures else "no guard failed (entry could not run)"
         record.recompiles.append(Recompile(failures))
         log_recompiles.debug("recompiling %s (%s): %s", record.code.co_name, record.where, text)
 

@@ -15,6 +15,7 @@ class Unsupported(Exception):
         self.reason = reason
         self.where = where
         self.root_index = None  # instruction index in the compiled frame where it surfaced
+        self._where_is_user = False
         super().__init__(self._text())
 
     def _text(self) -> str:
@@ -23,7 +24,7 @@ class Unsupported(Exception):
     def located(self, where: str, in_user_code: bool = True) -> "Unsupported":
         """Attach the innermost file:line in the user's own code (library frames only
         until a user frame is seen); outer frames keep it."""
-        if self.where is None or (in_user_code and not getattr(self, "_where_is_user", False)):
+        if self.where is None or (in_user_code and not self._where_is_user):
             self.where = where
             self._where_is_user = in_user_code
             self.args = (self._text(),)
@@ -35,12 +36,6 @@ class MissingAttribute(Unsupported):
     ``getattr(obj, name, default)`` and ``hasattr`` fall back on it."""
 
 
-class InternalError(Exception):
-    """A bug in capture itself; the frame falls back to eager."""
-
-
-class CacheLimitExceeded(Exception):
-    """Raised only with fullgraph=True when a code object recompiled too often."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +45,3 @@ class BreakReason:
 
     def __str__(self) -> str:
         return f"{self.reason} at {self.where}"
-
-
-def unsupported(reason: str) -> "Unsupported":
-    return Unsupported(reason)

@@ -12,7 +12,6 @@ import math
 import sys
 import types
 
-import torch
 
 from capture.exc import Unsupported
 from capture.sources import RUNTIME

@@ -265,11 +265,6 @@ def make_function(code: types.CodeType, f_globals: dict, closure: tuple | None):
     return types.FunctionType(code, f_globals, code.co_name, None, closure)
 
 
-def _exception_ranges(code) -> list:
-    """(start, end) offsets covered by try/with handlers, from the 3.11 exception table."""
-    return [(start, end) for start, end, _, _, _ in _exception_entries(code)]
-
-
 def _exception_entries(code) -> list:
     """(start, end, target, depth, lasti) per entry of the 3.11 exception table."""
     table = code.co_exceptiontable

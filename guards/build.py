@@ -17,6 +17,14 @@ import torch
 
 from guards.guard import Guard, GuardKind
 
+
+def global_module_hook_count() -> int:
+    """Hooks registered for every nn.Module (torch.nn.modules.module's global tables)."""
+    m = torch.nn.modules.module
+    return (len(m._global_forward_hooks) + len(m._global_forward_pre_hooks) + len(m._global_backward_hooks)
+            + len(m._global_backward_pre_hooks))
+
+
 # Helpers every guard function can call; bound once when the function is built so a
 # user's global named ``type`` or ``len`` cannot change what a guard means.
 HELPERS = {
@@ -29,15 +37,10 @@ HELPERS = {
     "__deterministic": torch.are_deterministic_algorithms_enabled,
     "__capture_sys_modules": sys.modules,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
-    "__global_module_hooks": lambda: _global_module_hook_count(),
+    "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,
 }
 
-
-def _global_module_hook_count() -> int:
-    m = torch.nn.modules.module
-    return (len(m._global_forward_hooks) + len(m._global_forward_pre_hooks) + len(m._global_backward_hooks)
-            + len(m._global_backward_pre_hooks))
 
 
 @dataclasses.dataclass

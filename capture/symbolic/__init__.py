@@ -1,4 +1,4 @@
 """The symbolic bytecode interpreter: one handler per CPython 3.11 opcode."""
-from capture.symbolic.translator import InstructionTranslator, FrameResult
+from capture.symbolic.translator import InstructionTranslator
 
-__all__ = ["InstructionTranslator", "FrameResult"]
+__all__ = ["InstructionTranslator"]

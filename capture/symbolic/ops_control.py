@@ -61,12 +61,7 @@ class ControlOps:
         self.jump_to(inst.argval)
 
     def GET_ITER(self, inst):
-        obj = self.pop()
-        if isinstance(obj, ListIteratorVariable):
-            self.push(obj)
-        else:
-            origin = obj.python_type() if hasattr(obj, "items") and isinstance(obj.items, list) else None
-            self.push(ListIteratorVariable(list(obj.iter_items(self)), origin=origin))
+        self.push(self.call_builtin(iter, self.pop()))
 
     def FOR_ITER(self, inst):
         it = self.peek()

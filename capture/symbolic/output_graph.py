@@ -22,7 +22,7 @@ from capture.symbolic.side_effects import SideEffects
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
-from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, is_structseq_type
+from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
 from guards import Guard, GuardKind, TensorSpec
 

@@ -6,7 +6,6 @@ compiled, or a function inlined into it (``parent`` set).
 """
 from __future__ import annotations
 
-import dataclasses
 import dis
 import types
 
@@ -33,11 +32,6 @@ class BreakHere(Exception):
 
     def __init__(self, inst):
         self.inst = inst
-
-
-@dataclasses.dataclass
-class FrameResult:
-    return_value: VariableTracker
 
 
 def code_location(code: types.CodeType, lineno: int | None) -> str:

@@ -6,20 +6,16 @@ function's identity, a tensor's metadata.
 """
 from __future__ import annotations
 
-import builtins
 import collections
-import dataclasses
 import enum
 import functools
-import math
-import operator
 import types
 
 import torch
 
 from capture.exc import Unsupported
 from capture.sources import AttrSource, ItemSource
-from capture.variables.constant import ConstantVariable, is_literal, LITERAL_TYPES
+from capture.variables.constant import ConstantVariable, is_literal
 from guards import GuardKind
 
 
@@ -80,10 +76,10 @@ def wrap(tx, value, source):
         guard(GuardKind.IDENTITY if vtype in (torch.dtype, torch.memory_format, torch.layout)
               or isinstance(value, enum.Enum) or value is Ellipsis else GuardKind.CONSTANT, value)
         return ConstantVariable(value, source)
-    if vtype in (set, frozenset) and all(is_literal(v) for v in value):
+    if vtype is set and all(is_literal(v) for v in value):
         from capture.variables.sets import SetVariable
-        guard(GuardKind.CONSTANT, vtype(value))
-        return SetVariable(value, source) if vtype is set else ConstantVariable(value, source)
+        guard(GuardKind.CONSTANT, set(value))
+        return SetVariable(value, source)
     if vtype in (torch.finfo, torch.iinfo):
         return ConstantVariable(value, source)
     if vtype in (list, dict, collections.OrderedDict) and source is not None:

@@ -134,7 +134,7 @@ def _graphable(vt) -> bool:
 
 
 def _container_operator(tx, fn, args):
-    from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
+    from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
     from capture.variables.user_object import NewObjectVariable, UserObjectVariable
     plain = _INPLACE_TO_PLAIN.get(fn, fn)
     if any(isinstance(a, (NewObjectVariable, UserObjectVariable)) for a in args):
@@ -493,7 +493,6 @@ def _type(tx, obj):
 
 
 def _callable(tx, obj):
-    from capture.variables.functions import UserFunctionVariable
     if isinstance(obj, (TensorVariable,)) or obj.is_python_constant() and not isinstance(obj, BuiltinVariable):
         return ConstantVariable(callable(obj.as_python_constant()) if obj.is_python_constant() else False)
     return ConstantVariable(hasattr(obj, "call") and type(obj).call is not VariableTracker.call)
@@ -682,5 +681,3 @@ class BoundMethodOf(VariableTracker):
     def __repr__(self):
         return f"BoundMethodOf({self.obj!r}.{self.name})"
 
-
-BoundConstantMethod = BoundMethodOf

@@ -40,8 +40,8 @@ class ConstantVariable(VariableTracker):
     def var_getattr(self, tx, name):
         attr = getattr(self.value, name)
         if callable(attr) and not isinstance(attr, LITERAL_TYPES):
-            from capture.variables.builtin import BoundConstantMethod
-            return BoundConstantMethod(self, name)
+            from capture.variables.builtin import BoundMethodOf
+            return BoundMethodOf(self, name)
         return ConstantVariable(attr)
 
     def call_method(self, tx, name, args, kwargs):

@@ -1,7 +1,6 @@
 """Python modules (math, torch, user modules) and super()."""
 from __future__ import annotations
 
-import inspect
 import types
 
 from capture.exc import MissingAttribute, Unsupported

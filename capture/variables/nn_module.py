@@ -18,6 +18,7 @@ from capture.sources import AttrSource, ModuleMemberSource
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from guards import GuardKind
+from guards.build import global_module_hook_count
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 _HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -38,13 +39,6 @@ def is_leaf_module(module) -> bool:
     if isinstance(module, CONTAINERS):
         return False
     return _defined_in_torch(type(module).forward)
-
-
-def _global_hooks_present() -> bool:
-    m = torch.nn.modules.module
-    tables = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-              "_global_backward_pre_hooks", "_global_forward_hooks_with_kwargs")
-    return any(len(getattr(m, t, {})) for t in tables)
 
 
 class NNModuleVariable(VariableTracker):
@@ -186,7 +180,7 @@ class NNModuleVariable(VariableTracker):
     # ---- calls ----
     def call(self, tx, args, kwargs):
         m = self.module
-        if _global_hooks_present():
+        if global_module_hook_count():
             raise Unsupported("global nn.Module hooks are registered")
         tx.output.guard_no_global_hooks()
         if self.source is None:

@@ -34,7 +34,7 @@ DENY |= _names(torch._C, "_set_grad_enabled")
 DENY |= _names(torch.autograd, "grad", "backward")
 
 # Pure functions of metadata, constants or guarded global state: folded at trace time.
-CONSTANT_FUNCTIONS = _names(torch, "is_tensor", "is_floating_point", "is_complex", "numel", "is_grad_enabled",
+CONSTANT_FUNCTIONS = _names(torch, "is_tensor", "is_floating_point", "is_complex", "numel",
                             "is_inference_mode_enabled", "get_default_dtype", "is_autocast_enabled",
                             "promote_types", "result_type", "can_cast", "is_storage", "are_deterministic_algorithms_enabled",
                             "is_nonzero_dtype") \
@@ -43,6 +43,11 @@ CONSTANT_FUNCTIONS = _names(torch, "is_tensor", "is_floating_point", "is_complex
     | _names(torch.compiler, "is_compiling", "is_dynamo_compiling", "is_exporting") \
     | _names(torch.overrides, "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic") \
     | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic")
+# __torch_function__ checks: fake tensors are a subclass, but the real inputs are guarded
+# to be plain tensors or Parameters, for which these answer False.
+TORCH_FUNCTION_CHECKS = CONSTANT_FUNCTIONS & (
+    _names(torch.overrides, "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic")
+    | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic"))
 
 
 def is_torch_callable(value) -> bool:
@@ -104,12 +109,9 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             if hasattr(vt, "items") and isinstance(vt.items, list):
                 return tuple(value(i) for i in vt.items)
             raise Unsupported(f"argument {vt} of {self.fn}")
+        if self.fn in TORCH_FUNCTION_CHECKS:
+            return ConstantVariable(False)
         result = self.fn(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
-        if self.fn in _names(torch.overrides, "has_torch_function", "has_torch_function_unary",
-                             "has_torch_function_variadic") | _names(torch._C, "_has_torch_function",
-                                                                    "_has_torch_function_unary",
-                                                                    "_has_torch_function_variadic"):
-            result = False  # fake tensors are subclasses; the real inputs were guarded to be plain
         return wrap_constant_result(result)
 
     def reconstruct(self, cg):
