@@ -58,6 +58,7 @@ import torch
 
 import capture
 from bench import models as model_suite
+from bench.breaks import _dynamo_where
 from bench.timing import interleaved_samples
 
 ALL_BACKENDS = ("capture-eager", "capture-triton", "tc-eager", "tc-inductor")
@@ -497,14 +498,6 @@ class TorchCompileBackend(Backend):
 def _short_where(where) -> str:
     where = str(where)
     return where.rsplit("/", 1)[-1]
-
-
-def _dynamo_where(reason) -> str:
-    stack = getattr(reason, "user_stack", None) or []
-    if not stack:
-        return "?"
-    frame = stack[-1]
-    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
 
 
 def make_backends(names) -> list[Backend]:
