@@ -5,7 +5,8 @@ setup(
     ext_modules=[
         Extension(
             "capture._C",
-            sources=["capture/_C/eval_frame.c"],
+            sources=["capture/_C/eval_frame.c", "capture/_C/dict_watch.c"],
+            depends=["capture/_C/dict_watch.h"],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         )
     ]

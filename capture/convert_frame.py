@@ -288,14 +288,15 @@ class FrameCompiler:
             graph_fn = _run_without_hook(compiled)
             if self.recorder is not None:
                 self.recorder.graphs.append(gm)
-        input_exprs = [cg.source_expr(i.source) for i in output.inputs]
+        input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
         replay = output.side_effects.replay(cg)
         if tail is None:
             new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, replay=replay)
         else:
             new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail, replay=replay)
             self._note_break(pending_reason, after_graph=output.has_ops())
-        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code))
+        guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code),
+                                     example=(func, args))
         cg.install()
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:

@@ -26,6 +26,11 @@ class Source:
         """Name of the frame local this source starts from, if any."""
         return None
 
+    def watch_path(self) -> tuple | None:
+        """``(root_expr, steps)`` for guards.watch, or None if not reached through
+        module dicts from a local, global or closure cell."""
+        return None
+
     def __str__(self) -> str:
         return self.name()
 
@@ -42,6 +47,9 @@ class LocalSource(Source):
 
     def base_local(self):
         return self.local_name
+
+    def watch_path(self):
+        return (self.expr(GUARD), ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +72,9 @@ class GlobalSource(Source):
             return f"__G[{self.global_name!r}]"
         return self.global_name
 
+    def watch_path(self):
+        return (self.expr(GUARD), ())
+
 
 @dataclasses.dataclass(frozen=True)
 class ClosureSource(Source):
@@ -80,6 +91,9 @@ class ClosureSource(Source):
             return f"__func.__closure__[{self.index}].cell_contents"
         return self.var_name
 
+    def watch_path(self):
+        return (self.expr(GUARD), ())
+
 
 @dataclasses.dataclass(frozen=True)
 class AttrSource(Source):
@@ -95,6 +109,10 @@ class AttrSource(Source):
     def base_local(self):
         return self.base.base_local()
 
+    def watch_path(self):
+        base = self.base.watch_path()
+        return None if base is None else (base[0], base[1] + (("attr", self.attr),))
+
 
 @dataclasses.dataclass(frozen=True)
 class ItemSource(Source):
@@ -109,6 +127,10 @@ class ItemSource(Source):
 
     def base_local(self):
         return self.base.base_local()
+
+    def watch_path(self):
+        base = self.base.watch_path()
+        return None if base is None else (base[0], base[1] + (("item", self.key),))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +153,10 @@ class ModuleMemberSource(Source):
 
     def base_local(self):
         return self.base.base_local()
+
+    def watch_path(self):
+        base = self.base.watch_path()
+        return None if base is None else (base[0], base[1] + (("member", self.table, self.attr),))
 
 
 @dataclasses.dataclass(frozen=True)

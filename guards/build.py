@@ -16,6 +16,7 @@ import sys
 import torch
 
 from guards.guard import Guard, GuardKind
+from guards.watch import pinning_dicts
 
 
 def global_module_hook_count() -> int:
@@ -43,6 +44,15 @@ HELPERS = {
 
 
 
+def guard_env(arg_names, globals_dict, func, args) -> dict:
+    """The names a guard expression sees, bound to one call's values."""
+    env = dict(HELPERS)
+    env.update(zip(arg_names, args))
+    env["__func"] = func
+    env["__G"] = globals_dict
+    return env
+
+
 @dataclasses.dataclass
 class GuardFunction:
     fn: object
@@ -56,10 +66,7 @@ class GuardFunction:
 
     def first_failure(self, func, args) -> tuple[Guard, str] | None:
         """Evaluate each guard alone; return the first failing one and why."""
-        env = dict(HELPERS)
-        env.update(zip(self.arg_names, args))
-        env["__func"] = func
-        env["__G"] = self.globals_dict
+        env = guard_env(self.arg_names, self.globals_dict, func, args)
         for guard in sorted(self.guards, key=_order):
             if guard.kind == GuardKind.ABSENT:
                 if guard.expected in self.globals_dict:
@@ -110,6 +117,23 @@ class _Emitter:
         self.lines: list[str] = []
         self.consts: list = []
         self.bound: dict[str, str] = {}  # source expr -> local name
+        self.indent = "    "
+        self._names = 0
+
+    def block(self, header: str):
+        """Lines emitted inside run under ``header``; names bound there stay there."""
+        emitter = self
+
+        class _Block:
+            def __enter__(self):
+                emitter.lines.append(emitter.indent + header)
+                emitter.indent += "    "
+                self.saved = dict(emitter.bound)
+
+            def __exit__(self, *exc):
+                emitter.indent = emitter.indent[:-4]
+                emitter.bound = self.saved
+        return _Block()
 
     def const(self, value) -> str:
         for i, c in enumerate(self.consts):
@@ -124,25 +148,35 @@ class _Emitter:
             return self.bound[expr]
         if expr.isidentifier():
             return expr
-        rewritten = expr
-        for prefix in sorted(self.bound, key=len, reverse=True):
-            if expr.startswith(prefix) and expr[len(prefix)] in ".[":
-                rewritten = self.bound[prefix] + expr[len(prefix):]
-                break
-        name = f"__v{len(self.bound)}"
+        rewritten = self.rewrite(expr)
+        name = f"__v{self._names}"
+        self._names += 1
         self.bound[expr] = name
-        self.lines.append(f"    {name} = {rewritten}")
+        self.lines.append(f"{self.indent}{name} = {rewritten}")
         return name
 
+    def rewrite(self, expr: str) -> str:
+        """``expr`` starting from its longest already-bound prefix."""
+        if expr in self.bound:
+            return self.bound[expr]
+        for prefix in sorted(self.bound, key=len, reverse=True):
+            if expr.startswith(prefix) and expr[len(prefix)] in ".[":
+                return self.bound[prefix] + expr[len(prefix):]
+        return expr
+
     def check(self, cond: str, comment: str):
-        self.lines.append(f"    if not ({cond}):  # {comment}")
-        self.lines.append("        return False")
+        self.lines.append(f"{self.indent}if not ({cond}):  # {comment}")
+        self.lines.append(f"{self.indent}    return False")
 
 
 def _condition(em: _Emitter, guard: Guard) -> str:
     k, e = guard.kind, guard.expected
     if k == GuardKind.GLOBAL_STATE:
         return f"{guard.source_expr} == {em.const(e)}"
+    if k == GuardKind.PARAMETER:  # identity has its own guard; the object is a constant here
+        p = em.const(e.param)
+        grad = "" if e.requires_grad is None else f" and {p}.requires_grad is {e.requires_grad}"
+        return f"{p}.dtype is {em.const(e.dtype)} and {p}.shape == {e.shape!r}{grad}"
     if k == GuardKind.ABSENT:
         return f"{e!r} not in __G"
     v = em.bind(guard.source_expr)
@@ -175,12 +209,45 @@ def _condition(em: _Emitter, guard: Guard) -> str:
     raise ValueError(f"unknown guard kind {k}")
 
 
+def _watched(guards: list[Guard], example: dict | None) -> tuple[list[Guard], list[str]]:
+    """The guards one dict watch can stand in for, and the dict expressions it watches."""
+    if example is None:
+        return [], []
+    roots = {g.source_expr for g in guards if g.kind == GuardKind.IDENTITY}
+    covered, exprs = [], {}
+    for guard in guards:
+        dicts = pinning_dicts(guard, example, roots)
+        if dicts:
+            covered.append(guard)
+            exprs.update(dicts)
+    if len(covered) < 2:
+        return [], []  # a watch costs a call: worth it only when it replaces several checks
+    return covered, list(exprs)
+
+
 def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: dict,
-                         name: str = "guard") -> GuardFunction:
-    guards = dedupe(guards)
+                         name: str = "guard", example: tuple | None = None) -> GuardFunction:
+    """``example`` is the ``(func, args)`` being compiled; with it, checks on module
+    trees go behind one dict watch."""
+    guards = sorted(dedupe(guards), key=_order)
+    env = guard_env(arg_names, globals_dict, *example) if example is not None else None
+    covered, watched = _watched(guards, env)
     em = _Emitter()
-    for guard in sorted(guards, key=_order):
+    early = [g for g in guards if g not in covered and g.kind <= GuardKind.IDENTITY]
+    for guard in early:
         em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+    if covered:
+        from capture._C import DictWatch  # not at import time: capture imports guards
+        watch = em.const(DictWatch())
+        with em.block(f"if not {watch}():  # {len(covered)} checks on module state, "
+                      f"skipped while {len(watched)} dicts are unchanged"):
+            for guard in covered:
+                em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+            dicts = "".join(em.rewrite(e) + ", " for e in watched)
+            em.lines.append(f"{em.indent}{watch}.rearm(({dicts}))")
+    for guard in guards:
+        if guard not in covered and guard not in early:
+            em.check(_condition(em, guard), guard.describe().replace("\n", " "))
     params = ", ".join(("__func",) + tuple(arg_names))
     helper_names = list(HELPERS) + ["__G"] + [f"__c{i}" for i in range(len(em.consts))]
     body = "\n".join(em.lines + ["    return True"])

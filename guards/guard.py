@@ -20,6 +20,7 @@ class GuardKind(enum.IntEnum):
     NO_HOOKS = 7
     ALIAS = 8
     TENSOR = 9
+    PARAMETER = 10  # a module's parameter, bound into the graph: identity guarded apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,33 @@ class TensorSpec:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """What a graph relies on of a parameter it holds by identity: ``model.half()`` and
+    ``p.data = ...`` keep the object but change these. requires_grad only matters
+    (and is only checked) when the graph was traced with grad mode on."""
+
+    param: torch.Tensor
+    dtype: torch.dtype
+    shape: tuple
+    requires_grad: bool | None
+
+    @classmethod
+    def of(cls, p: torch.Tensor, grad_enabled: bool) -> "ParameterSpec":
+        return cls(p, p.dtype, tuple(p.shape), p.requires_grad if grad_enabled else None)
+
+    def mismatch(self, value) -> str | None:
+        if value is not self.param:
+            return "expected the same parameter object"
+        checks = [("dtype", self.dtype, value.dtype), ("shape", self.shape, tuple(value.shape))]
+        if self.requires_grad is not None:
+            checks.append(("requires_grad", self.requires_grad, value.requires_grad))
+        for what, expected, actual in checks:
+            if expected != actual:
+                return f"{what}: expected {_fmt(expected)}, got {_fmt(actual)}"
+        return None
+
+
 def _fmt(value) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
@@ -74,6 +102,7 @@ class Guard:
     source_expr: str
     expected: object = None
     user_line: str | None = None  # "file.py:LINE" of the code that read the value
+    path: tuple | None = None  # (root_expr, steps) through module dicts, see guards.watch
 
     def describe(self) -> str:
         k, e = self.kind, self.expected
@@ -81,6 +110,10 @@ class Guard:
             s = e
             return (f"{self.source_name}: {s.tensor_type.__name__} {str(s.dtype).replace('torch.', '')} "
                     f"{s.device} shape={_fmt(s.shape)} stride={_fmt(s.stride)} requires_grad={s.requires_grad}")
+        if k == GuardKind.PARAMETER:
+            grad = "" if e.requires_grad is None else f" requires_grad={e.requires_grad}"
+            return (f"{self.source_name}: the same Parameter, {str(e.dtype).replace('torch.', '')} "
+                    f"shape={_fmt(e.shape)}{grad}")
         if k == GuardKind.TYPE:
             return f"type({self.source_name}) is {e.__qualname__}"
         if k == GuardKind.IDENTITY:
@@ -105,7 +138,7 @@ class Guard:
     def failure(self, value) -> str | None:
         """Why ``value`` (the source's current value) fails this guard, or None."""
         k, e = self.kind, self.expected
-        if k == GuardKind.TENSOR:
+        if k in (GuardKind.TENSOR, GuardKind.PARAMETER):
             return e.mismatch(value)
         if k == GuardKind.TYPE:
             return None if type(value) is e else f"type: expected {e.__qualname__}, got {type(value).__qualname__}"
@@ -138,5 +171,7 @@ def _const_equal(value, expected) -> bool:
 
 
 def _short(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"<{type(value).__name__} {str(value.dtype).replace('torch.', '')} shape={_fmt(tuple(value.shape))}>"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

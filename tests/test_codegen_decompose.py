@@ -58,15 +58,26 @@ def test_decomposition_inplace_ops_are_functionalized_too():
 
 
 def test_leaf_module_parameters_are_lifted_to_named_placeholders():
-    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8))
+    model = nn.Sequential(nn.PReLU(4), nn.BatchNorm1d(4).eval())   # both stay opaque leaf ops
     gm, example_inputs = _captured(model, torch.randn(2, 4))
     decomposed = fx_graph.decompose(gm, example_inputs)
     names = [n.name for n in decomposed.graph.nodes if n.op == "placeholder"]
-    assert names[len(example_inputs):] == ["linear_0_weight", "linear_0_bias", "layer_norm_1_weight",
-                                           "layer_norm_1_bias"]
+    assert names[len(example_inputs):] == ["p_re_l_u_0_weight", "batch_norm1d_1_weight", "batch_norm1d_1_bias",
+                                           "batch_norm1d_1_running_mean", "batch_norm1d_1_running_var",
+                                           "batch_norm1d_1_num_batches_tracked"]
     lifted = fx_graph.lifted_values(decomposed)
-    assert lifted[0] is model[0].weight and lifted[3] is model[1].bias
+    assert lifted[0] is model[0].weight and lifted[3] is model[1].running_mean
     out, = decomposed(*example_inputs, *lifted)
+    torch.testing.assert_close(out, model(example_inputs[0]))
+
+
+def test_inlined_module_parameters_are_graph_inputs():
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8))         # traced through: F.linear, F.layer_norm
+    gm, example_inputs = _captured(model, torch.randn(2, 4))
+    assert [x is p for x, p in zip(example_inputs[1:], model.parameters())] == [True] * 4
+    decomposed = fx_graph.decompose(gm, example_inputs)
+    assert fx_graph.lifted_values(decomposed) == []
+    out, = decomposed(*example_inputs)
     torch.testing.assert_close(out, model(example_inputs[0]))
 
 

@@ -29,6 +29,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "dict_watch.h"
+
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
 #error "capture._C supports CPython 3.11 only"
 #endif
@@ -523,5 +525,10 @@ PyMODINIT_FUNC PyInit__C(void)
             return NULL;
         }
     }
-    return PyModule_Create(&moduledef);
+    PyObject *module = PyModule_Create(&moduledef);
+    if (module != NULL && capture_add_dict_watch(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -25,6 +25,7 @@ from capture.variables.dicts import DictVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
 from guards import Guard, GuardKind, TensorSpec
+from guards.guard import ParameterSpec
 
 _ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
@@ -39,6 +40,7 @@ class GraphInput:
     source: object
     node: fx.Node
     example: torch.Tensor
+    bound: bool = False  # a module's parameter: passed as the guarded object itself
 
 
 class OutputGraph:
@@ -56,6 +58,7 @@ class OutputGraph:
         self.instructions = 0
         self._last_placeholder = None
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
+        self.grad_at_entry = self.grad_enabled
         self.side_effects = SideEffects()
         self._add_global_state_guards()
 
@@ -80,7 +83,8 @@ class OutputGraph:
     def add_guard(self, tx, kind: GuardKind, source, expected):
         from capture.sources import GUARD
         self.guards.append(Guard(kind, source.name(), source.expr(GUARD), expected,
-                                 user_line=tx.location() if tx is not None else None))
+                                 user_line=tx.location() if tx is not None else None,
+                                 path=source.watch_path()))
 
     def guard_global_absent(self, name: str, tx):
         if tx.f_globals is self.f_globals:
@@ -112,11 +116,35 @@ class OutputGraph:
         fake = self.fake_mode.from_tensor(value, static_shapes=True)
         node.meta["val"] = fake
         node.meta["source"] = key
-        self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value))
+        bound = _is_module_parameter(source, value)
+        if bound:
+            self.add_guard(tx, GuardKind.IDENTITY, source, value)
+        else:
+            self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value))
         vt = TensorVariable(node, fake, source, class_type=type(value))
-        self.inputs.append(GraphInput(source, node, value))
+        vt.bound_parameter = bound
+        self.inputs.append(GraphInput(source, node, value, bound))
         self.input_by_source[key] = vt
         return vt
+
+    def guard_parameter_metadata(self, tx, vt: TensorVariable):
+        """Python read a bound parameter's metadata (``w.dtype``, ``w.shape``): guard all of it."""
+        vt.bound_parameter = False
+        for i in self.inputs:
+            if i.node is vt.node:
+                self.add_guard(tx, GuardKind.TENSOR, i.source, TensorSpec.of(i.example))
+
+    def _parameter_guards(self):
+        """Bound parameters are guarded by identity while tracing; what a graph also relies
+        on (dtype, shape, and requires_grad if autograd may record it) is added here,
+        once it is known whether any part of the graph ran with grad mode on."""
+        from capture.sources import GUARD
+        grad = self.grad_at_entry or any(
+            n.target is torch._C._set_grad_enabled and n.args[0] for n in self.graph.nodes)
+        for i in self.inputs:
+            if i.bound:
+                self.guards.append(Guard(GuardKind.PARAMETER, i.source.name(), i.source.expr(GUARD),
+                                         ParameterSpec.of(i.example, grad)))
 
     def tensor_identity(self, tx, a: TensorVariable, b: TensorVariable) -> bool:
         """``a is b`` for two graph inputs, decided on this call's values and guarded."""
@@ -278,10 +306,19 @@ class OutputGraph:
         return nodes
 
     def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
+        self._parameter_guards()
         nodes = self.output_nodes(tensors)
         self.graph.output(tuple(nodes))
         gm = fx.GraphModule(self.root, self.graph, class_name="CapturedGraph")
         return gm, nodes
+
+
+def _is_module_parameter(source, value) -> bool:
+    """A parameter read from its module: the graph can hold the object itself, guarded
+    by identity (cheap behind a dict watch) instead of by full tensor metadata."""
+    from capture.sources import ModuleMemberSource
+    return (type(value) is torch.nn.Parameter and isinstance(source, ModuleMemberSource)
+            and source.table == "_parameters")
 
 
 def _contains_tensor(value) -> bool:

@@ -17,7 +17,8 @@ from capture.exc import MissingAttribute, Unsupported
 from capture.sources import AttrSource, ModuleMemberSource
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
-from guards import GuardKind
+from guards import GuardKind, TensorSpec
+from guards.guard import ParameterSpec
 from guards.build import global_module_hook_count
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
@@ -35,8 +36,24 @@ def _defined_in_torch(fn) -> bool:
     return code is not None and code.co_filename.startswith(_TORCH_DIR)
 
 
+# torch.nn modules whose forward is traced like user code: their parameters become
+# graph inputs held by identity and their bodies F.* nodes, so a call costs what the
+# functional op costs and every attribute it reads is guarded. Other torch modules
+# (LSTM, MultiheadAttention, BatchNorm, ...) stay one opaque graph op.
+INLINED_TORCH_MODULES = (
+    nn.Linear, nn.Bilinear, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish,
+    nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Softsign, nn.Tanhshrink,
+    nn.Softmax, nn.LogSoftmax, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.Embedding,
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+)
+_INLINED_FORWARDS = frozenset(cls.forward for cls in INLINED_TORCH_MODULES)
+
+
 def is_leaf_module(module) -> bool:
-    if isinstance(module, CONTAINERS):
+    if isinstance(module, CONTAINERS) or type(module).forward in _INLINED_FORWARDS:
         return False
     return _defined_in_torch(type(module).forward)
 
@@ -228,10 +245,46 @@ class NNModuleVariable(VariableTracker):
                 value = child.call(tx, [value], {})
             return value
         if is_leaf_module(m):
+            if self.source is not None:
+                _guard_leaf_state(tx, m, self.source)
             return tx.output.call_module(tx, m, args, kwargs)
         forward = type(m).forward
         from capture.variables.functions import UserFunctionVariable
         return UserFunctionVariable(forward).call(tx, [self] + list(args), kwargs)
+
+
+def _guard_leaf_state(tx, module: nn.Module, source):
+    """A leaf's forward runs on the live module, but the graph after it was traced on
+    the module's current parameters, buffers and settings (output shapes, dtypes): guard
+    them all. Behind the dict watch this costs one check while nothing changes."""
+    from capture.variables.builder import wrap
+    from capture.variables.constant import is_literal
+    out = tx.output
+    for name, value in module.__dict__.items():
+        if is_literal(value) or type(value) in (torch.dtype, torch.device) or (
+                type(value) is tuple and all(is_literal(v) for v in value)):
+            wrap(tx, value, AttrSource(source, name))
+    for name, p in module._parameters.items():
+        member = ModuleMemberSource(source, "_parameters", name)
+        if p is None:
+            out.add_guard(tx, GuardKind.CONSTANT, member, None)
+            continue
+        out.add_guard(tx, GuardKind.IDENTITY, member, p)
+        out.add_guard(tx, GuardKind.PARAMETER, member, ParameterSpec.of(p, out.grad_enabled))
+    for name, b in module._buffers.items():
+        member = ModuleMemberSource(source, "_buffers", name)
+        if b is None:
+            out.add_guard(tx, GuardKind.CONSTANT, member, None)
+        else:
+            out.add_guard(tx, GuardKind.TENSOR, member, TensorSpec.of(b))
+    out.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(source, "_modules"), tuple(module._modules))
+    for name, child in module._modules.items():
+        member = ModuleMemberSource(source, "_modules", name)
+        if child is None:
+            out.add_guard(tx, GuardKind.CONSTANT, member, None)
+        else:
+            out.add_guard(tx, GuardKind.IDENTITY, member, child)
+            _guard_leaf_state(tx, child, member)
 
 
 class ModuleBuiltinMethod(VariableTracker):

@@ -32,6 +32,11 @@ class TensorVariable(VariableTracker):
         self.fake = fake
         self.source = source
         self.class_type = class_type
+        self.bound_parameter = False  # see OutputGraph.tensor_input
+
+    def _metadata_read(self, tx):
+        if self.bound_parameter:
+            tx.output.guard_parameter_metadata(tx, self)
 
     def python_type(self):
         return self.class_type
@@ -46,6 +51,8 @@ class TensorVariable(VariableTracker):
         return parts.iter_items(tx)
 
     def var_getattr(self, tx, name):
+        if name in METADATA_ATTRS or name == "shape":
+            self._metadata_read(tx)
         if name in METADATA_ATTRS:
             return ConstantVariable(getattr(self.fake, name))
         if name == "shape":
@@ -67,11 +74,13 @@ class TensorVariable(VariableTracker):
             raise Unsupported(f"Tensor.{name}() needs real data or autograd state")
         const_args = all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values())
         if name in METADATA_METHODS and const_args:
+            self._metadata_read(tx)
             value = getattr(self.fake, name)(*[a.as_python_constant() for a in args],
                                              **{k: v.as_python_constant() for k, v in kwargs.items()})
             from capture.variables.builder import wrap_constant_result
             return wrap_constant_result(value)
         if name == "type" and not args and not kwargs:
+            self._metadata_read(tx)
             return ConstantVariable(_legacy_type_name(self.fake))
         if name == "__getitem__":
             return tx.call_builtin(__import__("operator").getitem, self, args[0])

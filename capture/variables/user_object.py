@@ -5,6 +5,7 @@ import collections
 import dataclasses
 import functools
 import inspect
+import itertools
 import types
 
 import torch
@@ -115,6 +116,9 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
             if cls is torch.Size:
                 return TupleVariable(list(args[0].iter_items(tx)), tuple_type=torch.Size)
             raise Unsupported(f"{cls.__name__}() of non-constants")
+        if cls is itertools.repeat and len(args) == 2 and not kwargs and args[1].is_python_constant():
+            from capture.variables.iterators import ListIteratorVariable
+            return ListIteratorVariable([args[0]] * args[1].as_python_constant())  # torch's _ntuple
         if _plain_class(cls):
             obj = NewObjectVariable(cls)
             init = inspect.getattr_static(cls, "__init__")
