@@ -254,3 +254,40 @@ def test_inlined_torch_modules_are_one_graph_of_functional_ops(module, shape):
     assert not any(getattr(n.target, "__module__", None) == "leaf" for n in gm.graph.nodes)
     cm = capture.compile(module, backend="eager")
     check(cm, module, x)
+
+
+# ---- global state read by traced code ----
+
+@pytest.mark.parametrize("enter", [
+    lambda: torch.inference_mode(),
+    lambda: torch.autocast("cpu"),
+])
+def test_state_read_inside_the_function_is_guarded(enter):
+    def f(x):
+        if torch.is_inference_mode_enabled():
+            x = x * 10
+        if torch.is_autocast_enabled("cpu"):
+            x = x - 100
+        return x + 1
+
+    cf = capture.compile(f, backend="eager")
+    x = torch.zeros(3)
+    torch.testing.assert_close(cf(x), f(x))
+    with enter():
+        torch.testing.assert_close(cf(x), f(x))
+    torch.testing.assert_close(cf(x), f(x))
+
+
+def test_deterministic_algorithms_flag_is_guarded():
+    def f(x):
+        return x + 1 if torch.are_deterministic_algorithms_enabled() else x - 1
+
+    cf = capture.compile(f, backend="eager")
+    x = torch.zeros(3)
+    torch.testing.assert_close(cf(x), f(x))
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.testing.assert_close(cf(x), f(x))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert_recompiled(f, 1, "are_deterministic_algorithms_enabled()", "expected False, got True")

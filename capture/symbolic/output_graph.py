@@ -70,9 +70,19 @@ class OutputGraph:
                                  torch.get_default_dtype()))
         self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_enabled('cpu')", "__autocast_cpu()",
                                  torch.is_autocast_enabled("cpu")))
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.are_deterministic_algorithms_enabled()",
+                                 "__deterministic()", torch.are_deterministic_algorithms_enabled()))
         if torch.is_autocast_enabled("cpu"):
             self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_autocast_dtype('cpu')",
                                      "__autocast_cpu_dtype()", torch.get_autocast_dtype("cpu")))
+
+    def guard_state_read(self, tx, helper: str, fn_name: str, args: tuple, value):
+        """Traced code read global state (folded to ``value``): guard it stays so."""
+        text = ", ".join(repr(a) for a in args)
+        if any(g.kind == GuardKind.GLOBAL_STATE and g.source_name == f"{fn_name}({text})" for g in self.guards):
+            return
+        self.guards.append(Guard(GuardKind.GLOBAL_STATE, f"{fn_name}({text})", f"{helper}({text})", value,
+                                 user_line=tx.location()))
 
     def guard_no_global_hooks(self):
         if not getattr(self, "_global_hooks_guarded", False):

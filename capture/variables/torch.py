@@ -50,6 +50,14 @@ TORCH_FUNCTION_CHECKS = CONSTANT_FUNCTIONS & (
     | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic"))
 
 
+# Folded functions that read global state, with the guard helper that re-reads it.
+STATE_READERS = {torch.are_deterministic_algorithms_enabled: "__deterministic",
+                 torch.is_inference_mode_enabled: "__inference_mode",
+                 torch.is_autocast_enabled: "__is_autocast_enabled",
+                 torch.get_default_dtype: "__default_dtype",
+                 torch.backends.mha.get_fastpath_enabled: "__mha_fastpath"}
+
+
 def is_torch_callable(value) -> bool:
     if isinstance(value, type) or not callable(value):
         return False
@@ -111,7 +119,13 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             raise Unsupported(f"argument {vt} of {self.fn}")
         if self.fn in TORCH_FUNCTION_CHECKS:
             return ConstantVariable(False)
-        result = self.fn(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
+        consts = [value(a) for a in args]
+        result = self.fn(*consts, **{k: value(v) for k, v in kwargs.items()})
+        helper = STATE_READERS.get(self.fn)
+        if helper is not None:
+            if kwargs or not all(type(c) in (str, int, type(None)) for c in consts):
+                raise Unsupported(f"{self.fn.__name__} with these arguments")
+            tx.output.guard_state_read(tx, helper, f"torch.{self.fn.__name__}", tuple(consts), result)
         return wrap_constant_result(result)
 
     def reconstruct(self, cg):
