@@ -71,8 +71,17 @@ class GuardFailure:
     user_line: str | None
     guard_text: str
 
+    def summary(self) -> str:
+        """``L['x'].shape[0]: expected 8, got 16`` for a tensor property, else ``source: reason``."""
+        attr = self.reason.split(":", 1)[0]
+        joined = "." if attr.split("[")[0] in _TENSOR_PROPERTIES else ": "
+        return f"{self.source_name}{joined}{self.reason}"
+
     def text(self) -> str:
-        return f"{self.source_name}: {self.reason}" + (f" (read at {self.user_line})" if self.user_line else "")
+        return self.summary() + (f" (read at {self.user_line})" if self.user_line else "")
+
+
+_TENSOR_PROPERTIES = {"dtype", "device", "shape", "stride", "requires_grad"}
 
 
 @dataclasses.dataclass

@@ -58,7 +58,7 @@ class Report:
                 if not r.failures:
                     out.append("    (no guard failed: the previous entry could not run)")
                 for fail in r.failures:
-                    line = f"    entry {fail.entry_index} failed: {fail.source_name}: {fail.reason}"
+                    line = f"    entry {fail.entry_index} failed: {fail.summary()}"
                     if fail.user_line:
                         line += f"\n      value read at {fail.user_line}"
                     out.append(line)
@@ -139,8 +139,8 @@ def _html(report: Report) -> str:
             parts.append(f"<p>recompile {i + 1}:</p><ul>")
             for fail in r.failures:
                 where = f" <small>(read at {e(fail.user_line)})</small>" if fail.user_line else ""
-                parts.append(f"<li class='fail'>entry {fail.entry_index}: <code>{e(fail.source_name)}</code>: "
-                             f"{e(fail.reason)}{where}</li>")
+                parts.append(f"<li class='fail'>entry {fail.entry_index}: <code>{e(fail.summary())}</code>"
+                             f"{where}</li>")
             parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -27,8 +27,8 @@ def test_report_lists_batch_dtype_and_global_recompiles_with_values_and_lines():
         SCALE = 2.0
     text = str(capture.report(f))
     assert "4 cache entries, 3 recompile(s)" in text
-    assert "L['x']: shape[0]: expected 4, got 8" in text
-    assert "L['x']: dtype: expected torch.float32, got torch.float64" in text
+    assert "L['x'].shape[0]: expected 4, got 8" in text
+    assert "L['x'].dtype: expected torch.float32, got torch.float64" in text
     assert "G['SCALE']: expected 2.0, got 3.0" in text
     line_of_use = scaled.__code__.co_firstlineno + 1
     assert f"{__file__}:{line_of_use}" in text  # the line that read SCALE
