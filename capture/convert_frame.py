@@ -305,7 +305,7 @@ class FrameCompiler:
             new_code, source = cg.generate(code, graph_fn, input_exprs, None, tail=tail, replay=replay)
             self._note_break(pending_reason, after_graph=output.has_ops())
         guard = build_guard_function(output.guards, arg_names, func.__globals__, name=_guard_name(code),
-                                     example=(func, args))
+                                     example=(func, args), dict_watch=_C.DictWatch)
         cg.install()
         log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
         if self.recorder is not None:

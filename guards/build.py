@@ -229,19 +229,19 @@ def _watched(guards: list[Guard], example: dict | None) -> tuple[list[Guard], li
 
 
 def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: dict,
-                         name: str = "guard", example: tuple | None = None) -> GuardFunction:
-    """``example`` is the ``(func, args)`` being compiled; with it, checks on module
-    trees go behind one dict watch."""
+                         name: str = "guard", example: tuple | None = None,
+                         dict_watch: type | None = None) -> GuardFunction:
+    """With ``example`` (the ``(func, args)`` being compiled) and ``dict_watch`` (a class
+    like capture._C.DictWatch), checks on module trees go behind one dict watch."""
     guards = sorted(dedupe(guards), key=_order)
-    env = guard_env(arg_names, globals_dict, *example) if example is not None else None
+    env = guard_env(arg_names, globals_dict, *example) if example is not None and dict_watch else None
     covered, watched = _watched(guards, env)
     em = _Emitter()
     early = [g for g in guards if g not in covered and g.kind <= GuardKind.IDENTITY]
     for guard in early:
         em.check(_condition(em, guard), guard.describe().replace("\n", " "))
     if covered:
-        from capture._C import DictWatch  # not at import time: capture imports guards
-        watch = em.const(DictWatch())
+        watch = em.const(dict_watch())
         with em.block(f"if not {watch}():  # {len(covered)} checks on module state, "
                       f"skipped while {len(watched)} dicts are unchanged"):
             for guard in covered:
