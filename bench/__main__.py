@@ -1,7 +1,8 @@
 """``python -m bench``: the model suite, eager vs compiled, side by side (see bench/harness.py).
 
-``python -m bench overhead|breaks|guards [args]`` runs the older focused benchmarks:
-per-call overhead, graph breaks vs torch._dynamo.explain, and the guard-overhead sweep.
+``python -m bench overhead|breaks|guards|codegen [args]`` runs the focused benchmarks:
+per-call overhead, graph breaks vs torch._dynamo.explain, the guard-overhead sweep, and
+the code generator's kernels and bytes moved (compiled vs eager vs floor).
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import argparse
 import os
 import sys
 
-MODES = {"overhead": "bench.overhead", "breaks": "bench.breaks", "guards": "bench.guards"}
+MODES = {"overhead": "bench.overhead", "breaks": "bench.breaks", "guards": "bench.guards",
+         "codegen": "bench.codegen"}
 
 
 def parse_args(argv=None):
@@ -17,7 +19,7 @@ def parse_args(argv=None):
         prog="python -m bench",
         description="Model suite, eager vs compiled (capture and torch.compile): correctness, first-call time, "
                     "per-call latency, graphs, breaks, recompiles, guards, kernels. Other modes: "
-                    "`python -m bench overhead|breaks|guards [--help]`.")
+                    "`python -m bench overhead|breaks|guards|codegen [--help]`.")
     parser.add_argument("--quick", action="store_true",
                         help="the quick suite (mlp, cnn, gpt2_block), fewer timing rounds, inductor within a "
                              "compile-time budget: about a minute on 2 cores")

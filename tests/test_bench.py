@@ -88,3 +88,17 @@ def test_codegen_stats_hook(monkeypatch):
 def test_modes_dispatch_to_older_scripts(capsys):
     bench_main(["guards", "--calls", "5"])
     assert "capture +µs" in capsys.readouterr().out
+
+
+def test_codegen_mode_reports_kernels_and_bytes_against_the_floor(capsys):
+    from bench import codegen as bench_codegen
+    rows = bench_codegen.measure("softmax 128,linear+GELU")
+    by = {r["case"]: r for r in rows}
+    softmax, linear = by["softmax 128x1000"], by["linear+GELU 64x256->512"]
+    assert softmax["kernels"] == 1 and softmax["externs"] == 0 and softmax["correct"]
+    assert softmax["floor_bytes"] == 2 * 128 * 1000 * 4          # read x once, write the result once
+    assert softmax["within_limit"] and softmax["compiled_over_floor"] <= bench_codegen.FUSED_BLOCK_LIMIT
+    assert linear["externs"] == 1 and linear["kernels"] <= 1 and linear["within_limit"] is None
+    bench_codegen.print_table(rows)
+    out = capsys.readouterr().out
+    assert "softmax 128x1000" in out and "floor KiB" in out

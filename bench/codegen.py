@@ -1,0 +1,143 @@
+"""Kernels and modeled memory traffic of the Triton code generator, per model and block.
+
+``python -m bench codegen`` compiles each case with ``backend="triton"`` (kernels run in
+Triton's interpreter when there is no GPU, so the numbers are modeled from shapes, not
+timed) and prints, per case: kernels, extern calls, bytes the compiled graph moves,
+bytes eager PyTorch moves running the same graph op by op, and the floor (inputs read
+once, outputs written once). Fused pointwise and normalization blocks must stay within
+1.2x of the floor; the verdict column says whether they do.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+FUSED_BLOCK_LIMIT = 1.2  # compiled bytes / floor for a fused pointwise or normalization block
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    make: object          # () -> callable (function or nn.Module)
+    inputs: object        # () -> tuple of tensors
+    fused_block: bool     # held to FUSED_BLOCK_LIMIT
+
+
+def _cases():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from bench import models
+
+    def rand(*shape):
+        g = torch.Generator().manual_seed(1)
+        return lambda: (torch.randn(*shape, generator=g),)
+
+    def pointwise_chain(x):
+        y = x * 2 + 1
+        y = torch.sigmoid(y) * torch.tanh(y)
+        y = torch.relu(y - 0.5) + torch.exp(-y.abs())
+        return torch.clamp(y, -1, 1) * 0.5 + x
+
+    def softmax(x):
+        return torch.softmax(x, dim=-1)
+
+    def log_softmax(x):
+        return F.log_softmax(x, dim=-1)
+
+    def rms_norm(x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    def gelu_bias(x, b=torch.randn(512)):
+        return F.gelu(x + b, approximate="tanh")
+
+    def linear_gelu():
+        lin = nn.Linear(256, 512)
+        return lambda x: F.gelu(lin(x))
+
+    specs = {s.name: s for s in models.suite()}
+
+    def model(name):
+        spec = specs[name]
+        return Case(name, lambda: spec.make().eval(), lambda: spec.inputs(), False)
+
+    return [
+        Case("pointwise_chain 256x1024", lambda: pointwise_chain, rand(256, 1024), True),
+        Case("gelu(x + bias) 256x512", lambda: gelu_bias, rand(256, 512), True),
+        Case("softmax 128x1000", lambda: softmax, rand(128, 1000), True),
+        Case("log_softmax 128x1000", lambda: log_softmax, rand(128, 1000), True),
+        Case("softmax 16x8192 (looped)", lambda: softmax, rand(16, 8192), True),
+        Case("layer_norm 256x768", lambda: nn.LayerNorm(768), rand(256, 768), True),
+        Case("rms_norm 256x768", lambda: rms_norm, rand(256, 768), True),
+        Case("linear+GELU 64x256->512", linear_gelu, rand(64, 256), False),
+        model("mlp"), model("cnn"), model("gpt2_block"), model("encoder_layer"),
+    ]
+
+
+def measure(names: str | None = None) -> list[dict]:
+    import torch
+
+    import capture
+    import codegen
+    rows = []
+    for case in _cases():
+        if names and not any(n in case.name for n in names.split(",")):
+            continue
+        capture.reset()
+        codegen.reset()
+        fn = case.make()
+        args = case.inputs()
+        compiled = capture.compile(fn, backend="triton")
+        with torch.no_grad():
+            got, expected = compiled(*args), fn(*args)
+        ok = torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
+        s = codegen.stats()
+        eager_graphs = [g for g in codegen.COMPILED if g.runs_eagerly]
+        ratio = s.compiled_bytes / s.floor_bytes if s.floor_bytes else None
+        rows.append(dict(case=case.name, kernels=s.n_kernels, externs=s.n_externs,
+                         compiled_bytes=s.compiled_bytes, eager_bytes=s.eager_bytes, floor_bytes=s.floor_bytes,
+                         compiled_over_floor=ratio, fused_block=case.fused_block, correct=bool(ok),
+                         ran_eagerly=len(eager_graphs),
+                         within_limit=None if not case.fused_block or ratio is None
+                         else ratio <= FUSED_BLOCK_LIMIT))
+    return rows
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f}"
+
+
+def print_table(rows):
+    print(f"{'case':<28} {'kernels':>7} {'externs':>7} {'compiled KiB':>12} {'eager KiB':>10} "
+          f"{'floor KiB':>10} {'/floor':>7} {'<=1.2x':>7} {'ok':>3}")
+    for r in rows:
+        ratio = f"{r['compiled_over_floor']:.2f}" if r["compiled_over_floor"] is not None else "-"
+        verdict = "-" if r["within_limit"] is None else ("yes" if r["within_limit"] else "NO")
+        print(f"{r['case']:<28} {r['kernels']:>7} {r['externs']:>7} {_kib(r['compiled_bytes']):>12} "
+              f"{_kib(r['eager_bytes']):>10} {_kib(r['floor_bytes']):>10} {ratio:>7} {verdict:>7} "
+              f"{'yes' if r['correct'] else 'NO':>3}" + (f"  ({r['ran_eagerly']} graph(s) ran as captured)"
+                                                         if r["ran_eagerly"] else ""))
+    print("(bytes are modeled from shapes: compiled = kernels' loads/stores + extern calls' inputs/outputs; "
+          "eager = every op of the graph reading its inputs and writing its outputs; floor = graph inputs "
+          f"read once, outputs written once. Fused pointwise/normalization blocks must be <= {FUSED_BLOCK_LIMIT}x "
+          "the floor.)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench codegen", description=__doc__)
+    parser.add_argument("--cases", help="comma list of substrings of case names (default: all)")
+    args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        import torch
+        if not torch.cuda.is_available():
+            os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: kernels run on the CPU
+    rows = measure(args.cases)
+    print_table(rows)
+    return 0 if all(r["correct"] and r["within_limit"] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
