@@ -10,13 +10,14 @@ call for the whole tree instead of a lookup and a check per module and parameter
 A guard's ``path`` is ``(root_expr, steps)``: ``root_expr`` must itself be pinned by
 an identity guard, and each step is ``("member", table, name)`` (a module's
 ``_modules``/``_parameters``/``_buffers`` entry) or ``("attr", name)`` (a plain
-instance attribute of a module) or ``("item", key)`` (an entry of a dict, such as a
-hook table).
+instance attribute of a module, or a global of a Python module) or ``("item", key)``
+(an entry of a dict, such as a hook table, or of a tuple).
 """
 from __future__ import annotations
 
 import builtins
 import inspect
+import types
 
 import torch
 
@@ -56,14 +57,20 @@ def pinning_dicts(guard: Guard, env: dict, pinned_roots: set) -> list[tuple[str,
     expr, dicts = root_expr, []
     for step in steps:
         if step[0] == "item":
-            if not isinstance(obj, dict) or step[1] not in obj:
+            key = step[1]
+            if type(obj) is tuple and type(key) is int and -len(obj) <= key < len(obj):
+                pass  # immutable: pinned by whatever holds the tuple
+            elif isinstance(obj, dict) and key in obj:
+                dicts.append((expr, obj))
+            else:
                 return None
-            dicts.append((expr, obj))
-            expr, obj = f"{expr}[{step[1]!r}]", obj[step[1]]
-            continue
-        if not isinstance(obj, torch.nn.Module):
+            expr, obj = f"{expr}[{key!r}]", obj[key]
+        elif step[0] == "attr" and isinstance(obj, types.ModuleType) and step[1] in obj.__dict__:
+            dicts.append((f"{expr}.__dict__", obj.__dict__))  # a Python module's globals
+            expr, obj = f"{expr}.{step[1]}", obj.__dict__[step[1]]
+        elif not isinstance(obj, torch.nn.Module):
             return None
-        if step[0] == "member":
+        elif step[0] == "member":
             _, table, name = step
             members = obj.__dict__.get(table)
             if type(members) is not dict or name not in members:

@@ -291,3 +291,45 @@ def test_deterministic_algorithms_flag_is_guarded():
     finally:
         torch.use_deterministic_algorithms(False)
     assert_recompiled(f, 1, "are_deterministic_algorithms_enabled()", "expected False, got True")
+
+
+def test_globals_of_other_python_modules_behind_the_watch():
+    import sys
+    import types
+    lib = types.ModuleType("capture_test_lib")
+    lib.scale = 2.0
+    lib.act = torch.relu
+    sys.modules[lib.__name__] = lib
+    try:
+        exec("def f(x):\n    return lib.act(x) * lib.scale\n", globs := {"lib": lib})
+        f = globs["f"]
+        cf = capture.compile(f, backend="eager")
+        check(cf, f, torch.randn(5))
+        assert "checks on module state" in entries(f)[-1].guard.source
+        lib.act = torch.tanh
+        check(cf, f, torch.randn(5))
+        lib.scale = -1.0
+        check(cf, f, torch.randn(5))
+        assert n_entries(f) == 3
+    finally:
+        del sys.modules[lib.__name__]
+
+
+def test_tuple_attribute_items_behind_the_watch():
+    class Pad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.pads = (1, 2)
+
+        def forward(self, x):
+            return nn.functional.pad(self.lin(x), self.pads)
+
+    m = Pad()
+    cm = capture.compile(m, backend="eager")
+    check(cm, m, torch.randn(2, 4))
+    body = entries(m)[-1].guard.source.split("checks on module state")[1].split(".rearm(")[0]
+    assert "pads" in body
+    m.pads = (0, 3)
+    check(cm, m, torch.randn(2, 4))
+    assert_recompiled(m, 1, "pads")
