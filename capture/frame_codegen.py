@@ -72,6 +72,8 @@ class FrameCodegen:
         text = source.expr(RUNTIME)
         if "__capture_sys_modules" in text:
             self.injected["__capture_sys_modules"] = sys.modules
+        if "__capture_getattr" in text:
+            self.injected["__capture_getattr"] = object.__getattribute__
         return text
 
     def cell_expr(self, source) -> str:

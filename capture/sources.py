@@ -115,6 +115,25 @@ class AttrSource(Source):
 
 
 @dataclasses.dataclass(frozen=True)
+class GenericAttrSource(Source):
+    """``object.__getattribute__(base, attr)``: an attribute of an object whose class has
+    its own ``__getattribute__``, read the way that method reads it (and without
+    re-entering it from guards or rewritten code)."""
+
+    base: Source
+    attr: str
+
+    def name(self):
+        return f"{self.base.name()}.{self.attr}"
+
+    def expr(self, mode):
+        return f"__capture_getattr({self.base.expr(mode)}, {self.attr!r})"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
 class ItemSource(Source):
     base: Source
     key: object  # int or str constant

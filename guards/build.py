@@ -40,6 +40,7 @@ HELPERS = {
     "__is_autocast_enabled": torch.is_autocast_enabled,
     "__mha_fastpath": torch.backends.mha.get_fastpath_enabled,
     "__capture_sys_modules": sys.modules,
+    "__capture_getattr": object.__getattribute__,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
     "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,

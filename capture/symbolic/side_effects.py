@@ -10,6 +10,11 @@ from __future__ import annotations
 from capture.exc import Unsupported
 
 
+def _plain_setattr(obj) -> bool:
+    import torch
+    return type(obj).__setattr__ is object.__setattr__ or isinstance(obj, torch.nn.Module)
+
+
 class SideEffects:
     def __init__(self):
         self._order: list = []  # ("container", vt) | ("attr", key)
@@ -45,6 +50,9 @@ class SideEffects:
         if key not in self._attrs:
             self._order.append(("cell", key))
         self._attrs[key] = (box.real_cell, box, value_vt)
+
+    def has_pending_attrs(self, obj) -> bool:
+        return any(key[0] == id(obj) and entry[0] is obj for key, entry in self._attrs.items())
 
     def load_attr(self, obj, name: str):
         entry = self._attrs.get((id(obj), name))
@@ -85,5 +93,9 @@ class SideEffects:
             else:
                 obj, obj_vt, value_vt = self._attrs[item]
                 compute.append(f"{temp} = {cg.reconstruct(value_vt)}")
-                apply.append(f"{cg.source_expr(obj_vt.source)}.{item[1]} = {temp}")
+                target = cg.source_expr(obj_vt.source)
+                if _plain_setattr(obj):
+                    apply.append(f"{target}.{item[1]} = {temp}")
+                else:  # the traced code ran the class's __setattr__; this is the store it made
+                    apply.append(f"{cg.object_ref(object.__setattr__)}({target}, {item[1]!r}, {temp})")
         return compute + apply

@@ -341,6 +341,10 @@ def _delattr(tx, obj, name):
 
 
 def _object_setattr(tx, obj, name, value):
+    generic = getattr(obj, "generic_setattr", None)  # bypasses the class's own __setattr__
+    if generic is not None and name.is_python_constant():
+        generic(tx, name.as_python_constant(), value)
+        return ConstantVariable(None)
     return _setattr(tx, obj, name, value)
 
 

@@ -64,6 +64,8 @@ class SuperVariable(VariableTracker):
                     return _NoOpInit()
                 if attr is object.__getattribute__ and hasattr(self.obj, "generic_getattr"):
                     return _GenericGetAttr(self.obj)
+                if attr is object.__setattr__ and hasattr(self.obj, "generic_setattr"):
+                    return _GenericSetAttr(self.obj)
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
         raise MissingAttribute(f"super() has no attribute {name!r}")
 
@@ -80,6 +82,19 @@ class _GenericGetAttr(VariableTracker):
         return self.obj.generic_getattr(tx, args[0].as_python_constant())
 
 
+class _GenericSetAttr(VariableTracker):
+    """``super().__setattr__`` reaching object's: a plain store."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def call(self, tx, args, kwargs):
+        if len(args) != 2 or kwargs or not args[0].is_python_constant():
+            raise Unsupported("object.__setattr__ with a non-constant name")
+        self.obj.generic_setattr(tx, args[0].as_python_constant(), args[1])
+        return ConstantVariable(None)
+
+
 class _NoOpInit(VariableTracker):
     def call(self, tx, args, kwargs):
         return ConstantVariable(None)
@@ -94,6 +109,10 @@ class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
         self.source = source
 
     def call(self, tx, args, kwargs):
+        from capture.variables.user_object import UserObjectVariable
+        if self.fn is object.__getattribute__ and len(args) == 2 and not kwargs \
+                and isinstance(args[0], UserObjectVariable) and args[1].is_python_constant():
+            return args[0].generic_getattr(tx, args[1].as_python_constant())
         raise Unsupported(f"call to C function {getattr(self.fn, '__qualname__', self.fn)}")
 
     def reconstruct(self, cg):

@@ -11,7 +11,7 @@ import types
 import torch
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.sources import AttrSource
+from capture.sources import AttrSource, GenericAttrSource
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.lists import is_namedtuple_type
@@ -138,6 +138,15 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         return f"ClassVariable({self.cls.__qualname__})"
 
 
+def _instance_dict(obj) -> dict | None:
+    """The object's own ``__dict__``, not what a custom ``__getattribute__`` says it is."""
+    try:
+        d = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return None
+    return d if isinstance(d, dict) else None
+
+
 class UserObjectVariable(VariableTracker):
     """An instance of a user class that existed before the frame."""
 
@@ -173,14 +182,26 @@ class UserObjectVariable(VariableTracker):
         stored = tx.output.side_effects.load_attr(self.value, name)
         if stored is not None:
             return stored
-        src = AttrSource(self.source, name) if self.source is not None else None
+        src = None
+        if self.source is not None:
+            plain = cls.__getattribute__ is object.__getattribute__
+            src = AttrSource(self.source, name) if plain else GenericAttrSource(self.source, name)
         try:
             static = inspect.getattr_static(cls, name)
         except AttributeError:
             static = None
+        instance_dict = _instance_dict(self.value)
+        if name == "__dict__" and type(static).__name__ == "getset_descriptor" and instance_dict is not None:
+            if tx.output.side_effects.has_pending_attrs(self.value):
+                raise Unsupported(f"reading __dict__ of a {cls.__name__} after setting its attributes")
+            return wrap(tx, instance_dict, src)  # the instance dict, tracked like any dict
         is_data_descriptor = static is not None and hasattr(type(static), "__set__")
-        instance_dict = getattr(self.value, "__dict__", {})
-        if not is_data_descriptor and name in instance_dict:
+        instance_dict = instance_dict or {}
+        dict_vt = tx.output.side_effects.tracked(instance_dict) if instance_dict else None
+        if dict_vt is not None and not is_data_descriptor:  # __dict__ was read: it holds the state
+            if dict_vt.contains_key(name):
+                return dict_vt.getitem(tx, ConstantVariable(name))
+        elif not is_data_descriptor and name in instance_dict:
             return wrap(tx, instance_dict[name], src)
         if static is not None:
             if type(static).__name__ == "member_descriptor":
@@ -191,12 +212,28 @@ class UserObjectVariable(VariableTracker):
         raise MissingAttribute(f"{cls.__name__!r} object has no attribute {name!r}")
 
     def store_attr(self, tx, name, value):
+        setattr_fn = inspect.getattr_static(type(self.value), "__setattr__")
+        if isinstance(setattr_fn, types.FunctionType):  # a Python __setattr__: follow it
+            from capture.variables.functions import UserFunctionVariable
+            UserFunctionVariable(setattr_fn).call(tx, [self, ConstantVariable(name), value], {})
+            return
+        if setattr_fn is not object.__setattr__:
+            raise Unsupported(f"setting attribute {name!r} on a {type(self.value).__name__} (custom __setattr__)")
+        self.generic_setattr(tx, name, value)
+
+    def generic_setattr(self, tx, name, value):
+        """``object.__setattr__``: a plain store into the instance dict."""
         cls = type(self.value)
         static = inspect.getattr_static(cls, name, None)
         if static is not None and hasattr(type(static), "__set__"):
             raise Unsupported(f"assignment through descriptor {name!r} of an object that existed before the frame")
-        if cls.__setattr__ is not object.__setattr__ or not hasattr(self.value, "__dict__"):
-            raise Unsupported(f"setting attribute {name!r} on a {cls.__name__} (custom __setattr__ or no __dict__)")
+        instance_dict = _instance_dict(self.value)
+        if instance_dict is None:
+            raise Unsupported(f"setting attribute {name!r} on a {cls.__name__} (no __dict__)")
+        dict_vt = tx.output.side_effects.tracked(instance_dict)
+        if dict_vt is not None:  # __dict__ was read: keep one view of the state
+            dict_vt.call_method(tx, "__setitem__", [ConstantVariable(name), value], {})
+            return
         tx.output.side_effects.store_attr(self.value, self, name, value)
 
     def call(self, tx, args, kwargs):

@@ -1,0 +1,162 @@
+"""Objects that control their own attributes: ``__dict__`` reads, ``object.__getattribute__``
+and ``object.__setattr__`` called directly, Python ``__getattribute__``/``__setattr__``
+overrides (config and proxy classes of libraries). Each test runs the same code on two
+twin objects, one compiled and one eager, and compares results and object state."""
+import torch
+
+import capture
+
+
+class Config:
+    def __init__(self):
+        self.scale = 2.0
+        self.name = "cfg"
+
+
+class AliasedConfig:
+    """Like transformers' config classes: some names are aliases of others."""
+    attribute_map = {"width": "hidden_size"}
+
+    def __init__(self):
+        self.hidden_size = 4
+        self.scale = 0.5
+
+    def __getattribute__(self, key):
+        if key != "attribute_map" and key in super().__getattribute__("attribute_map"):
+            key = super().__getattribute__("attribute_map")[key]
+        return super().__getattribute__(key)
+
+    def __setattr__(self, key, value):
+        if key in super().__getattribute__("attribute_map"):
+            key = super().__getattribute__("attribute_map")[key]
+        super().__setattr__(key, value)
+
+
+class Doubling:
+    """A __setattr__ that changes the value stored: replaying the store must not run it twice."""
+
+    def __init__(self):
+        object.__setattr__(self, "count", 1)
+
+    def __setattr__(self, key, value):
+        object.__setattr__(self, key, value * 2)
+
+
+def state(obj) -> dict:
+    return dict(object.__getattribute__(obj, "__dict__"))
+
+
+def run_twins(make_fn, calls=3, change=None):
+    """``make_fn()`` -> (fn, obj); compiles one twin, runs the other eagerly."""
+    fn_c, obj_c = make_fn()
+    fn_e, obj_e = make_fn()
+    compiled = capture.compile(fn_c, backend="eager")
+    for i in range(calls):
+        if change is not None and i == calls - 1:
+            change(obj_c)
+            change(obj_e)
+        x = torch.randn(3)
+        torch.testing.assert_close(compiled(x), fn_e(x))
+        assert state(obj_c) == state(obj_e)
+    return fn_c
+
+
+def one_graph(fn):
+    ex = capture.explain(fn, torch.randn(3))
+    assert ex.graph_count == 1 and not ex.all_breaks, [str(r) for r in ex.all_breaks]
+
+
+def test_reading_and_writing_an_instance_dict():
+    def make():
+        cfg = Config()
+
+        def f(x):
+            d = cfg.__dict__
+            d["calls"] = d.get("calls", 0) + 1
+            return x * d["scale"] + len(vars(cfg))
+        return f, cfg
+
+    fn = run_twins(make, change=lambda c: setattr(c, "scale", -1.0))
+    one_graph(make()[0])
+    assert fn is not None
+
+
+def test_attribute_set_after_dict_read_is_one_state():
+    def make():
+        cfg = Config()
+
+        def f(x):
+            d = cfg.__dict__
+            cfg.scale = 3.0            # a plain store, seen through the dict read before it
+            return x * d["scale"] * cfg.scale
+        return f, cfg
+
+    run_twins(make)
+
+
+def test_aliasing_getattribute_and_setattr_are_followed():
+    def make():
+        cfg = AliasedConfig()
+
+        def f(x):
+            cfg.width = cfg.width + 1  # through attribute_map: hidden_size
+            return x * cfg.hidden_size * cfg.scale
+        return f, cfg
+
+    run_twins(make, change=lambda c: setattr(c, "scale", 2.0))
+    one_graph(make()[0])
+
+
+def test_store_through_custom_setattr_happens_once():
+    def make():
+        obj = Doubling()
+
+        def f(x):
+            obj.count = obj.count + 1
+            return x * obj.count
+        return f, obj
+
+    run_twins(make, calls=4)
+
+
+def test_object_getattribute_and_setattr_called_directly():
+    def make():
+        obj = Doubling()
+
+        def f(x):
+            object.__setattr__(obj, "raw", 5)
+            return x + object.__getattribute__(obj, "count") + object.__getattribute__(obj, "raw")
+        return f, obj
+
+    run_twins(make)
+    one_graph(make()[0])
+
+
+def test_guards_on_proxy_attributes_do_not_reenter_getattribute():
+    calls = []
+
+    class Proxy:
+        def __init__(self, inner):
+            object.__setattr__(self, "inner", inner)
+
+        def __getattribute__(self, key):
+            calls.append(key)
+            own = object.__getattribute__(self, "__dict__")
+            return own[key] if key in own else getattr(own["inner"], key)
+
+    def make():
+        proxy = Proxy(Config())
+
+        def f(x):
+            return x * proxy.scale
+        return f, proxy
+
+    fn_c, proxy = make()
+    compiled = capture.compile(fn_c, backend="eager")
+    x = torch.randn(3)
+    torch.testing.assert_close(compiled(x), fn_c(x))
+    calls.clear()
+    torch.testing.assert_close(compiled(x), x * 2.0)
+    assert calls == []                  # the hit path read state without calling __getattribute__
+    object.__getattribute__(proxy, "inner").scale = 5.0
+    torch.testing.assert_close(compiled(x), x * 5.0)
