@@ -54,6 +54,20 @@ def _cases():
     def gelu_bias(x, b=torch.randn(512)):
         return F.gelu(x + b, approximate="tanh")
 
+    def embedding_layer_norm(weight, ids):
+        return F.layer_norm(F.embedding(ids, weight), (768,))
+
+    def embedding_inputs():
+        g = torch.Generator().manual_seed(1)
+        return torch.randn(1000, 768, generator=g), torch.randint(0, 1000, (4, 64), generator=g)
+
+    def cat_gelu(x, y):
+        return F.gelu(torch.cat([x, y * 2], dim=-1))
+
+    def cat_inputs():
+        g = torch.Generator().manual_seed(1)
+        return torch.randn(256, 512, generator=g), torch.randn(256, 384, generator=g)
+
     def linear_gelu():
         lin = nn.Linear(256, 512)
         return lambda x: F.gelu(lin(x))
@@ -72,6 +86,8 @@ def _cases():
         Case("softmax 16x8192 (looped)", lambda: softmax, rand(16, 8192), True),
         Case("layer_norm 256x768", lambda: nn.LayerNorm(768), rand(256, 768), True),
         Case("rms_norm 256x768", lambda: rms_norm, rand(256, 768), True),
+        Case("embedding+layer_norm 256x768", lambda: embedding_layer_norm, embedding_inputs, True),
+        Case("cat+gelu 256x(512+384)", lambda: cat_gelu, cat_inputs, True),
         Case("linear+GELU 64x256->512", linear_gelu, rand(64, 256), False),
         model("mlp"), model("cnn"), model("gpt2_block"), model("encoder_layer"),
     ]

@@ -114,8 +114,11 @@ class CompiledGraph:
         return "\n".join(lines)
 
 
-def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True) -> CompiledGraph:
-    """A CompiledGraph for ``gm``; falls back to running ``gm`` as captured on failure."""
+def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True,
+                  autotune: bool | None = None) -> CompiledGraph:
+    """A CompiledGraph for ``gm``; falls back to running ``gm`` as captured on failure.
+    ``autotune``: launch through ``triton.autotune`` (default: only on a CUDA device
+    outside the interpreter, see ``config.use_autotune``)."""
     compiled = CompiledGraph(gm)
     COMPILED.append(compiled)
     del COMPILED[:-config.MAX_TRACKED_GRAPHS]
@@ -123,7 +126,7 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
     try:
         if needs_autograd(example_inputs):
             raise _Eager("inputs require grad while grad mode is on (no compiled backward yet)")
-        _build(compiled, gm, example_inputs, fuse)
+        _build(compiled, gm, example_inputs, fuse, autotune)
     except (_Eager, fx_graph.DecomposeError, Unlowerable) as e:
         compiled.run_eagerly(str(e))
         _log_once(f"eager:{e}", "triton backend: running a graph as captured: %s", e)
@@ -138,7 +141,7 @@ class _Eager(Exception):
     pass
 
 
-def _build(compiled: CompiledGraph, gm, example_inputs, fuse) -> None:
+def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune) -> None:
     decomposed = fx_graph.decompose(gm, example_inputs)
     compiled.decomposed = decomposed
     lifted = decomposed.meta["lifted_inputs"]
@@ -161,8 +164,10 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse) -> None:
             module = cache.load_module(source.source)
             sources[id(item)] = (source, getattr(module, name))
             compiled.kernels.append(source)
-            _GENERATED.setdefault((source.source, repr(source.constexprs), source.num_warps), source)
-    wrapper = WrapperCodegen(lowering, items, sources)
+            _GENERATED.setdefault((source.source, repr(source.compile_constants()), source.num_warps), source)
+    if autotune is None:
+        autotune = config.use_autotune(lowering.device)
+    wrapper = WrapperCodegen(lowering, items, sources, autotune=autotune)
     text, namespace = wrapper.generate()
     call = compile_wrapper(text, namespace, filename=f"<capture wrapper {len(COMPILED)}>")
     compiled.lowering = lowering

@@ -71,6 +71,47 @@ def rows_config(n_rows: int, n_cols: int) -> dict:
     return {"persistent": persistent, "ROWS": rows, "COLS": cols, "num_warps": warps_for(rows * cols)}
 
 
+# Autotuning (real GPUs only). The heuristic config above comes first; the others are
+# its neighbours, never larger per program (so none holds more live values per thread
+# than the one the sm_90 check compiles):
+# * pointwise: a smaller block gives mid-sized tensors more programs than the 132 SMs of
+#   an H100; fewer warps per block can win when the fused chain is short;
+# * rows: fewer rows per program for more programs, or more warps for the same block
+#   (more memory requests in flight), or half-width columns for looped rows.
+# Under TRITON_INTERPRET only the heuristic config runs: the interpreter would time
+# every config on the CPU, which is slow and says nothing about a GPU.
+AUTOTUNE_MAX_CONFIGS = 4
+
+
+def autotune_configs(kind: str, xnumel: int, rnumel: int = 1) -> list:
+    """Launch configs to autotune over, the heuristic one first (dicts of constexprs + num_warps)."""
+    if kind == "pointwise":
+        first = pointwise_config(xnumel)
+        block = first["BLOCK_SIZE"]
+        candidates = [first, {"BLOCK_SIZE": block, "num_warps": max(1, first["num_warps"] // 2)},
+                      {"BLOCK_SIZE": max(POINTWISE_MIN_BLOCK, block // 2), "num_warps": warps_for(block // 2)},
+                      {"BLOCK_SIZE": max(POINTWISE_MIN_BLOCK, block // 4), "num_warps": warps_for(block // 4)}]
+    else:
+        first = rows_config(xnumel, rnumel)
+        rows, cols, warps = first["ROWS"], first["COLS"], first["num_warps"]
+        candidates = [first, {**first, "ROWS": max(1, rows // 2), "num_warps": warps_for(max(1, rows // 2) * cols)},
+                      {**first, "num_warps": min(MAX_WARPS, warps * 2)}]
+        if not first["persistent"]:
+            candidates.append({**first, "COLS": cols // 2, "num_warps": warps_for(rows * cols // 2)})
+    unique = []
+    for c in candidates:
+        c = {k: v for k, v in c.items() if k != "persistent"}
+        if c not in unique:
+            unique.append(c)
+    return unique[:AUTOTUNE_MAX_CONFIGS]
+
+
+def use_autotune(device) -> bool:
+    """Launch through ``triton.autotune`` only on a real CUDA device (see above)."""
+    return (device is not None and getattr(device, "type", None) == "cuda"
+            and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"))
+
+
 def cache_dir() -> Path:
     """Where generated kernel modules live, keyed by the hash of their source."""
     root = os.environ.get("CAPTURE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "capture")

@@ -17,7 +17,7 @@ import operator
 import torch
 from torch import fx
 
-from codegen import indexing, reductions, views  # noqa: F401  (registers rules)
+from codegen import indexing, indirect, reductions, rounding, views  # noqa: F401  (registers rules)
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
                         fresh_index)
 from codegen.lowering import Unlowerable, cast, lookup
@@ -127,6 +127,8 @@ class GraphLowering:
         return BufferValue(buffer)
 
     def _call(self, node):
+        if _data_dependent(node.meta.get("val")):
+            raise Unlowerable(f"the shape of {node.name} ({node.target}) depends on data")
         args, kwargs = self._lowered(node.args), self._lowered(node.kwargs)
         if node.target is aten.copy_.default and node.args[0].op == "placeholder":
             return self._mutation(node, args[0], args[1])
@@ -275,6 +277,15 @@ def _broadcast_cast(source, target):
         own = [indexing.const(0) if s == 1 else index[offset + d] for d, s in enumerate(source.shape)]
         return cast(source.load(own), target.dtype)
     return load
+
+
+def _data_dependent(val) -> bool:
+    """A result whose shape is symbolic (boolean-mask indexing, nonzero): no static kernel."""
+    if isinstance(val, torch.Tensor):
+        return any(not isinstance(s, int) for s in val.shape)
+    if isinstance(val, (tuple, list)):
+        return any(_data_dependent(v) for v in val)
+    return False
 
 
 def _validate(value):

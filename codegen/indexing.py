@@ -16,6 +16,12 @@ comes out as ``C*i0 + i1`` rather than a tower of divisions:
 
 Division and modulo follow Python (floor) semantics; emitted code only uses them on
 non-negative operands, where Triton's C semantics agree (``to_source`` checks this).
+
+A fourth atom, ``Gathered(value, size)``, stands for an index read from memory (gather,
+embedding, advanced indexing): ``value`` is a loop-IR expression the kernel computes
+(already wrapped into ``0 .. size-1`` for in-range indices), printed as the name the
+kernel gave it. Its range is what the simplifier assumes; loads through it are masked
+to that range, so an out-of-range index reads 0 instead of faulting.
 """
 from __future__ import annotations
 
@@ -100,6 +106,36 @@ class Mod(Atom):
         return f"({self.expr} % {self.divisor})"
 
 
+class Gathered(Atom):
+    """An index value loaded at run time: ``value`` (a loop-IR ``Expr``) in ``0 .. size-1``.
+
+    ``deps`` are the loop variables the value depends on (through the loads computing it),
+    so masks and loop levels treat it like those variables."""
+    __slots__ = ("value", "size", "deps", "_hash", "_sort")
+
+    def __init__(self, value, size: int, deps):
+        self.value, self.size, self.deps = value, int(size), frozenset(deps)
+        self._hash = hash(("gathered", value, self.size))
+        self._sort = None
+
+    def _key(self):
+        if self._sort is None:                  # deterministic: the expression's structure
+            self._sort = ("gathered", repr(self.value), self.size)
+        return self._sort
+
+    def bounds(self):
+        return 0, self.size - 1
+
+    def __eq__(self, other):
+        return isinstance(other, Gathered) and self.size == other.size and self.value == other.value
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"[{self.value!r}]"
+
+
 class Index:
     """``const + sum(coef * atom)``; immutable, hashable, with structural equality."""
     __slots__ = ("terms", "const", "_hash")
@@ -161,7 +197,22 @@ class Index:
     def variables(self) -> set:
         found = set()
         for atom in self.terms:
-            found |= {atom} if isinstance(atom, Var) else atom.expr.variables()
+            if isinstance(atom, Var):
+                found.add(atom)
+            elif isinstance(atom, Gathered):
+                found |= atom.deps
+            else:
+                found |= atom.expr.variables()
+        return found
+
+    def gathered(self) -> list:
+        """The ``Gathered`` atoms anywhere in this index (inside ``//`` and ``%`` too)."""
+        found = []
+        for atom in self.terms:
+            if isinstance(atom, Gathered):
+                found.append(atom)
+            elif not isinstance(atom, Var):
+                found += [g for g in atom.expr.gathered() if g not in found]
         return found
 
     def affine_coefficients(self) -> dict | None:
@@ -201,12 +252,14 @@ class Index:
 def _eval_atom(atom, env):
     if isinstance(atom, Var):
         return env[atom.name]
+    if isinstance(atom, Gathered):
+        return env[atom]
     value = atom.expr.evaluate(env)
     return value // atom.divisor if isinstance(atom, FloorDiv) else value % atom.divisor
 
 
 def _subs_atom(atom, mapping):
-    if isinstance(atom, Var):
+    if isinstance(atom, (Var, Gathered)):
         return Index.of(mapping.get(atom, atom))
     inner = atom.expr.substitute(mapping)
     return floordiv(inner, atom.divisor) if isinstance(atom, FloorDiv) else mod(inner, atom.divisor)
@@ -380,6 +433,8 @@ def to_source(expr: Index, names: Mapping[str, str] | None = None, check: bool =
 def _atom_source(atom, names, check) -> str:
     if isinstance(atom, Var):
         return names.get(atom.name, atom.name)
+    if isinstance(atom, Gathered):
+        return names[atom] if atom in names else repr(atom)
     if check and atom.expr.bounds()[0] < 0:
         raise ValueError(f"index {atom!r} divides a possibly negative value")
     inner = to_source(atom.expr, names, check)

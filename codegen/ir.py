@@ -2,12 +2,14 @@
 
 * ``Buffer`` — memory the generated code reads or writes: a graph input, a lifted
   parameter, a constant, a kernel's output, an extern call's output.
-* ``Expr`` — the value of one element, as a tree of ``Load(buffer, index)``,
+* ``Expr`` — the value of one element, as a tree of ``Load(buffer, index, predicate)``,
   ``Const``, ``IndexValue`` (an index used as data: arange, masks) and ``Op(name, args)``;
   ``dtype`` is the *compute* dtype (float16/bfloat16 load as float32 and are rounded
   back on store). Trees are immutable, hash-consed by structure (shared subtrees are
   emitted once) and may carry a ``label``: the FX node they implement, used to name the
-  temporary in the generated kernel.
+  temporary in the generated kernel. A load's index may contain ``Gathered`` atoms
+  (an index read from memory) and a load may carry a ``predicate``: it reads only where
+  the predicate holds and gives 0 elsewhere (``cat`` reads each input only in its range).
 * ``TensorValue`` — what a lowering returns: a shape, a storage dtype and
   ``load(index) -> Expr``. ``Lazy`` values are functions of the index (pointwise ops and
   views compose without touching memory); ``BufferValue`` reads a strided buffer.
@@ -85,19 +87,30 @@ class Expr:
 
 
 class Load(Expr):
-    __slots__ = ("buffer", "index")
+    """``buffer[index]``; with a ``predicate`` (a bool Expr) only where it holds, else 0."""
+    __slots__ = ("buffer", "index", "predicate")
 
-    def __init__(self, buffer: Buffer, index: Index):
-        self.buffer, self.index = buffer, index
+    def __init__(self, buffer: Buffer, index: Index, predicate: Expr | None = None):
+        self.buffer, self.index, self.predicate = buffer, index, predicate
         self.dtype = compute_dtype(buffer.dtype)
         self.label = None
-        self._hash = hash(("load", buffer.name, index))
+        self._hash = hash(("load", buffer.name, index, predicate))
 
     def _fields(self):
-        return (self.buffer.name, self.index)
+        return (self.buffer.name, self.index, self.predicate)
+
+    def children(self):
+        """The values the address and the predicate are computed from."""
+        found = tuple(g.value for g in self.index.gathered())
+        return found + ((self.predicate,) if self.predicate is not None else ())
+
+    def is_direct(self) -> bool:
+        """An address from loop indices alone, read unconditionally."""
+        return self.predicate is None and not self.index.gathered()
 
     def __repr__(self):
-        return f"load({self.buffer.name}, {self.index})"
+        extra = f" if {self.predicate!r}" if self.predicate is not None else ""
+        return f"load({self.buffer.name}, {self.index}{extra})"
 
 
 class Const(Expr):
@@ -121,15 +134,19 @@ class Const(Expr):
 
 
 class IndexValue(Expr):
-    """An index expression used as a value (``arange``, ``tril`` masks)."""
-    __slots__ = ("index",)
+    """An index expression used as a value (``arange``, ``tril`` masks). ``guarded``: only
+    used where a predicate holds (a ``cat`` input), so it may be out of range elsewhere."""
+    __slots__ = ("index", "guarded")
 
-    def __init__(self, index: Index, dtype: torch.dtype):
-        self.index, self.dtype, self.label = index, dtype, None
+    def __init__(self, index: Index, dtype: torch.dtype, guarded: bool = False):
+        self.index, self.dtype, self.label, self.guarded = index, dtype, None, guarded
         self._hash = hash(("index", index, dtype))
 
     def _fields(self):
         return (self.index, self.dtype)
+
+    def children(self):
+        return tuple(g.value for g in self.index.gathered())
 
     def __repr__(self):
         return f"index({self.index})"
@@ -175,6 +192,55 @@ def walk(expr: Expr):
 
 def loads(expr: Expr) -> list:
     return [e for e in walk(expr) if isinstance(e, Load)]
+
+
+def loop_variables(expr: Expr) -> set:
+    """The loop variables (``indexing.Var``) an expression depends on."""
+    found = set()
+    for node in walk(expr):
+        if isinstance(node, (Load, IndexValue)):
+            found |= node.index.variables()
+    return found
+
+
+def gathered(value: Expr, size: int) -> Index:
+    """An index read from memory: ``value`` (an integer Expr, already wrapped into
+    ``0 .. size-1`` when in range) as an index atom."""
+    return Index({indexing.Gathered(value, size, loop_variables(value)): 1})
+
+
+def guarded(expr: Expr, predicate: Expr) -> Expr:
+    """``expr`` with every load it makes (addresses included) predicated on ``predicate``:
+    where it is false nothing is read (the loads give 0 and the value is garbage that the
+    caller must select away)."""
+    memo = {}
+
+    def index_of(index: Index) -> Index:
+        found = index.gathered()
+        if not found:
+            return index
+        mapping = {}
+        for g in found:
+            value = visit(g.value)
+            mapping[g] = Index({indexing.Gathered(value, g.size, loop_variables(value)): 1})
+        return index.substitute(mapping)
+
+    def visit(node):
+        done = memo.get(id(node))
+        if done is not None:
+            return done
+        if isinstance(node, Load):
+            pred = predicate if node.predicate is None else Op("and", [node.predicate, predicate], torch.bool)
+            out = Load(node.buffer, index_of(node.index), pred)
+        elif isinstance(node, Op):
+            out = Op(node.name, [visit(a) for a in node.args], node.dtype, node.attrs, node.label)
+        elif isinstance(node, IndexValue):
+            out = IndexValue(index_of(node.index), node.dtype, guarded=True)
+        else:
+            out = node
+        memo[id(node)] = out
+        return out
+    return visit(expr)
 
 
 # --------------------------------------------------------------------------- tensor values
@@ -230,7 +296,7 @@ def as_buffer_view(value: TensorValue):
         return value
     index = fresh_index(value.shape)
     expr = value.load(index)
-    if not isinstance(expr, Load) or expr.buffer.dtype != value.dtype:
+    if not isinstance(expr, Load) or not expr.is_direct() or expr.buffer.dtype != value.dtype:
         return None
     coefs = expr.index.affine_coefficients()
     if coefs is None:
@@ -242,7 +308,7 @@ def as_buffer_view(value: TensorValue):
             continue
         v = next(iter(idx.terms))
         stride.append(coefs.pop(v, 0))
-    if coefs or expr.index.const < 0:
+    if coefs or expr.index.const < 0 or any(st < 0 for st in stride):     # torch has no negative strides
         return None
     return BufferValue(expr.buffer, value.shape, tuple(stride), expr.index.const)
 

@@ -23,7 +23,7 @@ prims = torch.ops.prims
 
 LOWERINGS: dict = {}
 
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
                     torch.int16, torch.int8, torch.uint8, torch.bool)
 
 
@@ -232,10 +232,18 @@ def _relu(g, node, a):
 # --------------------------------------------------------------------------- math
 
 
+# float32-accurate only: the tanh helper's series and Triton's float64 erf (an fp32
+# exp2 inside on sm_90) would lose double precision.
+NOT_FLOAT64 = {"tanh", "erf"}
+
+
 def _float_unary(op_name):
     def rule(g, node, a):
-        if not out_meta(node)[1].is_floating_point:
+        dtype = out_meta(node)[1]
+        if not dtype.is_floating_point:
             raise Unlowerable(f"{op_name} of an integer result")
+        if dtype is torch.float64 and op_name in NOT_FLOAT64:
+            raise Unlowerable(f"float64 {op_name} is not generated (float32-accurate formula)")
         return pointwise(node, [a], unop(op_name))
     return rule
 
@@ -267,6 +275,8 @@ def _gelu(g, node, a, approximate="none"):
         return _half_x_times_one_plus(x, Op("tanh", [inner], x.dtype))
     if approximate not in ("none", "tanh"):
         raise Unlowerable(f"gelu approximate={approximate!r}")
+    if out_meta(node)[1] is torch.float64:
+        raise Unlowerable("float64 gelu is not generated (erf/tanh are float32-accurate)")
     return pointwise(node, [a], tanh_form if approximate == "tanh" else exact)
 
 

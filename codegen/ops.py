@@ -8,6 +8,7 @@ kernel's module when a kernel uses them.
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
@@ -39,6 +40,16 @@ def _maximum(a, b, attrs, dtype):
 
 def _minimum(a, b, attrs, dtype):
     return f"tl.minimum({a}, {b}, tl.PropagateNan.ALL)" if dtype.is_floating_point else f"tl.minimum({a}, {b})"
+
+
+def _sqrt(a, attrs, dtype):
+    # tl.sqrt_rn (correctly rounded) takes float32 only; tl.sqrt of a float64 is sqrt.rn.f64.
+    return f"tl.sqrt({a})" if dtype is torch.float64 else f"tl.sqrt_rn({a})"
+
+
+def _rsqrt(a, attrs, dtype):
+    # tl.rsqrt of a float64 is rsqrt.approx.f64 on sm_90: divide a rounded sqrt instead.
+    return f"1.0 / tl.sqrt({a})" if dtype is torch.float64 else f"tl.rsqrt({a})"
 
 
 def _to(a, attrs, dtype):
@@ -80,8 +91,8 @@ OPS = {
     "exp2": (_call("tl.exp2"), ()),
     "log": (_call("tl.log"), ()),
     "log2": (_call("tl.log2"), ()),
-    "sqrt": (_call("tl.sqrt_rn"), ()),
-    "rsqrt": (_call("tl.rsqrt"), ()),
+    "sqrt": (_sqrt, ()),
+    "rsqrt": (_rsqrt, ()),
     "sin": (_call("tl.sin"), ()),
     "cos": (_call("tl.cos"), ()),
     "erf": (_call("tl.erf"), ()),
@@ -93,6 +104,14 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
+    "div_floor_float": (_call("_div_floor_float"), ("_div_floor_float",)),
+    "div_floor_int": (_call("_div_floor_int"), ("_div_floor_int",)),
+    "div_trunc_int": (_binary("//"), ()),            # Triton's // on integers truncates, like C
+    "trunc": (_call("_trunc"), ("_trunc",)),
+    "remainder": (_call("_remainder"), ("_remainder",)),
+    "fmod": (_binary("%"), ()),                      # C fmod / %: the sign of the dividend
+    "round": (_call("_round_half_even"), ("_round_half_even",)),
+    "pow_tensor": (_call("_pow_tensor"), ("_pow_tensor",)),
     "to": (_to, lambda attrs: ("_to_bfloat16",) if attrs[0] is torch.bfloat16 else ()),
 }
 
@@ -140,6 +159,68 @@ def _expm1(x):
 def _pow(x, y):
     # x ** y for a non-integer exponent: NaN for x < 0, like torch.
     return tl.exp2(y * tl.log2(x))
+''',
+    "_div_floor_float": '''
+@triton.jit
+def _div_floor_float(a, b):
+    # torch's floor division of floats: from fmod (exact), so the result is the floor of
+    # the exact quotient, not of the rounded a / b; division by zero gives a / b.
+    mod = a % b
+    div = (a - mod) / b
+    div = tl.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1.0, div)
+    floored = tl.floor(div)
+    floored = tl.where(div - floored > 0.5, floored + 1.0, floored)
+    quotient = a / b
+    floored = tl.where(div == 0, quotient * 0.0, floored)      # a zero keeps the sign of a / b
+    return tl.where(b == 0, quotient, floored)
+''',
+    "_div_floor_int": '''
+@triton.jit
+def _div_floor_int(a, b):
+    # Python/torch floor division; Triton's // truncates toward zero like C.
+    quotient = a // b
+    remainder = a % b
+    return tl.where((remainder != 0) & ((remainder < 0) != (b < 0)), quotient - 1, quotient)
+''',
+    "_trunc": '''
+@triton.jit
+def _trunc(x):
+    return tl.where(x < 0, tl.ceil(x), tl.floor(x))
+''',
+    "_remainder": '''
+@triton.jit
+def _remainder(a, b):
+    # Python/torch remainder has the sign of the divisor; Triton's % (C's %, fmod for
+    # floats) has the sign of the dividend.
+    mod = a % b
+    return tl.where((mod != 0) & ((b < 0) != (mod < 0)), mod + b, mod)
+''',
+    "_round_half_even": '''
+@triton.jit
+def _round_half_even(x):
+    # torch.round: nearest integer, ties to even (nearbyint); built from floor so it runs
+    # in the interpreter too. A zero result keeps the sign of x (round(-0.3) is -0.0).
+    down = tl.floor(x)
+    frac = x - down
+    half = down * 0.5
+    odd = tl.floor(half) != half
+    rounded = tl.where((frac > 0.5) | ((frac == 0.5) & odd), down + 1.0, down)
+    return tl.where(rounded == 0, x * 0.0, rounded)
+''',
+    "_pow_tensor": '''
+@triton.jit
+def _pow_tensor(x, y):
+    # x ** y elementwise with C pow's special cases: a negative base needs an integer
+    # exponent (odd flips the sign, else NaN), x ** 0 == 1 ** y == (-1) ** inf == 1.
+    magnitude = tl.exp2(y * tl.log2(tl.abs(x)))
+    integral = tl.floor(y) == y
+    half = y * 0.5
+    odd = integral & (tl.floor(half) != half)
+    negative = (x < 0) | ((x == 0) & (1.0 / x < 0))         # sign bit, -0.0 included
+    result = tl.where(negative & odd, -magnitude, magnitude)
+    result = tl.where((x < 0) & ~integral, float("nan"), result)
+    one = (y == 0) | (x == 1) | ((x == -1) & (tl.abs(y) == float("inf")))
+    return tl.where(one, 1.0, result)
 ''',
     "_maximum": '''
 @triton.jit
@@ -208,8 +289,13 @@ def reduction_combine(reduction: str, dtype: torch.dtype):
     return (lambda acc, v: f"{elementwise}({acc}, {v})", lambda v: f"{fn}({v}, 1)", ())
 
 
-def literal(value, dtype: torch.dtype) -> str:
-    """A Python/Triton literal for a constant of ``dtype``."""
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0] if abs(value) < 3.4e38 else math.nan
+
+
+def literal(value, dtype: torch.dtype, block: bool = True) -> str:
+    """A Python/Triton literal for a constant of ``dtype`` (``block``: it may be used as
+    a tensor operand, not only as the value argument of ``tl.full``)."""
     if dtype is torch.bool:
         return "True" if value else "False"
     if dtype.is_floating_point:
@@ -218,5 +304,9 @@ def literal(value, dtype: torch.dtype) -> str:
             return 'float("nan")'
         if math.isinf(value):
             return 'float("inf")' if value > 0 else 'float("-inf")'
+        if dtype is torch.float64 and block and _float32(value) != value:
+            # Triton makes a float literal float32 where it becomes a tensor (tl.where):
+            # a float64 constant that float32 cannot hold exactly is spelled out.
+            return f"tl.full([], {value!r}, tl.float64)"
         return repr(value)
     return str(int(value))

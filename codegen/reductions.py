@@ -1,4 +1,4 @@
-"""Lowering rules for reductions: sum, mean, amax, amin, prod, var, var_mean.
+"""Lowering rules for reductions: sum, mean, amax, amin, prod, var, var_mean, any, all.
 
 Each reduction becomes one ``Computation`` (realized at once: a reduction is never
 recomputed) through ``GraphLowering.reduce``; what follows it (mean's division, var's
@@ -114,6 +114,29 @@ def _max_dim(g, node, a, dim, keepdim=False):
 @register(aten.min.dim)
 def _min_dim(g, node, a, dim, keepdim=False):
     return _value_and_index(g, node, a, dim, keepdim, "min")
+
+
+def _logical(g, node, a, dims, keepdim, reduction):
+    """any = max and all = min of ``x != 0``, accumulated as int32 (the emitter converts
+    the row result back to bool)."""
+    _, dtype = out_meta(node)
+    if dtype not in (torch.bool, torch.uint8):
+        raise Unlowerable(f"{node.target} with a {dtype} result")
+    dims = reduced_dims(a, dims)
+    if any(a.shape[d] == 0 for d in dims):
+        raise Unlowerable(f"{node.target} over an empty dimension")
+    truth = Lazy(a.shape, torch.bool, lambda index: cast(a.load(index), torch.bool))
+    return g.reduce(node, truth, dims, reduction, keepdim, torch.int32, dtype, name=node.name)
+
+
+@register(aten.any)
+def _any(g, node, a, dim=None, keepdim=False):
+    return _logical(g, node, a, dim, keepdim, "max")
+
+
+@register(aten.all)
+def _all(g, node, a, dim=None, keepdim=False):
+    return _logical(g, node, a, dim, keepdim, "min")
 
 
 def _divided(node, total, n, shape, dtype):

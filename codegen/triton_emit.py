@@ -13,6 +13,18 @@ ones run one ``for col_start`` loop per reduction and one for the stores, recomp
 pointwise values instead of spilling them. Temporaries are named after the FX node
 they compute; each load and store is masked; a header comment lists the FX nodes the
 kernel fuses and the bytes it moves.
+
+Alignment. Shapes are static (guarded by the front end), so the sizes ``n_elements``,
+``n_rows`` and ``n_cols`` are ``tl.constexpr`` like the strides already written into
+the offsets. Triton's alignment analysis then knows every power-of-two factor of a size,
+not only the "divisible by 16" the JIT detects for an int argument; a mask like
+``cols < 3000`` is known constant over groups of 8 lanes, so loads and stores become
+128-bit vector accesses (softmax over 4 x 3000 on sm_90: 20 ``ld.global.v4`` instead
+of 48 scalar loads). No ``tl.multiple_of``/``tl.max_contiguous`` is emitted: offsets are
+built from ``tl.arange`` and literal strides, which the analysis already reads exactly,
+and a hint is only safe where it holds. Pointer alignment is left to the JIT, which
+specializes pointers whose address is a multiple of 16 at launch (``codegen.aot`` can
+compile the same way: ``check_kernels(..., aligned=True)``).
 """
 from __future__ import annotations
 
@@ -21,7 +33,7 @@ import dataclasses
 import torch
 
 from codegen import config, indexing
-from codegen.ir import Const, IndexValue, Load, compute_dtype
+from codegen.ir import Const, IndexValue, Load, Op, compute_dtype, loop_variables, walk
 from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
 
 RESERVED = {"pid", "offsets", "mask", "rows", "cols", "row_mask", "col_mask", "col_start", "tl", "triton",
@@ -33,7 +45,7 @@ class KernelSource:
     name: str
     source: str                 # the whole module: imports, helpers, the kernel
     pointer_args: list          # Buffers, in parameter order
-    int_args: list              # (parameter name, value)
+    int_args: list              # (size parameter name, value): constexpr, see the module docstring
     constexprs: dict
     grid: tuple
     num_warps: int
@@ -47,9 +59,23 @@ class KernelSource:
 
     def signature(self) -> dict:
         sig = {f"{b.name}_ptr": "*" + SIGNATURE_DTYPES[b.dtype] for b in self.pointer_args}
-        sig.update({name: "i64" if value > config.INT32_LIMIT else "i32" for name, value in self.int_args})
-        sig.update({name: "constexpr" for name in self.constexprs})
+        sig.update({name: "constexpr" for name in self.compile_constants()})
         return sig
+
+    @property
+    def kind(self) -> str:
+        return "rows" if "ROWS" in self.constexprs else "pointwise"
+
+    def autotune_configs(self) -> list:
+        """The configs a GPU launch autotunes over; the first is this source's own."""
+        sizes = dict(self.int_args)
+        if self.kind == "pointwise":
+            return config.autotune_configs("pointwise", sizes["n_elements"])
+        return config.autotune_configs("rows", sizes["n_rows"], sizes["n_cols"])
+
+    def compile_constants(self) -> dict:
+        """Every ``tl.constexpr`` parameter: the sizes, then the block shape."""
+        return {**dict(self.int_args), **self.constexprs}
 
 
 class _Scope:
@@ -93,21 +119,30 @@ class KernelEmitter:
         self.taken.add(name)
         return name
 
-    def index_source(self, index) -> str:
-        text = indexing.to_source(index, self.var_names)
+    def index_source(self, index, names=None, check=True) -> str:
+        text = indexing.to_source(index, {**self.var_names, **(names or {})}, check)
         return text if index.is_constant() or len(index.terms) + bool(index.const) == 1 else f"({text})"
 
-    def pointer(self, buffer, index) -> str:
-        """``ptr + offset``; a block of pointers even for a constant offset (masks are blocks)."""
-        if index.is_constant():
-            like = "rows" if self.rows else "offsets"
-            return f"{buffer.name}_ptr + {index.const} + tl.zeros_like({like})"
-        return f"{buffer.name}_ptr + {self.index_source(index)}"
+    def pointer(self, buffer, index, names=None, shape_vars=None) -> str:
+        """``ptr + offset`` as a block shaped like the loop variables ``shape_vars``
+        (default: the index's own); a constant offset is still a block (masks are blocks).
+        Direct loads and stores insist that ``//`` and ``%`` see non-negative operands;
+        an indirect load may divide a negative value only in lanes its mask turns off."""
+        own = {v.name for v in index.variables()}
+        want = own if shape_vars is None else shape_vars
+        offset = index.const if index.is_constant() else self.index_source(index, names, check=shape_vars is None)
+        text = f"{buffer.name}_ptr + {offset}"
+        if not self.rows:
+            return text + (" + tl.zeros_like(offsets)" if index.is_constant() else "")
+        if own >= want and own:
+            return text
+        like = {frozenset(): "rows", frozenset({"x"}): "rows", frozenset({"r"}): "cols"}.get(frozenset(want), "mask")
+        return f"{text} + tl.zeros_like({like})"
 
-    def mask_for(self, index) -> str:
+    def mask_for(self, index, names_in=None) -> str:
         if not self.rows:
             return "mask"
-        names = {v.name for v in index.variables()}
+        names = {v.name for v in index.variables()} if names_in is None else names_in
         if "r" in names:
             return "mask" if "x" in names else "col_mask"
         return "row_mask"
@@ -125,8 +160,8 @@ class KernelEmitter:
             member = self.placed.get(expr.buffer.name)
             if member is not None:
                 return "x" if member.comp.is_reduction else self.level(member.value())
-        if isinstance(expr, (Load, IndexValue)):
-            return "r" if any(v.name == "r" for v in expr.index.variables()) else "x"
+        if isinstance(expr, (Load, IndexValue)) and any(v.name == "r" for v in expr.index.variables()):
+            return "r"
         return "r" if any(self.level(a) == "r" for a in expr.children()) else "x"
 
     def scope(self, expr) -> _Scope:
@@ -163,12 +198,19 @@ class KernelEmitter:
             self.params.setdefault(buffer.name, buffer)
             self.taken.add(f"{buffer.name}_ptr")
             self.loads_seen.setdefault(buffer.name, set()).add(expr.index)
-            text = f"tl.load({self.pointer(buffer, expr.index)}, {self.mask_for(expr.index)}, other=0)"
+            if expr.is_direct():
+                text = f"tl.load({self.pointer(buffer, expr.index)}, {self.mask_for(expr.index)}, other=0)"
+            else:
+                text = self._indirect_load(expr)
             if compute_dtype(buffer.dtype) != buffer.dtype:
                 text += f".to({TL_DTYPES[compute_dtype(buffer.dtype)]})"
-            return text, buffer.name
+            if expr.label:
+                self.covered.add(expr.label)
+            return text, expr.label or buffer.name
         if isinstance(expr, IndexValue):
-            text = indexing.to_source(expr.index, self.var_names)
+            names = {g: self.emit(g.value) for g in expr.index.gathered()}
+            # a guarded index (a cat input's) may be negative where it is not used
+            text = indexing.to_source(expr.index, {**self.var_names, **names}, check=not expr.guarded)
             if expr.index.is_constant():
                 text = f"tl.full([], {text}, tl.int32)"
             return text, None
@@ -179,6 +221,22 @@ class KernelEmitter:
         args = [self.emit(a) for a in expr.args]
         return emitter(*args, expr.attrs, expr.dtype), expr.label
 
+    def _indirect_load(self, expr) -> str:
+        """A load through gathered indices and/or under a predicate. A gathered index is
+        used only where it is in range (``0 <= i < size`` after wrapping negatives), so a
+        bad index reads 0 instead of faulting; torch would raise."""
+        names, conditions = {}, []
+        for g in expr.index.gathered():
+            names[g] = value = self.emit(g.value)
+            conditions.append(f"({value} >= 0) & ({value} < {g.size})")
+        if expr.predicate is not None:
+            conditions.append(self.emit(expr.predicate))
+        shape_vars = {v.name for v in expr.index.variables()}
+        for child in expr.children():
+            shape_vars |= {v.name for v in loop_variables(child)}
+        mask = " & ".join([self.mask_for(expr.index, shape_vars)] + conditions)
+        return f"tl.load({self.pointer(expr.buffer, expr.index, names, shape_vars)}, {mask}, other=0)"
+
     # ---------------------------------------------------------------- stores
     def store(self, member, value_expr) -> None:
         buffer = member.comp.buffer
@@ -186,7 +244,7 @@ class KernelEmitter:
         self.stores.setdefault(buffer.name, buffer)
         if isinstance(value_expr, Const):
             shape = self.block_shape(member)
-            value = f"tl.full({shape}, {value}, {TL_DTYPES[buffer.dtype]})"
+            value = f"tl.full({shape}, {literal(value_expr.value, value_expr.dtype, block=False)}, {TL_DTYPES[buffer.dtype]})"
         elif value_expr.dtype != buffer.dtype:
             value = convert(value, buffer.dtype)
             if buffer.dtype is torch.bfloat16:
@@ -228,11 +286,16 @@ class KernelEmitter:
                 if member.comp.name in self.kernel.stored:
                     self.store(member, self._stored_value(member))
             return
+        pairs = online_softmax_pairs(self.placed)
         for member in self.placed.values():
-            if member.comp.is_reduction:
-                self.reduce_looped(member)
-                if member.comp.name in self.kernel.stored:
-                    self.store(member, self._stored_value(member))
+            if not member.comp.is_reduction or member.comp.name in pairs.values():
+                continue
+            partner = self.placed.get(pairs.get(member.comp.name))
+            done = [member] if partner is None else [member, partner]
+            self.reduce_looped(member) if partner is None else self.reduce_online(member, partner)
+            for m in done:
+                if m.comp.name in self.kernel.stored:
+                    self.store(m, self._stored_value(m))
         full = [m for m in self.placed.values() if m.role == "full" and not m.comp.is_reduction
                 and m.comp.name in self.kernel.stored]
         if full:
@@ -258,6 +321,14 @@ class KernelEmitter:
         self.helpers.update(helpers)
         return value, acc_dtype, identity, combine, reduce
 
+    def _convert_reduced(self, member, name) -> None:
+        """Record a row result; one accumulated in another dtype (any/all count in int32)
+        becomes the buffer's compute dtype, so readers see the dtype the IR promises."""
+        self.reduced[member.comp.name] = name
+        target = compute_dtype(member.comp.buffer.dtype)
+        if member.comp.reduction not in ("argmax", "argmin") and member.value().dtype != target:
+            self.lines.append(f"{name} = {convert(name, target)}")
+
     def reduce_persistent(self, member) -> None:
         value, _, identity, _, reduce = self._reduction_parts(member)
         v = self.emit(value)
@@ -271,7 +342,7 @@ class KernelEmitter:
             self.lines.append(f"{name} = {name}[:, None].to(tl.int64)")
         else:
             self.lines.append(f"{name} = {reduce(masked)}[:, None]")
-        self.reduced[member.comp.name] = name
+        self._convert_reduced(member, name)
 
     def reduce_looped(self, member) -> None:
         value, acc_dtype, identity, combine, reduce = self._reduction_parts(member)
@@ -298,7 +369,33 @@ class KernelEmitter:
             self.lines.append(f"{name} = {name}[:, None].to(tl.int64)")
         else:
             self.lines.append(f"{name} = {reduce(acc)}[:, None]")
-        self.reduced[member.comp.name] = name
+        self._convert_reduced(member, name)
+
+    def reduce_online(self, max_member, sum_member) -> None:
+        """Row max ``m`` and ``sum(exp(v - m))`` in one pass over the row (online softmax):
+        each lane keeps its own running max and rescales its running sum when the max
+        grows; lanes are combined at the end. Lanes that have seen only -inf add 0 (not
+        exp(-inf - -inf) = NaN), so -inf fills (masked attention) behave as in two passes."""
+        m, s = self.fresh(max_member.comp.name), self.fresh(sum_member.comp.name)
+        m_acc, s_acc, m_new = self.fresh(f"{m}_acc"), self.fresh(f"{s}_acc"), self.fresh(f"{m}_new")
+        self.helpers.add("_maximum")
+        dtype = TL_DTYPES[max_member.value().dtype]
+        self.lines += [f'{m_acc} = tl.full([ROWS, COLS], float("-inf"), {dtype})',
+                       f"{s_acc} = tl.full([ROWS, COLS], 0.0, {dtype})"]
+
+        def body():
+            v = self.emit(max_member.value())
+            seen = f'({m_new} != float("-inf"))'
+            rescaled = f"{s_acc} * tl.where({seen}, tl.exp({m_acc} - {m_new}), 0.0)"
+            self.lines += [f'{m_new} = _maximum({m_acc}, tl.where(mask, {v}, float("-inf")))',
+                           f"{s_acc} = {rescaled} + tl.where(mask & {seen}, tl.exp({v} - {m_new}), 0.0)",
+                           f"{m_acc} = {m_new}"]
+        self.loop(body)
+        self.lines += [f"{m} = tl.reduce({m_acc}, 1, _maximum)[:, None]",
+                       f"{s} = tl.sum({s_acc} * tl.exp({m_acc} - {m}), 1)[:, None]"]
+        self._convert_reduced(max_member, m)
+        self._convert_reduced(sum_member, s)
+        self.covered.update(e.label for e in walk(sum_member.value()) if getattr(e, "label", None))
 
     def loop(self, body) -> None:
         """Emit ``body`` inside a ``for col_start`` loop; hoist row-invariant values."""
@@ -327,7 +424,7 @@ class KernelEmitter:
             grid = (max(1, -(-self.space.xnumel // self.cfg["BLOCK_SIZE"])),)
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
-        params = [f"{b.name}_ptr" for b in pointers] + [n for n, _ in ints] + [f"{k}: tl.constexpr" for k in constexprs]
+        params = [f"{b.name}_ptr" for b in pointers] + [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
         header = [f"# fx nodes: {', '.join(fx_nodes)}",
                   f"# reads {_sizes(reads)}; writes {_sizes(writes)}"]
         if self.rows:
@@ -355,6 +452,35 @@ class KernelEmitter:
             reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
         writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
         return reads, writes
+
+
+def online_softmax_pairs(placed: dict) -> dict:
+    """{max member: sum member} for ``sum(exp(v - max(v)))`` over the same rows, with ``v``
+    the very expression the max reduces (softmax, log_softmax, logsumexp)."""
+    def inline(expr):               # a fused member's value instead of its (register) load
+        while isinstance(expr, Load) and expr.buffer.name in placed:
+            member = placed[expr.buffer.name]
+            if member.comp.is_reduction or not expr.is_direct() or expr.index != member.store_index:
+                break
+            expr = member.value()
+        return expr
+    pairs = {}
+    maxima = {name: p for name, p in placed.items() if p.comp.reduction == "max" and p.value().dtype.is_floating_point}
+    for name, p in placed.items():
+        if p.comp.reduction != "sum":
+            continue
+        value = inline(p.value())
+        if not (isinstance(value, Op) and value.name == "exp"):
+            continue
+        difference = inline(value.args[0])
+        if not (isinstance(difference, Op) and difference.name == "sub"):
+            continue
+        v, m = difference.args
+        peak = maxima.get(m.buffer.name) if isinstance(m, Load) and m.is_direct() else None
+        if peak is not None and peak.comp.name not in pairs and inline(peak.value()) == inline(v) \
+                and m.index == peak.store_index and peak.comp.reduced_dims == p.comp.reduced_dims:
+            pairs[peak.comp.name] = name
+    return pairs
 
 
 def _sizes(table: dict) -> str:

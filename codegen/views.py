@@ -185,6 +185,15 @@ def _squeeze(g, node, a, dims=None):
     return _view(a, shape, to_base)
 
 
+@register(aten.flip)
+def _flip(g, node, a, dims):
+    flipped = {_dim(d, a.ndim) for d in dims}
+
+    def to_base(index):
+        return [indexing.const(a.shape[d] - 1) - index[d] if d in flipped else index[d] for d in range(a.ndim)]
+    return _view(a, a.shape, to_base)
+
+
 def _pieces(node, a, dim, sizes):
     dim = _dim(dim, a.ndim)
     pieces, start = [], 0

@@ -9,6 +9,13 @@ One ``call(<graph inputs>)`` function per graph, straight-line code in schedule 
 
 Shapes are static (the front end guards them), so grids and sizes are literals.
 Mutated inputs are written back with ``copy_`` after everything has read them.
+
+On a CUDA device (not under the interpreter) each kernel is wrapped in
+``triton.autotune`` over ``config.autotune_configs`` and launched with a grid computed
+from the chosen block::
+
+    # fused_gelu: autotuned over BLOCK_SIZE/num_warps (128, 1) (64, 1) ...
+    fused_gelu[lambda meta: (_cdiv(128, meta["BLOCK_SIZE"]),)](addmm, gelu, 128)
 """
 from __future__ import annotations
 
@@ -34,11 +41,25 @@ def _check_layout(tensor, size, stride):
     return out.copy_(tensor)
 
 
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def autotuned(kernel_fn, configs: list):
+    """``kernel_fn`` wrapped in ``triton.autotune`` over ``configs`` (dicts of
+    constexprs + ``num_warps``); sizes are constexprs, so no autotune key is needed."""
+    import triton
+    tuned = [triton.Config({k: v for k, v in c.items() if k != "num_warps"}, num_warps=c["num_warps"])
+             for c in configs]
+    return triton.autotune(configs=tuned, key=[])(kernel_fn)
+
+
 class WrapperCodegen:
-    def __init__(self, graph: GraphLowering, items: list, sources: dict):
+    def __init__(self, graph: GraphLowering, items: list, sources: dict, autotune: bool = False):
         self.graph, self.items, self.sources = graph, items, sources
+        self.autotune = autotune
         self.namespace = {"torch": torch, "_alias": _alias, "_check_layout": _check_layout,
-                          "_device": graph.device}
+                          "_device": graph.device, "_cdiv": _cdiv}
         self.lines: list = []
         self.allocated: set = set()
 
@@ -106,13 +127,24 @@ class WrapperCodegen:
                 self.allocated.add(buffer.name)
                 self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
                                   f"dtype={buffer.dtype}, device=_device)")
-        self.namespace[source.name] = kernel_fn = self.sources[id(kernel)][1]
+        kernel_fn = self.sources[id(kernel)][1]
         assert kernel_fn is not None
         args = [b.name for b in source.pointer_args] + [str(v) for _, v in source.int_args]
-        args += [f"{k}={v}" for k, v in source.constexprs.items()] + [f"num_warps={source.num_warps}"]
-        launch = f"{source.name}[{source.grid}]({', '.join(args)})"
-        empty = any(v == 0 for _, v in source.int_args)
         self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
+        if self.autotune:
+            configs = source.autotune_configs()
+            self.namespace[source.name] = autotuned(kernel_fn, configs)
+            block = "BLOCK_SIZE" if source.kind == "pointwise" else "ROWS"
+            keys = [k for k in configs[0] if k != "num_warps"] + ["num_warps"]
+            listed = " ".join("(" + ", ".join(str(c[k]) for k in keys) + ")" for c in configs)
+            self.lines.append(f"# {source.name}: autotuned over {'/'.join(keys)} {listed}")
+            grid = f"lambda meta: (_cdiv({source.int_args[0][1]}, meta[{block!r}]),)"
+        else:
+            self.namespace[source.name] = kernel_fn
+            args += [f"{k}={v}" for k, v in source.constexprs.items()] + [f"num_warps={source.num_warps}"]
+            grid = str(source.grid)
+        launch = f"{source.name}[{grid}]({', '.join(args)})"
+        empty = any(v == 0 for _, v in source.int_args)
         self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
 
     def outputs(self) -> str:

@@ -158,7 +158,7 @@ def test_mutated_input_is_written_back_after_all_reads():
 def test_kernel_source_reads_like_the_triton_tutorials():
     compiled = check(lambda x, y: (x + y).relu(), torch.randn(5, 37), torch.randn(5, 37))
     source = compiled.kernels[0].source
-    assert re.search(r"def fused_add_relu\(arg0_ptr, arg1_ptr, relu_ptr, n_elements, BLOCK_SIZE: tl.constexpr\)",
+    assert re.search(r"def fused_add_relu\(arg0_ptr, arg1_ptr, relu_ptr, n_elements: tl.constexpr, BLOCK_SIZE: tl.constexpr\)",
                      source), source
     assert "pid = tl.program_id(0)" in source and "mask = offsets < n_elements" in source
     assert "# fx nodes: add, relu" in source and "# reads 1.4 KiB (arg0, arg1); writes 740 B (relu)" in source
@@ -264,3 +264,17 @@ def test_code_generator_errors_run_the_graph_as_captured(monkeypatch):
     compiled = codegen.compile_graph(__import__("helpers_codegen").graph_of(lambda x: x + 1, 1), [torch.ones(2)])
     assert compiled.runs_eagerly and "internal error: KeyError" in compiled.stats.eager_reason
     assert_close(compiled(torch.ones(2)), torch.ones(2) + 1)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.softmax(-1), lambda x: F.log_softmax(x * 2, -1)],
+                         ids=["softmax", "log_softmax"])
+def test_long_row_softmax_finds_max_and_sum_in_one_pass_even_with_inf_and_nan(fn):
+    x = torch.randn(5, 2600)
+    x[1, :2000] = -math.inf          # masked attention: -inf fill
+    x[2, 7] = math.nan
+    x[3, :] = -math.inf              # a fully masked row is NaN, as in eager
+    x[4, 2500] = math.inf
+    compiled = check(fn, x, rtol=1e-5, atol=1e-5)
+    source = compiled.kernels[0].source
+    assert compiled.stats.n_kernels == 1
+    assert source.count("for col_start") == 2 and "amax_new = _maximum(" in source     # not 3 passes

@@ -252,6 +252,7 @@ VIEWS = {
     "flatten_view": lambda x: x.view(-1).view(7, 30).t() * 2,
     "view_of_reduction": lambda x: x.sum(-1).view(5, 6) + 1,
     "expand_then_reduce": lambda x: x[:, None, :].expand(30, 4, 7).sum(1),
+    "flip": lambda x: x.flip(0) * 2 + x.t().flip(0, 1).t(),
 }
 
 

@@ -31,6 +31,9 @@ REPRESENTATIVE = [
     (lambda x: (x.half() * 2).softmax(-1), (torch.randn(4, 64),)),
     (lambda x: (x + 1, x > 2, x.sum(-1)), (torch.randint(0, 9, (4, 9), dtype=torch.int32),)),
     (lambda x: x.t().reshape(-1)[::3] * 2, (torch.randn(30, 7),)),
+    (lambda x, i: (x[i] * 2, torch.cat([x, x.exp()], 1)), (torch.randn(9, 7), torch.randint(-9, 9, (5,)))),
+    (lambda x, y: (x // y, x % y, x.round(), x ** y, (x > 0).any(-1)), (torch.randn(5, 37), torch.randn(5, 37))),
+    (lambda x: ((x * 0.1).softmax(-1), F.layer_norm(x, (33,))), (torch.randn(4, 33, dtype=torch.float64),)),
 ]
 
 
@@ -51,3 +54,17 @@ def test_every_generated_kernel_compiles_for_sm90_without_spills():
     assert all(r.n_regs is not None and r.n_regs <= 255 for r in results)
     print(f"\n{len(results)} distinct kernels compiled for sm_90; registers: "
           f"max {max(r.n_regs for r in results)}, median {sorted(r.n_regs for r in results)[len(results) // 2]}")
+
+
+def test_sizes_with_power_of_two_factors_vectorize_on_sm90():
+    """Compiled as launched on 16-byte aligned tensors: rows of 3000 (8 divides it) and
+    64-wide broadcast adds use vector loads/stores because the sizes are constexprs; an
+    odd-length vector cannot (a vector at its end would straddle the mask)."""
+    kernels = [compile_fn(lambda x: x.softmax(-1), torch.randn(4, 3000)).kernels[0],
+               compile_fn(lambda x, b: x + b, torch.randn(40, 64), torch.randn(64)).kernels[0],
+               compile_fn(lambda x, y: x * y, torch.randn(1031), torch.randn(1031)).kernels[0]]
+    results = {r.name: r for r in aot.check_kernels(kernels, jobs=min(2, os.cpu_count() or 1), aligned=True)}
+    assert all(r.ok for r in results.values()), results
+    assert results["fused_amax_sub_exp_sum_div"].vector_accesses > 0
+    assert results["triton_add"].vector_accesses > 0 and results["triton_add"].scalar_accesses == 0
+    assert results["triton_mul"].vector_accesses == 0

@@ -23,6 +23,10 @@ GRAPHS = {
     "layer_norm": (lambda x, w, b: F.layer_norm(x, (48,), w, b), (torch.randn(2, 5, 48), torch.randn(48), torch.randn(48))),
     "linear_gelu": (lambda x, w, b: F.gelu(F.linear(x, w, b), approximate="tanh"),
                     (torch.randn(4, 16), torch.randn(32, 16), torch.randn(32))),
+    "embedding_layer_norm": (lambda w, i, g: F.layer_norm(F.embedding(i, w), (48,), g),
+                             (torch.randn(10, 48), torch.randint(0, 10, (2, 3)), torch.randn(48))),
+    "index_cat": (lambda x, i, y: torch.cat([x[i] * 2, y.t()], 1).relu(),
+                  (torch.randn(9, 7), torch.randint(-9, 9, (5,)), torch.randn(3, 5))),
 }
 
 
