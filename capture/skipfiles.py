@@ -64,7 +64,12 @@ _INLINABLE_STDLIB = ("typing.py", "dataclasses.py", "collections/__init__.py", "
                      "abc.py", "numbers.py", "functools.py", "operator.py", "copy.py")
 
 
+_INLINABLE_FROZEN = ("<frozen _collections_abc>", "<frozen abc>")  # 3.11 freezes these modules
+
+
 def is_inlinable_library_file(filename: str) -> bool:
+    if filename in _INLINABLE_FROZEN:
+        return True
     stdlib = sysconfig.get_paths()["stdlib"].rstrip(os.sep) + os.sep
     return filename.startswith(stdlib) and filename[len(stdlib):] in _INLINABLE_STDLIB
 

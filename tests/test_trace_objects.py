@@ -160,3 +160,61 @@ def test_guards_on_proxy_attributes_do_not_reenter_getattribute():
     assert calls == []                  # the hit path read state without calling __getattribute__
     object.__getattribute__(proxy, "inner").scale = 5.0
     torch.testing.assert_close(compiled(x), x * 5.0)
+
+
+def test_mapping_subclass_methods_from_collections_abc_are_inlined():
+    import collections.abc
+
+    class Registry(collections.abc.Mapping):
+        def __init__(self):
+            self._d = {"a": 1.0, "b": 2.0}
+
+        def __getitem__(self, k):
+            return self._d[k]
+
+        def __iter__(self):
+            return iter(self._d)
+
+        def __len__(self):
+            return len(self._d)
+
+    def make():
+        reg = Registry()
+
+        def f(x):
+            return x * reg.get("a", 0.0) + ("b" in reg) + len(reg)
+        return f, reg
+
+    run_twins(make, change=lambda r: r._d.update(a=5.0))
+    one_graph(make()[0])
+
+
+def test_dict_subclass_instance_attributes():
+    class Output(dict):
+        pass
+
+    def make():
+        out = Output(k=1)
+        out.scale = 3.0
+
+        def f(x):
+            return x * out.scale
+        return f, out
+
+    run_twins(make, change=lambda o: setattr(o, "scale", -2.0))
+    one_graph(make()[0])
+
+
+def test_is_compiling_is_true_while_traced_and_getattr_default_on_none():
+    cache = None
+
+    def f(x):
+        if not torch.compiler.is_compiling():
+            x = x + 100                      # bookkeeping a library skips when compiled
+        return x * getattr(cache, "scale", 2.0)
+
+    compiled = capture.compile(f, backend="eager")
+    x = torch.randn(3)
+    torch.testing.assert_close(compiled(x), x * 2.0)
+    torch.testing.assert_close(f(x), (x + 100) * 2.0)
+    one_graph(f)

@@ -38,7 +38,11 @@ class ConstantVariable(VariableTracker):
         return bool(self.value)
 
     def var_getattr(self, tx, name):
-        attr = getattr(self.value, name)
+        try:
+            attr = getattr(self.value, name)
+        except AttributeError as e:
+            from capture.exc import MissingAttribute
+            raise MissingAttribute(str(e)) from None
         if callable(attr) and not isinstance(attr, LITERAL_TYPES):
             from capture.variables.builtin import BoundMethodOf
             return BoundMethodOf(self, name)

@@ -50,6 +50,9 @@ TORCH_FUNCTION_CHECKS = CONSTANT_FUNCTIONS & (
     | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic"))
 
 
+# "Is this code being compiled?": yes, while we trace it (the answer is folded).
+COMPILING_CHECKS = _names(torch.compiler, "is_compiling", "is_dynamo_compiling")
+
 # Folded functions that read global state, with the guard helper that re-reads it.
 STATE_READERS = {torch.are_deterministic_algorithms_enabled: "__deterministic",
                  torch.is_inference_mode_enabled: "__inference_mode",
@@ -92,6 +95,8 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             raise Unsupported(f"torch.{name} changes state outside the graph")
         if fn is torch.is_grad_enabled:
             return ConstantVariable(tx.output.grad_enabled)  # the mode the traced code is in
+        if fn in COMPILING_CHECKS:
+            return ConstantVariable(True)  # libraries skip untraceable bookkeeping when compiled
         if fn in CONSTANT_FUNCTIONS:
             return self._fold(tx, args, kwargs)
         from capture.symbolic.output_graph import NonTensorResult

@@ -138,6 +138,13 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         return f"ClassVariable({self.cls.__qualname__})"
 
 
+def _generic_getattribute(getattribute) -> bool:
+    """object's attribute lookup (builtin containers inherit the same C function)."""
+    return getattribute is object.__getattribute__ or (
+        type(getattribute).__name__ == "wrapper_descriptor"
+        and getattribute.__objclass__ in (dict, list, tuple, set, frozenset, int, float, str))
+
+
 def _instance_dict(obj) -> dict | None:
     """The object's own ``__dict__``, not what a custom ``__getattribute__`` says it is."""
     try:
@@ -166,7 +173,7 @@ class UserObjectVariable(VariableTracker):
     def var_getattr(self, tx, name):
         cls = type(self.value)
         getattribute = inspect.getattr_static(cls, "__getattribute__")
-        if getattribute is not object.__getattribute__:
+        if not _generic_getattribute(getattribute):
             if isinstance(getattribute, types.FunctionType):  # e.g. configs that alias names
                 from capture.variables.functions import UserFunctionVariable
                 return UserFunctionVariable(getattribute).call(tx, [self, ConstantVariable(name)], {})
@@ -184,7 +191,7 @@ class UserObjectVariable(VariableTracker):
             return stored
         src = None
         if self.source is not None:
-            plain = cls.__getattribute__ is object.__getattribute__
+            plain = _generic_getattribute(inspect.getattr_static(cls, "__getattribute__"))
             src = AttrSource(self.source, name) if plain else GenericAttrSource(self.source, name)
         try:
             static = inspect.getattr_static(cls, name)
