@@ -25,7 +25,7 @@ from codegen.lowering import Unlowerable
 from codegen.scheduler import Kernel, Scheduler, place
 from codegen.stats import GraphStats, eager_bytes, extern_bytes, floor_bytes
 from codegen.triton_emit import KernelEmitter
-from codegen.wrapper import WrapperCodegen, compile_wrapper
+from codegen.wrapper import IndexOutOfRangeError, WrapperCodegen, compile_wrapper
 
 log = logging.getLogger("capture.output_code")
 _logged_once: set = set()
@@ -82,6 +82,8 @@ class CompiledGraph:
         """Kernels compile on their first launch: if that fails, run as captured from now on."""
         try:
             outs = self._call(*args, *lifted)
+        except IndexOutOfRangeError:
+            raise                   # the inputs' fault, as in eager; the next call tries again
         except Exception as e:  # noqa: BLE001 - compile errors surface here on a GPU
             self.run_eagerly(f"first call failed: {type(e).__name__}: {e}")
             log.warning("triton backend: generated code failed on its first call; running the graph as "

@@ -5,8 +5,16 @@ Indirect loads — ``gather``, ``index_select``, ``embedding`` and advanced inde
 (``i + size`` when ``i < 0``) and use the result as an index atom
 (``indexing.Gathered``) of the table's address. The table and the index are ordinary
 ``TensorValue``s, so pointwise producers of either (``(w * 2)[idx + 1]``) and consumers
-of the result fuse into the same kernel. The emitter masks every load through a
-gathered index to its range: an out-of-range index reads 0 (torch would raise).
+of the result fuse into the same kernel.
+
+Out-of-range indices raise, as in eager. The result is wrapped in an ``IndexCheck``:
+the kernel computing it stores 1 into an error flag in every lane where an index is out
+of range (``0 <= i < size``, after wrapping negatives for advanced indexing, which is
+torch's ``-size <= i < size``), and the wrapper raises after the kernel
+(``codegen.wrapper._check_indices``: at once on CPU, an asynchronous device-side assert
+on CUDA, so no host sync). The check sits on the op's result rather than on the load,
+so it holds whatever the table is (a broadcast, an ``arange``, a constant). Loads are
+still masked to the range, so a bad index never reads outside the table.
 
 ``cat`` is pointwise over its output: each input is read, under a predicate, only in
 its own range along the cat dimension, and ``tl.where`` picks the right one.
@@ -17,7 +25,8 @@ from __future__ import annotations
 import torch
 
 from codegen import config, indexing
-from codegen.ir import Const, IndexValue, Lazy, Load, Op, TensorValue, compute_dtype, gathered, guarded
+from codegen.ir import (Const, IndexCheck, IndexValue, Lazy, Load, Op, TensorValue, compute_dtype, gathered, guarded,
+                        in_range)
 from codegen.lowering import Unlowerable, cast, labeled, out_meta, register
 
 aten = torch.ops.aten
@@ -30,7 +39,7 @@ def _dim(d, ndim):
 def table_index(position, size: int, node, wrap: bool = False) -> indexing.Index:
     """The index atom for ``position`` (an integer Expr) into a dimension of ``size``.
     ``wrap``: negative positions count from the end (advanced indexing); gather,
-    index_select and embedding reject them in torch, so there they just read 0."""
+    index_select and embedding reject them, so there they stay negative (out of range)."""
     if position.dtype.is_floating_point or position.dtype is torch.bool:
         raise Unlowerable(f"index of dtype {position.dtype}")
     if size == 0:
@@ -55,17 +64,23 @@ def _tensor(value, what):
     return value
 
 
-def _table_value(node, table: TensorValue, to_table):
-    """A Lazy of the node's output reading ``table`` at ``to_table(out_index)``."""
+def _table_value(node, table: TensorValue, to_table, what: str):
+    """A Lazy of the node's output reading ``table`` at ``to_table(out_index)``, checked
+    to read through in-range indices only (``what`` names the op in the error)."""
     shape, dtype = out_meta(node)
     if table.dtype != dtype:
         raise Unlowerable("indexing result dtype differs from the table's")
 
     def body(index):
-        value = table.load(to_table(list(index)))
+        positions = to_table(list(index))
+        value = table.load(positions)
         if isinstance(value, Load) and value.label is None:
             value.label = node.name          # the kernel names the gathered value after the node
-        return labeled(value, node)
+        value = labeled(value, node)
+        atoms = []
+        for position in positions:
+            atoms += [g for g in position.gathered() if g not in atoms]
+        return IndexCheck(value, in_range(atoms), what) if atoms else value
     return Lazy(shape, dtype, body)
 
 
@@ -80,7 +95,7 @@ def _gather(g, node, a, dim, index, sparse_grad=False):
         src = list(out)
         src[dim] = table_index(index.load(out), a.shape[dim], node)
         return src
-    return _table_value(node, a, to_table)
+    return _table_value(node, a, to_table, "gather")
 
 
 @register(aten.index_select)
@@ -95,7 +110,7 @@ def _index_select(g, node, a, dim, index):
         position = index.load([out[dim]] if index.ndim == 1 else [])
         src[dim] = table_index(position, a.shape[dim], node)
         return src
-    return _table_value(node, a, to_table)
+    return _table_value(node, a, to_table, "index_select")
 
 
 @register(aten.embedding)
@@ -106,7 +121,7 @@ def _embedding(g, node, weight, indices, padding_idx=-1, scale_grad_by_freq=Fals
 
     def to_table(out):
         return [table_index(indices.load(out[:-1]), weight.shape[0], node), out[-1]]
-    return _table_value(node, weight, to_table)
+    return _table_value(node, weight, to_table, "embedding")
 
 
 @register(aten.index.Tensor)
@@ -145,7 +160,7 @@ def _index(g, node, a, indices):
             own = [indexing.const(0) if s == 1 else b_index[offset + k] for k, s in enumerate(t.shape)]
             src.append(table_index(t.load(own), a.shape[d], node, wrap=True))
         return src
-    return _table_value(node, a, to_table)
+    return _table_value(node, a, to_table, "advanced indexing")
 
 
 def arg_meta_list(node, position):

@@ -10,6 +10,8 @@
   temporary in the generated kernel. A load's index may contain ``Gathered`` atoms
   (an index read from memory) and a load may carry a ``predicate``: it reads only where
   the predicate holds and gives 0 elsewhere (``cat`` reads each input only in its range).
+  ``IndexCheck`` wraps the result of an indirect load with the condition that its
+  indices are in range; the kernel flags where they are not (``codegen.indirect``).
 * ``TensorValue`` — what a lowering returns: a shape, a storage dtype and
   ``load(index) -> Expr``. ``Lazy`` values are functions of the index (pointwise ops and
   views compose without touching memory); ``BufferValue`` reads a strided buffer.
@@ -172,6 +174,36 @@ class Op(Expr):
         return f"{self.name}({', '.join([repr(a) for a in self.args] + extra)})"
 
 
+class IndexCheck(Expr):
+    """``value`` — an indirect load's result — computed through indices that must be in
+    range: every bool Expr in ``tests`` (see ``in_range``) must hold wherever ``value`` is
+    computed and ``predicate`` (a bool Expr, or None: everywhere) holds. The kernel flags
+    the lanes where one does not and the wrapper raises "index out of range in ``what``"
+    (``codegen.indirect`` explains why)."""
+    __slots__ = ("value", "tests", "predicate", "what")
+
+    def __init__(self, value: Expr, tests: Sequence[Expr], what: str, predicate: Expr | None = None):
+        self.value, self.tests, self.predicate, self.what = value, tuple(tests), predicate, what
+        self.dtype, self.label = value.dtype, None
+        self._hash = hash(("index_check", value, self.tests, predicate, what))
+
+    def _fields(self):
+        return (self.value, self.tests, self.predicate, self.what)
+
+    def children(self):
+        return (self.value,) + self.tests + ((self.predicate,) if self.predicate is not None else ())
+
+    def __repr__(self):
+        extra = f" if {self.predicate!r}" if self.predicate is not None else ""
+        return f"check({self.value!r}, {list(self.tests)!r}{extra})"
+
+
+def in_range(atoms) -> list:
+    """One bool ``in_range`` Op per ``Gathered`` atom: true where it is in ``0 .. size-1``.
+    A load's mask and its op's ``IndexCheck`` share them (hash-consing)."""
+    return [Op("in_range", [g.value], torch.bool, (g.size,)) for g in atoms]
+
+
 def walk(expr: Expr):
     """Every node of an expression DAG once, children first."""
     seen, order, stack = set(), [], [(expr, False)]
@@ -236,6 +268,9 @@ def guarded(expr: Expr, predicate: Expr) -> Expr:
             out = Op(node.name, [visit(a) for a in node.args], node.dtype, node.attrs, node.label)
         elif isinstance(node, IndexValue):
             out = IndexValue(index_of(node.index), node.dtype, guarded=True)
+        elif isinstance(node, IndexCheck):     # indices used only where the predicate holds
+            pred = predicate if node.predicate is None else Op("and", [node.predicate, predicate], torch.bool)
+            out = IndexCheck(visit(node.value), [visit(t) for t in node.tests], node.what, pred)
         else:
             out = node
         memo[id(node)] = out

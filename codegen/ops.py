@@ -104,6 +104,7 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
+    "in_range": (lambda i, attrs, dtype: f"({i} >= 0) & ({i} < {attrs[0]})", ()),   # a gathered index, attrs: (size,)
     "div_floor_float": (_call("_div_floor_float"), ("_div_floor_float",)),
     "div_floor_int": (_call("_div_floor_int"), ("_div_floor_int",)),
     "div_trunc_int": (_binary("//"), ()),            # Triton's // on integers truncates, like C

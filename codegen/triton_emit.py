@@ -33,11 +33,14 @@ import dataclasses
 import torch
 
 from codegen import config, indexing
-from codegen.ir import Const, IndexValue, Load, Op, compute_dtype, loop_variables, walk
+from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, walk
 from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
 
+# The int32 a kernel sets to 1 where an index is out of range (``codegen.indirect``); not
+# ``*_ptr``, so it can never be a buffer's parameter.
+INDEX_ERROR_FLAG = "index_error_flag"
 RESERVED = {"pid", "offsets", "mask", "rows", "cols", "row_mask", "col_mask", "col_start", "tl", "triton",
-            "n_elements", "n_rows", "n_cols", "BLOCK_SIZE", "ROWS", "COLS", "other"} | set(HELPERS)
+            "n_elements", "n_rows", "n_cols", "BLOCK_SIZE", "ROWS", "COLS", "other", INDEX_ERROR_FLAG} | set(HELPERS)
 
 
 @dataclasses.dataclass
@@ -52,6 +55,7 @@ class KernelSource:
     fx_nodes: list
     reads: dict                 # buffer name -> modeled bytes
     writes: dict
+    index_checks: tuple = ()    # ops whose indices the kernel checks (then it takes INDEX_ERROR_FLAG)
 
     @property
     def bytes_moved(self) -> int:
@@ -59,6 +63,8 @@ class KernelSource:
 
     def signature(self) -> dict:
         sig = {f"{b.name}_ptr": "*" + SIGNATURE_DTYPES[b.dtype] for b in self.pointer_args}
+        if self.index_checks:
+            sig[INDEX_ERROR_FLAG] = "*i32"
         sig.update({name: "constexpr" for name in self.compile_constants()})
         return sig
 
@@ -104,6 +110,7 @@ class KernelEmitter:
         self.covered: set = set(kernel.fx_nodes)
         self.reduced: dict = {}           # reduction member name -> variable
         self.loads_seen: dict = {}        # buffer name -> {index}
+        self.index_checks: list = []      # IndexCheck.what, in order
         self._levels: dict = {}
 
     def _buffer_names(self):
@@ -136,8 +143,13 @@ class KernelEmitter:
             return text + (" + tl.zeros_like(offsets)" if index.is_constant() else "")
         if own >= want and own:
             return text
-        like = {frozenset(): "rows", frozenset({"x"}): "rows", frozenset({"r"}): "cols"}.get(frozenset(want), "mask")
-        return f"{text} + tl.zeros_like({like})"
+        return f"{text} + tl.zeros_like({self.block_like(want)})"
+
+    def block_like(self, names) -> str:
+        """A block variable shaped like the loop variables ``names`` (for ``tl.zeros_like``)."""
+        if not self.rows:
+            return "offsets"
+        return {frozenset(): "rows", frozenset({"x"}): "rows", frozenset({"r"}): "cols"}.get(frozenset(names), "mask")
 
     def mask_for(self, index, names_in=None) -> str:
         if not self.rows:
@@ -178,13 +190,19 @@ class KernelEmitter:
             return cached
         if isinstance(expr, Load) and expr.buffer.name in self.placed:
             name = self._member(expr)
+        elif isinstance(expr, IndexCheck):
+            name = self._index_check(expr, scope)
         else:
             text, hint = self._text(expr)
             name = self.fresh(hint)
-            lines = self.pending if (scope is self.outer and self.pending is not None) else scope.lines
-            lines.append(f"{name} = {text}")
+            self._lines(scope).append(f"{name} = {text}")
         scope.cache[expr] = name
         return name
+
+    def _lines(self, scope) -> list:
+        """Where a statement of ``scope`` goes: an outer-scope value first needed inside a
+        loop body is emitted before the loop."""
+        return self.pending if (scope is self.outer and self.pending is not None) else scope.lines
 
     def _member(self, load) -> str:
         member = self.placed[load.buffer.name]
@@ -219,16 +237,15 @@ class KernelEmitter:
         if expr.label:
             self.covered.add(expr.label)
         args = [self.emit(a) for a in expr.args]
-        return emitter(*args, expr.attrs, expr.dtype), expr.label
+        hint = f"{args[0]}_in_range" if expr.name == "in_range" else expr.label
+        return emitter(*args, expr.attrs, expr.dtype), hint
 
     def _indirect_load(self, expr) -> str:
         """A load through gathered indices and/or under a predicate. A gathered index is
         used only where it is in range (``0 <= i < size`` after wrapping negatives), so a
-        bad index reads 0 instead of faulting; torch would raise."""
-        names, conditions = {}, []
-        for g in expr.index.gathered():
-            names[g] = value = self.emit(g.value)
-            conditions.append(f"({value} >= 0) & ({value} < {g.size})")
+        bad index never reads outside the buffer; the op's ``IndexCheck`` reports it."""
+        names = {g: self.emit(g.value) for g in expr.index.gathered()}
+        conditions = [self.emit(test) for test in in_range(expr.index.gathered())]
         if expr.predicate is not None:
             conditions.append(self.emit(expr.predicate))
         shape_vars = {v.name for v in expr.index.variables()}
@@ -236,6 +253,21 @@ class KernelEmitter:
             shape_vars |= {v.name for v in loop_variables(child)}
         mask = " & ".join([self.mask_for(expr.index, shape_vars)] + conditions)
         return f"tl.load({self.pointer(expr.buffer, expr.index, names, shape_vars)}, {mask}, other=0)"
+
+    def _index_check(self, check, scope) -> str:
+        """The checked value's name; first, set the error flag in every lane that computes
+        it (its mask and predicate) through an index out of range."""
+        value = self.emit(check.value)
+        tests = [self.emit(t) for t in check.tests]
+        conditions = list(check.tests) + ([check.predicate] if check.predicate is not None else [])
+        shape_vars = {v.name for c in conditions for v in loop_variables(c)}
+        lanes = [self.mask_for(None, shape_vars)] + ([self.emit(check.predicate)] if check.predicate is not None else [])
+        bad = tests[0] if len(tests) == 1 else f"({' & '.join(tests)})"
+        self._lines(scope).append(f"tl.store({INDEX_ERROR_FLAG} + tl.zeros_like({self.block_like(shape_vars)}), 1, "
+                                  f"{' & '.join(lanes)} & ~{bad})")
+        if check.what not in self.index_checks:
+            self.index_checks.append(check.what)
+        return value
 
     # ---------------------------------------------------------------- stores
     def store(self, member, value_expr) -> None:
@@ -424,7 +456,8 @@ class KernelEmitter:
             grid = (max(1, -(-self.space.xnumel // self.cfg["BLOCK_SIZE"])),)
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
-        params = [f"{b.name}_ptr" for b in pointers] + [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
+        params = [f"{b.name}_ptr" for b in pointers] + ([INDEX_ERROR_FLAG] if self.index_checks else []) + \
+            [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
         header = [f"# fx nodes: {', '.join(fx_nodes)}",
                   f"# reads {_sizes(reads)}; writes {_sizes(writes)}"]
         if self.rows:
@@ -436,7 +469,7 @@ class KernelEmitter:
         source = "\n\n\n".join(['"""Generated by capture\'s Triton code generator."""\nimport triton\n'
                                 "import triton.language as tl"] + helpers + ["\n".join(kernel)]) + "\n"
         return KernelSource(self.name, source, pointers, ints, constexprs, grid, self.cfg["num_warps"],
-                            fx_nodes, reads, writes)
+                            fx_nodes, reads, writes, tuple(self.index_checks))
 
     def traffic(self):
         sizes = {"x": self.space.xnumel, "r": self.space.rnumel}

@@ -10,6 +10,14 @@ One ``call(<graph inputs>)`` function per graph, straight-line code in schedule 
 Shapes are static (the front end guards them), so grids and sizes are literals.
 Mutated inputs are written back with ``copy_`` after everything has read them.
 
+A kernel that reads through gathered indices (``codegen.indirect``) also takes one
+int32 of ``index_errors`` (zeroed per call), sets it where an index is out of range, and
+is followed by a check that raises like eager::
+
+    index_errors = torch.zeros((1,), dtype=torch.int32, device=_device)
+    triton_embedding[(1,)](l_i, l_w, embedding, index_errors[0], 144, BLOCK_SIZE=256, num_warps=4)
+    _check_indices(index_errors[0], "index out of range in embedding (capture triton kernel triton_embedding)")
+
 On a CUDA device (not under the interpreter) each kernel is wrapped in
 ``triton.autotune`` over ``config.autotune_configs`` and launched with a grid computed
 from the chosen block::
@@ -45,6 +53,22 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
+class IndexOutOfRangeError(IndexError, RuntimeError):
+    """A kernel was given an index out of range. Eager raises IndexError or RuntimeError
+    depending on the op; this is both, so code catching either still does."""
+
+
+def _check_indices(flag, message: str) -> None:
+    """Raise ``message`` if a kernel set ``flag``. On CUDA this is an asynchronous
+    device-side assert (no host sync, like eager's own index checks); on the CPU (the
+    interpreter) the flag is already host memory, so it raises at once."""
+    if flag.device.type == "cpu":
+        if flag.item():
+            raise IndexOutOfRangeError(message)
+    else:
+        torch._assert_async(flag == 0, message)
+
+
 def autotuned(kernel_fn, configs: list):
     """``kernel_fn`` wrapped in ``triton.autotune`` over ``configs`` (dicts of
     constexprs + ``num_warps``); sizes are constexprs, so no autotune key is needed."""
@@ -59,9 +83,11 @@ class WrapperCodegen:
         self.graph, self.items, self.sources = graph, items, sources
         self.autotune = autotune
         self.namespace = {"torch": torch, "_alias": _alias, "_check_layout": _check_layout,
-                          "_device": graph.device, "_cdiv": _cdiv}
+                          "_device": graph.device, "_cdiv": _cdiv, "_check_indices": _check_indices}
         self.lines: list = []
         self.allocated: set = set()
+        self.index_errors = None          # the name of the per-call flags, if a kernel checks indices
+        self.n_flags = 0                  # flags handed out so far (one per checking kernel)
 
     def constant(self, value, hint="const") -> str:
         name = f"_{hint}{len(self.namespace)}"
@@ -129,7 +155,13 @@ class WrapperCodegen:
                                   f"dtype={buffer.dtype}, device=_device)")
         kernel_fn = self.sources[id(kernel)][1]
         assert kernel_fn is not None
-        args = [b.name for b in source.pointer_args] + [str(v) for _, v in source.int_args]
+        args = [b.name for b in source.pointer_args]
+        flag = None
+        if source.index_checks:
+            flag = f"{self.index_errors}[{self.n_flags}]"
+            self.n_flags += 1
+            args.append(flag)
+        args += [str(v) for _, v in source.int_args]
         self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
         if self.autotune:
             configs = source.autotune_configs()
@@ -146,6 +178,9 @@ class WrapperCodegen:
         launch = f"{source.name}[{grid}]({', '.join(args)})"
         empty = any(v == 0 for _, v in source.int_args)
         self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
+        if flag is not None and not empty:
+            message = f"index out of range in {' or '.join(source.index_checks)} (capture triton kernel {source.name})"
+            self.lines.append(f"_check_indices({flag}, {message!r})")
 
     def outputs(self) -> str:
         parts = []
@@ -160,6 +195,11 @@ class WrapperCodegen:
 
     def generate(self, name: str = "call"):
         from codegen.scheduler import Kernel
+        kernels = [item for item in self.items if isinstance(item, Kernel)]
+        n_checking = sum(1 for k in kernels if self.sources[id(k)][0].index_checks)
+        if n_checking:
+            self.index_errors = self.graph.unique("index_errors")
+            self.lines.append(f"{self.index_errors} = torch.zeros(({n_checking},), dtype=torch.int32, device=_device)")
         for buffer in self.graph.empty_buffers:
             self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
                               f"dtype={buffer.dtype}, device=_device)")

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import capture
 import codegen
 from helpers_codegen import check, compile_fn, graph_of
 
@@ -44,7 +45,9 @@ def test_indirect_load_matches_eager(name):
 def test_gather_fuses_with_pointwise_producers_and_consumers():
     compiled = check(lambda x, i: ((x * 2)[i + 1]).relu() + 1, torch.randn(9, 7), _idx(8, (4, 3)))
     assert compiled.stats.n_kernels == 1
-    assert "mask & (" in compiled.kernels[0].source          # the gathered load is range-masked
+    source = compiled.kernels[0].source
+    assert "mask & index_in_range" in source                 # the gathered load is range-masked
+    assert "tl.store(index_error_flag + tl.zeros_like(offsets), 1, mask & ~index_in_range)" in source
 
 
 def test_embedding_then_layer_norm_is_one_kernel():
@@ -65,11 +68,125 @@ def test_gather_at_argmax_reads_the_reduction_in_registers():
     assert compiled.stats.n_kernels == 1
 
 
-def test_out_of_range_index_reads_zero_instead_of_faulting():
-    x, i = torch.randn(4, 5), torch.tensor([0, 3])
-    compiled = compile_fn(lambda x, i: torch.index_select(x, 0, i), x, i)
-    out = compiled(x, torch.tensor([3, 40]))
-    assert torch.equal(out[0], x[3]) and torch.equal(out[1], torch.zeros(5))
+# --------------------------------------------------------------------------- out-of-range indices
+
+# name -> (fn, table, a valid index, an index too large, one too negative). Extra index
+# arguments (x[a, b]) stay valid; gather/index_select/embedding reject any negative index,
+# advanced indexing one below -size.
+OUT_OF_RANGE = {
+    "gather": (lambda x, i: torch.gather(x, 1, i), torch.randn(4, 6),
+               torch.tensor([[0, 5]] * 4), torch.tensor([[0, 6]] * 4), torch.tensor([[0, -1]] * 4)),
+    "index_select": (lambda x, i: torch.index_select(x, 0, i), torch.randn(4, 6),
+                     torch.tensor([3, 0]), torch.tensor([4, 0]), torch.tensor([-1, 0])),
+    "embedding": (lambda w, i: F.embedding(i, w), torch.randn(10, 8),
+                  torch.tensor([[9, 0]]), torch.tensor([[10, 0]]), torch.tensor([[-1, 0]])),
+    "advanced indexing": (lambda x, i: x[i], torch.randn(5, 3),
+                          torch.tensor([-5, 4]), torch.tensor([5, 0]), torch.tensor([-6, 0])),
+}
+
+
+def _raises_like_eager(fn, args, what):
+    with pytest.raises((IndexError, RuntimeError)):
+        fn(*args)
+    with pytest.raises((IndexError, RuntimeError), match=f"index out of range in {what}"):
+        capture.compile(fn, backend="triton")(*args)
+
+
+@pytest.fixture
+def fresh_capture():
+    capture.reset()
+    codegen.reset()
+    yield
+    capture.reset()
+
+
+def _compiled_graph():
+    (graph,) = codegen.COMPILED
+    assert not graph.runs_eagerly, graph.stats.eager_reason
+    return graph
+
+
+@pytest.mark.parametrize("what", sorted(OUT_OF_RANGE))
+def test_out_of_range_index_raises_like_eager_and_valid_calls_still_match(what, fresh_capture):
+    fn, table, good, too_large, too_negative = OUT_OF_RANGE[what]
+    compiled = capture.compile(fn, backend="triton")
+    assert torch.equal(compiled(table, good), fn(table, good))
+    for bad in (too_large, too_negative):
+        with pytest.raises((IndexError, RuntimeError)):
+            fn(table, bad)
+        with pytest.raises(IndexError, match=f"index out of range in {what} \\(capture triton kernel"):
+            compiled(table, bad)
+    assert torch.equal(compiled(table, good), fn(table, good))
+    assert _compiled_graph().kernels[0].index_checks == (what,)
+
+
+@pytest.mark.parametrize("what", sorted(OUT_OF_RANGE))
+def test_every_index_value_raises_exactly_when_eager_does(what):
+    fn, table, good, _, _ = OUT_OF_RANGE[what]
+    compiled = compile_fn(fn, table, good)
+    size = {"gather": table.shape[1]}.get(what, table.shape[0])
+    for value in range(-size - 2, size + 2):
+        index = torch.full_like(good, value)
+        try:
+            expected = fn(table, index)
+        except (IndexError, RuntimeError):
+            with pytest.raises(IndexError, match=f"index out of range in {what}"):
+                compiled(table, index)
+        else:
+            assert torch.equal(compiled(table, index), expected), value
+
+
+@pytest.mark.parametrize("bad", [(9, 0), (-10, 0), (0, 7), (0, -8)], ids=["rows_high", "rows_low", "cols_high",
+                                                                        "cols_low"])
+def test_two_index_tensors_out_of_range_raise(bad, fresh_capture):
+    x = torch.randn(9, 7)
+    fn = lambda x, a, b: x[a, b]              # noqa: E731
+    compiled = capture.compile(fn, backend="triton")
+    a, b = torch.tensor([-9, 8, bad[0]]), torch.tensor([-7, 6, bad[1]])
+    with pytest.raises(IndexError):
+        fn(x, a, b)
+    with pytest.raises(IndexError, match="index out of range in advanced indexing"):
+        compiled(x, a, b)
+    a[-1], b[-1] = 0, 0
+    assert torch.equal(compiled(x, a, b), fn(x, a, b))
+
+
+def test_first_call_with_a_bad_index_raises_and_keeps_the_graph_compiled(fresh_capture):
+    fn = lambda w, i: F.embedding(i, w) * 2         # noqa: E731
+    compiled = capture.compile(fn, backend="triton")
+    w = torch.randn(10, 8)
+    with pytest.raises(IndexError, match="index out of range in embedding"):
+        compiled(w, torch.tensor([3, 10]))
+    assert torch.equal(compiled(w, torch.tensor([3, 9])), fn(w, torch.tensor([3, 9])))
+    _compiled_graph()
+
+
+def test_index_computed_in_the_kernel_is_checked_after_the_arithmetic(fresh_capture):
+    x = torch.randn(9, 7)
+    _raises_like_eager(lambda x, i: (x * 2)[i + 1].relu(), (x, torch.tensor([0, 8])), "advanced indexing")
+    _raises_like_eager(lambda x, i: torch.index_select(x, 0, i - 1), (x, torch.tensor([0, 8])), "index_select")
+
+
+def test_index_into_a_table_that_is_not_loaded_is_checked(fresh_capture):
+    """The check is on the op, not the load: a broadcast table drops the indexed dim from
+    its address, an arange has no load at all."""
+    _raises_like_eager(lambda b, i: b.expand(5, 7)[i] * 2, (torch.randn(7), torch.tensor([0, 5])), "advanced indexing")
+    _raises_like_eager(lambda x, i: torch.arange(10.0)[i] + x, (torch.randn(2), torch.tensor([0, 10])),
+                       "advanced indexing")
+
+
+def test_masked_off_lanes_never_report_an_index_out_of_range():
+    """Lanes past the end of a row and lanes of another cat input read index 0, which
+    ``i - 1`` makes -1; they must not count."""
+    check(lambda x, i: torch.gather(x, 1, i - 1).sum(-1), torch.randn(3, 2100), _idx(2101, (3, 2050), low=1),
+          rtol=1e-5, atol=1e-4)
+    check(lambda x, i, y: torch.cat([torch.index_select(x, 0, i - 1), y]), torch.randn(4, 3),
+          torch.tensor([1, 4]), torch.randn(5, 3))
+
+
+def test_index_out_of_range_in_a_cat_input_raises(fresh_capture):
+    _raises_like_eager(lambda x, i, y: torch.cat([torch.index_select(x, 0, i - 1), y]).relu(),
+                       (torch.randn(4, 3), torch.tensor([0, 4]), torch.randn(5, 3)), "index_select")
 
 
 def test_boolean_mask_index_runs_the_graph_as_captured_with_a_reason():
