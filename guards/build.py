@@ -11,6 +11,7 @@ import builtins
 import dataclasses
 import functools
 import math
+import os
 import sys
 
 import torch
@@ -41,6 +42,7 @@ HELPERS = {
     "__mha_fastpath": torch.backends.mha.get_fastpath_enabled,
     "__capture_sys_modules": sys.modules,
     "__capture_getattr": object.__getattribute__,
+    "__environ": os.environ,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
     "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,

@@ -333,3 +333,27 @@ def test_tuple_attribute_items_behind_the_watch():
     m.pads = (0, 3)
     check(cm, m, torch.randn(2, 4))
     assert_recompiled(m, 1, "pads")
+
+
+def test_environment_variables_read_by_traced_code_are_guarded(monkeypatch):
+    import os
+
+    def f(x):
+        if os.environ.get("CAPTURE_TEST_FLAG", "0") == "1":
+            x = x * 10
+        if "CAPTURE_TEST_OTHER" in os.environ:
+            x = x + float(os.environ["CAPTURE_TEST_OTHER"])
+        return x + 1
+
+    monkeypatch.delenv("CAPTURE_TEST_FLAG", raising=False)
+    monkeypatch.delenv("CAPTURE_TEST_OTHER", raising=False)
+    cf = capture.compile(f, backend="eager")
+    x = torch.randn(3)
+    torch.testing.assert_close(cf(x), f(x))
+    monkeypatch.setenv("CAPTURE_TEST_FLAG", "1")
+    torch.testing.assert_close(cf(x), f(x))
+    monkeypatch.setenv("CAPTURE_TEST_OTHER", "2.5")
+    torch.testing.assert_close(cf(x), f(x))
+    assert_recompiled(f, 2, "os.environ.get('CAPTURE_TEST_OTHER')", "expected None, got '2.5'")
+    ex = capture.explain(f, x)
+    assert ex.graph_count == 1 and not ex.all_breaks

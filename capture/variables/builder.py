@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import enum
 import functools
+import os
 import types
 
 import torch
@@ -69,6 +70,10 @@ def wrap(tx, value, source):
         if source is None:
             raise Unsupported("tensor reached without a source")
         return out.tensor_input(tx, source, value)
+    if value is os.environ:
+        from capture.variables.misc import EnvironVariable
+        guard(GuardKind.IDENTITY, value)
+        return EnvironVariable(source)
     vtype = type(value)
     if vtype in (int, float, bool, str, bytes, complex, type(None), range, slice, type(Ellipsis),
                  torch.dtype, torch.device, torch.memory_format, torch.layout, frozenset) \

@@ -1,6 +1,7 @@
 """Python modules (math, torch, user modules) and super()."""
 from __future__ import annotations
 
+import os
 import types
 
 from capture.exc import MissingAttribute, Unsupported
@@ -117,3 +118,51 @@ class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
 
     def reconstruct(self, cg):
         return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.fn)
+
+
+class EnvironVariable(VariableTracker):
+    """``os.environ``: reads are folded to this call's values and guarded (one lookup
+    each); writing the environment from compiled code is a graph break."""
+
+    def __init__(self, source=None):
+        self.source = source
+
+    def python_type(self):
+        return type(os.environ)
+
+    def _read(self, tx, key_vt):
+        if not key_vt.is_python_constant() or not isinstance(key_vt.as_python_constant(), str):
+            raise Unsupported("os.environ read with a non-constant key")
+        key = key_vt.as_python_constant()
+        value = os.environ.get(key)
+        tx.output.guard_state_read(tx, "__environ.get", "os.environ.get", (key,), value)
+        return key, value
+
+    def getitem(self, tx, key_vt):
+        key, value = self._read(tx, key_vt)
+        if value is None:
+            raise Unsupported(f"os.environ[{key!r}] raises KeyError")
+        return ConstantVariable(value)
+
+    def contains(self, tx, item):
+        return self._read(tx, item)[1] is not None
+
+    def var_getattr(self, tx, name):
+        if name in ("get", "__getitem__", "__contains__"):
+            from capture.variables.builtin import BoundMethodOf
+            return BoundMethodOf(self, name)
+        raise Unsupported(f"os.environ.{name}")
+
+    def call_method(self, tx, name, args, kwargs):
+        if name == "get" and 1 <= len(args) <= 2 and not kwargs:
+            _, value = self._read(tx, args[0])
+            return ConstantVariable(value) if value is not None else (
+                args[1] if len(args) == 2 else ConstantVariable(None))
+        if name == "__getitem__" and len(args) == 1:
+            return self.getitem(tx, args[0])
+        if name == "__contains__" and len(args) == 1:
+            return ConstantVariable(self.contains(tx, args[0]))
+        raise Unsupported(f"os.environ.{name}()")
+
+    def reconstruct(self, cg):
+        return cg.object_ref(os.environ)
