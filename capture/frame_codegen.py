@@ -74,6 +74,8 @@ class FrameCodegen:
             self.injected["__capture_sys_modules"] = sys.modules
         if "__capture_getattr" in text:
             self.injected["__capture_getattr"] = object.__getattribute__
+        if "__capture_dict(" in text:
+            self.injected["__capture_dict"] = dict
         return text
 
     def cell_expr(self, source) -> str:

@@ -134,6 +134,23 @@ class GenericAttrSource(Source):
 
 
 @dataclasses.dataclass(frozen=True)
+class DictContentSource(Source):
+    """``dict(base)``: the dict part of an instance of a dict subclass (its own
+    ``__getitem__`` and friends bypassed), copied: for reading only."""
+
+    base: Source
+
+    def name(self):
+        return f"dict({self.base.name()})"
+
+    def expr(self, mode):
+        return f"__capture_dict({self.base.expr(mode)})"
+
+    def base_local(self):
+        return self.base.base_local()
+
+
+@dataclasses.dataclass(frozen=True)
 class ItemSource(Source):
     base: Source
     key: object  # int or str constant

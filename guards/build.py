@@ -43,6 +43,7 @@ HELPERS = {
     "__capture_sys_modules": sys.modules,
     "__capture_getattr": object.__getattribute__,
     "__environ": os.environ,
+    "__capture_dict": dict,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
     "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,

@@ -218,3 +218,30 @@ def test_is_compiling_is_true_while_traced_and_getattr_default_on_none():
     torch.testing.assert_close(compiled(x), x * 2.0)
     torch.testing.assert_close(f(x), (x + 100) * 2.0)
     one_graph(f)
+
+
+def test_dict_subclass_reads_its_dict_part_through_super():
+    class Registry(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(str(key), value)
+
+        def get(self, key):
+            return super().get(str(key)) or {}
+
+    reg = Registry()
+    reg[1] = {"scale": 2.0}
+
+    def f(x, key=1):
+        flags = reg.get(key)
+        return x * flags.get("scale", 1.0) + len(reg.get(7)) + ("1" in reg.keys())
+
+    compiled = capture.compile(f, backend="eager")
+    x = torch.ones(2)
+    torch.testing.assert_close(compiled(x), f(x))
+    reg[1] = {"scale": 5.0}                       # a new value object
+    torch.testing.assert_close(compiled(x), f(x))
+    reg["1"]["scale"] = 7.0                       # the nested dict mutated in place
+    torch.testing.assert_close(compiled(x), f(x))
+    reg[7] = {"a": 1}                             # a new key
+    torch.testing.assert_close(compiled(x), f(x))
+    one_graph(f)

@@ -1,6 +1,7 @@
 """Python modules (math, torch, user modules) and super()."""
 from __future__ import annotations
 
+import collections
 import os
 import types
 
@@ -67,8 +68,17 @@ class SuperVariable(VariableTracker):
                     return _GenericGetAttr(self.obj)
                 if attr is object.__setattr__ and hasattr(self.obj, "generic_setattr"):
                     return _GenericSetAttr(self.obj)
+                if getattr(attr, "__objclass__", None) in (dict, collections.OrderedDict) \
+                        and name in _DICT_READS and hasattr(self.obj, "dict_content"):
+                    from capture.variables.builtin import BoundMethodOf
+                    return BoundMethodOf(self.obj.dict_content(tx), name)
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
         raise MissingAttribute(f"super() has no attribute {name!r}")
+
+
+# dict methods a dict subclass may call through super() on an object that existed before
+# the frame: answered from a guarded copy of its dict part (writes are not supported)
+_DICT_READS = {"get", "__getitem__", "__contains__", "keys", "values", "items", "__len__"}
 
 
 class _GenericGetAttr(VariableTracker):

@@ -180,6 +180,14 @@ class UserObjectVariable(VariableTracker):
             raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
         return self.generic_getattr(tx, name)
 
+    def dict_content(self, tx):
+        """The dict part of a dict-subclass instance, read through a guarded copy."""
+        from capture.sources import DictContentSource
+        from capture.variables.builder import wrap
+        if not isinstance(self.value, dict) or self.source is None:
+            raise Unsupported(f"dict methods of a {type(self.value).__name__} without a source")
+        return wrap(tx, dict(self.value), DictContentSource(self.source))
+
     def generic_getattr(self, tx, name):
         """Attribute lookup as object.__getattribute__ does it."""
         from capture.variables.builder import wrap
