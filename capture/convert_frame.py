@@ -388,7 +388,7 @@ def _collect_tensors(vts: list) -> list:
         if isinstance(v, TensorVariable):
             found.append(v)
             return
-        for attr in ("items", "attrs", "self_vt", "tensor", "obj", "module_vt"):
+        for attr in ("items", "attrs", "fields", "self_vt", "tensor", "obj", "module_vt"):
             inner = getattr(v, attr, None)
             if isinstance(inner, VariableTracker):
                 visit(inner)

@@ -96,6 +96,8 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         from capture.variables.builder import wrap
         from capture.variables.torch import TORCH_DIR
         fn = self.fn
+        if fn is inspect.signature and len(args) == 1 and not kwargs:
+            return _signature(args[0])
         filename = fn.__code__.co_filename
         if is_skipped_file(filename) and not filename.startswith(TORCH_DIR) \
                 and not is_inlinable_library_file(filename):
@@ -154,6 +156,16 @@ class NestedFunctionVariable(VariableTracker):
 
     def __repr__(self):
         return f"NestedFunctionVariable({self.code.co_qualname})"
+
+
+def _signature(fn_vt) -> VariableTracker:
+    """``inspect.signature`` of a function we track: a fact about its (guarded) code."""
+    if isinstance(fn_vt, UserFunctionVariable):
+        return ConstantVariable(inspect.signature(fn_vt.fn))
+    if isinstance(fn_vt, UserMethodVariable) and isinstance(fn_vt.func, UserFunctionVariable):
+        sig = inspect.signature(fn_vt.func.fn)
+        return ConstantVariable(sig.replace(parameters=list(sig.parameters.values())[1:]))
+    raise Unsupported(f"inspect.signature of {fn_vt}")
 
 
 class UserMethodVariable(VariableTracker):

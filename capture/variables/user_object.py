@@ -92,6 +92,9 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         ctx = make_grad_mode(tx, cls, args, kwargs)
         if ctx is not None:
             return ctx
+        from capture.variables.model_output import ModelOutputVariable, is_model_output_class
+        if is_model_output_class(cls):
+            return ModelOutputVariable.construct(tx, cls, args, kwargs)
         if is_namedtuple_type(cls):
             fields = list(cls._fields)
             values = list(args) + [None] * (len(fields) - len(args))
