@@ -132,6 +132,10 @@ class GenericAttrSource(Source):
     def base_local(self):
         return self.base.base_local()
 
+    def watch_path(self):
+        # an instance dict read this way is identity-guarded: a root for the dict watch
+        return (self.expr(GUARD), ()) if self.attr == "__dict__" else None
+
 
 @dataclasses.dataclass(frozen=True)
 class DictContentSource(Source):

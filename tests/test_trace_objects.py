@@ -245,3 +245,29 @@ def test_dict_subclass_reads_its_dict_part_through_super():
     reg[7] = {"a": 1}                             # a new key
     torch.testing.assert_close(compiled(x), f(x))
     one_graph(f)
+
+
+def test_instance_dict_entries_sit_behind_the_dict_watch():
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = Config()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x) * self.cfg.__dict__["scale"]
+
+    m = Block()
+    compiled = capture.compile(m, backend="eager")
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(compiled(x), m(x))
+    from helpers_modules import entries
+    source = entries(m)[-1].guard.source
+    body = source.split("checks on module state")[1].split(".rearm(")[0]
+    assert "'scale'" in body
+    m.cfg.scale = 4.0
+    torch.testing.assert_close(compiled(x), m(x))
+    m.cfg.__dict__ = {"scale": -1.0, "name": "x"}    # a new dict object: caught outside the watch
+    torch.testing.assert_close(compiled(x), m(x))

@@ -14,6 +14,7 @@ from capture.exc import MissingAttribute, Unsupported
 from capture.sources import AttrSource, GenericAttrSource
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
+from guards import GuardKind
 from capture.variables.lists import is_namedtuple_type
 
 
@@ -212,6 +213,9 @@ class UserObjectVariable(VariableTracker):
         if name == "__dict__" and type(static).__name__ == "getset_descriptor" and instance_dict is not None:
             if tx.output.side_effects.has_pending_attrs(self.value):
                 raise Unsupported(f"reading __dict__ of a {cls.__name__} after setting its attributes")
+            if src is not None:  # pins which dict the guards below read (and roots the dict watch)
+                src = GenericAttrSource(self.source, "__dict__")
+                tx.output.add_guard(tx, GuardKind.IDENTITY, src, instance_dict)
             return wrap(tx, instance_dict, src)  # the instance dict, tracked like any dict
         is_data_descriptor = static is not None and hasattr(type(static), "__set__")
         instance_dict = instance_dict or {}
