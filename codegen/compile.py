@@ -30,7 +30,7 @@ from codegen.wrapper import IndexOutOfRangeError, WrapperCodegen, compile_wrappe
 log = logging.getLogger("capture.output_code")
 _logged_once: set = set()
 COMPILED: list = []          # every CompiledGraph since reset(), for stats()
-_GENERATED: dict = {}        # every distinct kernel generated in this process (source + launch config)
+_GENERATED: dict = {}        # every distinct kernel generated in this process (source, dtypes, launch config)
 
 
 def _log_once(key: str, message: str, *args) -> None:
@@ -166,7 +166,9 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune) -> None:
             module = cache.load_module(source.source)
             sources[id(item)] = (source, getattr(module, name))
             compiled.kernels.append(source)
-            _GENERATED.setdefault((source.source, repr(source.compile_constants()), source.num_warps), source)
+            # The signature too: the same source over other dtypes is another binary.
+            _GENERATED.setdefault((source.source, repr(source.signature()), repr(source.compile_constants()),
+                                   source.num_warps), source)
     if autotune is None:
         autotune = config.use_autotune(lowering.device)
     wrapper = WrapperCodegen(lowering, items, sources, autotune=autotune)

@@ -16,6 +16,36 @@ from test_modules_models import CNN, MLP, GPT2Block, GPT2BlockInlineMask, _rando
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
 
 
+# The model suite (issue 5): every kernel these compile to is also checked for sm_90, as
+# launched (tests/test_codegen_sm90.py). name -> (model factory, input shape).
+MODEL_SUITE = {
+    "mlp": (MLP, (4, 16)),
+    "linear_gelu": (lambda: nn.Sequential(nn.Linear(24, 40), nn.GELU()), (9, 24)),
+    "gpt2_block": (lambda: GPT2Block().eval(), (2, 16, 32)),
+    "gpt2_block_inline_mask": (lambda: GPT2BlockInlineMask().eval(), (2, 16, 32)),
+    "cnn": (lambda: _randomize_bn(CNN()).eval(), (2, 3, 16, 16)),
+    "transformer_encoder_layer_batch_first": (
+        lambda: nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=True).eval(),
+        (2, 7, 32)),
+    "transformer_encoder_layer": (
+        lambda: nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64).eval(), (7, 2, 32)),
+}
+
+
+def model_suite_kernels() -> list:
+    """The kernels of every model in MODEL_SUITE, each compiled and run once (no grad)."""
+    kernels = []
+    for make_model, shape in MODEL_SUITE.values():
+        codegen.reset()
+        torch.manual_seed(0)
+        compiled = capture.compile(make_model(), backend="triton")
+        with torch.no_grad():
+            compiled(torch.randn(shape))
+        assert codegen.COMPILED and not any(c.runs_eagerly for c in codegen.COMPILED)
+        kernels += [kernel for graph in codegen.COMPILED for kernel in graph.kernels]
+    return kernels
+
+
 @pytest.fixture(autouse=True)
 def _fresh():
     capture.reset()
@@ -35,19 +65,22 @@ def _compiled_and_checked(model, make_args, atol=1e-5, rtol=1e-5):
 
 
 def test_mlp_matches_eager_with_three_matmuls_and_two_kernels():
-    stats = _compiled_and_checked(MLP(), lambda: (torch.randn(4, 16),))
+    make_model, shape = MODEL_SUITE["mlp"]
+    stats = _compiled_and_checked(make_model(), lambda: (torch.randn(shape),))
     assert stats.n_externs == 3 and all("addmm" in e[1] for e in stats.externs)
     assert stats.n_kernels == 2          # relu, tanh: each one kernel after its matmul
 
 
 def test_linear_bias_gelu_module_is_one_extern_and_one_kernel():
-    stats = _compiled_and_checked(nn.Sequential(nn.Linear(24, 40), nn.GELU()), lambda: (torch.randn(9, 24),))
+    make_model, shape = MODEL_SUITE["linear_gelu"]
+    stats = _compiled_and_checked(make_model(), lambda: (torch.randn(shape),))
     assert stats.n_externs == 1 and stats.n_kernels <= 1
 
 
-@pytest.mark.parametrize("block", [GPT2Block, GPT2BlockInlineMask])
-def test_gpt2_block_matches_eager(block):
-    stats = _compiled_and_checked(block().eval(), lambda: (torch.randn(2, 16, 32),))
+@pytest.mark.parametrize("name", ["gpt2_block", "gpt2_block_inline_mask"])
+def test_gpt2_block_matches_eager(name):
+    make_model, shape = MODEL_SUITE[name]
+    stats = _compiled_and_checked(make_model(), lambda: (torch.randn(shape),))
     assert stats.n_externs == 6          # qkv, q @ k^T, att @ v, attn proj, fc, mlp proj
     assert stats.n_kernels <= 10
     # ln_1, ln_2 (with the residual add) and the masked softmax are each one kernel.
@@ -58,15 +91,15 @@ def test_gpt2_block_matches_eager(block):
 
 
 def test_cnn_eval_batchnorm_relu_fuse_after_each_convolution():
-    stats = _compiled_and_checked(_randomize_bn(CNN()).eval(), lambda: (torch.randn(2, 3, 16, 16),), atol=1e-4)
+    make_model, shape = MODEL_SUITE["cnn"]
+    stats = _compiled_and_checked(make_model(), lambda: (torch.randn(shape),), atol=1e-4)
     assert stats.n_kernels == 2          # bn1+relu, bn2+relu+global average pool
 
 
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_transformer_encoder_layer_eval_matches_eager(batch_first):
-    model = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=batch_first).eval()
-    shape = (2, 7, 32) if batch_first else (7, 2, 32)
-    _compiled_and_checked(model, lambda: (torch.randn(shape),), atol=1e-4)
+@pytest.mark.parametrize("name", ["transformer_encoder_layer_batch_first", "transformer_encoder_layer"])
+def test_transformer_encoder_layer_eval_matches_eager(name):
+    make_model, shape = MODEL_SUITE[name]
+    _compiled_and_checked(make_model(), lambda: (torch.randn(shape),), atol=1e-4)
 
 
 def test_function_with_input_mutation_matches_eager():
