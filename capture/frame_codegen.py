@@ -75,7 +75,8 @@ class FrameCodegen:
         if "__capture_getattr" in text:
             self.injected["__capture_getattr"] = object.__getattribute__
         if "__capture_dict(" in text:
-            self.injected["__capture_dict"] = dict
+            from guards.build import dict_part
+            self.injected["__capture_dict"] = dict_part
         return text
 
     def cell_expr(self, source) -> str:

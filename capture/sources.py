@@ -139,8 +139,8 @@ class GenericAttrSource(Source):
 
 @dataclasses.dataclass(frozen=True)
 class DictContentSource(Source):
-    """``dict(base)``: the dict part of an instance of a dict subclass (its own
-    ``__getitem__`` and friends bypassed), copied: for reading only."""
+    """The dict part of an instance of a dict subclass (``guards.build.dict_part``: its
+    own ``keys``/``__getitem__`` bypassed), copied: for reading only."""
 
     base: Source
 

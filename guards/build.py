@@ -8,6 +8,7 @@ at the first failure. Its source is kept so reports can show exactly what runs.
 from __future__ import annotations
 
 import builtins
+import collections
 import dataclasses
 import functools
 import math
@@ -27,6 +28,15 @@ def global_module_hook_count() -> int:
             + len(m._global_backward_pre_hooks))
 
 
+def dict_part(obj) -> dict:
+    """A copy of what a dict (or dict subclass) instance holds, in its own order, read
+    without calling any method the subclass overrides (``dict(obj)`` would call its
+    ``keys``/``__getitem__``, which may be the very code being compiled)."""
+    if isinstance(obj, collections.OrderedDict):
+        return {k: dict.__getitem__(obj, k) for k in collections.OrderedDict.keys(obj)}
+    return dict.copy(obj)
+
+
 # Helpers every guard function can call; bound once when the function is built so a
 # user's global named ``type`` or ``len`` cannot change what a guard means.
 HELPERS = {
@@ -43,7 +53,7 @@ HELPERS = {
     "__capture_sys_modules": sys.modules,
     "__capture_getattr": object.__getattribute__,
     "__environ": os.environ,
-    "__capture_dict": dict,
+    "__capture_dict": dict_part,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
     "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,

@@ -101,3 +101,17 @@ def test_model_output_returned_from_an_inner_compiled_call():
     compare(body(x), compiled_body(x))
     out = compiled_body(x)
     assert out.attentions is None and "attentions" not in out and len(out) == 2
+
+
+def test_model_output_passed_in_is_read_without_reentering_its_methods():
+    """Reading the dict part must not call the class's own __getitem__ (which may itself
+    be the frame being compiled: it once recursed forever)."""
+    def use(o):
+        return o["logits"].softmax(-1) + o[0] + o.logits + len(o) + len(o.to_tuple())
+
+    compiled = capture.compile(use, backend="eager")
+    for loss in (None, torch.tensor(1.5)):
+        out = LMOutput(loss=loss, logits=torch.randn(2, 5))
+        torch.testing.assert_close(compiled(out), use(out))
+    explanation = capture.explain(use, LMOutput(logits=torch.randn(2, 5)))
+    assert explanation.graph_count == 1 and not explanation.all_breaks, explanation.all_breaks

@@ -190,7 +190,8 @@ class UserObjectVariable(VariableTracker):
         from capture.variables.builder import wrap
         if not isinstance(self.value, dict) or self.source is None:
             raise Unsupported(f"dict methods of a {type(self.value).__name__} without a source")
-        return wrap(tx, dict(self.value), DictContentSource(self.source))
+        from guards.build import dict_part
+        return wrap(tx, dict_part(self.value), DictContentSource(self.source))
 
     def generic_getattr(self, tx, name):
         """Attribute lookup as object.__getattribute__ does it."""
