@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import os
 import textwrap
 
 import torch
@@ -233,19 +234,20 @@ def differential(source: str, seed: int, with_out: bool):
             raise AssertionError(f"{err}{note}") from None
 
 
+EXAMPLES = int(os.environ.get("CAPTURE_HYPOTHESIS_EXAMPLES", "60"))  # raise for a longer search
 COMMON = dict(deadline=None, derandomize=True, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.function_scoped_fixture])
 
 
-@settings(max_examples=60, **COMMON)
+@settings(max_examples=EXAMPLES, **COMMON)
 @given(source=program(), seed=st.integers(0, 2 ** 16))
 def test_generated_programs_match_eager(source, seed):
     capture.reset()
     differential(source, seed, with_out=False)
 
 
-@settings(max_examples=60, **COMMON)
+@settings(max_examples=EXAMPLES, **COMMON)
 @given(source=program(with_out=True), seed=st.integers(0, 2 ** 16))
 def test_generated_programs_with_list_argument_side_effects(source, seed):
     capture.reset()
