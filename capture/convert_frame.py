@@ -188,9 +188,12 @@ class FrameCompiler:
     def _cache_limit_hit(self, record, code):
         if not record.limit_hit:
             record.limit_hit = True
-            last = "; ".join(record.recompile_reasons[-1][1]) if record.recompile_reasons else "unknown"
+            reasons = list(dict.fromkeys(record.recompile_reasons[-1][1])) if record.recompile_reasons else []
+            last = "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "") \
+                if reasons else "unknown"
             warnings.warn(f"capture: {code.co_name} ({record.where}) hit the cache limit ({self.cache_limit} "
-                          f"recompiles); running it eagerly from now on. Last failure: {last}", stacklevel=3)
+                          f"recompiles); running it eagerly from now on. Why the last call missed every "
+                          f"cache entry: {last}. See capture.report() for all recompiles.", stacklevel=3)
         if self.fullgraph:
             raise Unsupported(f"cache limit ({self.cache_limit}) reached for {code.co_name}", record.where)
         mark_skip(code)
