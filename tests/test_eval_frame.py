@@ -965,7 +965,7 @@ def signatures(draw):
     return ", ".join(parts), n_given, kwonly, extra_kw
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(signatures())
 def test_arguments_match_inspect_binding(sig):
     params, n_given, kwonly, extra_kw = sig
