@@ -69,7 +69,7 @@ class SuperVariable(VariableTracker):
                 if attr is object.__setattr__ and hasattr(self.obj, "generic_setattr"):
                     return _GenericSetAttr(self.obj)
                 if getattr(attr, "__objclass__", None) in (dict, collections.OrderedDict) \
-                        and name in _DICT_READS and hasattr(self.obj, "dict_content"):
+                        and name in DICT_READS and hasattr(self.obj, "dict_content"):
                     from capture.variables.builtin import BoundMethodOf
                     return BoundMethodOf(self.obj.dict_content(tx), name)
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
@@ -78,7 +78,7 @@ class SuperVariable(VariableTracker):
 
 # dict methods a dict subclass may call through super() on an object that existed before
 # the frame: answered from a guarded copy of its dict part (writes are not supported)
-_DICT_READS = {"get", "__getitem__", "__contains__", "keys", "values", "items", "__len__"}
+DICT_READS = {"get", "__getitem__", "__contains__", "keys", "values", "items", "__len__"}
 
 
 class _GenericGetAttr(VariableTracker):

@@ -229,8 +229,8 @@ class UserObjectVariable(VariableTracker):
         if static is not None:
             if type(static).__name__ == "member_descriptor":
                 return wrap(tx, getattr(self.value, name), src)
-            from capture.variables.misc import _DICT_READS
-            if getattr(static, "__objclass__", None) in (dict, collections.OrderedDict) and name in _DICT_READS:
+            from capture.variables.misc import DICT_READS
+            if getattr(static, "__objclass__", None) in (dict, collections.OrderedDict) and name in DICT_READS:
                 from capture.variables.builtin import BoundMethodOf
                 return BoundMethodOf(self.dict_content(tx), name)  # dict's own method, not overridden
             return class_member(tx, cls, name, self, src)
