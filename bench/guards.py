@@ -70,12 +70,27 @@ def measure(calls: int = 200, repeats: int = 7, sweep: bool = False) -> list[dic
             times = per_call_interleaved({"eager": fn, "capture": cap, "torch.compile": tc}, args, calls, repeats)
             ok = torch.allclose(cap(*args), fn(*args)) and torch.allclose(tc(*args), fn(*args))
         eager = times["eager"][0]
+        guard_us = _guard_time(fn, args) * 1e6
         cap_over = (times["capture"][0] - eager) * 1e6
         tc_over = (times["torch.compile"][0] - eager) * 1e6
-        out.append(dict(case=name, eager_us=eager * 1e6, capture_overhead_us=cap_over,
+        out.append(dict(case=name, eager_us=eager * 1e6, capture_overhead_us=cap_over, capture_guard_us=guard_us,
                         torch_compile_overhead_us=tc_over, correct=bool(ok),
                         capture_time_vs_torch_compile=times["capture"][0] / times["torch.compile"][0]))
     return out
+
+
+def _guard_time(fn, args, calls: int = 2000) -> float:
+    """Seconds one call of capture's generated guard takes on ``args`` (the hit path's check)."""
+    import timeit
+    from capture import _C
+    func, full_args = (type(fn).forward, (fn,) + tuple(args)) if isinstance(fn, nn.Module) else (fn, tuple(args))
+    entries = _C.get_cache(func.__code__) or []
+    if not entries:
+        return float("nan")
+    guard = entries[0][0]
+    with torch.no_grad():
+        assert guard(func, *full_args) is True
+        return min(timeit.repeat(lambda: guard(func, *full_args), number=calls, repeat=5)) / calls
 
 
 def at_most_half(row) -> bool:
@@ -86,16 +101,16 @@ def at_most_half(row) -> bool:
 
 
 def print_table(rows):
-    print(f"{'case':<12} {'eager µs':>9} {'capture +µs':>12} {'t.compile +µs':>14} {'cap/tc over':>12} "
-          f"{'cap/tc time':>12} {'≤ half':>7} {'ok':>3}")
+    print(f"{'case':<12} {'eager µs':>9} {'capture +µs':>12} {'(guard µs)':>10} {'t.compile +µs':>14} "
+          f"{'cap/tc over':>12} {'cap/tc time':>12} {'≤ half':>7} {'ok':>3}")
     for r in rows:
         tc = r["torch_compile_overhead_us"]
         ratio = f"{r['capture_overhead_us'] / tc:.2f}" if tc > 0 else "both < 0"
         print(f"{r['case']:<12} {r['eager_us']:>9.1f} {r['capture_overhead_us']:>12.1f} "
-              f"{tc:>14.1f} {ratio:>12} {r['capture_time_vs_torch_compile']:>12.2f} "
+              f"{r['capture_guard_us']:>10.2f} {tc:>14.1f} {ratio:>12} {r['capture_time_vs_torch_compile']:>12.2f} "
               f"{'yes' if at_most_half(r) else 'no':>7} {'yes' if r['correct'] else 'NO':>3}")
-    print("(+µs: per-call time minus eager's; negative means faster than eager. "
-          "cap/tc time: whole per-call time, capture over torch.compile)")
+    print("(+µs: per-call time minus eager's; negative means faster than eager. guard µs: capture's generated "
+          "guard alone on a hit. cap/tc time: whole per-call time, capture over torch.compile)")
 
 
 def main(argv=None):
