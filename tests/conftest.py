@@ -8,6 +8,8 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 
+import torch  # noqa: E402
+
 import capture  # noqa: E402
 
 
@@ -17,3 +19,9 @@ def _capture_reset():
     capture.reset()
     yield
     capture.reset()
+
+
+@pytest.fixture
+def seeded():
+    """torch's generator at seed 0: module weights and inputs are the same on every run."""
+    torch.manual_seed(0)

@@ -12,12 +12,7 @@ from capture.convert_frame import FRAMES
 from helpers_modules import assert_one_graph, assert_same, check, check_fresh, code_of, entries, n_entries, reasons
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    capture.reset()
-    torch.manual_seed(0)
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("seeded")  # capture.reset() runs around every test (conftest)
 
 
 def _cache_warnings(records):

@@ -9,12 +9,7 @@ import capture
 from helpers_modules import assert_recompiled, assert_same, check, entries, n_entries, reasons
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    capture.reset()
-    torch.manual_seed(0)
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("seeded")  # capture.reset() runs around every test (conftest)
 
 
 def compiled(fn):

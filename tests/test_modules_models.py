@@ -11,12 +11,7 @@ import capture
 from helpers_modules import assert_one_graph, assert_same, check, check_fresh, entries, n_entries
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    capture.reset()
-    torch.manual_seed(0)
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("seeded")  # capture.reset() runs around every test (conftest)
 
 
 # --------------------------------------------------------------------------- models

@@ -11,12 +11,7 @@ from helpers_modules import (assert_one_graph, assert_recompiled, assert_same, c
                              n_entries)
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    capture.reset()
-    torch.manual_seed(0)
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("seeded")  # capture.reset() runs around every test (conftest)
 
 
 class Net(nn.Module):
