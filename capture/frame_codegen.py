@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import types
 
 
 from capture.exc import Unsupported
 from capture.sources import RUNTIME
 from capture.variables.tensor import TensorVariable
+from guards.build import SOURCE_HELPERS
 
 _counter = itertools.count()
 
@@ -70,13 +70,9 @@ class FrameCodegen:
 
     def source_expr(self, source) -> str:
         text = source.expr(RUNTIME)
-        if "__capture_sys_modules" in text:
-            self.injected["__capture_sys_modules"] = sys.modules
-        if "__capture_getattr" in text:
-            self.injected["__capture_getattr"] = object.__getattribute__
-        if "__capture_dict(" in text:
-            from guards.build import dict_part
-            self.injected["__capture_dict"] = dict_part
+        for name, helper in SOURCE_HELPERS.items():
+            if name in text:
+                self.injected[name] = helper
         return text
 
     def cell_expr(self, source) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import dataclasses
 import functools
 import math
@@ -37,6 +38,14 @@ def dict_part(obj) -> dict:
     return dict.copy(obj)
 
 
+# Names that source expressions use (capture.sources), bound both in guard functions
+# and in rewritten frames.
+SOURCE_HELPERS = {
+    "__capture_sys_modules": sys.modules,
+    "__capture_getattr": object.__getattribute__,
+    "__capture_dict": dict_part,
+}
+
 # Helpers every guard function can call; bound once when the function is built so a
 # user's global named ``type`` or ``len`` cannot change what a guard means.
 HELPERS = {
@@ -50,10 +59,8 @@ HELPERS = {
     "__inference_mode": torch.is_inference_mode_enabled,
     "__is_autocast_enabled": torch.is_autocast_enabled,
     "__mha_fastpath": torch.backends.mha.get_fastpath_enabled,
-    "__capture_sys_modules": sys.modules,
-    "__capture_getattr": object.__getattribute__,
+    **SOURCE_HELPERS,
     "__environ": os.environ,
-    "__capture_dict": dict_part,
     "__autocast_cpu_dtype": functools.partial(torch.get_autocast_dtype, "cpu"),
     "__global_module_hooks": global_module_hook_count,
     "__copysign": math.copysign,
@@ -137,20 +144,15 @@ class _Emitter:
         self.indent = "    "
         self._names = 0
 
+    @contextlib.contextmanager
     def block(self, header: str):
         """Lines emitted inside run under ``header``; names bound there stay there."""
-        emitter = self
-
-        class _Block:
-            def __enter__(self):
-                emitter.lines.append(emitter.indent + header)
-                emitter.indent += "    "
-                self.saved = dict(emitter.bound)
-
-            def __exit__(self, *exc):
-                emitter.indent = emitter.indent[:-4]
-                emitter.bound = self.saved
-        return _Block()
+        self.lines.append(self.indent + header)
+        self.indent += "    "
+        saved = dict(self.bound)
+        yield
+        self.indent = self.indent[:-4]
+        self.bound = saved
 
     def const(self, value) -> str:
         for i, c in enumerate(self.consts):
@@ -251,20 +253,25 @@ def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: di
     env = guard_env(arg_names, globals_dict, *example) if example is not None and dict_watch else None
     covered, watched = _watched(guards, env)
     em = _Emitter()
-    early = [g for g in guards if g not in covered and g.kind <= GuardKind.IDENTITY]
-    for guard in early:
+
+    def emit(guard):
         em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+    in_block = {id(g) for g in covered}
+    outside = [g for g in guards if id(g) not in in_block]
+    for guard in outside:  # identities first: the watch relies on its roots being the same objects
+        if guard.kind <= GuardKind.IDENTITY:
+            emit(guard)
     if covered:
         watch = em.const(dict_watch())
         with em.block(f"if not {watch}():  # {len(covered)} checks on module state, "
                       f"skipped while {len(watched)} dicts are unchanged"):
             for guard in covered:
-                em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+                emit(guard)
             dicts = "".join(em.rewrite(e) + ", " for e in watched)
             em.lines.append(f"{em.indent}{watch}.rearm(({dicts}))")
-    for guard in guards:
-        if guard not in covered and guard not in early:
-            em.check(_condition(em, guard), guard.describe().replace("\n", " "))
+    for guard in outside:
+        if guard.kind > GuardKind.IDENTITY:
+            emit(guard)
     params = ", ".join(("__func",) + tuple(arg_names))
     helper_names = list(HELPERS) + ["__G"] + [f"__c{i}" for i in range(len(em.consts))]
     body = "\n".join(em.lines + ["    return True"])

@@ -59,6 +59,7 @@ class OutputGraph:
         self._last_placeholder = None
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
         self.grad_at_entry = self.grad_enabled
+        self.held_parameters: list = []  # (source, parameter): see guard_parameter
         self.side_effects = SideEffects()
         self._add_global_state_guards()
 
@@ -128,7 +129,7 @@ class OutputGraph:
         node.meta["source"] = key
         bound = _is_module_parameter(source, value)
         if bound:
-            self.add_guard(tx, GuardKind.IDENTITY, source, value)
+            self.guard_parameter(tx, source, value)
         else:
             self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value))
         vt = TensorVariable(node, fake, source, class_type=type(value))
@@ -144,17 +145,22 @@ class OutputGraph:
             if i.node is vt.node:
                 self.add_guard(tx, GuardKind.TENSOR, i.source, TensorSpec.of(i.example))
 
+    def guard_parameter(self, tx, source, param: torch.Tensor):
+        """A parameter the graph relies on (bound into it, or read by a leaf module's
+        forward): guarded by identity now (cheap behind the dict watch), by metadata when
+        the graph is finished (``_parameter_guards``)."""
+        self.add_guard(tx, GuardKind.IDENTITY, source, param)
+        self.held_parameters.append((source, param))
+
     def _parameter_guards(self):
-        """Bound parameters are guarded by identity while tracing; what a graph also relies
-        on (dtype, shape, and requires_grad if autograd may record it) is added here,
-        once it is known whether any part of the graph ran with grad mode on."""
+        """What a graph relies on of each held parameter besides its identity: dtype, shape,
+        and requires_grad if any part of the graph ran with grad mode on (known only now)."""
         from capture.sources import GUARD
         grad = self.grad_at_entry or any(
             n.target is torch._C._set_grad_enabled and n.args[0] for n in self.graph.nodes)
-        for i in self.inputs:
-            if i.bound:
-                self.guards.append(Guard(GuardKind.PARAMETER, i.source.name(), i.source.expr(GUARD),
-                                         ParameterSpec.of(i.example, grad)))
+        for source, param in self.held_parameters:
+            self.guards.append(Guard(GuardKind.PARAMETER, source.name(), source.expr(GUARD),
+                                     ParameterSpec.of(param, grad)))
 
     def tensor_identity(self, tx, a: TensorVariable, b: TensorVariable) -> bool:
         """``a is b`` for two graph inputs, decided on this call's values and guarded."""

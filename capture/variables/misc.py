@@ -1,7 +1,6 @@
 """Python modules (math, torch, user modules) and super()."""
 from __future__ import annotations
 
-import collections
 import os
 import types
 
@@ -64,45 +63,31 @@ class SuperVariable(VariableTracker):
                     return UserMethodVariable(UserFunctionVariable(attr), self.obj)
                 if attr is object.__init__:
                     return _NoOpInit()
-                if attr is object.__getattribute__ and hasattr(self.obj, "generic_getattr"):
-                    return _GenericGetAttr(self.obj)
-                if attr is object.__setattr__ and hasattr(self.obj, "generic_setattr"):
-                    return _GenericSetAttr(self.obj)
-                if getattr(attr, "__objclass__", None) in (dict, collections.OrderedDict) \
-                        and name in DICT_READS and hasattr(self.obj, "dict_content"):
-                    from capture.variables.builtin import BoundMethodOf
-                    return BoundMethodOf(self.obj.dict_content(tx), name)
+                if attr in (object.__getattribute__, object.__setattr__) and hasattr(self.obj, "generic_setattr"):
+                    return _ObjectAttrAccess(self.obj, setting=attr is object.__setattr__)
+                method = self.obj.dict_method(tx, name, attr) if hasattr(self.obj, "dict_method") else None
+                if method is not None:
+                    return method
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
         raise MissingAttribute(f"super() has no attribute {name!r}")
 
 
-# dict methods a dict subclass may call through super() on an object that existed before
-# the frame: answered from a guarded copy of its dict part (writes are not supported)
-DICT_READS = {"get", "__getitem__", "__contains__", "keys", "values", "items", "__len__"}
+class _ObjectAttrAccess(VariableTracker):
+    """``super().__getattribute__`` / ``super().__setattr__`` reaching object's: the plain
+    lookup or store, past the class's own override."""
 
-
-class _GenericGetAttr(VariableTracker):
-    """``super().__getattribute__`` reaching object's: the plain attribute lookup."""
-
-    def __init__(self, obj):
+    def __init__(self, obj, setting: bool):
         self.obj = obj
+        self.setting = setting
 
     def call(self, tx, args, kwargs):
-        if len(args) != 1 or kwargs or not args[0].is_python_constant():
-            raise Unsupported("object.__getattribute__ with a non-constant name")
-        return self.obj.generic_getattr(tx, args[0].as_python_constant())
-
-
-class _GenericSetAttr(VariableTracker):
-    """``super().__setattr__`` reaching object's: a plain store."""
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def call(self, tx, args, kwargs):
-        if len(args) != 2 or kwargs or not args[0].is_python_constant():
-            raise Unsupported("object.__setattr__ with a non-constant name")
-        self.obj.generic_setattr(tx, args[0].as_python_constant(), args[1])
+        what = "__setattr__" if self.setting else "__getattribute__"
+        if len(args) != 1 + self.setting or kwargs or not args[0].is_python_constant():
+            raise Unsupported(f"object.{what} with a non-constant name")
+        name = args[0].as_python_constant()
+        if not self.setting:
+            return self.obj.generic_getattr(tx, name)
+        self.obj.generic_setattr(tx, name, args[1])
         return ConstantVariable(None)
 
 

@@ -18,7 +18,6 @@ from capture.sources import AttrSource, ModuleMemberSource
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from guards import GuardKind, TensorSpec
-from guards.guard import ParameterSpec
 from guards.build import global_module_hook_count
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
@@ -261,16 +260,14 @@ def _guard_leaf_state(tx, module: nn.Module, source):
     from capture.variables.constant import is_literal
     out = tx.output
     for name, value in module.__dict__.items():
-        if is_literal(value) or type(value) in (torch.dtype, torch.device) or (
-                type(value) is tuple and all(is_literal(v) for v in value)):
+        if is_literal(value):
             wrap(tx, value, AttrSource(source, name))
     for name, p in module._parameters.items():
         member = ModuleMemberSource(source, "_parameters", name)
         if p is None:
             out.add_guard(tx, GuardKind.CONSTANT, member, None)
             continue
-        out.add_guard(tx, GuardKind.IDENTITY, member, p)
-        out.add_guard(tx, GuardKind.PARAMETER, member, ParameterSpec.of(p, out.grad_enabled))
+        out.guard_parameter(tx, member, p)
     for name, b in module._buffers.items():
         member = ModuleMemberSource(source, "_buffers", name)
         if b is None:

@@ -142,6 +142,11 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         return f"ClassVariable({self.cls.__qualname__})"
 
 
+# dict's read methods, answered for a dict subclass from a guarded copy of its dict part
+# (writes through them are not supported)
+DICT_READS = {"get", "__getitem__", "__contains__", "keys", "values", "items", "__len__"}
+
+
 def _generic_getattribute(getattribute) -> bool:
     """object's attribute lookup (builtin containers inherit the same C function)."""
     return getattribute is object.__getattribute__ or (
@@ -184,14 +189,18 @@ class UserObjectVariable(VariableTracker):
             raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
         return self.generic_getattr(tx, name)
 
-    def dict_content(self, tx):
-        """The dict part of a dict-subclass instance, read through a guarded copy."""
-        from capture.sources import DictContentSource
-        from capture.variables.builder import wrap
+    def dict_method(self, tx, name, attr):
+        """``obj.name`` when ``attr`` (what the class chain holds for it) is one of dict's own
+        read methods: answered from a guarded copy of the dict part, else None."""
+        if getattr(attr, "__objclass__", None) not in (dict, collections.OrderedDict) or name not in DICT_READS:
+            return None
         if not isinstance(self.value, dict) or self.source is None:
             raise Unsupported(f"dict methods of a {type(self.value).__name__} without a source")
+        from capture.sources import DictContentSource
+        from capture.variables.builder import wrap
+        from capture.variables.builtin import BoundMethodOf
         from guards.build import dict_part
-        return wrap(tx, dict_part(self.value), DictContentSource(self.source))
+        return BoundMethodOf(wrap(tx, dict_part(self.value), DictContentSource(self.source)), name)
 
     def generic_getattr(self, tx, name):
         """Attribute lookup as object.__getattribute__ does it."""
@@ -229,10 +238,9 @@ class UserObjectVariable(VariableTracker):
         if static is not None:
             if type(static).__name__ == "member_descriptor":
                 return wrap(tx, getattr(self.value, name), src)
-            from capture.variables.misc import DICT_READS
-            if getattr(static, "__objclass__", None) in (dict, collections.OrderedDict) and name in DICT_READS:
-                from capture.variables.builtin import BoundMethodOf
-                return BoundMethodOf(self.dict_content(tx), name)  # dict's own method, not overridden
+            method = self.dict_method(tx, name, static)
+            if method is not None:
+                return method
             return class_member(tx, cls, name, self, src)
         if hasattr(cls, "__getattr__"):
             raise Unsupported(f"custom __getattr__ on {cls.__name__}")
