@@ -19,7 +19,7 @@ from torch import fx
 
 from codegen import indexing, indirect, reductions, rounding, views  # noqa: F401  (registers rules)
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
-                        fresh_index)
+                        fresh_index, unique_name)
 from codegen.lowering import Unlowerable, cast, lookup
 
 aten = torch.ops.aten
@@ -83,12 +83,7 @@ class GraphLowering:
 
     # ---------------------------------------------------------------- names, buffers
     def unique(self, name: str) -> str:
-        base, n = name, 1
-        while name in self.names:
-            name = f"{base}_{n}"
-            n += 1
-        self.names.add(name)
-        return name
+        return unique_name(name, self.names)
 
     def new_buffer(self, name, shape, dtype, stride=None, kind="computed") -> Buffer:
         shape = tuple(int(s) for s in shape)

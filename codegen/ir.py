@@ -29,6 +29,16 @@ from codegen import indexing
 from codegen.indexing import Index
 
 
+def unique_name(base: str, taken: set) -> str:
+    """``base``, or ``base_1``, ``base_2``, ... whichever is free; the name is then taken."""
+    name, n = base, 1
+    while name in taken:
+        name = f"{base}_{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Half types are computed in float32, like eager's CUDA kernels do internally."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype

@@ -33,7 +33,7 @@ import dataclasses
 import torch
 
 from codegen import config, indexing
-from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, walk
+from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, unique_name, walk
 from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
 
 # The int32 a kernel sets to 1 where an index is out of range (``codegen.indirect``); not
@@ -118,13 +118,7 @@ class KernelEmitter:
 
     # ---------------------------------------------------------------- names
     def fresh(self, hint: str | None) -> str:
-        base = hint if hint and hint.isidentifier() else "tmp"
-        name, n = base, 1
-        while name in self.taken:
-            name = f"{base}_{n}"
-            n += 1
-        self.taken.add(name)
-        return name
+        return unique_name(hint if hint and hint.isidentifier() else "tmp", self.taken)
 
     def index_source(self, index, names=None, check=True) -> str:
         text = indexing.to_source(index, {**self.var_names, **(names or {})}, check)
