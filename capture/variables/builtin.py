@@ -8,8 +8,10 @@ from __future__ import annotations
 import builtins
 import enum
 import functools
+import inspect
 import math
 import operator
+import types
 
 import torch
 
@@ -189,13 +191,11 @@ def inspect_eq_is_default(vt) -> bool:
 
 
 def _user_method(vt, name):
-    import inspect
-    import types as _types
     from capture.variables.user_object import NewObjectVariable, UserObjectVariable
     if not isinstance(vt, (NewObjectVariable, UserObjectVariable)):
         return None
     attr = inspect.getattr_static(vt.python_type(), name, None)
-    return attr if isinstance(attr, _types.FunctionType) else None
+    return attr if isinstance(attr, types.FunctionType) else None
 
 
 def _user_dunder(tx, fn, args):

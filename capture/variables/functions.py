@@ -1,6 +1,7 @@
 """User-defined functions and methods: their calls are inlined into the graph."""
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 
@@ -192,8 +193,7 @@ class UserMethodVariable(VariableTracker):
         return self.func.call(tx, [self.self_vt] + list(args), kwargs)
 
     def reconstruct(self, cg):
-        import types as _types
-        return f"{cg.object_ref(_types.MethodType)}({cg.reconstruct(self.func)}, {cg.reconstruct(self.self_vt)})"
+        return f"{cg.object_ref(types.MethodType)}({cg.reconstruct(self.func)}, {cg.reconstruct(self.self_vt)})"
 
     def __repr__(self):
         return f"UserMethodVariable({self.func!r}, {self.self_vt!r})"
@@ -209,7 +209,6 @@ class PartialVariable(VariableTracker):
         self.source = source
 
     def python_type(self):
-        import functools
         return functools.partial
 
     def truth(self, tx):
@@ -232,7 +231,6 @@ class PartialVariable(VariableTracker):
     def reconstruct(self, cg):
         if self.source is not None:
             return cg.source_expr(self.source)
-        import functools
         parts = [cg.reconstruct(self.func)] + [cg.reconstruct(a) for a in self.args]
         parts += [f"{k}={cg.reconstruct(v)}" for k, v in self.keywords.items()]
         return f"{cg.object_ref(functools.partial)}({', '.join(parts)})"
