@@ -1,7 +1,7 @@
 """Every heuristic and threshold of the code generator, each with its reason.
 
-Importing this module pins ``TRITON_DEFAULT_FP_FUSION`` (unless the user set it) so
-generated kernels do not change results when Triton changes its default.
+Nothing here changes process state: Triton options are passed explicitly where kernels
+are launched or compiled (``TRITON_OPTIONS``).
 """
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 
 # FP fusion contracts a*b + c into one fma. Eager rounds after every op, and Triton 3.9
-# warns that its default (enabled) flips in 3.10: pin it off so results match eager's
-# rounding and stay the same across Triton versions. Must be set before kernels compile.
-FP_FUSION = "0"
-os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", FP_FUSION)
+# warns that its default (enabled) flips in 3.10: turn it off explicitly at every launch
+# and ahead-of-time compile, so results match eager's rounding and stay the same across
+# Triton versions (without touching the user's environment or their own kernels).
+TRITON_OPTIONS = {"enable_fp_fusion": False}
 
 # Pointwise kernels: 1024 elements per program is 8 fp32 values per thread at 4 warps —
 # two 128-bit loads per operand, enough in flight to saturate HBM, few enough registers

@@ -17,7 +17,6 @@ import dataclasses
 import torch
 from torch import fx
 
-from codegen.triton_emit import format_bytes
 
 
 @dataclasses.dataclass
@@ -135,7 +134,7 @@ def _view_bytes(bv) -> int:
 
 
 def _reads_of(item) -> set:
-    from codegen.graph import ExternCall
+    from codegen.lower.graph import ExternCall
     from codegen.ir import fresh_index, loads
     if isinstance(item, ExternCall):
         return {bv.buffer.name for bv in item.inputs()}
@@ -145,3 +144,11 @@ def _reads_of(item) -> set:
 
 def extern_bytes(call) -> int:
     return sum(_view_bytes(bv) for bv in call.inputs()) + sum(b.nbytes for b in call.outputs)
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

@@ -199,7 +199,7 @@ def test_generated_code_is_deterministic():
 
 
 def test_kernels_are_cached_on_disk_by_source_hash(tmp_path, monkeypatch):
-    from codegen import cache
+    from codegen.runtime import cache
     monkeypatch.setenv("CAPTURE_CACHE_DIR", str(tmp_path))
     compiled = check(lambda x: x.sigmoid() * 3, torch.randn(8, 8))
     path = cache.kernel_path(compiled.kernels[0].source)
@@ -208,8 +208,10 @@ def test_kernels_are_cached_on_disk_by_source_hash(tmp_path, monkeypatch):
     assert path.stem == "k" + cache.source_hash(compiled.kernels[0].source)
 
 
-def test_fp_fusion_default_is_pinned():
-    assert os.environ.get("TRITON_DEFAULT_FP_FUSION") in ("0", "1")
+def test_fp_fusion_is_off_at_every_launch_without_touching_the_environment():
+    compiled = check(lambda x, y: x * y + 1.0, torch.randn(8, 8), torch.randn(8, 8))
+    assert "enable_fp_fusion=False" in compiled.wrapper_source
+    assert "TRITON_DEFAULT_FP_FUSION" not in os.environ or os.environ.get("CAPTURE_TEST_USER_SET_FP_FUSION")
 
 
 def test_loop_ir_and_wrapper_are_readable_text():
@@ -218,7 +220,7 @@ def test_loop_ir_and_wrapper_are_readable_text():
     assert "amax[i0, 0] = max over r1 of load(arg0, 9*i0 + r1)" in ir
     assert "sum_1[i0, 0] = sum over r1 of" in ir
     assert "def call(arg0):" in compiled.wrapper_source
-    assert "fused_amax_sub_exp_sum_div[(1,)](arg0, div, 4, 9, ROWS=4, COLS=16, num_warps=1)" in compiled.wrapper_source
+    assert "fused_amax_sub_exp_sum_div[(1,)](arg0, div, 4, 9, ROWS=4, COLS=16, num_warps=1, enable_fp_fusion=False)" in compiled.wrapper_source
 
 
 def test_nan_and_inf_constants_are_emitted_as_floats():

@@ -1,4 +1,4 @@
-"""Property tests for the index arithmetic views lower to (codegen/indexing.py).
+"""Property tests for the index arithmetic views lower to (codegen/ir/indexing.py).
 
 Simplification must never change a value: every rewritten ``//`` and ``%`` is checked
 against Python on every point of small ranges, and reshapes/permutes of strided
@@ -13,10 +13,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen import indexing
-from codegen.indexing import const, floordiv, mod, to_source, var
+from codegen.ir import indexing
+from codegen.ir.indexing import const, floordiv, mod, to_source, var
 from codegen.ir import Buffer, BufferValue, Load, as_buffer_view, fresh_index
-from codegen.views import reshape
+from codegen.lower.views import reshape
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 MAX_POINTS = 4096  # every point of small ranges; a fixed sample of larger ones

@@ -53,7 +53,7 @@ def _inputs():
 def test_interpreter_wrapper_launches_one_fixed_config():
     compiled = codegen.compile_graph(graph_of(_softmax_and_scale, 2), _inputs())
     assert "autotuned" not in compiled.wrapper_source
-    assert re.search(r"\[\(\d+,\)\]\(.*ROWS=8, COLS=64, num_warps=2\)", compiled.wrapper_source)
+    assert re.search(r"\[\(\d+,\)\]\(.*ROWS=8, COLS=64, num_warps=2, enable_fp_fusion=False\)", compiled.wrapper_source)
 
 
 def test_gpu_wrapper_autotunes_with_a_grid_from_the_chosen_block():
@@ -61,7 +61,7 @@ def test_gpu_wrapper_autotunes_with_a_grid_from_the_chosen_block():
     source = compiled.wrapper_source
     assert "# fused_amax_sub_exp_sum_div: autotuned over ROWS/COLS/num_warps (8, 64, 2) (4, 64, 1) (8, 64, 4)" \
         in source, source
-    assert 'fused_amax_sub_exp_sum_div[lambda meta: (_cdiv(6, meta[\'ROWS\']),)](arg0, div, 6, 50)' in source
+    assert 'fused_amax_sub_exp_sum_div[lambda meta: (_cdiv(6, meta[\'ROWS\']),)](arg0, div, 6, 50, enable_fp_fusion=False)' in source
     assert "lambda meta: (_cdiv(300, meta['BLOCK_SIZE']),)" in source
     assert "num_warps=" not in source.replace("/num_warps", "")       # chosen by the autotuner
 

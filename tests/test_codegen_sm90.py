@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import codegen
-from codegen import aot
+from codegen.emit import sm90 as aot
 from helpers_codegen import compile_fn
 from test_codegen_models import model_suite_kernels
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from codegen import indexing
+from codegen.ir import indexing
 from codegen.ir import BufferValue, Lazy, TensorValue
-from codegen.lowering import Unlowerable, out_meta, register
+from codegen.lower.registry import RuleTable, Unlowerable, out_meta
 
 aten = torch.ops.aten
+
+RULES = RuleTable("views")
+register = RULES.register
 
 
 def _view(base: TensorValue, shape, to_base):

@@ -11,9 +11,12 @@ from __future__ import annotations
 import torch
 
 from codegen.ir import Const, Lazy, Op, compute_dtype, reduction_output_index
-from codegen.lowering import Unlowerable, cast, labeled, out_meta, register
+from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled, out_meta
 
 aten = torch.ops.aten
+
+RULES = RuleTable("reductions")
+register = RULES.register
 
 
 def reduced_dims(a, dims) -> tuple:

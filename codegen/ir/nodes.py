@@ -11,7 +11,7 @@
   (an index read from memory) and a load may carry a ``predicate``: it reads only where
   the predicate holds and gives 0 elsewhere (``cat`` reads each input only in its range).
   ``IndexCheck`` wraps the result of an indirect load with the condition that its
-  indices are in range; the kernel flags where they are not (``codegen.indirect``).
+  indices are in range; the kernel flags where they are not (``codegen.lower.indirect``).
 * ``TensorValue`` — what a lowering returns: a shape, a storage dtype and
   ``load(index) -> Expr``. ``Lazy`` values are functions of the index (pointwise ops and
   views compose without touching memory); ``BufferValue`` reads a strided buffer.
@@ -25,8 +25,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from codegen import indexing
-from codegen.indexing import Index
+from codegen.ir import indexing
+from codegen.ir.indexing import Index
 
 
 def unique_name(base: str, taken: set) -> str:
@@ -189,7 +189,7 @@ class IndexCheck(Expr):
     range: every bool Expr in ``tests`` (see ``in_range``) must hold wherever ``value`` is
     computed and ``predicate`` (a bool Expr, or None: everywhere) holds. The kernel flags
     the lanes where one does not and the wrapper raises "index out of range in ``what``"
-    (``codegen.indirect`` explains why)."""
+    (``codegen.lower.indirect`` explains why)."""
     __slots__ = ("value", "tests", "predicate", "what")
 
     def __init__(self, value: Expr, tests: Sequence[Expr], what: str, predicate: Expr | None = None):

@@ -23,7 +23,7 @@ not only the "divisible by 16" the JIT detects for an int argument; a mask like
 of 48 scalar loads). No ``tl.multiple_of``/``tl.max_contiguous`` is emitted: offsets are
 built from ``tl.arange`` and literal strides, which the analysis already reads exactly,
 and a hint is only safe where it holds. Pointer alignment is left to the JIT, which
-specializes pointers whose address is a multiple of 16 at launch (``codegen.aot`` can
+specializes pointers whose address is a multiple of 16 at launch (``codegen.emit.sm90`` can
 compile the same way: ``check_kernels(..., aligned=True)``).
 """
 from __future__ import annotations
@@ -32,11 +32,13 @@ import dataclasses
 
 import torch
 
-from codegen import config, indexing
+from codegen import config
+from codegen.ir import indexing
 from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, unique_name, walk
-from codegen.ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
+from codegen.stats import format_bytes
+from codegen.emit.triton_ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
 
-# The int32 a kernel sets to 1 where an index is out of range (``codegen.indirect``); not
+# The int32 a kernel sets to 1 where an index is out of range (``codegen.lower.indirect``); not
 # ``*_ptr``, so it can never be a buffer's parameter.
 INDEX_ERROR_FLAG = "index_error_flag"
 RESERVED = {"pid", "offsets", "mask", "rows", "cols", "row_mask", "col_mask", "col_start", "tl", "triton",
@@ -515,13 +517,3 @@ def _sizes(table: dict) -> str:
         return "nothing"
     total = sum(table.values())
     return f"{format_bytes(total)} ({', '.join(table)})"
-
-
-def format_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-

@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from codegen import config, indexing
-from codegen.graph import ExternCall, GraphLowering
+from codegen import config
+from codegen.ir import indexing
+from codegen.lower.graph import ExternCall, GraphLowering
+from codegen.lower.registry import Unlowerable
+from codegen.schedule import naming
 from codegen.ir import Computation, loads
 
 
@@ -62,9 +65,13 @@ class FusionDecision:
 
 @dataclasses.dataclass(eq=False)
 class Kernel:
+    """Computations fused over one iteration space. When the scheduler returns it,
+    ``placed`` maps each member to its index and role and ``name`` is final."""
     members: list
     space: Space
     stored: set = dataclasses.field(default_factory=set)
+    placed: dict = dataclasses.field(default_factory=dict)
+    name: str = ""
 
     @property
     def fx_nodes(self) -> list:
@@ -243,7 +250,21 @@ class Scheduler:
             self.producer[node.name] = kernel
         ordered = self._topological(self.items)
         self._mark_stored(ordered)
+        self._finish([item for item in ordered if isinstance(item, Kernel)])
         return ordered
+
+    def _finish(self, kernels) -> None:
+        """Place every kernel's members and name the kernel (graph order, unique names)."""
+        nodes = list(self.graph.gm.graph.nodes)
+        fx_order = {n.name: i for i, n in enumerate(nodes)}
+        op_names = {n.name: naming.op_name(n) for n in nodes}
+        taken: set = set()
+        for kernel in kernels:
+            placed, reason = place(kernel.members, kernel.space)
+            if placed is None:
+                raise Unlowerable(f"scheduler placed an unplaceable kernel: {reason}")
+            kernel.placed = placed
+            kernel.name = naming.kernel_name(naming.covered_nodes(kernel, placed, fx_order), op_names, taken)
 
     def reads(self, node) -> set:
         cached = self._reads.get(id(node))

@@ -17,10 +17,11 @@ import operator
 import torch
 from torch import fx
 
-from codegen import indexing, indirect, reductions, rounding, views  # noqa: F401  (registers rules)
+from codegen.ir import indexing
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
                         fresh_index, unique_name)
-from codegen.lowering import Unlowerable, cast, lookup
+from codegen.lower.registry import Unlowerable, cast
+from codegen.lower.rules import lookup
 
 aten = torch.ops.aten
 

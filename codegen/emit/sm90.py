@@ -15,7 +15,7 @@ PTX with other flags measures a different binary — at the default register all
 level ptxas caps ``tl.cos`` over a 1031-element vector at 32 registers and spills 4
 bytes, where the cubin Triton launches uses 35 and spills nothing.
 
-Compilation runs in child processes (``python -m codegen.aot manifest.json``) without
+Compilation runs in child processes (``python -m codegen.emit.sm90 manifest.json``) without
 ``TRITON_INTERPRET``: in an interpreting process ``@triton.jit`` builds interpreter
 objects, and the interpreter's patches of ``triton.language`` outlive kernel runs.
 Results are cached next to the kernel cache (``<cache>/aot``), keyed by kernel source,
@@ -61,7 +61,7 @@ def have_cuda_backend() -> bool:
 
 
 def _entry(kernel_source, aligned: bool = False) -> dict:
-    from codegen import cache
+    from codegen.runtime import cache
     return {"path": str(cache.write_source(kernel_source.source)), "name": kernel_source.name, "aligned": aligned,
             "source_hash": cache.source_hash(kernel_source.source),
             "signature": kernel_source.signature(), "constexprs": kernel_source.compile_constants(),
@@ -114,7 +114,7 @@ def _compile_in_children(pending, target, jobs):
             path = os.path.join(tmp, f"manifest{i}.json")
             with open(path, "w") as f:
                 json.dump({"target": list(target), "kernels": [entry for _, entry in chunk]}, f)
-            procs.append((chunk, subprocess.Popen([sys.executable, "-m", "codegen.aot", path], env=env,
+            procs.append((chunk, subprocess.Popen([sys.executable, "-m", "codegen.emit.sm90", path], env=env,
                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         for chunk, proc in procs:
             stdout, stderr = proc.communicate()
@@ -145,7 +145,7 @@ def _compile_one(entry: dict, target) -> dict:
     aligned = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(entry["signature"].values())
                if kind.startswith("*") and entry.get("aligned")}
     src = triton.compiler.ASTSource(fn, signature=entry["signature"], constexprs=entry["constexprs"], attrs=aligned)
-    options = {"num_warps": entry["num_warps"], "enable_fp_fusion": config.FP_FUSION == "1"}
+    options = {"num_warps": entry["num_warps"], **config.TRITON_OPTIONS}
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log):      # Triton prints ptxas -v output here

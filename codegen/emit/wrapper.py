@@ -10,7 +10,7 @@ One ``call(<graph inputs>)`` function per graph, straight-line code in schedule 
 Shapes are static (the front end guards them), so grids and sizes are literals.
 Mutated inputs are written back with ``copy_`` after everything has read them.
 
-A kernel that reads through gathered indices (``codegen.indirect``) also takes one
+A kernel that reads through gathered indices (``codegen.lower.indirect``) also takes one
 int32 of ``index_errors`` (zeroed per call), sets it where an index is out of range, and
 is followed by a check that raises like eager::
 
@@ -32,7 +32,8 @@ import math
 
 import torch
 
-from codegen.graph import ExternCall, GraphLowering
+from codegen import config
+from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.ir import BufferValue
 
 
@@ -175,6 +176,7 @@ class WrapperCodegen:
             self.namespace[source.name] = kernel_fn
             args += [f"{k}={v}" for k, v in source.constexprs.items()] + [f"num_warps={source.num_warps}"]
             grid = str(source.grid)
+        args += [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
         launch = f"{source.name}[{grid}]({', '.join(args)})"
         empty = any(v == 0 for _, v in source.int_args)
         self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
@@ -194,7 +196,7 @@ class WrapperCodegen:
         return "(" + "".join(p + ", " for p in parts) + ")"
 
     def generate(self, name: str = "call"):
-        from codegen.scheduler import Kernel
+        from codegen.schedule.scheduler import Kernel
         kernels = [item for item in self.items if isinstance(item, Kernel)]
         n_checking = sum(1 for k in kernels if self.sources[id(k)][0].index_checks)
         if n_checking:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import torch
 
 from codegen.ir import Const, Op, TensorValue
-from codegen.lowering import Unlowerable, _pow, out_meta, pointwise, register
+from codegen.lower.registry import RuleTable, Unlowerable, out_meta, pointwise
+from codegen.lower.pointwise import lower_pow
 
 aten = torch.ops.aten
+
+RULES = RuleTable("rounding")
+register = RULES.register
 
 
 def _integer(dtype) -> bool:
@@ -116,7 +120,7 @@ def _pow_tensor(g, node, base, exponent):
 @register(aten.pow.Scalar)
 def _pow_scalar_base(g, node, base, exponent):
     if isinstance(base, (int, float)) and not isinstance(base, bool) and base > 0:
-        return _pow(g, node, base, exponent)
+        return lower_pow(g, node, base, exponent)
     if not out_meta(node)[1].is_floating_point or not isinstance(exponent, TensorValue):
         raise Unlowerable("integer power of a scalar base")
     return pointwise(node, [base, exponent], lambda x, y: Op("pow_tensor", [x, y], x.dtype))

@@ -11,7 +11,7 @@ Out-of-range indices raise, as in eager. The result is wrapped in an ``IndexChec
 the kernel computing it stores 1 into an error flag in every lane where an index is out
 of range (``0 <= i < size``, after wrapping negatives for advanced indexing, which is
 torch's ``-size <= i < size``), and the wrapper raises after the kernel
-(``codegen.wrapper._check_indices``: at once on CPU, an asynchronous device-side assert
+(``codegen.emit.wrapper._check_indices``: at once on CPU, an asynchronous device-side assert
 on CUDA, so no host sync). The check sits on the op's result rather than on the load,
 so it holds whatever the table is (a broadcast, an ``arange``, a constant). Loads are
 still masked to the range, so a bad index never reads outside the table.
@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import torch
 
-from codegen import config, indexing
+from codegen import config
+from codegen.ir import indexing
 from codegen.ir import (Const, IndexCheck, IndexValue, Lazy, Load, Op, TensorValue, compute_dtype, gathered, guarded,
                         in_range)
-from codegen.lowering import Unlowerable, cast, labeled, out_meta, register
+from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled, out_meta
 
 aten = torch.ops.aten
+
+RULES = RuleTable("indirect")
+register = RULES.register
 
 
 def _dim(d, ndim):

@@ -1,0 +1,1 @@
+"""Runtime: the on-disk kernel cache (``cache``) and the callable ``CompiledGraph``."""

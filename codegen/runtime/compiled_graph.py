@@ -1,0 +1,115 @@
+"""CompiledGraph: what ``codegen.compile_graph`` returns — callable like the captured graph.
+
+It calls the generated wrapper (kernels + extern calls) or, when the graph runs as
+captured, the captured GraphModule itself. ``kernels``, ``wrapper_source``, ``stats``
+and ``loop_ir()`` describe what was generated; ``source()`` is all of it as one text.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+from codegen.emit.wrapper import IndexOutOfRangeError
+from codegen.lower.graph import ExternCall
+from codegen.stats import GraphStats
+
+log = logging.getLogger("capture.output_code")
+
+
+class InternalErrorWarning(RuntimeWarning):
+    """The code generator failed on a graph it should handle (a bug of ours); the graph
+    runs as captured. The test suite turns this warning into an error."""
+
+
+class CompiledGraph:
+    def __init__(self, gm):
+        self.gm = gm
+        self.decomposed = None
+        self.kernels: list = []              # KernelSource
+        self.wrapper_source = ""
+        self.stats = GraphStats()
+        self.lowering = None
+        self.compile_seconds = 0.0
+        self._call = None
+        self._lifted = ()
+        self._output_kind = "tuple"
+        self._ran = False
+
+    def install(self, call, lowering, decomposed, kernels, wrapper_source, stats) -> None:
+        """Use the generated wrapper ``call`` from now on."""
+        self._call, self.lowering, self.decomposed = call, lowering, decomposed
+        self.kernels, self.wrapper_source, self.stats = kernels, wrapper_source, stats
+        self._lifted = decomposed.meta["lifted_inputs"]
+        self._output_kind = decomposed.meta.get("output_kind", "tuple")
+
+    @property
+    def runs_eagerly(self) -> bool:
+        return self._call is None
+
+    def run_eagerly(self, reason: str, internal: bool = False) -> None:
+        """Run the graph as captured from now on; an ``internal`` reason is our bug and warns."""
+        self._call = None
+        self.stats = GraphStats(eager_reason=reason)
+        if internal:
+            warnings.warn(f"capture codegen: {reason}; running the graph as captured", InternalErrorWarning,
+                          stacklevel=3)
+            log.warning("codegen: %s; running the graph as captured", reason, exc_info=True)
+        else:
+            log.info("codegen: running a graph as captured: %s", reason)
+
+    def __call__(self, *args):
+        if self._call is None:
+            return self.gm(*args)
+        lifted = [item.fetch() for item in self._lifted]
+        reason = runs_as_captured(list(args) + lifted)
+        if reason is not None:
+            log.debug("codegen: this call runs as captured: %s", reason)
+            return self.gm(*args)
+        if not self._ran:
+            return self._first_call(args, lifted)
+        return self._outputs(self._call(*args, *lifted))
+
+    def _first_call(self, args, lifted):
+        """Kernels compile on their first launch: if that fails, run as captured from now on."""
+        try:
+            outs = self._call(*args, *lifted)
+        except IndexOutOfRangeError:
+            raise                   # the inputs' fault, as in eager; the next call tries again
+        except Exception as e:  # noqa: BLE001 - kernel compile errors surface here; reported, not hidden
+            self.run_eagerly(f"generated code failed on its first call: {type(e).__name__}: {e}", internal=True)
+            return self.gm(*args)
+        self._ran = True
+        return self._outputs(outs)
+
+    def _outputs(self, outs):
+        if self._output_kind == "single":
+            return outs[0]
+        return list(outs) if self._output_kind == "list" else outs
+
+    def source(self) -> str:
+        """Every kernel module and the wrapper, as one readable text."""
+        parts = [f"# ---- kernel {k.name}\n{k.source}" for k in self.kernels]
+        parts.append(f"# ---- wrapper\n{self.wrapper_source}")
+        return "\n".join(parts)
+
+    def loop_ir(self) -> str:
+        """The realized computations and extern calls, one per line."""
+        if self.lowering is None:
+            return ""
+        lines = []
+        for node in self.lowering.nodes:
+            if isinstance(node, ExternCall):
+                lines.append(f"{node.name} = extern {node.target}  ({node.reason})")
+            else:
+                lines.append(node.describe())
+        return "\n".join(lines)
+
+
+def runs_as_captured(tensors) -> str | None:
+    """The one place that decides a call runs the captured graph instead of generated
+    code: None to run generated code, else the reason."""
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+        return "a tensor requires grad while grad mode is on (no compiled backward yet)"
+    return None
