@@ -271,3 +271,22 @@ def test_instance_dict_entries_sit_behind_the_dict_watch():
     torch.testing.assert_close(compiled(x), m(x))
     m.cfg.__dict__ = {"scale": -1.0, "name": "x"}    # a new dict object: caught outside the watch
     torch.testing.assert_close(compiled(x), m(x))
+
+
+class Point:
+    def __init__(self, v):
+        self.v = v
+
+
+def test_objects_built_in_the_frame_are_only_identical_to_themselves():
+    # two instances of one class made while tracing: ``is`` and the default ``==`` are
+    # identity (they used to compare the class and answer True)
+    def f(x):
+        a, b = Point(1), Point(2)
+        c = a
+        return (x + 1 if a is b else x - 1), (x * 2 if a == b else x * 3), (x + 5 if a != b else x - 5), \
+            (x + 7 if a is c else x - 7)
+
+    x = torch.randn(3)
+    for got, want in zip(capture.compile(f, backend="eager")(x), f(x)):
+        torch.testing.assert_close(got, want)

@@ -249,8 +249,17 @@ def _structural_eq(a, b):
 _NO = object()
 
 
+def _built_while_tracing(vt) -> bool:
+    from capture.variables.misc import SuperVariable
+    from capture.variables.model_output import ModelOutputVariable
+    from capture.variables.user_object import NewObjectVariable
+    return isinstance(vt, (NewObjectVariable, ModelOutputVariable, SuperVariable))
+
+
 def _underlying(vt):
     """The real object a tracker stands for, when it is one (module, object, class)."""
+    if _built_while_tracing(vt):
+        return _NO  # its ``cls`` is its class, not the object
     for attr in ("module", "value", "fn", "cls"):
         if hasattr(vt, attr) and not isinstance(vt, (TensorVariable, ConstantVariable)):
             return getattr(vt, attr)
@@ -275,6 +284,8 @@ def _is(tx, a, b):
         return tx.output.tensor_identity(tx, a, b)
     if ta or tb:
         return False  # a tensor is never a constant, container or module
+    if _built_while_tracing(a) or _built_while_tracing(b):
+        return False  # an object built in this trace is only itself (``a is b`` was checked first)
     ua, ub = _underlying(a), _underlying(b)
     if ua is not _NO and ub is not _NO:
         return ua is ub
