@@ -6,13 +6,12 @@ into torch.fx graphs behind guards and hands the graphs to a backend.
 from capture.exc import Unsupported, BreakReason
 from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
 from capture import logs as _logs
-from capture.report import Report
+from capture.report import Report, build as _build_report
 
 
 def report(fn=None) -> Report:
     """Guard/recompile report for ``fn`` (or every compiled frame); see capture.report."""
-    from capture.report import build
-    return build(fn)
+    return _build_report(fn)
 
 
 _logs.configure_from_env()

@@ -9,7 +9,7 @@ import torch
 
 from capture import _C
 from capture.backends import eager_backend, lookup_backend
-from capture.convert_frame import FRAMES, FrameCompiler, Recorder
+from capture.convert_frame import FRAMES, SKIPPED, FrameCompiler, Recorder, force
 
 
 class _CallbackActive:
@@ -29,7 +29,6 @@ class _CallbackActive:
 
 def _forced_codes(fn) -> tuple:
     """Code objects traced even if they live in a skipped file (the user asked for them)."""
-    from capture.convert_frame import force
     target = getattr(fn, "__func__", fn)
     code = getattr(target, "__code__", None)
     if code is None:
@@ -208,7 +207,6 @@ def explain(fn, *explain_args, **explain_kwargs):
 
 def reset():
     """Drop every cache entry, skip mark and record; later calls recompile from scratch."""
-    from capture.convert_frame import SKIPPED
     for code in list(FRAMES) + list(SKIPPED):
         _C.set_cache(code, None)
     FRAMES.clear()

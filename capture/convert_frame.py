@@ -25,9 +25,10 @@ from capture import resume
 from capture.skipfiles import is_skipped_file
 from capture.resume import dis_instructions, why_not_resumable
 from capture.symbolic.translator import BreakHere, InstructionTranslator, code_location
+from capture.variables.base import NullVariable
 from capture.variables.builder import wrap
-from capture.variables.base import VariableTracker
 from capture.variables.cells import CellBox
+from capture.variables.ctx_manager import GradModeExit, grad_mode_restorer
 from capture.variables.tensor import TensorVariable
 from guards import build_guard_function
 
@@ -319,7 +320,6 @@ class FrameCompiler:
     def _break_tail(self, tx, code, inst, native_tail: bool) -> "BreakTail":
         """What the rewritten frame does at the break: hand stack and locals to a bridge
         (or, with ``native_tail``, to the rest of the code run natively)."""
-        from capture.variables.base import NullVariable
         stack_kinds, stack_values, values = [], [], []
         for vt in tx.stack:
             if isinstance(vt, NullVariable):
@@ -344,7 +344,6 @@ class FrameCompiler:
         on_error = None
         regions = resume.covering_handlers(code, inst.offset)
         if regions and not native_tail:
-            from capture.variables.ctx_manager import GradModeExit, grad_mode_restorer
             exits = [v for v in tx.stack if isinstance(v, GradModeExit)]
             if len(exits) != regions:
                 raise _NeedNativeTail("break inside a try block or a with-block we do not trace")
@@ -384,25 +383,16 @@ def _collect_tensors(vts: list) -> list:
     """Tensors the rewritten frame needs from the graph to rebuild ``vts``."""
     found, seen = [], set()
 
-    def visit(v):
+    stack = list(reversed(vts))
+    while stack:
+        v = stack.pop()
         if id(v) in seen:
-            return
+            continue
         seen.add(id(v))
         if isinstance(v, TensorVariable):
             found.append(v)
-            return
-        for attr in ("items", "attrs", "fields", "self_vt", "tensor", "obj", "module_vt"):
-            inner = getattr(v, attr, None)
-            if isinstance(inner, VariableTracker):
-                visit(inner)
-            elif isinstance(inner, list):
-                for i in inner:
-                    visit(i)
-            elif isinstance(inner, dict):
-                for i in inner.values():
-                    visit(i)
-    for vt in vts:
-        visit(vt)
+        else:
+            stack.extend(reversed(v.children()))
     return found
 
 

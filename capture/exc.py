@@ -36,6 +36,9 @@ class MissingAttribute(Unsupported):
     ``getattr(obj, name, default)`` and ``hasattr`` fall back on it."""
 
 
+class NonTensorResult(Unsupported):
+    """A graph op gave a Python value: it cannot stay in the graph (its value would be
+    baked in); a Python function of torch's can be inlined instead."""
 
 
 @dataclasses.dataclass(frozen=True)

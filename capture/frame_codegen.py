@@ -13,30 +13,18 @@ import types
 
 
 from capture.exc import Unsupported
-from capture.sources import RUNTIME
+from capture.resume import make_function
+from capture.sources import RUNTIME, ClosureCellSource, ClosureSource
+from capture.variables.dicts import DictVariable
+from capture.variables.lists import ListVariable
+from capture.variables.sets import SetVariable
 from capture.variables.tensor import TensorVariable
+from capture.variables.user_object import NewObjectVariable
 from guards.build import SOURCE_HELPERS
 
 _counter = itertools.count()
-
-
-def _mutable_kinds():
-    from capture.variables.dicts import DictVariable
-    from capture.variables.lists import ListVariable
-    from capture.variables.sets import SetVariable
-    from capture.variables.user_object import NewObjectVariable
-    return (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 _LITERAL_REPR_TYPES = (int, str, bool, type(None), bytes)
-
-
-def build_object(cls, attrs: dict):
-    """Rebuild an instance of a user class created inside a compiled frame."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(attrs)
-    return obj
-
-
-_MUTABLE_KINDS = _mutable_kinds()
+_MUTABLE_KINDS = (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 
 
 class FrameCodegen:
@@ -77,7 +65,6 @@ class FrameCodegen:
 
     def cell_expr(self, source) -> str:
         """Expression for the cell object (not its contents) a closure source reads."""
-        from capture.sources import ClosureCellSource, ClosureSource
         if isinstance(source, ClosureSource):
             return f"(lambda: {source.var_name}).__closure__[0]"
         if isinstance(source, ClosureCellSource):
@@ -142,7 +129,6 @@ class FrameCodegen:
 
     def _bridge_call(self, code, tail) -> str:
         """Call the bridge that runs the unsupported instruction and resumes after it."""
-        from capture.resume import make_function
         args = ", ".join(self.reconstruct(v) for v in tail.values)
         if tail.needs_closure:
             cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__"

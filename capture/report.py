@@ -12,6 +12,8 @@ import dataclasses
 import html
 import types
 
+from capture.convert_frame import FRAMES
+
 
 @dataclasses.dataclass
 class EntryReport:
@@ -73,7 +75,6 @@ class Report:
 
 
 def build(fn=None) -> Report:
-    from capture.convert_frame import FRAMES
     wanted = _codes_of(fn) if fn is not None else None
     frames = []
     for code, record in list(FRAMES.items()):

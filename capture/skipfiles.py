@@ -12,6 +12,13 @@ import sysconfig
 
 import torch
 
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def is_torch_file(filename: str) -> bool:
+    return filename.startswith(TORCH_DIR)
+
+
 def _dirs(paths) -> tuple:
     return tuple(sorted({p.rstrip(os.sep) + os.sep for p in paths if p}))
 

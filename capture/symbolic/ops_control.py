@@ -4,6 +4,7 @@ from __future__ import annotations
 from capture import config
 from capture.exc import Unsupported
 from capture.variables.constant import ConstantVariable
+from capture.variables.ctx_manager import GradModeVariable
 from capture.variables.iterators import ListIteratorVariable
 
 
@@ -94,7 +95,6 @@ class ControlOps:
         raise Unsupported("yield from")
 
     def BEFORE_WITH(self, inst):
-        from capture.variables.ctx_manager import GradModeVariable
         ctx = self.pop()
         if not isinstance(ctx, GradModeVariable):
             raise Unsupported(f"with-block over {ctx} (only grad-mode context managers are traced)")

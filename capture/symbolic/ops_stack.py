@@ -5,6 +5,7 @@ import operator
 
 from capture.exc import Unsupported
 from capture.variables.base import NullVariable
+from capture.variables.builtin import BuiltinVariable
 from capture.variables.constant import ConstantVariable
 
 # BINARY_OP's argument indexes this table (CPython 3.11 NB_* order); in-place forms
@@ -118,7 +119,6 @@ class StackOps:
 
     # shared helpers used by several families
     def call_builtin(self, fn, *args):
-        from capture.variables.builtin import BuiltinVariable
         return BuiltinVariable(fn).call(self, list(args), {})
 
     def truth(self, value) -> bool:

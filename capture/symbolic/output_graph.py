@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 import re
 
 import torch
@@ -17,9 +18,11 @@ from torch._subclasses.fake_tensor import (DataDependentOutputException, Dynamic
 from torch.utils._pytree import tree_map
 
 from capture import config
-from capture.exc import Unsupported
+from capture.exc import NonTensorResult, Unsupported
+from capture.sources import GUARD, ModuleMemberSource
 from capture.symbolic.side_effects import SideEffects
 from capture.variables.base import VariableTracker
+from capture.variables.builder import wrap_constant_result
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
@@ -28,11 +31,6 @@ from guards import Guard, GuardKind, TensorSpec
 from guards.guard import ParameterSpec
 
 _ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
-
-
-class NonTensorResult(Unsupported):
-    """A graph op gave a Python value: it cannot stay in the graph (its value would be
-    baked in); a Python function of torch's can be inlined instead."""
 
 
 @dataclasses.dataclass
@@ -92,7 +90,6 @@ class OutputGraph:
                                      "__global_module_hooks()", 0))
 
     def add_guard(self, tx, kind: GuardKind, source, expected):
-        from capture.sources import GUARD
         self.guards.append(Guard(kind, source.name(), source.expr(GUARD), expected,
                                  user_line=tx.location() if tx is not None else None,
                                  path=source.watch_path()))
@@ -100,6 +97,12 @@ class OutputGraph:
     def guard_global_absent(self, name: str, tx):
         if tx.f_globals is self.f_globals:
             self.guards.append(Guard(GuardKind.ABSENT, f"G[{name!r}]", name, name, user_line=tx.location()))
+
+    def set_grad_enabled(self, enabled: bool):
+        """Traced code entered or left a grad-mode block: the graph switches too."""
+        if self.grad_enabled != enabled:
+            self.graph.create_node("call_function", torch._C._set_grad_enabled, (enabled,), {})
+            self.grad_enabled = enabled
 
     def count_instruction(self):
         self.instructions += 1
@@ -155,7 +158,6 @@ class OutputGraph:
     def _parameter_guards(self):
         """What a graph relies on of each held parameter besides its identity: dtype, shape,
         and requires_grad if any part of the graph ran with grad mode on (known only now)."""
-        from capture.sources import GUARD
         grad = self.grad_at_entry or any(
             n.target is torch._C._set_grad_enabled and n.args[0] for n in self.graph.nodes)
         for source, param in self.held_parameters:
@@ -164,7 +166,6 @@ class OutputGraph:
 
     def tensor_identity(self, tx, a: TensorVariable, b: TensorVariable) -> bool:
         """``a is b`` for two graph inputs, decided on this call's values and guarded."""
-        from capture.sources import GUARD
         examples = {i.node: i for i in self.inputs}
         if a.node not in examples or b.node not in examples:
             raise Unsupported("'is' between tensors computed in the graph")
@@ -285,7 +286,7 @@ class OutputGraph:
             items = []
             for i, item in enumerate(value):
                 if isinstance(item, torch.Tensor) or (isinstance(item, (tuple, list)) and _contains_tensor(item)):
-                    child = self.graph.call_function(__import__("operator").getitem, (node, i))
+                    child = self.graph.call_function(operator.getitem, (node, i))
                     items.append(self.wrap_output(child, item, what))
                 else:
                     items.append(self._constant_output(item, what))
@@ -301,7 +302,6 @@ class OutputGraph:
         raise Unsupported(f"{what} returned {type(value).__name__}, a value that needs real data")
 
     def _constant_output(self, item, what):
-        from capture.variables.builder import wrap_constant_result
         if item is None or type(item) in (int, float, bool, torch.Size):
             return wrap_constant_result(item)
         raise Unsupported(f"{what} returned {type(item).__name__} inside its result")
@@ -332,7 +332,6 @@ class OutputGraph:
 def _is_module_parameter(source, value) -> bool:
     """A parameter read from its module: the graph can hold the object itself, guarded
     by identity (cheap behind a dict watch) instead of by full tensor metadata."""
-    from capture.sources import ModuleMemberSource
     return (type(value) is torch.nn.Parameter and isinstance(source, ModuleMemberSource)
             and source.table == "_parameters")
 

@@ -7,11 +7,13 @@ before any graph-break instruction, so each mutation happens once, as in eager.
 """
 from __future__ import annotations
 
+import torch
+
 from capture.exc import Unsupported
+from capture.variables.dicts import DictVariable
 
 
 def _plain_setattr(obj) -> bool:
-    import torch
     return type(obj).__setattr__ is object.__setattr__ or isinstance(obj, torch.nn.Module)
 
 
@@ -72,7 +74,6 @@ class SideEffects:
     def replay(self, cg) -> list[str]:
         """Statements applying the final state. Every new value is computed before
         anything is changed, since values may be read through the objects mutated."""
-        from capture.variables.dicts import DictVariable
         compute, apply = [], []
         for i, (kind, item) in enumerate(self._order):
             temp = f"__capture_effect_{i}"

@@ -95,6 +95,12 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
     def jump_to(self, offset: int):
         self.ip = self.index_of_offset[offset]
 
+    def inlined(self, code: types.CodeType, f_globals: dict, symbolic_locals: dict, cells: dict,
+                generator: bool = False, func_name: str | None = None) -> "InstructionTranslator":
+        """A translator for a function called from this one (its body is inlined)."""
+        return InstructionTranslator(code, f_globals, self.output, symbolic_locals, cells, parent=self,
+                                     generator=generator, func_name=func_name)
+
     # ---- the loop ----
     def run(self) -> VariableTracker:
         """Interpret until RETURN_VALUE; return what it returned."""

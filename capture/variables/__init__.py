@@ -1,1 +1,27 @@
-"""Variable trackers: one module per kind of value the interpreter tracks."""
+"""Variable trackers: one module per kind of value the interpreter tracks.
+
+Every tracker module registers how real values of its kind become trackers
+(``capture.variables.builder``); importing the package imports them all, in
+dependency order (each module imports only those above it), so the builder's tables
+are complete whatever module of the package is imported first.
+"""
+from capture.variables import (  # noqa: F401  (imported for their builder rules)
+    base,  # VariableTracker, NULL, a bound method before its call
+    builder,  # the dispatch tables: wrap, wrap_constant_result, construct
+    iterators,  # iterators over known items (loops unroll over them)
+    constant,  # immutable values known at trace time; folding
+    lists,  # tuples, lists, torch.Size, namedtuples
+    dicts,  # dicts with constant keys
+    sets,  # sets of constants
+    cells,  # closure cells
+    tensor,  # tensors: an FX node and a fake tensor
+    ctx_manager,  # grad-mode context managers
+    functions,  # user functions, methods, functools.partial (inlined when called)
+    torch,  # torch functions: graph nodes
+    user_object,  # classes, instances of user classes, C callables
+    model_output,  # transformers' ModelOutput built in the frame
+    misc,  # Python modules, super(), os.environ
+    nn_module,  # nn.Module instances
+    operators,  # operator.* on trackers
+    builtin,  # builtins on trackers
+)

@@ -1,7 +1,12 @@
-"""Base class of every value the symbolic interpreter tracks."""
+"""Base class of every value the symbolic interpreter tracks, and the few trackers
+every kind uses (NULL, a method before it is called)."""
 from __future__ import annotations
 
 from capture.exc import Unsupported
+
+# What ``VariableTracker.underlying()`` returns for a tracker that stands for no single
+# real object that existed before the frame (a value built while tracing).
+NO_OBJECT = object()
 
 
 class VariableTracker:
@@ -21,6 +26,16 @@ class VariableTracker:
 
     def as_python_constant(self):
         raise Unsupported(f"{self} is not a Python constant")
+
+    def children(self) -> tuple:
+        """The trackers this one holds (items, attributes, a bound self ...): the one
+        way to walk a value, e.g. to find the tensors a rewritten frame must rebuild."""
+        return ()
+
+    def underlying(self):
+        """The real object this tracker stands for (a module, function, class, object
+        that existed before the frame), else ``NO_OBJECT``: identity is decided on it."""
+        return NO_OBJECT
 
     # --- protocol the opcode handlers call; each kind overrides what it supports ---
     def var_getattr(self, tx, name: str) -> "VariableTracker":
@@ -63,6 +78,9 @@ class KnownObjectMixin:
     def as_python_constant(self):
         return getattr(self, self._value_attr)
 
+    def underlying(self):
+        return getattr(self, self._value_attr)
+
     def truth(self, tx):
         return True
 
@@ -72,3 +90,23 @@ class NullVariable(VariableTracker):
 
     def __repr__(self):
         return "NULL"
+
+
+class BoundMethodOf(VariableTracker):
+    """``obj.name`` for a container or constant, before it is called."""
+
+    def __init__(self, obj: VariableTracker, name: str):
+        self.obj = obj
+        self.name = name
+
+    def children(self):
+        return (self.obj,)
+
+    def call(self, tx, args, kwargs):
+        return self.obj.call_method(tx, self.name, args, kwargs)
+
+    def reconstruct(self, cg):
+        return f"{cg.reconstruct(self.obj)}.{self.name}"
+
+    def __repr__(self):
+        return f"BoundMethodOf({self.obj!r}.{self.name})"

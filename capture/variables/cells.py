@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from capture.exc import Unsupported
+from capture.variables import builder
 from capture.variables.base import VariableTracker
 
 
@@ -23,14 +24,16 @@ class CellBox(VariableTracker):
     def new(cls, value):
         return cls(value=value)
 
+    def children(self):
+        return () if self.value is None else (self.value,)
+
     def load(self, tx):
         if self.value is None and self.real_cell is not None:
-            from capture.variables.builder import wrap
             try:
                 contents = self.real_cell.cell_contents
             except ValueError:
                 raise Unsupported("closure variable read before assignment") from None
-            self.value = wrap(tx, contents, self.source)
+            self.value = builder.wrap(tx, contents, self.source)
         if self.value is None:
             raise Unsupported("closure variable read before assignment")
         return self.value

@@ -10,17 +10,16 @@ from __future__ import annotations
 import torch
 
 from capture.exc import Unsupported
+from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
+from guards import GuardKind
 
 GRAD_MODE_CLASSES = {torch.no_grad: False, torch.enable_grad: True}
 
 
 def set_grad_mode(tx, enabled: bool):
-    out = tx.output
-    if out.grad_enabled != enabled:
-        out.graph.create_node("call_function", torch._C._set_grad_enabled, (enabled,), {})
-        out.grad_enabled = enabled
+    tx.output.set_grad_enabled(enabled)
 
 
 class GradModeVariable(VariableTracker):
@@ -82,14 +81,20 @@ def grad_mode_restorer(mode: bool) -> _GradModeRestorer:
     return _RESTORERS[bool(mode)]
 
 
+@builder.constructs(builder.Order.OBJECT, lambda cls: cls in GRAD_MODE_CLASSES or cls is torch.set_grad_enabled)
 def make_grad_mode(tx, cls, args, kwargs):
     if cls in GRAD_MODE_CLASSES:
         if args or kwargs:
             raise Unsupported(f"{cls.__name__} with arguments")
         return GradModeVariable(GRAD_MODE_CLASSES[cls])
-    if cls is torch.set_grad_enabled:
-        mode = (args[0] if args else kwargs["mode"]).as_python_constant()
-        previous = tx.output.grad_enabled
-        set_grad_mode(tx, bool(mode))
-        return GradModeVariable(bool(mode), applied_from=previous)
-    return None
+    mode = (args[0] if args else kwargs["mode"]).as_python_constant()
+    previous = tx.output.grad_enabled
+    set_grad_mode(tx, bool(mode))
+    return GradModeVariable(bool(mode), applied_from=previous)
+
+
+@builder.wraps(builder.Order.OBJECT, lambda v: type(v) is _GradModeRestorer)
+def _wrap_restorer(tx, value, source):
+    """A grad-mode block's exit handed to a resume function."""
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return GradModeExit(value.mode)

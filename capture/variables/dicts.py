@@ -1,9 +1,15 @@
 """Dicts with keys known at trace time (strings, numbers, other constants)."""
 from __future__ import annotations
 
+import collections
+
 from capture.exc import Unsupported
-from capture.variables.base import VariableTracker
+from capture.sources import ItemSource
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.lists import ListVariable, TupleVariable
+from guards import GuardKind
 
 
 def _key(tx, key_vt) -> object:
@@ -26,6 +32,9 @@ class DictVariable(VariableTracker):
 
     def python_type(self):
         return self.dict_type
+
+    def children(self):
+        return tuple(self.items.values())
 
     def is_python_constant(self):
         return all(v.is_python_constant() for v in self.items.values())
@@ -71,11 +80,9 @@ class DictVariable(VariableTracker):
         self.items.pop(_key(tx, key_vt))
 
     def var_getattr(self, tx, name):
-        from capture.variables.builtin import BoundMethodOf
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):
-        from capture.variables.lists import ListVariable, TupleVariable
         if name == "__len__":
             return ConstantVariable(len(self.items))
         if name == "__getitem__":
@@ -139,3 +146,44 @@ class DictVariable(VariableTracker):
 
     def __repr__(self):
         return f"DictVariable({list(self.items)})"
+
+
+# ---- how real values become dicts ----
+
+def _key_has_literal_repr(key) -> bool:
+    if type(key) in (str, int, bytes, type(None)):
+        return True
+    if type(key) is float:
+        return key == key and key not in (float("inf"), float("-inf"))
+    return type(key) is tuple and all(_key_has_literal_repr(k) for k in key)
+
+
+@builder.wraps(builder.Order.CONTAINER, lambda v: type(v) in (dict, collections.OrderedDict))
+def _wrap_dict(tx, value, source):
+    if not all(_key_has_literal_repr(k) for k in value):
+        raise Unsupported("dict with keys that have no literal form (guards index it by key)")
+    builder.guard(tx, source, GuardKind.TYPE, type(value))
+    builder.guard(tx, source, GuardKind.DICT_KEYS, tuple(value))
+    items = {k: builder.wrap(tx, v, ItemSource(source, k) if source is not None else None) for k, v in value.items()}
+    vt = DictVariable(items, source, dict_type=type(value))
+    return tx.output.side_effects.track(value, vt) if source is not None else vt
+
+
+@builder.wraps_result(builder.Order.CONTAINER, lambda v: type(v) is dict)
+def _dict_result(value):
+    return DictVariable({k: builder.wrap_constant_result(v) for k, v in value.items()})
+
+
+def _plain_dict_class(cls) -> bool:
+    """OrderedDict and collections' other dict subclasses that keep dict's __init__
+    (``dict`` itself is a builtin: capture.variables.builtin)."""
+    return cls is collections.OrderedDict or (
+        issubclass(cls, dict) and cls.__init__ is dict.__init__ and cls.__module__ == "collections")
+
+
+@builder.constructs(builder.Order.CONTAINER, _plain_dict_class)
+def _construct_dict(tx, cls, args, kwargs):
+    d = DictVariable({}, dict_type=cls)
+    d.call_method(tx, "update", list(args), kwargs)
+    d.mutated = False
+    return d

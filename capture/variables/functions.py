@@ -6,10 +6,16 @@ import inspect
 import types
 
 from capture.exc import Unsupported
-from capture.sources import AttrSource, ClosureCellSource, DefaultSource
+from capture.skipfiles import is_inlinable_library_file, is_skipped_file, is_torch_file
+from capture.sources import AttrSource, ClosureCellSource, DefaultSource, ItemSource
+from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.cells import CellBox
 from capture.variables.constant import ConstantVariable
+from capture.variables.dicts import DictVariable
+from capture.variables.iterators import ListIteratorVariable
+from capture.variables.lists import TupleVariable
+from guards import GuardKind
 
 _CO_VARARGS = inspect.CO_VARARGS
 _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
@@ -18,8 +24,6 @@ _UNSUPPORTED_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect
 
 def bind_arguments(code: types.CodeType, defaults: list, kwdefaults: dict, args: list, kwargs: dict) -> dict:
     """Map call arguments to parameter names the way CPython does, or refuse."""
-    from capture.variables.dicts import DictVariable
-    from capture.variables.lists import TupleVariable
     nargs, nkw = code.co_argcount, code.co_kwonlyargcount
     names = code.co_varnames
     positional, kwonly = names[:nargs], names[nargs:nargs + nkw]
@@ -61,13 +65,10 @@ def bind_arguments(code: types.CodeType, defaults: list, kwdefaults: dict, args:
 
 
 def inline_code(tx, code, f_globals, bound: dict, cells: dict, name: str):
-    from capture.symbolic.translator import InstructionTranslator
-    from capture.variables.iterators import ListIteratorVariable
     if code.co_flags & _UNSUPPORTED_FLAGS:
         raise Unsupported(f"call to coroutine or async generator {name}")
     is_generator = bool(code.co_flags & inspect.CO_GENERATOR)
-    child = InstructionTranslator(code, f_globals, tx.output, bound, cells, parent=tx,
-                                  generator=is_generator, func_name=name)
+    child = tx.inlined(code, f_globals, bound, cells, generator=is_generator, func_name=name)
     result = child.run()
     if is_generator:
         return ListIteratorVariable(child.yielded, from_generator=True)
@@ -88,24 +89,21 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):
             return ConstantVariable(getattr(self.fn, name))
         if name in self.fn.__dict__:
-            from capture.variables.builder import wrap
-            return wrap(tx, self.fn.__dict__[name], AttrSource(self.source, name) if self.source else None)
+            return builder.wrap(tx, self.fn.__dict__[name], AttrSource(self.source, name) if self.source else None)
         raise Unsupported(f"attribute {name} of function {self.fn.__name__}")
 
     def call(self, tx, args, kwargs):
-        from capture.skipfiles import is_inlinable_library_file, is_skipped_file
-        from capture.variables.builder import wrap
-        from capture.variables.torch import TORCH_DIR
         fn = self.fn
         if fn is inspect.signature and len(args) == 1 and not kwargs:
             return _signature(args[0])
         filename = fn.__code__.co_filename
-        if is_skipped_file(filename) and not filename.startswith(TORCH_DIR) \
+        if is_skipped_file(filename) and not is_torch_file(filename) \
                 and not is_inlinable_library_file(filename):
             raise Unsupported(f"call to library function {fn.__module__}.{fn.__qualname__}")
         src = self.source
-        defaults = [wrap(tx, v, DefaultSource(src, i) if src else None) for i, v in enumerate(fn.__defaults__ or ())]
-        kwdefaults = {k: wrap(tx, v, DefaultSource(src, k, kw=True) if src else None)
+        defaults = [builder.wrap(tx, v, DefaultSource(src, i) if src else None)
+                    for i, v in enumerate(fn.__defaults__ or ())]
+        kwdefaults = {k: builder.wrap(tx, v, DefaultSource(src, k, kw=True) if src else None)
                       for k, v in (fn.__kwdefaults__ or {}).items()}
         bound = bind_arguments(fn.__code__, defaults, kwdefaults, args, kwargs)
         cells = {}
@@ -133,6 +131,9 @@ class NestedFunctionVariable(VariableTracker):
 
     def python_type(self):
         return types.FunctionType
+
+    def children(self):
+        return tuple(v for v in (self.defaults, self.kwdefaults, self.closure) if v is not None)
 
     def truth(self, tx):
         return True
@@ -179,6 +180,9 @@ class UserMethodVariable(VariableTracker):
     def python_type(self):
         return types.MethodType
 
+    def children(self):
+        return (self.func, self.self_vt)
+
     def truth(self, tx):
         return True
 
@@ -211,12 +215,13 @@ class PartialVariable(VariableTracker):
     def python_type(self):
         return functools.partial
 
+    def children(self):
+        return (self.func, *self.args, *self.keywords.values())
+
     def truth(self, tx):
         return True
 
     def var_getattr(self, tx, name):
-        from capture.variables.dicts import DictVariable
-        from capture.variables.lists import TupleVariable
         if name == "func":
             return self.func
         if name == "args":
@@ -234,3 +239,53 @@ class PartialVariable(VariableTracker):
         parts = [cg.reconstruct(self.func)] + [cg.reconstruct(a) for a in self.args]
         parts += [f"{k}={cg.reconstruct(v)}" for k, v in self.keywords.items()]
         return f"{cg.object_ref(functools.partial)}({', '.join(parts)})"
+
+
+# ---- how real values become callables ----
+
+@builder.wraps(builder.Order.COMPILED, lambda v: getattr(v, "_capture_original", None) is not None and callable(v))
+def _wrap_compiled_function(tx, value, source):
+    """A function made by capture.compile: its original function is traced."""
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    inner_source = AttrSource(source, "_capture_original") if source is not None else None
+    return builder.wrap(tx, value._capture_original, inner_source)
+
+
+@builder.wraps(builder.Order.FUNCTION, lambda v: isinstance(v, types.FunctionType))
+def _wrap_function(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return UserFunctionVariable(value, source)
+
+
+@builder.wraps(builder.Order.FUNCTION, lambda v: isinstance(v, types.MethodType))
+def _wrap_method(tx, value, source):
+    func_source = AttrSource(source, "__func__") if source is not None else None
+    self_source = AttrSource(source, "__self__") if source is not None else None
+    func_vt = builder.wrap(tx, value.__func__, func_source)
+    return UserMethodVariable(func_vt, builder.wrap(tx, value.__self__, self_source))
+
+
+@builder.wraps(builder.Order.OBJECT, lambda v: type(v) is functools.partial)
+def _wrap_partial(tx, value, source):
+    builder.guard(tx, source, GuardKind.TYPE, functools.partial)
+    sub = (lambda attr: AttrSource(source, attr)) if source is not None else (lambda attr: None)
+    func = builder.wrap(tx, value.func, sub("func"))
+    args = [builder.wrap(tx, a, ItemSource(sub("args"), i) if source is not None else None)
+            for i, a in enumerate(value.args)]
+    builder.guard(tx, sub("args"), GuardKind.LENGTH, len(value.args))
+    builder.guard(tx, sub("keywords"), GuardKind.DICT_KEYS, tuple(value.keywords))
+    keywords = {k: builder.wrap(tx, v, ItemSource(sub("keywords"), k) if source is not None else None)
+                for k, v in value.keywords.items()}
+    return PartialVariable(func, args, keywords, source)
+
+
+@builder.wraps(builder.Order.OBJECT, lambda v: isinstance(v, (types.GeneratorType, types.CoroutineType)))
+def _refuse_generator(tx, value, source):
+    raise Unsupported(f"value of type {type(value).__name__}")
+
+
+@builder.constructs(builder.Order.OBJECT, lambda cls: cls is functools.partial)
+def _construct_partial(tx, cls, args, kwargs):
+    if not args:
+        raise Unsupported("functools.partial() without a function")
+    return PartialVariable(args[0], args[1:], kwargs)

@@ -1,7 +1,10 @@
 """Iterators over values known at trace time (loops are unrolled over them)."""
 from __future__ import annotations
 
+import itertools
+
 from capture.exc import Unsupported
+from capture.variables import builder
 from capture.variables.base import VariableTracker
 
 
@@ -14,6 +17,9 @@ class ListIteratorVariable(VariableTracker):
 
     def python_type(self):
         return type(iter([]))
+
+    def children(self):
+        return tuple(self.items)
 
     def next_item(self):
         if self.index >= len(self.items):
@@ -42,3 +48,10 @@ class ListIteratorVariable(VariableTracker):
 
     def __repr__(self):
         return f"ListIteratorVariable({len(self.items) - self.index} left)"
+
+
+@builder.constructs(builder.Order.OBJECT, lambda cls: cls is itertools.repeat)
+def _construct_repeat(tx, cls, args, kwargs):
+    if len(args) == 2 and not kwargs and args[1].is_python_constant():
+        return ListIteratorVariable([args[0]] * args[1].as_python_constant())  # torch's _ntuple
+    raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")

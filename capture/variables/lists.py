@@ -4,8 +4,11 @@ from __future__ import annotations
 import torch
 
 from capture.exc import Unsupported
-from capture.variables.base import VariableTracker
-from capture.variables.constant import ConstantVariable
+from capture.sources import ItemSource
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, VariableTracker
+from capture.variables.constant import ConstantVariable, fold
+from guards import GuardKind
 
 
 def is_namedtuple_type(cls) -> bool:
@@ -35,6 +38,9 @@ class BaseListVariable(VariableTracker):
 
     def python_type(self):
         return self.tuple_type or self.container_type
+
+    def children(self):
+        return tuple(self.items)
 
     def is_python_constant(self):
         return all(i.is_python_constant() for i in self.items)
@@ -77,7 +83,6 @@ class BaseListVariable(VariableTracker):
         t = self.python_type()
         if (is_namedtuple_type(t) or is_structseq_type(t)) and name in _field_names(t):
             return self.items[_field_names(t).index(name)]
-        from capture.variables.builtin import BoundMethodOf
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):
@@ -97,9 +102,9 @@ class BaseListVariable(VariableTracker):
             return ConstantVariable(sum(1 for i in self.items if same_value(i, args[0])))
         if name == "numel" and self.tuple_type is torch.Size and not args:
             return ConstantVariable(self.as_python_constant().numel())
-        if name == "_asdict" and is_namedtuple_type(self.python_type()):
-            from capture.variables.dicts import DictVariable
-            return DictVariable(dict(zip(self.python_type()._fields, self.items)))
+        if name == "_asdict" and is_namedtuple_type(self.python_type()):  # dict(zip(self._fields, self))
+            pairs = [TupleVariable([ConstantVariable(k), v]) for k, v in zip(self.python_type()._fields, self.items)]
+            return builder.construct(tx, dict, [ListVariable(pairs)], {})
         if name == "_replace" and is_namedtuple_type(self.python_type()):
             fields = list(self.python_type()._fields)
             items = list(self.items)
@@ -201,3 +206,60 @@ class ListVariable(BaseListVariable):
         else:
             raise Unsupported(f"method {name} of list")
         return ConstantVariable(None)
+
+
+# ---- how real values become lists and tuples ----
+
+def _is_sequence(value) -> bool:
+    vtype = type(value)
+    return vtype in (tuple, list, torch.Size) or (isinstance(value, tuple) and hasattr(vtype, "_fields"))
+
+
+@builder.wraps(builder.Order.CONTAINER, _is_sequence)
+def _wrap_sequence(tx, value, source):
+    vtype = type(value)
+    builder.guard(tx, source, GuardKind.TYPE, vtype)
+    builder.guard(tx, source, GuardKind.LENGTH, len(value))
+    items = [builder.wrap(tx, v, ItemSource(source, i) if source is not None else None) for i, v in enumerate(value)]
+    if vtype is list:
+        return tx.output.side_effects.track(value, ListVariable(items, source)) if source is not None \
+            else ListVariable(items, source)
+    return TupleVariable(items, source, tuple_type=None if vtype is tuple else vtype)
+
+
+@builder.wraps_result(builder.Order.CONTAINER, lambda v: type(v) in (torch.Size, tuple, list) or (
+        isinstance(v, tuple) and hasattr(type(v), "_fields")))
+def _sequence_result(value):
+    if type(value) is torch.Size:
+        return TupleVariable([ConstantVariable(v) for v in value], tuple_type=torch.Size)
+    items = [builder.wrap_constant_result(v) for v in value]
+    if type(value) is list:
+        return ListVariable(items)
+    return TupleVariable(items, tuple_type=None if type(value) is tuple else type(value))
+
+
+@builder.constructs(builder.Order.CONTAINER, is_namedtuple_type)
+def _construct_namedtuple(tx, cls, args, kwargs):
+    fields = list(cls._fields)
+    values = list(args) + [None] * (len(fields) - len(args))
+    for k, v in kwargs.items():
+        values[fields.index(k)] = v
+    for i, f in enumerate(fields):
+        if values[i] is None:
+            if f not in cls._field_defaults:
+                raise Unsupported(f"{cls.__name__}() missing field {f!r}")
+            values[i] = ConstantVariable(cls._field_defaults[f])
+    return TupleVariable(values, tuple_type=cls)
+
+
+_SCALAR_CLASSES = (torch.Size, torch.device, torch.dtype, torch.finfo, torch.iinfo)
+
+
+@builder.constructs(builder.Order.CONTAINER, lambda cls: cls in _SCALAR_CLASSES or issubclass(cls, (int, float, str)))
+def _construct_scalar(tx, cls, args, kwargs):
+    """torch.Size(...), torch.device(...), int subclasses ...: folded; Size of traced items."""
+    if all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values()):
+        return fold(cls, args, kwargs)
+    if cls is torch.Size:
+        return TupleVariable(list(args[0].iter_items(tx)), tuple_type=torch.Size)
+    raise Unsupported(f"{cls.__name__}() of non-constants")

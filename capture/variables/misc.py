@@ -1,13 +1,18 @@
-"""Python modules (math, torch, user modules) and super()."""
+"""Python modules (math, torch, user modules), super() and os.environ."""
 from __future__ import annotations
 
 import os
 import types
 
 from capture.exc import MissingAttribute, Unsupported
+from capture.skipfiles import is_torch_file
 from capture.sources import AttrSource
-from capture.variables.base import KnownObjectMixin, VariableTracker
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+from capture.variables.user_object import ClassVariable, inline_property
+from guards import GuardKind
 
 
 class PythonModuleVariable(KnownObjectMixin, VariableTracker):
@@ -21,11 +26,10 @@ class PythonModuleVariable(KnownObjectMixin, VariableTracker):
         return types.ModuleType
 
     def var_getattr(self, tx, name):
-        from capture.variables.builder import wrap
         if not hasattr(self.module, name):
             raise MissingAttribute(f"module {self.module.__name__!r} has no attribute {name!r}")
         value = getattr(self.module, name)
-        return wrap(tx, value, AttrSource(self.source, name) if self.source is not None else None)
+        return builder.wrap(tx, value, AttrSource(self.source, name) if self.source is not None else None)
 
     def reconstruct(self, cg):
         return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.module)
@@ -39,10 +43,10 @@ class SuperVariable(VariableTracker):
         self.cls = cls
         self.obj = obj
 
+    def children(self):
+        return (self.obj,)
+
     def var_getattr(self, tx, name):
-        from capture.variables.builder import wrap
-        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
-        from capture.variables.user_object import inline_property
         obj_type = self.obj.python_type()
         mro = obj_type.__mro__
         start = mro.index(self.cls) + 1
@@ -50,15 +54,13 @@ class SuperVariable(VariableTracker):
             if name in vars(klass):
                 attr = vars(klass)[name]
                 if isinstance(attr, staticmethod):
-                    return wrap(tx, attr.__func__, None)
+                    return builder.wrap(tx, attr.__func__, None)
                 if isinstance(attr, classmethod):
-                    from capture.variables.user_object import ClassVariable
                     return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(obj_type))
                 if isinstance(attr, property):
                     return inline_property(tx, attr, self.obj)
                 if isinstance(attr, types.FunctionType):
-                    if name == "__init__" and attr.__code__.co_filename.startswith(
-                            __import__("os").path.dirname(__import__("torch").__file__)):
+                    if name == "__init__" and is_torch_file(attr.__code__.co_filename):
                         raise Unsupported("super().__init__ of a torch class inside a compiled function")
                     return UserMethodVariable(UserFunctionVariable(attr), self.obj)
                 if attr is object.__init__:
@@ -80,6 +82,9 @@ class _ObjectAttrAccess(VariableTracker):
         self.obj = obj
         self.setting = setting
 
+    def children(self):
+        return (self.obj,)
+
     def call(self, tx, args, kwargs):
         what = "__setattr__" if self.setting else "__getattribute__"
         if len(args) != 1 + self.setting or kwargs or not args[0].is_python_constant():
@@ -94,25 +99,6 @@ class _ObjectAttrAccess(VariableTracker):
 class _NoOpInit(VariableTracker):
     def call(self, tx, args, kwargs):
         return ConstantVariable(None)
-
-
-class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
-    """A C function we cannot trace (time.time, sys.stdout.write, ...): fine to load,
-    pass around and return; calling it is a graph break."""
-
-    def __init__(self, fn, source=None):
-        self.fn = fn
-        self.source = source
-
-    def call(self, tx, args, kwargs):
-        from capture.variables.user_object import UserObjectVariable
-        if self.fn is object.__getattribute__ and len(args) == 2 and not kwargs \
-                and isinstance(args[0], UserObjectVariable) and args[1].is_python_constant():
-            return args[0].generic_getattr(tx, args[1].as_python_constant())
-        raise Unsupported(f"call to C function {getattr(self.fn, '__qualname__', self.fn)}")
-
-    def reconstruct(self, cg):
-        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.fn)
 
 
 class EnvironVariable(VariableTracker):
@@ -144,7 +130,6 @@ class EnvironVariable(VariableTracker):
 
     def var_getattr(self, tx, name):
         if name in ("get", "__getitem__", "__contains__"):
-            from capture.variables.builtin import BoundMethodOf
             return BoundMethodOf(self, name)
         raise Unsupported(f"os.environ.{name}")
 
@@ -161,3 +146,15 @@ class EnvironVariable(VariableTracker):
 
     def reconstruct(self, cg):
         return cg.object_ref(os.environ)
+
+
+@builder.wraps(builder.Order.ENVIRON, lambda v: v is os.environ)
+def _wrap_environ(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return EnvironVariable(source)
+
+
+@builder.wraps(builder.Order.FUNCTION, lambda v: isinstance(v, types.ModuleType))
+def _wrap_python_module(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return PythonModuleVariable(value, source)

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from capture import _C
 from capture.exc import MissingAttribute, Unsupported
-from capture.variables.base import VariableTracker
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.iterators import ListIteratorVariable
+from capture.variables.lists import TupleVariable
+from capture.variables.tensor import TensorVariable
+from capture.variables.user_object import ClassVariable, class_member
 
 # Methods answered from the fields; the rest of the class's methods are traced.
 _PROTOCOL = {"to_tuple", "keys", "values", "items", "get", "__getitem__", "__contains__", "__len__", "__iter__"}
@@ -23,7 +29,6 @@ _PROTOCOL = {"to_tuple", "keys", "values", "items", "get", "__getitem__", "__con
 def build(cls, fields: dict):
     """The real object, built with the frame hook off: the constructor is library
     bookkeeping whose effect the tracker already stands for."""
-    from capture import _C
     previous = _C.set_callback(None)
     try:
         return cls(**fields)
@@ -48,7 +53,6 @@ class ModelOutputVariable(VariableTracker):
 
     @classmethod
     def construct(cls_, tx, cls, args, kwargs):
-        from capture.variables.tensor import TensorVariable
         names = [f.name for f in dataclasses.fields(cls)]
         if len(args) > len(names) or any(k not in names for k in kwargs):
             raise Unsupported(f"{cls.__name__}() with unexpected arguments")
@@ -72,6 +76,9 @@ class ModelOutputVariable(VariableTracker):
     def python_type(self):
         return self.cls
 
+    def children(self):
+        return tuple(self.fields.values())
+
     def truth(self, tx):
         return bool(self.keys_order)
 
@@ -82,7 +89,6 @@ class ModelOutputVariable(VariableTracker):
         return [ConstantVariable(k) for k in self.keys_order]
 
     def getitem(self, tx, key_vt):
-        from capture.variables.lists import TupleVariable
         if not key_vt.is_python_constant():
             raise Unsupported(f"{self.cls.__name__}[non-constant]")
         key = key_vt.as_python_constant()
@@ -102,8 +108,6 @@ class ModelOutputVariable(VariableTracker):
         return item.is_python_constant() and item.as_python_constant() in self.keys_order
 
     def var_getattr(self, tx, name):
-        from capture.variables.builtin import BoundMethodOf
-        from capture.variables.user_object import ClassVariable, class_member
         if name in self.fields:
             return self.fields[name]
         if name in _PROTOCOL:
@@ -116,8 +120,6 @@ class ModelOutputVariable(VariableTracker):
             raise MissingAttribute(f"{self.cls.__name__!r} object has no attribute {name!r}") from None
 
     def call_method(self, tx, name, args, kwargs):
-        from capture.variables.iterators import ListIteratorVariable
-        from capture.variables.lists import TupleVariable
         if kwargs:
             raise Unsupported(f"{self.cls.__name__}.{name}() with keyword arguments")
         if name == "to_tuple" and not args:
@@ -177,3 +179,8 @@ class ModelOutputVariable(VariableTracker):
 
     def __repr__(self):
         return f"ModelOutputVariable({self.cls.__name__}, {self.keys_order})"
+
+
+@builder.constructs(builder.Order.OBJECT, is_model_output_class)
+def _construct_model_output(tx, cls, args, kwargs):
+    return ModelOutputVariable.construct(tx, cls, args, kwargs)

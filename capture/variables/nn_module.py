@@ -10,19 +10,24 @@ from __future__ import annotations
 import inspect
 import types
 
-import torch
 from torch import nn
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.sources import AttrSource, ModuleMemberSource
+from capture.skipfiles import is_torch_file
+from capture.sources import AttrSource, ItemSource, ModuleMemberSource
+from capture.variables import builder
 from capture.variables.base import VariableTracker
-from capture.variables.constant import ConstantVariable
+from capture.variables.constant import ConstantVariable, is_literal
+from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+from capture.variables.iterators import ListIteratorVariable
+from capture.variables.lists import ListVariable, TupleVariable
+from capture.variables.tensor import TensorVariable
+from capture.variables.user_object import ClassVariable, inline_property
 from guards import GuardKind, TensorSpec
 from guards.build import global_module_hook_count
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 _HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
 
 
 def unwrap_compiled_module(module):
@@ -32,7 +37,7 @@ def unwrap_compiled_module(module):
 
 def _defined_in_torch(fn) -> bool:
     code = getattr(fn, "__code__", None)
-    return code is not None and code.co_filename.startswith(_TORCH_DIR)
+    return code is not None and is_torch_file(code.co_filename)
 
 
 # torch.nn modules whose forward is traced like user code: their parameters become
@@ -65,6 +70,9 @@ class NNModuleVariable(VariableTracker):
     def python_type(self):
         return type(self.module)
 
+    def underlying(self):
+        return self.module
+
     def truth(self, tx):
         if isinstance(self.module, CONTAINERS):
             return self.call_method(tx, "__len__", [], {}).value > 0
@@ -75,15 +83,11 @@ class NNModuleVariable(VariableTracker):
 
     # ---- members ----
     def _member(self, tx, table: str, name: str):
-        from capture.variables.builder import wrap
         value = getattr(self.module, table)[name]
         src = ModuleMemberSource(self.source, table, name) if self.source is not None else None
-        return wrap(tx, value, src)
+        return builder.wrap(tx, value, src)
 
     def var_getattr(self, tx, name):
-        from capture.variables.builder import wrap
-        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
-        from capture.variables.user_object import ClassVariable, inline_property
         m = self.module
         d = m.__dict__
         stored = tx.output.side_effects.load_attr(m, name)
@@ -92,7 +96,7 @@ class NNModuleVariable(VariableTracker):
         if name == "__class__":
             return ClassVariable(type(m), None)
         if name in d:
-            return wrap(tx, d[name], AttrSource(self.source, name) if self.source is not None else None)
+            return builder.wrap(tx, d[name], AttrSource(self.source, name) if self.source is not None else None)
         for table in ("_parameters", "_buffers", "_modules"):
             if name in d.get(table, ()):
                 return self._member(tx, table, name)
@@ -103,7 +107,7 @@ class NNModuleVariable(VariableTracker):
                 raise Unsupported(f"custom __getattr__ on {type(m).__name__}") from None
             raise MissingAttribute(f"{type(m).__name__} has no attribute {name!r}") from None
         if isinstance(attr, staticmethod):
-            return wrap(tx, attr.__func__, None)
+            return builder.wrap(tx, attr.__func__, None)
         if isinstance(attr, classmethod):
             return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(type(m), None))
         if isinstance(attr, property):
@@ -114,10 +118,9 @@ class NNModuleVariable(VariableTracker):
             return UserMethodVariable(UserFunctionVariable(attr), self)
         if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.FunctionType)):
             raise Unsupported(f"descriptor {type(attr).__name__} for module attribute {name!r}")
-        return wrap(tx, attr, AttrSource(self.source, name) if self.source is not None else None)
+        return builder.wrap(tx, attr, AttrSource(self.source, name) if self.source is not None else None)
 
     def store_attr(self, tx, name, value):
-        from capture.variables.tensor import TensorVariable
         m = self.module
         if isinstance(value, NNModuleVariable) or name in m._modules or name in m._parameters:
             raise Unsupported(f"assigning module or parameter {name!r} inside forward")
@@ -155,7 +158,6 @@ class NNModuleVariable(VariableTracker):
         raise Unsupported(f"iteration over {type(m).__name__}")
 
     def getitem(self, tx, key):
-        from capture.variables.lists import ListVariable
         m = self.module
         k = key.as_python_constant()
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ParameterList)):
@@ -211,7 +213,6 @@ class NNModuleVariable(VariableTracker):
     def _call_with_hooks(self, tx, args, kwargs):
         """What nn.Module.__call__ does around forward: pre-hooks may replace the
         inputs, forward hooks the output. Each hook is a user function, inlined."""
-        from capture.variables.lists import TupleVariable
         m = self.module
         if m._backward_hooks or m._backward_pre_hooks or m._forward_hooks_with_kwargs \
                 or m._forward_pre_hooks_with_kwargs or getattr(m, "_forward_hooks_always_called", None):
@@ -231,10 +232,8 @@ class NNModuleVariable(VariableTracker):
         return output
 
     def _hooks(self, tx, table: str) -> list:
-        from capture.sources import ItemSource
-        from capture.variables.builder import wrap
         hooks = getattr(self.module, table)
-        return [wrap(tx, fn, ItemSource(AttrSource(self.source, table), key)) for key, fn in hooks.items()]
+        return [builder.wrap(tx, fn, ItemSource(AttrSource(self.source, table), key)) for key, fn in hooks.items()]
 
     def _call_forward(self, tx, args, kwargs):
         m = self.module
@@ -248,7 +247,6 @@ class NNModuleVariable(VariableTracker):
                 _guard_leaf_state(tx, m, self.source)
             return tx.output.call_module(tx, m, args, kwargs)
         forward = type(m).forward
-        from capture.variables.functions import UserFunctionVariable
         return UserFunctionVariable(forward).call(tx, [self] + list(args), kwargs)
 
 
@@ -256,12 +254,10 @@ def _guard_leaf_state(tx, module: nn.Module, source):
     """A leaf's forward runs on the live module, but the graph after it was traced on
     the module's current parameters, buffers and settings (output shapes, dtypes): guard
     them all. Behind the dict watch this costs one check while nothing changes."""
-    from capture.variables.builder import wrap
-    from capture.variables.constant import is_literal
     out = tx.output
     for name, value in module.__dict__.items():
         if is_literal(value):
-            wrap(tx, value, AttrSource(source, name))
+            builder.wrap(tx, value, AttrSource(source, name))
     for name, p in module._parameters.items():
         member = ModuleMemberSource(source, "_parameters", name)
         if p is None:
@@ -291,12 +287,13 @@ class ModuleBuiltinMethod(VariableTracker):
         self.module_vt = module_vt
         self.name = name
 
+    def children(self):
+        return (self.module_vt,)
+
     def reconstruct(self, cg):
         return f"{cg.reconstruct(self.module_vt)}.{self.name}"
 
     def call(self, tx, args, kwargs):
-        from capture.variables.iterators import ListIteratorVariable
-        from capture.variables.lists import TupleVariable
         mv, name = self.module_vt, self.name
         m = mv.module
         if args or any(k not in ("recurse", "prefix", "remove_duplicate") for k in kwargs):
@@ -319,14 +316,13 @@ class ModuleBuiltinMethod(VariableTracker):
         return ListIteratorVariable([v for _, v in items])
 
     def _path(self, tx, dotted: str, table: str):
-        from capture.variables.builder import wrap
         module, source = self.module_vt.module, self.module_vt.source
         *parents, leaf = dotted.split(".")
         for part in parents:
             module = module._modules[part]
             source = ModuleMemberSource(source, "_modules", part) if source is not None else None
         value = getattr(module, table)[leaf]
-        return wrap(tx, value, ModuleMemberSource(source, table, leaf) if source is not None else None)
+        return builder.wrap(tx, value, ModuleMemberSource(source, table, leaf) if source is not None else None)
 
 
 class ContainerSlice(VariableTracker):
@@ -339,6 +335,9 @@ class ContainerSlice(VariableTracker):
 
     def python_type(self):
         return self.container_type
+
+    def children(self):
+        return tuple(self.items)
 
     def truth(self, tx):
         return bool(self.items)
@@ -366,3 +365,12 @@ class ContainerSlice(VariableTracker):
         for child in self.items:
             value = child.call(tx, [value], {})
         return value
+
+
+@builder.wraps(builder.Order.MODULE, lambda v: isinstance(v, nn.Module))
+def _wrap_module(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    inner = unwrap_compiled_module(value)
+    if inner is not value:
+        return NNModuleVariable(inner, AttrSource(source, "_orig_mod") if source is not None else None)
+    return NNModuleVariable(value, source)

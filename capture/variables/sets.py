@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from capture.exc import Unsupported
-from capture.variables.base import VariableTracker
-from capture.variables.constant import ConstantVariable
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, VariableTracker
+from capture.variables.constant import ConstantVariable, is_literal
+from guards import GuardKind
 
 
 class SetVariable(VariableTracker):
@@ -38,7 +40,6 @@ class SetVariable(VariableTracker):
         return item.as_python_constant() in self.values
 
     def var_getattr(self, tx, name):
-        from capture.variables.builtin import BoundMethodOf
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):
@@ -58,3 +59,9 @@ class SetVariable(VariableTracker):
         if not self.values:
             return "set()"
         return "{" + ", ".join(cg.constant_expr(v) for v in self.values) + "}"
+
+
+@builder.wraps(builder.Order.LITERAL, lambda v: type(v) is set and all(is_literal(i) for i in v))
+def _wrap_set(tx, value, source):
+    builder.guard(tx, source, GuardKind.CONSTANT, set(value))
+    return SetVariable(value, source)

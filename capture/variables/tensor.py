@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import builtins
+import operator
 
 import torch
 
-from capture.exc import Unsupported
+from capture.exc import MissingAttribute, Unsupported
+from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.lists import TupleVariable
 
 # Attributes read from metadata alone; guards on the tensor keep them valid.
 METADATA_ATTRS = {"dtype", "device", "layout", "requires_grad", "is_cuda", "is_sparse", "is_quantized",
@@ -56,7 +59,6 @@ class TensorVariable(VariableTracker):
         if name in METADATA_ATTRS:
             return ConstantVariable(getattr(self.fake, name))
         if name == "shape":
-            from capture.variables.lists import TupleVariable
             return TupleVariable([ConstantVariable(s) for s in self.fake.shape], tuple_type=torch.Size)
         if name in VIEW_ATTRS:
             return tx.output.call_graph(tx, "call_function", builtins.getattr, [self, ConstantVariable(name)], {})
@@ -65,7 +67,6 @@ class TensorVariable(VariableTracker):
         if callable(getattr(torch.Tensor, name, None)):
             return TensorMethodVariable(self, name)
         if not hasattr(torch.Tensor, name):
-            from capture.exc import MissingAttribute
             raise MissingAttribute(f"'Tensor' object has no attribute {name!r}")
         raise Unsupported(f"tensor attribute .{name}")
 
@@ -77,13 +78,12 @@ class TensorVariable(VariableTracker):
             self._metadata_read(tx)
             value = getattr(self.fake, name)(*[a.as_python_constant() for a in args],
                                              **{k: v.as_python_constant() for k, v in kwargs.items()})
-            from capture.variables.builder import wrap_constant_result
-            return wrap_constant_result(value)
+            return builder.wrap_constant_result(value)
         if name == "type" and not args and not kwargs:
             self._metadata_read(tx)
             return ConstantVariable(_legacy_type_name(self.fake))
         if name == "__getitem__":
-            return tx.call_builtin(__import__("operator").getitem, self, args[0])
+            return tx.call_builtin(operator.getitem, self, args[0])
         return tx.output.call_graph(tx, "call_method", name, [self] + list(args), kwargs)
 
     def __repr__(self):
@@ -108,6 +108,9 @@ class TensorMethodVariable(VariableTracker):
         self.tensor = tensor
         self.name = name
 
+    def children(self):
+        return (self.tensor,)
+
     def call(self, tx, args, kwargs):
         return self.tensor.call_method(tx, self.name, args, kwargs)
 
@@ -117,3 +120,9 @@ class TensorMethodVariable(VariableTracker):
     def __repr__(self):
         return f"TensorMethodVariable({self.name})"
 
+
+@builder.wraps(builder.Order.TENSOR, lambda v: isinstance(v, torch.Tensor))
+def _wrap_tensor(tx, value, source):
+    if source is None:
+        raise Unsupported("tensor reached without a source")
+    return tx.output.tensor_input(tx, source, value)

@@ -7,16 +7,18 @@ are refused.
 """
 from __future__ import annotations
 
-import os
 import types
 
 import torch
 
-from capture.exc import Unsupported
+from capture.exc import NonTensorResult, Unsupported
+from capture.skipfiles import is_torch_file
+from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
-
-TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+from capture.variables.functions import UserFunctionVariable
+from capture.variables.tensor import TensorVariable
+from guards import GuardKind
 
 
 def _names(module, *names):
@@ -76,7 +78,7 @@ def is_torch_callable(value) -> bool:
     if isinstance(owner, types.ModuleType) and owner.__name__.startswith("torch"):
         return True
     code = getattr(value, "__code__", None)
-    return code is not None and code.co_filename.startswith(TORCH_DIR)
+    return code is not None and is_torch_file(code.co_filename)
 
 
 class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
@@ -99,7 +101,6 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             return ConstantVariable(True)  # libraries skip untraceable bookkeeping when compiled
         if fn in CONSTANT_FUNCTIONS:
             return self._fold(tx, args, kwargs)
-        from capture.symbolic.output_graph import NonTensorResult
         try:
             return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
         except NonTensorResult:
@@ -107,13 +108,9 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
                 raise
             # a Python helper of torch's computing from metadata (e.g. a sequence length):
             # trace through it instead
-            from capture.variables.functions import UserFunctionVariable
             return UserFunctionVariable(fn).call(tx, args, kwargs)
 
     def _fold(self, tx, args, kwargs):
-        from capture.variables.builder import wrap_constant_result
-        from capture.variables.tensor import TensorVariable
-
         def value(vt):
             if isinstance(vt, TensorVariable):
                 return vt.fake
@@ -131,10 +128,16 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             if kwargs or not all(type(c) in (str, int, type(None)) for c in consts):
                 raise Unsupported(f"{self.fn.__name__} with these arguments")
             tx.output.guard_state_read(tx, helper, f"torch.{self.fn.__name__}", tuple(consts), result)
-        return wrap_constant_result(result)
+        return builder.wrap_constant_result(result)
 
     def reconstruct(self, cg):
         return cg.object_ref(self.fn)
 
     def __repr__(self):
         return f"TorchFunctionVariable({getattr(self.fn, '__name__', self.fn)})"
+
+
+@builder.wraps(builder.Order.TORCH, is_torch_callable)
+def _wrap_torch_callable(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return TorchFunctionVariable(value)

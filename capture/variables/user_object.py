@@ -1,25 +1,25 @@
-"""Classes and instances of user classes (incl. dataclasses and namedtuples)."""
+"""Classes, instances of user classes (incl. dataclasses and namedtuples), and C
+callables found on them."""
 from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import inspect
-import itertools
 import types
 
 import torch
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.sources import AttrSource, GenericAttrSource
-from capture.variables.base import KnownObjectMixin, VariableTracker
+from capture.sources import AttrSource, DictContentSource, GenericAttrSource
+from capture.variables import builder
+from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.functions import UserFunctionVariable, UserMethodVariable
 from guards import GuardKind
-from capture.variables.lists import is_namedtuple_type
+from guards.build import dict_part
 
 
 def inline_property(tx, prop: property, self_vt):
-    from capture.variables.functions import UserFunctionVariable
     if prop.fget is None:
         raise Unsupported("property without getter")
     if getattr(prop.fget, "__code__", None) is None:
@@ -29,11 +29,9 @@ def inline_property(tx, prop: property, self_vt):
 
 def class_member(tx, cls, name, self_vt, source):
     """Look ``name`` up on ``cls`` the way attribute access on an instance would."""
-    from capture.variables.builder import wrap
-    from capture.variables.functions import UserFunctionVariable, UserMethodVariable
     attr = inspect.getattr_static(cls, name)
     if isinstance(attr, staticmethod):
-        return wrap(tx, attr.__func__, None)
+        return builder.wrap(tx, attr.__func__, None)
     if isinstance(attr, classmethod):
         return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(cls, None))
     if isinstance(attr, property):
@@ -42,11 +40,10 @@ def class_member(tx, cls, name, self_vt, source):
         return UserMethodVariable(UserFunctionVariable(attr), self_vt)
     if isinstance(attr, (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType,
                          types.ClassMethodDescriptorType)) and isinstance(self_vt, UserObjectVariable):
-        from capture.variables.misc import OpaqueCallableVariable
         return OpaqueCallableVariable(getattr(self_vt.value, name), source)  # a break if called
     if hasattr(attr, "__get__") and not isinstance(attr, (int, float, str, bool, type(None), tuple)):
         raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}")
-    return wrap(tx, attr, source)
+    return builder.wrap(tx, attr, source)
 
 
 def _plain_class(cls) -> bool:
@@ -63,8 +60,6 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         self.source = source
 
     def var_getattr(self, tx, name):
-        from capture.variables.builder import wrap
-        from capture.variables.functions import UserFunctionVariable, UserMethodVariable
         if name in ("__name__", "__qualname__", "__module__"):
             return ConstantVariable(getattr(self.cls, name))
         try:
@@ -74,66 +69,12 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         if isinstance(attr, classmethod):
             return UserMethodVariable(UserFunctionVariable(attr.__func__), self)
         if isinstance(attr, staticmethod):
-            return wrap(tx, attr.__func__, None)
-        return wrap(tx, getattr(self.cls, name), AttrSource(self.source, name) if self.source is not None else None)
+            return builder.wrap(tx, attr.__func__, None)
+        source = AttrSource(self.source, name) if self.source is not None else None
+        return builder.wrap(tx, getattr(self.cls, name), source)
 
     def call(self, tx, args, kwargs):
-        from capture.variables.builtin import BuiltinVariable, SUPPORTED, fold
-        from capture.variables.functions import UserFunctionVariable
-        from capture.variables.lists import TupleVariable
-        cls = self.cls
-        if cls in SUPPORTED:
-            return BuiltinVariable(cls).call(tx, args, kwargs)
-        if cls is functools.partial:
-            from capture.variables.functions import PartialVariable
-            if not args:
-                raise Unsupported("functools.partial() without a function")
-            return PartialVariable(args[0], args[1:], kwargs)
-        from capture.variables.ctx_manager import make_grad_mode
-        ctx = make_grad_mode(tx, cls, args, kwargs)
-        if ctx is not None:
-            return ctx
-        from capture.variables.model_output import ModelOutputVariable, is_model_output_class
-        if is_model_output_class(cls):
-            return ModelOutputVariable.construct(tx, cls, args, kwargs)
-        if is_namedtuple_type(cls):
-            fields = list(cls._fields)
-            values = list(args) + [None] * (len(fields) - len(args))
-            for k, v in kwargs.items():
-                values[fields.index(k)] = v
-            for i, f in enumerate(fields):
-                if values[i] is None:
-                    if f not in cls._field_defaults:
-                        raise Unsupported(f"{cls.__name__}() missing field {f!r}")
-                    values[i] = ConstantVariable(cls._field_defaults[f])
-            return TupleVariable(values, tuple_type=cls)
-        if cls in (dict, collections.OrderedDict) or (issubclass(cls, dict) and cls.__init__ is dict.__init__
-                                                         and cls.__module__ == "collections"):
-            from capture.variables.dicts import DictVariable
-            d = DictVariable({}, dict_type=cls)
-            d.call_method(tx, "update", list(args), kwargs)
-            d.mutated = False
-            return d
-        if cls in (torch.Size, torch.device, torch.dtype, torch.finfo, torch.iinfo) or issubclass(cls, (int, float, str)):
-            if all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values()):
-                return fold(cls, args, kwargs)
-            if cls is torch.Size:
-                return TupleVariable(list(args[0].iter_items(tx)), tuple_type=torch.Size)
-            raise Unsupported(f"{cls.__name__}() of non-constants")
-        if cls is itertools.repeat and len(args) == 2 and not kwargs and args[1].is_python_constant():
-            from capture.variables.iterators import ListIteratorVariable
-            return ListIteratorVariable([args[0]] * args[1].as_python_constant())  # torch's _ntuple
-        if _plain_class(cls):
-            obj = NewObjectVariable(cls)
-            init = inspect.getattr_static(cls, "__init__")
-            if init is not object.__init__:
-                if not isinstance(init, types.FunctionType):
-                    raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")
-                UserFunctionVariable(init).call(tx, [obj] + list(args), kwargs)
-            elif args or kwargs:
-                raise Unsupported(f"{cls.__name__}() takes no arguments")
-            return obj
-        raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")
+        return builder.construct(tx, self.cls, args, kwargs)
 
     def reconstruct(self, cg):
         return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.cls)
@@ -173,6 +114,9 @@ class UserObjectVariable(VariableTracker):
     def python_type(self):
         return type(self.value)
 
+    def underlying(self):
+        return self.value
+
     def truth(self, tx):
         cls = type(self.value)
         if hasattr(cls, "__bool__") or hasattr(cls, "__len__"):
@@ -184,7 +128,6 @@ class UserObjectVariable(VariableTracker):
         getattribute = inspect.getattr_static(cls, "__getattribute__")
         if not _generic_getattribute(getattribute):
             if isinstance(getattribute, types.FunctionType):  # e.g. configs that alias names
-                from capture.variables.functions import UserFunctionVariable
                 return UserFunctionVariable(getattribute).call(tx, [self, ConstantVariable(name)], {})
             raise Unsupported(f"custom __getattribute__ on {cls.__name__}")
         return self.generic_getattr(tx, name)
@@ -196,15 +139,10 @@ class UserObjectVariable(VariableTracker):
             return None
         if not isinstance(self.value, dict) or self.source is None:
             raise Unsupported(f"dict methods of a {type(self.value).__name__} without a source")
-        from capture.sources import DictContentSource
-        from capture.variables.builder import wrap
-        from capture.variables.builtin import BoundMethodOf
-        from guards.build import dict_part
-        return BoundMethodOf(wrap(tx, dict_part(self.value), DictContentSource(self.source)), name)
+        return BoundMethodOf(builder.wrap(tx, dict_part(self.value), DictContentSource(self.source)), name)
 
     def generic_getattr(self, tx, name):
         """Attribute lookup as object.__getattribute__ does it."""
-        from capture.variables.builder import wrap
         cls = type(self.value)
         if name == "__class__":
             return ClassVariable(cls, None)
@@ -226,7 +164,7 @@ class UserObjectVariable(VariableTracker):
             if src is not None:  # pins which dict the guards below read (and roots the dict watch)
                 src = GenericAttrSource(self.source, "__dict__")
                 tx.output.add_guard(tx, GuardKind.IDENTITY, src, instance_dict)
-            return wrap(tx, instance_dict, src)  # the instance dict, tracked like any dict
+            return builder.wrap(tx, instance_dict, src)  # the instance dict, tracked like any dict
         is_data_descriptor = static is not None and hasattr(type(static), "__set__")
         instance_dict = instance_dict or {}
         dict_vt = tx.output.side_effects.tracked(instance_dict) if instance_dict else None
@@ -234,10 +172,10 @@ class UserObjectVariable(VariableTracker):
             if dict_vt.contains_key(name):
                 return dict_vt.getitem(tx, ConstantVariable(name))
         elif not is_data_descriptor and name in instance_dict:
-            return wrap(tx, instance_dict[name], src)
+            return builder.wrap(tx, instance_dict[name], src)
         if static is not None:
             if type(static).__name__ == "member_descriptor":
-                return wrap(tx, getattr(self.value, name), src)
+                return builder.wrap(tx, getattr(self.value, name), src)
             method = self.dict_method(tx, name, static)
             if method is not None:
                 return method
@@ -249,7 +187,6 @@ class UserObjectVariable(VariableTracker):
     def store_attr(self, tx, name, value):
         setattr_fn = inspect.getattr_static(type(self.value), "__setattr__")
         if isinstance(setattr_fn, types.FunctionType):  # a Python __setattr__: follow it
-            from capture.variables.functions import UserFunctionVariable
             UserFunctionVariable(setattr_fn).call(tx, [self, ConstantVariable(name), value], {})
             return
         if setattr_fn is not object.__setattr__:
@@ -275,7 +212,6 @@ class UserObjectVariable(VariableTracker):
         cls = type(self.value)
         call = inspect.getattr_static(cls, "__call__", None)
         if isinstance(call, types.FunctionType):
-            from capture.variables.functions import UserFunctionVariable
             return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
         raise Unsupported(f"calling a {cls.__name__} object")
 
@@ -292,6 +228,9 @@ class NewObjectVariable(VariableTracker):
 
     def python_type(self):
         return self.cls
+
+    def children(self):
+        return tuple(self.attrs.values())
 
     def truth(self, tx):
         if hasattr(self.cls, "__bool__") or hasattr(self.cls, "__len__"):
@@ -316,7 +255,6 @@ class NewObjectVariable(VariableTracker):
     def store_attr(self, tx, name, value):
         static = inspect.getattr_static(self.cls, name, None)
         if isinstance(static, property) and static.fset is not None and hasattr(static.fset, "__code__"):
-            from capture.variables.functions import UserFunctionVariable
             UserFunctionVariable(static.fset).call(tx, [self, value], {})
             return
         if static is not None and hasattr(type(static), "__set__"):
@@ -328,14 +266,76 @@ class NewObjectVariable(VariableTracker):
     def call(self, tx, args, kwargs):
         call = inspect.getattr_static(self.cls, "__call__", None)
         if isinstance(call, types.FunctionType):
-            from capture.variables.functions import UserFunctionVariable
             return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
         raise Unsupported(f"calling a {self.cls.__name__} object")
 
     def reconstruct(self, cg):
-        from capture.frame_codegen import build_object
         attrs = "{" + ", ".join(f"{k!r}: {cg.reconstruct(v)}" for k, v in self.attrs.items()) + "}"
         return f"{cg.object_ref(build_object)}({cg.object_ref(self.cls)}, {attrs})"
 
     def __repr__(self):
         return f"NewObjectVariable({self.cls.__name__})"
+
+
+def build_object(cls, attrs: dict):
+    """Rebuild an instance of a user class created inside a compiled frame (called by
+    rewritten frames)."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
+    """A C function we cannot trace (time.time, sys.stdout.write, ...): fine to load,
+    pass around and return; calling it is a graph break."""
+
+    def __init__(self, fn, source=None):
+        self.fn = fn
+        self.source = source
+
+    def call(self, tx, args, kwargs):
+        if self.fn is object.__getattribute__ and len(args) == 2 and not kwargs \
+                and isinstance(args[0], UserObjectVariable) and args[1].is_python_constant():
+            return args[0].generic_getattr(tx, args[1].as_python_constant())
+        raise Unsupported(f"call to C function {getattr(self.fn, '__qualname__', self.fn)}")
+
+    def reconstruct(self, cg):
+        return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.fn)
+
+
+# ---- how real values become classes and objects, and what calling a class makes ----
+
+@builder.wraps(builder.Order.CLASS, lambda v: isinstance(v, type))
+def _wrap_class(tx, value, source):
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return ClassVariable(value, source)
+
+
+_C_CALLABLES = (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
+                types.MethodDescriptorType)
+
+
+@builder.wraps(builder.Order.OBJECT, lambda v: isinstance(v, _C_CALLABLES))
+def _wrap_c_callable(tx, value, source):
+    # refused only when called, so the break lands on the CALL and can resume
+    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    return OpaqueCallableVariable(value, source)
+
+
+@builder.wraps(builder.Order.FALLBACK, lambda v: True)
+def _wrap_object(tx, value, source):
+    builder.guard(tx, source, GuardKind.TYPE, type(value))
+    return UserObjectVariable(value, source)
+
+
+@builder.constructs(builder.Order.FALLBACK, _plain_class)
+def _construct_plain_object(tx, cls, args, kwargs):
+    obj = NewObjectVariable(cls)
+    init = inspect.getattr_static(cls, "__init__")
+    if init is not object.__init__:
+        if not isinstance(init, types.FunctionType):
+            raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")
+        UserFunctionVariable(init).call(tx, [obj] + list(args), kwargs)
+    elif args or kwargs:
+        raise Unsupported(f"{cls.__name__}() takes no arguments")
+    return obj
