@@ -3,9 +3,9 @@
 ``@capture.compile`` intercepts a function's frames (PEP 523), traces their bytecode
 into torch.fx graphs behind guards and hands the graphs to a backend.
 """
-from capture.exc import Unsupported, BreakReason
-from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
 from capture import logs as _logs
+from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
+from capture.exc import Unsupported, BreakReason
 from capture.report import Report, build as _build_report
 
 

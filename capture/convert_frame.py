@@ -17,13 +17,12 @@ import warnings
 
 
 from capture import _C, config, logs
+from capture import resume
 from capture.exc import BreakReason, Unsupported
 from capture.frame_codegen import FrameCodegen
-from capture.sources import ClosureSource, LocalSource
-from capture.symbolic.output_graph import OutputGraph
-from capture import resume
-from capture.skipfiles import is_skipped_file
 from capture.resume import dis_instructions, why_not_resumable
+from capture.skipfiles import is_skipped_file
+from capture.symbolic.output_graph import OutputGraph
 from capture.symbolic.translator import BreakHere, InstructionTranslator, code_location
 from capture.variables.base import NullVariable
 from capture.variables.builder import wrap
@@ -31,6 +30,7 @@ from capture.variables.cells import CellBox
 from capture.variables.ctx_manager import GradModeExit, grad_mode_restorer
 from capture.variables.tensor import TensorVariable
 from guards import build_guard_function
+from guards.sources import ClosureSource, LocalSource
 
 log_breaks = logs.get("graph_breaks")
 log_recompiles = logs.get("recompiles")

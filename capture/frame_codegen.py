@@ -14,13 +14,12 @@ import types
 
 from capture.exc import Unsupported
 from capture.resume import make_function
-from capture.sources import RUNTIME, ClosureCellSource, ClosureSource
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import ListVariable
 from capture.variables.sets import SetVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.user_object import NewObjectVariable
-from guards.build import SOURCE_HELPERS
+from guards.sources import RUNTIME, SOURCE_HELPERS, ClosureCellSource, ClosureSource
 
 _counter = itertools.count()
 _LITERAL_REPR_TYPES = (int, str, bool, type(None), bytes)

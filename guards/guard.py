@@ -1,26 +1,17 @@
-"""One guard: what value (source), which check, what it must equal."""
+"""One guard: what value (source), which check, what it must equal.
+
+``Guard`` is the base of one small class per kind (``guards.kinds``); each kind owns
+its check as generated Python (``condition``), its text (``describe``), the explanation
+of a failure (``failure``), and what a dict watch must see of it (``watched_dicts``).
+The order checks run in is the order of ``GuardKind.ALL``.
+"""
 from __future__ import annotations
 
+import builtins
 import dataclasses
-import enum
 import math
 
 import torch
-
-
-class GuardKind(enum.IntEnum):
-    # Values order the checks inside one generated guard: cheap and selective first.
-    GLOBAL_STATE = 0
-    ABSENT = 1
-    IDENTITY = 2
-    TYPE = 3
-    CONSTANT = 4
-    LENGTH = 5
-    DICT_KEYS = 6
-    NO_HOOKS = 7
-    ALIAS = 8
-    TENSOR = 9
-    PARAMETER = 10  # a module's parameter, bound into the graph: identity guarded apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +46,7 @@ class TensorSpec:
                     for dim, (e, a) in enumerate(zip(expected, actual)):
                         if e != a:
                             return f"shape[{dim}]: expected {e}, got {a}"
-                return f"{what}: expected {_fmt(expected)}, got {_fmt(actual)}"
+                return f"{what}: expected {fmt(expected)}, got {fmt(actual)}"
         return None
 
 
@@ -82,85 +73,24 @@ class ParameterSpec:
             checks.append(("requires_grad", self.requires_grad, value.requires_grad))
         for what, expected, actual in checks:
             if expected != actual:
-                return f"{what}: expected {_fmt(expected)}, got {_fmt(actual)}"
+                return f"{what}: expected {fmt(expected)}, got {fmt(actual)}"
         return None
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
     return str(value)
 
 
-@dataclasses.dataclass(eq=False)
-class Guard:
-    """``source_expr`` is Python evaluated inside the guard function;
-    ``source_name`` is how a person reads it (``L['x'].shape``)."""
-
-    kind: GuardKind
-    source_name: str
-    source_expr: str
-    expected: object = None
-    user_line: str | None = None  # "file.py:LINE" of the code that read the value
-    path: tuple | None = None  # (root_expr, steps) through module dicts, see guards.watch
-
-    def describe(self) -> str:
-        k, e = self.kind, self.expected
-        if k == GuardKind.TENSOR:
-            s = e
-            return (f"{self.source_name}: {s.tensor_type.__name__} {str(s.dtype).replace('torch.', '')} "
-                    f"{s.device} shape={_fmt(s.shape)} stride={_fmt(s.stride)} requires_grad={s.requires_grad}")
-        if k == GuardKind.PARAMETER:
-            grad = "" if e.requires_grad is None else f" requires_grad={e.requires_grad}"
-            return (f"{self.source_name}: the same Parameter, {str(e.dtype).replace('torch.', '')} "
-                    f"shape={_fmt(e.shape)}{grad}")
-        if k == GuardKind.TYPE:
-            return f"type({self.source_name}) is {e.__qualname__}"
-        if k == GuardKind.IDENTITY:
-            return f"{self.source_name} is <{type(e).__name__} at {id(e):#x}>"
-        if k == GuardKind.CONSTANT:
-            return f"{self.source_name} == {e!r}"
-        if k == GuardKind.LENGTH:
-            return f"len({self.source_name}) == {e}"
-        if k == GuardKind.DICT_KEYS:
-            return f"list({self.source_name}.keys()) == {list(e)!r}"
-        if k == GuardKind.ABSENT:
-            return f"{self.source_name} is not defined (builtin {e!r} used)"
-        if k == GuardKind.NO_HOOKS:
-            return f"{self.source_name} has no forward/backward hooks"
-        if k == GuardKind.ALIAS:
-            other_name, _, same = e
-            return f"{self.source_name} {'is' if same else 'is not'} {other_name}"
-        if k == GuardKind.GLOBAL_STATE:
-            return f"{self.source_name} == {e!r}"
-        return f"{k.name} {self.source_name} {e!r}"
-
-    def failure(self, value) -> str | None:
-        """Why ``value`` (the source's current value) fails this guard, or None."""
-        k, e = self.kind, self.expected
-        if k in (GuardKind.TENSOR, GuardKind.PARAMETER):
-            return e.mismatch(value)
-        if k == GuardKind.TYPE:
-            return None if type(value) is e else f"type: expected {e.__qualname__}, got {type(value).__qualname__}"
-        if k == GuardKind.IDENTITY:
-            return None if value is e else f"expected the same object {_short(e)}, got {_short(value)}"
-        if k == GuardKind.CONSTANT:
-            return None if _const_equal(value, e) else f"expected {e!r}, got {_short(value)}"
-        if k == GuardKind.LENGTH:
-            return None if len(value) == e else f"len: expected {e}, got {len(value)}"
-        if k == GuardKind.DICT_KEYS:
-            keys = tuple(value.keys())
-            return None if keys == e else f"keys: expected {list(e)!r}, got {list(keys)!r}"
-        if k == GuardKind.GLOBAL_STATE:
-            return None if value == e else f"expected {e!r}, got {value!r}"
-        if k == GuardKind.NO_HOOKS:
-            tables = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-            present = [t for t in tables if getattr(value, t, None)]
-            return f"hooks were registered: {', '.join(present)}" if present else None
-        return None
+def short(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"<{type(value).__name__} {str(value.dtype).replace('torch.', '')} shape={fmt(tuple(value.shape))}>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _const_equal(value, expected) -> bool:
+def const_equal(value, expected) -> bool:
     if type(value) is not type(expected):
         return False
     if isinstance(expected, float):
@@ -170,8 +100,61 @@ def _const_equal(value, expected) -> bool:
     return value == expected
 
 
-def _short(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"<{type(value).__name__} {str(value.dtype).replace('torch.', '')} shape={_fmt(tuple(value.shape))}>"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+@dataclasses.dataclass(eq=False)
+class Guard:
+    """``source_expr`` is Python evaluated inside the guard function;
+    ``source_name`` is how a person reads it (``L['x'].shape``)."""
+
+    source_name: str
+    source_expr: str
+    expected: object = None
+    user_line: str | None = None  # "file.py:LINE" of the code that read the value
+    path: object = None  # guards.watch.WatchPath through module dicts, or None
+
+    order = 0  # position in GuardKind.ALL: cheap and selective kinds first
+    roots_the_watch = False  # identity guards: a dict watch relies on them, never hides them
+
+    @property
+    def kind(self) -> type:
+        return type(self)
+
+    def condition(self, em) -> str:
+        """The check as a Python expression, built with the emitter ``em`` (``em.bind``
+        names the source's value once, ``em.const`` holds an object)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} {self.source_name} {self.expected!r}"
+
+    def failure(self, value) -> str | None:
+        """Why ``value`` (the source's current value) fails this guard, or None."""
+        return None
+
+    def first_failure(self, env: dict, globals_dict: dict) -> str | None:
+        """This guard evaluated alone on one call's ``env``: why it fails, or None."""
+        try:
+            value = evaluate(self.source_expr, env)
+        except Exception as e:  # the value is gone: that is the failure
+            return f"could not read {self.source_name}: {type(e).__name__}: {e}"
+        return self.failure(value)
+
+    def watched_dicts(self, obj, expr: str) -> list | None:
+        """Dicts (``[(expr, dict)]``) besides the path's whose versions fix this guard's
+        outcome on ``obj`` (its value, reached as ``expr``), or None if a watch cannot."""
+        return None
+
+    def dedupe_key(self) -> tuple:
+        return (type(self), self.source_expr, _hashable(self.expected))
+
+
+def evaluate(expr: str, env: dict):
+    """A source expression's value on one call (``env``: see guards.build.guard_env)."""
+    return eval(expr, {"__builtins__": builtins}, env)
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return (type(value), value)
+    except TypeError:
+        return ("id", id(value))

@@ -7,29 +7,26 @@ values read through such dicts hold for as long as none of those dicts changed, 
 CPython tells that cheaply (``capture._C.DictWatch``). So the hit path pays one C
 call for the whole tree instead of a lookup and a check per module and parameter.
 
-A guard's ``path`` is ``(root_expr, steps)``: ``root_expr`` must itself be pinned by
-an identity guard, and each step is ``("member", table, name)`` (a module's
-``_modules``/``_parameters``/``_buffers`` entry) or ``("attr", name)`` (a plain
-instance attribute of a module, or a global of a Python module) or ``("item", key)``
-(an entry of a dict, such as a hook table, or of a tuple).
+A guard's ``path`` (a ``WatchPath``, made by its source) starts at ``root``, an
+expression that must itself be pinned by an identity guard, and takes ``steps``: each
+step knows which dicts pin the value it reaches (``follow``). What the guard itself
+needs of the final value is the guard kind's business (``Guard.watched_dicts``).
 """
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import inspect
 import types
 
 import torch
 
-from guards.guard import Guard, GuardKind
-
 _IMMUTABLE = (int, float, bool, str, bytes, complex, type(None), torch.dtype, torch.device)
-_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
-def _immutable(value) -> bool:
+def is_immutable(value) -> bool:
     if type(value) is tuple:
-        return all(_immutable(v) for v in value)
+        return all(is_immutable(v) for v in value)
     return type(value) in _IMMUTABLE
 
 
@@ -43,55 +40,83 @@ def _plain_attribute(obj, name: str) -> bool:
     return attr is None or not hasattr(type(attr), "__set__")
 
 
-def pinning_dicts(guard: Guard, env: dict, pinned_roots: set) -> list[tuple[str, dict]] | None:
-    """``[(expr, dict)]`` whose versions fix ``guard``'s outcome, or None if none do."""
-    if guard.path is None:
+# Each step's ``follow(obj, expr)`` returns ``(dicts, expr, obj)`` after the step (the
+# dicts whose versions pin what it reads), or None if no dict watch can pin it.
+
+@dataclasses.dataclass(frozen=True)
+class AttrStep:
+    """``.name``: a plain instance attribute of a module, or a global of a Python module."""
+
+    name: str
+
+    def follow(self, obj, expr: str):
+        if isinstance(obj, types.ModuleType) and self.name in obj.__dict__:
+            return [(f"{expr}.__dict__", obj.__dict__)], f"{expr}.{self.name}", obj.__dict__[self.name]
+        if isinstance(obj, torch.nn.Module) and _plain_attribute(obj, self.name):
+            return [(f"{expr}.__dict__", obj.__dict__)], f"{expr}.{self.name}", obj.__dict__[self.name]
         return None
-    root_expr, steps = guard.path
-    if root_expr not in pinned_roots or (not steps and guard.kind == GuardKind.IDENTITY):
-        return None  # the root's own identity check is what the watch relies on
-    try:
-        obj = eval(root_expr, {"__builtins__": builtins}, env)
-    except Exception:
-        return None
-    expr, dicts = root_expr, []
-    for step in steps:
-        if step[0] == "item":
-            key = step[1]
-            if type(obj) is tuple and type(key) is int and -len(obj) <= key < len(obj):
-                pass  # immutable: pinned by whatever holds the tuple
-            elif isinstance(obj, dict) and key in obj:
-                dicts.append((expr, obj))
-            else:
-                return None
-            expr, obj = f"{expr}[{key!r}]", obj[key]
-        elif step[0] == "attr" and isinstance(obj, types.ModuleType) and step[1] in obj.__dict__:
-            dicts.append((f"{expr}.__dict__", obj.__dict__))  # a Python module's globals
-            expr, obj = f"{expr}.{step[1]}", obj.__dict__[step[1]]
-        elif not isinstance(obj, torch.nn.Module):
-            return None
-        elif step[0] == "member":
-            _, table, name = step
-            members = obj.__dict__.get(table)
-            if type(members) is not dict or name not in members:
-                return None
-            dicts += [(f"{expr}.__dict__", obj.__dict__), (f"{expr}.{table}", members)]
-            expr, obj = f"{expr}.{table}[{name!r}]", members[name]
-        elif step[0] == "attr" and _plain_attribute(obj, step[1]):
-            dicts.append((f"{expr}.__dict__", obj.__dict__))
-            expr, obj = f"{expr}.{step[1]}", obj.__dict__[step[1]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemStep:
+    """``[key]``: an entry of a dict (such as a hook table), or of a tuple."""
+
+    key: object
+
+    def follow(self, obj, expr: str):
+        key = self.key
+        if type(obj) is tuple and type(key) is int and -len(obj) <= key < len(obj):
+            dicts = []  # immutable: pinned by whatever holds the tuple
+        elif isinstance(obj, dict) and key in obj:
+            dicts = [(expr, obj)]
         else:
             return None
-    kind = guard.kind
-    if kind == GuardKind.IDENTITY:
-        return dicts
-    if kind in (GuardKind.CONSTANT, GuardKind.TYPE, GuardKind.LENGTH):
-        return dicts if _immutable(obj) else None
-    if kind == GuardKind.DICT_KEYS and isinstance(obj, dict):
-        return dicts + [(expr, obj)]
-    if kind == GuardKind.NO_HOOKS and isinstance(obj, torch.nn.Module):
-        tables = [(f"{expr}.{t}", obj.__dict__.get(t)) for t in _HOOK_TABLES]
-        if not all(isinstance(d, dict) for _, d in tables):
+        return dicts, f"{expr}[{key!r}]", obj[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberStep:
+    """A module's ``_modules`` / ``_parameters`` / ``_buffers`` entry."""
+
+    table: str
+    name: str
+
+    def follow(self, obj, expr: str):
+        if not isinstance(obj, torch.nn.Module):
             return None
-        return dicts + [(f"{expr}.__dict__", obj.__dict__)] + tables
-    return None
+        members = obj.__dict__.get(self.table)
+        if type(members) is not dict or self.name not in members:
+            return None
+        dicts = [(f"{expr}.__dict__", obj.__dict__), (f"{expr}.{self.table}", members)]
+        return dicts, f"{expr}.{self.table}[{self.name!r}]", members[self.name]
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchPath:
+    root: str  # guard expression of an identity-guarded value
+    steps: tuple = ()
+
+    def then(self, step) -> "WatchPath":
+        return WatchPath(self.root, self.steps + (step,))
+
+
+def pinning_dicts(guard, env: dict, pinned_roots: set) -> list[tuple[str, dict]] | None:
+    """``[(expr, dict)]`` whose versions fix ``guard``'s outcome, or None if none do."""
+    path = guard.path
+    if path is None or path.root not in pinned_roots:
+        return None
+    if not path.steps and guard.roots_the_watch:
+        return None  # the root's own identity check is what the watch relies on
+    try:
+        obj = eval(path.root, {"__builtins__": builtins}, env)
+    except Exception:
+        return None
+    expr, dicts = path.root, []
+    for step in path.steps:
+        followed = step.follow(obj, expr)
+        if followed is None:
+            return None
+        more, expr, obj = followed
+        dicts += more
+    own = guard.watched_dicts(obj, expr)
+    return None if own is None else dicts + own

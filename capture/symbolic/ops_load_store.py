@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 
 from capture.exc import Unsupported
-from capture.sources import GlobalSource
 from capture.variables.base import NullVariable
 from capture.variables.builder import wrap, wrap_constant_result
-from capture.variables.constant import ConstantVariable
 from capture.variables.cells import CellBox
+from capture.variables.constant import ConstantVariable
+from guards.sources import GlobalSource
 
 
 # Modules whose attributes are functions and constants that do not change at run

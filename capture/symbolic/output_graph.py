@@ -19,7 +19,6 @@ from torch.utils._pytree import tree_map
 
 from capture import config
 from capture.exc import NonTensorResult, Unsupported
-from capture.sources import GUARD, ModuleMemberSource
 from capture.symbolic.side_effects import SideEffects
 from capture.variables.base import VariableTracker
 from capture.variables.builder import wrap_constant_result
@@ -27,8 +26,8 @@ from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
-from guards import Guard, GuardKind, TensorSpec
-from guards.guard import ParameterSpec
+from guards import GuardKind, GuardSet, TensorSpec
+from guards.sources import ModuleMemberSource
 
 _ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
@@ -50,53 +49,29 @@ class OutputGraph:
         self.root = torch.nn.Module()
         self.inputs: list[GraphInput] = []
         self.input_by_source: dict[str, TensorVariable] = {}
-        self.guards: list[Guard] = []
+        self.guards = GuardSet()
         self.leaf_module_names: dict[int, str] = {}
         self.leaf_functions: dict[str, object] = {}
         self.instructions = 0
         self._last_placeholder = None
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
         self.grad_at_entry = self.grad_enabled
-        self.held_parameters: list = []  # (source, parameter): see guard_parameter
         self.side_effects = SideEffects()
-        self._add_global_state_guards()
 
-    # ---- guards ----
-    def _add_global_state_guards(self):
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_grad_enabled()", "__grad_enabled()",
-                                 torch.is_grad_enabled()))
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_default_dtype()", "__default_dtype()",
-                                 torch.get_default_dtype()))
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.is_autocast_enabled('cpu')", "__autocast_cpu()",
-                                 torch.is_autocast_enabled("cpu")))
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.are_deterministic_algorithms_enabled()",
-                                 "__deterministic()", torch.are_deterministic_algorithms_enabled()))
-        if torch.is_autocast_enabled("cpu"):
-            self.guards.append(Guard(GuardKind.GLOBAL_STATE, "torch.get_autocast_dtype('cpu')",
-                                     "__autocast_cpu_dtype()", torch.get_autocast_dtype("cpu")))
-
+    # ---- guards (the GuardSet's API, with where the traced code read each value) ----
     def guard_state_read(self, tx, helper: str, fn_name: str, args: tuple, value):
         """Traced code read global state (folded to ``value``): guard it stays so."""
-        text = ", ".join(repr(a) for a in args)
-        if any(g.kind == GuardKind.GLOBAL_STATE and g.source_name == f"{fn_name}({text})" for g in self.guards):
-            return
-        self.guards.append(Guard(GuardKind.GLOBAL_STATE, f"{fn_name}({text})", f"{helper}({text})", value,
-                                 user_line=tx.location()))
+        self.guards.state_read(helper, fn_name, args, value, tx.location())
 
     def guard_no_global_hooks(self):
-        if not getattr(self, "_global_hooks_guarded", False):
-            self._global_hooks_guarded = True
-            self.guards.append(Guard(GuardKind.GLOBAL_STATE, "number of global nn.Module hooks",
-                                     "__global_module_hooks()", 0))
+        self.guards.no_global_hooks()
 
-    def add_guard(self, tx, kind: GuardKind, source, expected):
-        self.guards.append(Guard(kind, source.name(), source.expr(GUARD), expected,
-                                 user_line=tx.location() if tx is not None else None,
-                                 path=source.watch_path()))
+    def add_guard(self, tx, kind: type, source, expected):
+        self.guards.add(kind, source, expected, tx.location() if tx is not None else None)
 
     def guard_global_absent(self, name: str, tx):
         if tx.f_globals is self.f_globals:
-            self.guards.append(Guard(GuardKind.ABSENT, f"G[{name!r}]", name, name, user_line=tx.location()))
+            self.guards.absent(name, tx.location())
 
     def set_grad_enabled(self, enabled: bool):
         """Traced code entered or left a grad-mode block: the graph switches too."""
@@ -149,20 +124,13 @@ class OutputGraph:
                 self.add_guard(tx, GuardKind.TENSOR, i.source, TensorSpec.of(i.example))
 
     def guard_parameter(self, tx, source, param: torch.Tensor):
-        """A parameter the graph relies on (bound into it, or read by a leaf module's
-        forward): guarded by identity now (cheap behind the dict watch), by metadata when
-        the graph is finished (``_parameter_guards``)."""
-        self.add_guard(tx, GuardKind.IDENTITY, source, param)
-        self.held_parameters.append((source, param))
+        """A parameter the graph relies on (bound into it, or read by a leaf module's forward)."""
+        self.guards.hold_parameter(source, param, tx.location() if tx is not None else None)
 
-    def _parameter_guards(self):
-        """What a graph relies on of each held parameter besides its identity: dtype, shape,
-        and requires_grad if any part of the graph ran with grad mode on (known only now)."""
-        grad = self.grad_at_entry or any(
-            n.target is torch._C._set_grad_enabled and n.args[0] for n in self.graph.nodes)
-        for source, param in self.held_parameters:
-            self.guards.append(Guard(GuardKind.PARAMETER, source.name(), source.expr(GUARD),
-                                     ParameterSpec.of(param, grad)))
+    def _grad_used(self) -> bool:
+        """Whether any part of the graph runs with grad mode on."""
+        return self.grad_at_entry or any(n.target is torch._C._set_grad_enabled and n.args[0]
+                                         for n in self.graph.nodes)
 
     def tensor_identity(self, tx, a: TensorVariable, b: TensorVariable) -> bool:
         """``a is b`` for two graph inputs, decided on this call's values and guarded."""
@@ -171,8 +139,7 @@ class OutputGraph:
             raise Unsupported("'is' between tensors computed in the graph")
         ia, ib = examples[a.node], examples[b.node]
         same = ia.example is ib.example
-        self.guards.append(Guard(GuardKind.ALIAS, ia.source.name(), ia.source.expr(GUARD),
-                                 (ib.source.name(), ib.source.expr(GUARD), same), user_line=tx.location()))
+        self.guards.alias(ia.source, ib.source, same, tx.location())
         return same
 
     # ---- nodes ----
@@ -322,7 +289,7 @@ class OutputGraph:
         return nodes
 
     def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
-        self._parameter_guards()
+        self.guards.finish(self._grad_used())
         nodes = self.output_nodes(tensors)
         self.graph.output(tuple(nodes))
         gm = fx.GraphModule(self.root, self.graph, class_name="CapturedGraph")

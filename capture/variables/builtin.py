@@ -15,7 +15,6 @@ import operator
 import torch
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.sources import AttrSource
 from capture.variables import builder, operators
 from capture.variables.base import NO_OBJECT, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
@@ -28,6 +27,7 @@ from capture.variables.sets import SetVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.user_object import ClassVariable, UserObjectVariable
 from guards import GuardKind
+from guards.sources import AttrSource
 
 _BUILTIN_NAMES = ["len", "isinstance", "issubclass", "getattr", "hasattr", "setattr", "delattr", "range",
                   "enumerate", "zip", "reversed", "sorted", "min", "max", "abs", "sum", "any", "all", "int",

@@ -4,12 +4,12 @@ from __future__ import annotations
 import collections
 
 from capture.exc import Unsupported
-from capture.sources import ItemSource
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.lists import ListVariable, TupleVariable
 from guards import GuardKind
+from guards.sources import ItemSource
 
 
 def _key(tx, key_vt) -> object:

@@ -7,7 +7,6 @@ import types
 
 from capture.exc import Unsupported
 from capture.skipfiles import is_inlinable_library_file, is_skipped_file, is_torch_file
-from capture.sources import AttrSource, ClosureCellSource, DefaultSource, ItemSource
 from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.cells import CellBox
@@ -16,6 +15,7 @@ from capture.variables.dicts import DictVariable
 from capture.variables.iterators import ListIteratorVariable
 from capture.variables.lists import TupleVariable
 from guards import GuardKind
+from guards.sources import AttrSource, ClosureCellSource, DefaultSource, ItemSource
 
 _CO_VARARGS = inspect.CO_VARARGS
 _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 
 from capture.exc import Unsupported
-from capture.sources import ItemSource
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
 from guards import GuardKind
+from guards.sources import ItemSource
 
 
 def is_namedtuple_type(cls) -> bool:

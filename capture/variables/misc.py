@@ -6,13 +6,14 @@ import types
 
 from capture.exc import MissingAttribute, Unsupported
 from capture.skipfiles import is_torch_file
-from capture.sources import AttrSource
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.functions import UserFunctionVariable, UserMethodVariable
 from capture.variables.user_object import ClassVariable, inline_property
 from guards import GuardKind
+from guards.sources import AttrSource
+from guards.state import ENVIRON_GET
 
 
 class PythonModuleVariable(KnownObjectMixin, VariableTracker):
@@ -116,7 +117,7 @@ class EnvironVariable(VariableTracker):
             raise Unsupported("os.environ read with a non-constant key")
         key = key_vt.as_python_constant()
         value = os.environ.get(key)
-        tx.output.guard_state_read(tx, "__environ.get", "os.environ.get", (key,), value)
+        tx.output.guard_state_read(tx, ENVIRON_GET, "os.environ.get", (key,), value)
         return key, value
 
     def getitem(self, tx, key_vt):

@@ -14,7 +14,6 @@ from torch import nn
 
 from capture.exc import MissingAttribute, Unsupported
 from capture.skipfiles import is_torch_file
-from capture.sources import AttrSource, ItemSource, ModuleMemberSource
 from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable, is_literal
@@ -24,10 +23,10 @@ from capture.variables.lists import ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.user_object import ClassVariable, inline_property
 from guards import GuardKind, TensorSpec
-from guards.build import global_module_hook_count
+from guards.module_hooks import FLAG_TABLES, HOOK_TABLES, global_module_hook_count, hooks_present
+from guards.sources import AttrSource, ItemSource, ModuleMemberSource
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
-_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 def unwrap_compiled_module(module):
@@ -202,9 +201,9 @@ class NNModuleVariable(VariableTracker):
             raise Unsupported("global nn.Module hooks are registered")
         tx.output.guard_no_global_hooks()
         if self.source is None:
-            if is_leaf_module(m) or any(getattr(m, t, None) for t in _HOOK_TABLES):
+            if is_leaf_module(m) or hooks_present(m):
                 raise Unsupported(f"{type(m).__name__} reached without a source cannot be guarded")
-        elif any(getattr(m, t, None) for t in _HOOK_TABLES):
+        elif hooks_present(m):
             return self._call_with_hooks(tx, args, kwargs)
         else:
             tx.output.add_guard(tx, GuardKind.NO_HOOKS, self.source, None)
@@ -214,10 +213,9 @@ class NNModuleVariable(VariableTracker):
         """What nn.Module.__call__ does around forward: pre-hooks may replace the
         inputs, forward hooks the output. Each hook is a user function, inlined."""
         m = self.module
-        if m._backward_hooks or m._backward_pre_hooks or m._forward_hooks_with_kwargs \
-                or m._forward_pre_hooks_with_kwargs or getattr(m, "_forward_hooks_always_called", None):
+        if m._backward_hooks or m._backward_pre_hooks or any(getattr(m, t, None) for t in FLAG_TABLES):
             raise Unsupported(f"{type(m).__name__} has backward or keyword hooks")
-        for table in _HOOK_TABLES:
+        for table in HOOK_TABLES:
             tx.output.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(self.source, table), tuple(getattr(m, table)))
         args = list(args)
         for hook in self._hooks(tx, "_forward_pre_hooks"):

@@ -19,6 +19,7 @@ from capture.variables.constant import ConstantVariable
 from capture.variables.functions import UserFunctionVariable
 from capture.variables.tensor import TensorVariable
 from guards import GuardKind
+from guards.state import READERS
 
 
 def _names(module, *names):
@@ -54,13 +55,6 @@ TORCH_FUNCTION_CHECKS = CONSTANT_FUNCTIONS & (
 
 # "Is this code being compiled?": yes, while we trace it (the answer is folded).
 COMPILING_CHECKS = _names(torch.compiler, "is_compiling", "is_dynamo_compiling")
-
-# Folded functions that read global state, with the guard helper that re-reads it.
-STATE_READERS = {torch.are_deterministic_algorithms_enabled: "__deterministic",
-                 torch.is_inference_mode_enabled: "__inference_mode",
-                 torch.is_autocast_enabled: "__is_autocast_enabled",
-                 torch.get_default_dtype: "__default_dtype",
-                 torch.backends.mha.get_fastpath_enabled: "__mha_fastpath"}
 
 
 def is_torch_callable(value) -> bool:
@@ -123,7 +117,7 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             return ConstantVariable(False)
         consts = [value(a) for a in args]
         result = self.fn(*consts, **{k: value(v) for k, v in kwargs.items()})
-        helper = STATE_READERS.get(self.fn)
+        helper = READERS.get(self.fn)
         if helper is not None:
             if kwargs or not all(type(c) in (str, int, type(None)) for c in consts):
                 raise Unsupported(f"{self.fn.__name__} with these arguments")

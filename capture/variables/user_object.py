@@ -10,13 +10,12 @@ import types
 import torch
 
 from capture.exc import MissingAttribute, Unsupported
-from capture.sources import AttrSource, DictContentSource, GenericAttrSource
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.functions import UserFunctionVariable, UserMethodVariable
 from guards import GuardKind
-from guards.build import dict_part
+from guards.sources import AttrSource, DictContentSource, GenericAttrSource, dict_part
 
 
 def inline_property(tx, prop: property, self_vt):

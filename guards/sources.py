@@ -6,13 +6,37 @@ generated code. Guard functions are called as ``guard(__func, *args)`` and see t
 frame's globals, so locals are plain names, globals are plain names and closure cells
 go through ``__func``; the rewritten frame has the original free variables, so there
 a cell is read by its name.
+
+Some expressions call helpers (``__capture_getattr`` ...): ``SOURCE_HELPERS`` binds
+those names, in guard functions and in rewritten frames alike.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import sys
+
+from guards.watch import AttrStep, ItemStep, MemberStep, WatchPath
 
 GUARD = "guard"
 RUNTIME = "runtime"
+
+
+def dict_part(obj) -> dict:
+    """A copy of what a dict (or dict subclass) instance holds, in its own order, read
+    without calling any method the subclass overrides (``dict(obj)`` would call its
+    ``keys``/``__getitem__``, which may be the very code being compiled)."""
+    if isinstance(obj, collections.OrderedDict):
+        return {k: dict.__getitem__(obj, k) for k in collections.OrderedDict.keys(obj)}
+    return dict.copy(obj)
+
+
+# The names source expressions below call, and what they are bound to.
+SOURCE_HELPERS = {
+    "__capture_sys_modules": sys.modules,  # GlobalSource of another module
+    "__capture_getattr": object.__getattribute__,  # GenericAttrSource
+    "__capture_dict": dict_part,  # DictContentSource
+}
 
 
 class Source:
@@ -26,9 +50,9 @@ class Source:
         """Name of the frame local this source starts from, if any."""
         return None
 
-    def watch_path(self) -> tuple | None:
-        """``(root_expr, steps)`` for guards.watch, or None if not reached through
-        module dicts from a local, global or closure cell."""
+    def watch_path(self) -> WatchPath | None:
+        """How guards.watch follows this source through module dicts from a local,
+        global or closure cell, or None if it is not reached that way."""
         return None
 
     def __str__(self) -> str:
@@ -49,7 +73,7 @@ class LocalSource(Source):
         return self.local_name
 
     def watch_path(self):
-        return (self.expr(GUARD), ())
+        return WatchPath(self.expr(GUARD))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +97,7 @@ class GlobalSource(Source):
         return self.global_name
 
     def watch_path(self):
-        return (self.expr(GUARD), ())
+        return WatchPath(self.expr(GUARD))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +116,7 @@ class ClosureSource(Source):
         return self.var_name
 
     def watch_path(self):
-        return (self.expr(GUARD), ())
+        return WatchPath(self.expr(GUARD))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +135,7 @@ class AttrSource(Source):
 
     def watch_path(self):
         base = self.base.watch_path()
-        return None if base is None else (base[0], base[1] + (("attr", self.attr),))
+        return None if base is None else base.then(AttrStep(self.attr))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,12 +158,12 @@ class GenericAttrSource(Source):
 
     def watch_path(self):
         # an instance dict read this way is identity-guarded: a root for the dict watch
-        return (self.expr(GUARD), ()) if self.attr == "__dict__" else None
+        return WatchPath(self.expr(GUARD)) if self.attr == "__dict__" else None
 
 
 @dataclasses.dataclass(frozen=True)
 class DictContentSource(Source):
-    """The dict part of an instance of a dict subclass (``guards.build.dict_part``: its
+    """The dict part of an instance of a dict subclass (``dict_part``: its
     own ``keys``/``__getitem__`` bypassed), copied: for reading only."""
 
     base: Source
@@ -170,7 +194,7 @@ class ItemSource(Source):
 
     def watch_path(self):
         base = self.base.watch_path()
-        return None if base is None else (base[0], base[1] + (("item", self.key),))
+        return None if base is None else base.then(ItemStep(self.key))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +220,7 @@ class ModuleMemberSource(Source):
 
     def watch_path(self):
         base = self.base.watch_path()
-        return None if base is None else (base[0], base[1] + (("member", self.table, self.attr),))
+        return None if base is None else base.then(MemberStep(self.table, self.attr))
 
 
 @dataclasses.dataclass(frozen=True)
