@@ -17,6 +17,7 @@ import dataclasses
 import torch
 from torch import fx
 
+from fx_graph.leaf import leaf_module_of
 
 
 @dataclasses.dataclass
@@ -100,8 +101,8 @@ def eager_bytes(gm: fx.GraphModule) -> int:
         if _storages(out) and _storages(out) <= in_storages:
             continue                                  # a view: no data moves
         total += sum(_tensor_bytes(v) for v in inputs) + _tensor_bytes(out)
-        module = node.meta.get("leaf_module")
-        if isinstance(module, torch.nn.Module):
+        module = leaf_module_of(node)
+        if module is not None:
             total += sum(t.numel() * t.element_size() for t in module.parameters())
             total += sum(t.numel() * t.element_size() for t in module.buffers())
     return total

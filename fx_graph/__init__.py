@@ -1,9 +1,13 @@
-"""FX graph utilities shared by the front end and the code generator: decomposition
-to functional core aten ops with fake-tensor metadata, dead-code and
-common-subexpression passes, readable printing."""
+"""FX graphs, from the front end to the code generator: building the graph of one
+traced frame (``GraphBuilder``: graph, fake mode, placeholders, fake propagation,
+grad-mode nodes, leaf-module calls), decomposition to functional core aten ops with
+fake-tensor metadata, dead-code and common-subexpression passes, readable printing."""
+from fx_graph.builder import FakeRunError, GraphBuilder
 from fx_graph.decompose import DecomposeError, LiftedInput, decompose, decomposition_table, lifted_values
+from fx_graph.leaf import leaf_module_of
 from fx_graph.passes import common_subexpressions, dead_code
 from fx_graph.printing import describe_value, format_graph, short_dtype
 
-__all__ = ["DecomposeError", "LiftedInput", "common_subexpressions", "dead_code", "decompose",
-           "decomposition_table", "describe_value", "format_graph", "lifted_values", "short_dtype"]
+__all__ = ["DecomposeError", "FakeRunError", "GraphBuilder", "LiftedInput", "common_subexpressions", "dead_code",
+           "decompose", "decomposition_table", "describe_value", "format_graph", "leaf_module_of", "lifted_values",
+           "short_dtype"]

@@ -28,6 +28,7 @@ import torch
 from torch import fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from fx_graph.leaf import leaf_module_of
 from fx_graph.passes import common_subexpressions, dead_code
 
 aten = torch.ops.aten
@@ -118,20 +119,11 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
 # --------------------------------------------------------------------------- leaf modules
 
 
-def _leaf_module_of(node: fx.Node):
-    if node.op != "call_function":
-        return None
-    module = node.meta.get("leaf_module")
-    if module is None and getattr(node.target, "__module__", None) == "leaf":
-        module = getattr(node.target, "module", None)
-    return module if isinstance(module, torch.nn.Module) else None
-
-
 def _leaf_modules(gm: fx.GraphModule):
     """{leaf call target: (detached copy, [names])} and the LiftedInputs, in graph order."""
     leaves, lifted = {}, []
     for node in gm.graph.nodes:
-        module = _leaf_module_of(node)
+        module = leaf_module_of(node)
         if module is None or node.target in leaves:
             continue
         slots = []

@@ -1,0 +1,145 @@
+"""Building the FX graph of one traced frame: the one builder the front end uses.
+
+A ``GraphBuilder`` owns the graph, the fake-tensor mode, placeholders, fake
+propagation (every op is run on fake tensors to learn its output's shape, dtype and
+device without computing data), the grad mode the traced code runs under (switching it
+is a node too) and leaf-module calls (``fx_graph.leaf``). It knows nothing of the
+tracer's values: arguments are FX nodes and constants, results are fake tensors.
+"""
+from __future__ import annotations
+
+import copy
+import operator
+import re
+
+import torch
+import torch.fx as fx
+from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensorMode
+from torch.utils._pytree import tree_map
+
+from fx_graph import leaf
+
+_OPS = ("call_function", "call_method", "call_module")
+
+
+class FakeRunError(Exception):
+    """An op failed on fake tensors (``data_dependent``: its output depends on tensor data)."""
+
+    def __init__(self, message: str, data_dependent: bool = False):
+        super().__init__(message)
+        self.data_dependent = data_dependent
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.graph = fx.Graph()
+        self.fake_mode = FakeTensorMode()
+        self.root = torch.nn.Module()  # owns the leaf modules the graph calls
+        self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
+        self.grad_at_entry = self.grad_enabled
+        self._leaf_names: dict[int, str] = {}
+        self._leaf_functions: dict[str, object] = {}
+        self._last_placeholder = None
+
+    # ---- inputs ----
+    def placeholder(self, readable_name: str, value: torch.Tensor) -> fx.Node:
+        """A graph input standing for ``value`` (placeholders stay in order, before any op)."""
+        name = re.sub(r"\W+", "_", readable_name).strip("_") or "input"
+        if self._last_placeholder is None:
+            first = next(iter(self.graph.nodes), None)
+            ctx = self.graph.inserting_before(first) if first is not None else self.graph.inserting_after(None)
+        else:
+            ctx = self.graph.inserting_after(self._last_placeholder)
+        with ctx:
+            node = self.graph.placeholder(name)
+        self._last_placeholder = node
+        node.meta["val"] = self.fake_mode.from_tensor(value, static_shapes=True)
+        node.meta["source"] = readable_name
+        return node
+
+    # ---- ops ----
+    def propagate(self, kind: str, target, args: tuple, kwargs: dict, what: str):
+        """What ``target`` returns on the fake values of ``args`` (nodes and constants)."""
+        fake_args, fake_kwargs = _to_fake(args), _to_fake(kwargs)
+        if kind == "call_method":
+            return self._run_fake(getattr(fake_args[0], target), fake_args[1:], fake_kwargs, f"Tensor.{target}")
+        return self._run_fake(target, fake_args, fake_kwargs, what)
+
+    def node(self, kind: str, target, args: tuple, kwargs: dict, value) -> fx.Node:
+        """Append an op whose result (fake) is ``value``."""
+        node = self.graph.create_node(kind, target, args, kwargs)
+        node.meta["val"] = value
+        return node
+
+    def getitem(self, node: fx.Node, index: int, value) -> fx.Node:
+        child = self.graph.call_function(operator.getitem, (node, index))
+        child.meta["val"] = value
+        return child
+
+    def erase(self, node: fx.Node) -> None:
+        self.graph.erase_node(node)
+
+    def call_leaf(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> fx.Node:
+        """One node calling ``module``'s forward (see fx_graph.leaf), propagated on a fake copy."""
+        name = self._leaf_names.get(id(module))
+        if name is None:
+            base = re.sub(r"(?<!^)(?=[A-Z])", "_", type(module).__name__).lower()
+            name = f"{base}_{len(self._leaf_names)}"
+            self.root.add_module(name, module)
+            self._leaf_names[id(module)] = name
+            self._leaf_functions[name] = leaf.leaf_function(name, module)
+        fake_module = self._fake_copy(module)
+        result = self._run_fake(lambda *a, **kw: type(fake_module).forward(fake_module, *a, **kw),
+                                _to_fake(args), _to_fake(kwargs), type(module).__name__)
+        node = self.node("call_function", self._leaf_functions[name], args, kwargs, result)
+        leaf.mark(node, module)
+        return node
+
+    def set_grad_enabled(self, enabled: bool) -> None:
+        """Traced code entered or left a grad-mode block: the graph switches too."""
+        if self.grad_enabled != enabled:
+            self.graph.create_node("call_function", torch._C._set_grad_enabled, (enabled,), {})
+            self.grad_enabled = enabled
+
+    # ---- finishing ----
+    def has_ops(self) -> bool:
+        return any(n.op in _OPS for n in self.graph.nodes)
+
+    def grad_used(self) -> bool:
+        """Whether any part of the graph runs with grad mode on."""
+        return self.grad_at_entry or any(n.target is torch._C._set_grad_enabled and n.args[0]
+                                         for n in self.graph.nodes)
+
+    def finish(self, outputs: list) -> fx.GraphModule:
+        self.graph.output(tuple(outputs))
+        return fx.GraphModule(self.root, self.graph, class_name="CapturedGraph")
+
+    # ---- fake tensors ----
+    def _run_fake(self, fn, args, kwargs, what: str):
+        try:
+            with self.fake_mode, torch.set_grad_enabled(self.grad_enabled):
+                return fn(*args, **kwargs)
+        except (DataDependentOutputException, DynamicOutputShapeException) as e:
+            raise FakeRunError(f"{what} depends on tensor data ({type(e).__name__})", data_dependent=True) from None
+        except Exception as e:
+            text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise FakeRunError(f"{what} failed while tracing: {type(e).__name__}: {text}") from None
+
+    def _fake_copy(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A shallow copy of ``module`` whose parameters and buffers are fake.
+
+        The real module is never touched while tracing: another thread may be
+        running it, and fake in-place updates (BatchNorm statistics) must not leak.
+        """
+        def fake(t):
+            return None if t is None else self.fake_mode.from_tensor(t, static_shapes=True)
+        clone = copy.copy(module)
+        clone.__dict__["_parameters"] = {k: fake(v) for k, v in module._parameters.items()}
+        clone.__dict__["_buffers"] = {k: fake(v) for k, v in module._buffers.items()}
+        clone.__dict__["_modules"] = {k: (None if m is None else self._fake_copy(m))
+                                      for k, m in module._modules.items()}
+        return clone
+
+
+def _to_fake(value):
+    return tree_map(lambda v: v.meta["val"] if isinstance(v, fx.Node) else v, value)
