@@ -9,7 +9,9 @@ import torch
 
 from capture import _C
 from capture.backends import eager_backend, lookup_backend
-from capture.convert_frame import FRAMES, SKIPPED, FrameCompiler, Recorder, force
+from capture.convert_frame import FrameCompiler
+from capture.records import FRAMES, Recorder
+from capture.skip_policy import SKIPPED, force
 
 
 class _CallbackActive:

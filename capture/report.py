@@ -12,7 +12,7 @@ import dataclasses
 import html
 import types
 
-from capture.convert_frame import FRAMES
+from capture.records import FRAMES
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ class FrameReport:
     name: str
     where: str
     entries: list[EntryReport]
-    recompiles: list  # list[convert_frame.Recompile]
+    recompiles: list  # list[records.Recompile]
     cache_limit_hit: bool
 
 

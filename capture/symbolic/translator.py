@@ -6,6 +6,7 @@ compiled, or a function inlined into it (``parent`` set).
 """
 from __future__ import annotations
 
+import dataclasses
 import dis
 import types
 
@@ -27,11 +28,12 @@ class _Return(Exception):
         self.value = value
 
 
-class BreakHere(Exception):
-    """The root frame reached the instruction chosen for a graph break."""
+@dataclasses.dataclass(frozen=True)
+class Stopped:
+    """What ``run`` returns when the root frame reached the instruction chosen for a
+    graph break (``break_at``), before running it."""
 
-    def __init__(self, inst):
-        self.inst = inst
+    inst: dis.Instruction
 
 
 def code_location(code: types.CodeType, lineno: int | None) -> str:
@@ -102,15 +104,15 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
                                      generator=generator, func_name=func_name)
 
     # ---- the loop ----
-    def run(self) -> VariableTracker:
-        """Interpret until RETURN_VALUE; return what it returned."""
+    def run(self) -> VariableTracker | Stopped:
+        """Interpret until RETURN_VALUE and return what it returned, or until ``break_at``."""
         try:
             while True:
                 index = self.ip
                 inst = self.instructions[index]
                 self.current = inst
                 if index == self.break_at:
-                    raise BreakHere(inst)
+                    return Stopped(inst)
                 self.ip += 1
                 self.output.count_instruction()
                 handler = getattr(self, inst.opname, None)

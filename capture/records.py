@@ -1,0 +1,92 @@
+"""What we keep about compiled frames: cache entries, recompiles and their guard
+failures, per code object (``FRAMES``), for capture.report, capture.explain and
+capture.reset."""
+from __future__ import annotations
+
+import dataclasses
+import types
+
+from capture.exc import BreakReason
+
+
+class HitCounter:
+    """Bumped by the rewritten frame on every cache hit (one attribute add)."""
+
+    __slots__ = ("hits",)
+
+    def __init__(self):
+        self.hits = 0
+
+
+@dataclasses.dataclass
+class CacheEntry:
+    guard: object  # guards.GuardFunction
+    code: types.CodeType
+    kind: str  # "graph" or "eager"
+    graph: object = None  # fx.GraphModule
+    source: str = ""  # generated Python of the replacement frame
+    reason: BreakReason | None = None
+    counter: HitCounter | None = None
+
+    @property
+    def hits(self):
+        """Runs of this entry, the compiling call included (None: eager entries are not counted)."""
+        return None if self.counter is None else self.counter.hits
+
+
+_TENSOR_PROPERTIES = {"dtype", "device", "shape", "stride", "requires_grad"}
+
+
+@dataclasses.dataclass
+class GuardFailure:
+    entry_index: int
+    source_name: str
+    reason: str  # "expected 8, got 16" style
+    user_line: str | None
+    guard_text: str
+
+    def summary(self) -> str:
+        """``L['x'].shape[0]: expected 8, got 16`` for a tensor property, else ``source: reason``."""
+        attr = self.reason.split(":", 1)[0]
+        joined = "." if attr.split("[")[0] in _TENSOR_PROPERTIES else ": "
+        return f"{self.source_name}{joined}{self.reason}"
+
+    def text(self) -> str:
+        return self.summary() + (f" (read at {self.user_line})" if self.user_line else "")
+
+
+@dataclasses.dataclass
+class Recompile:
+    failures: list  # one GuardFailure per existing entry
+
+
+@dataclasses.dataclass
+class FrameRecord:
+    """Everything we know about one compiled code object (for explain/report/reset)."""
+
+    code: types.CodeType
+    entries: list = dataclasses.field(default_factory=list)
+    recompiles: list = dataclasses.field(default_factory=list)  # list[Recompile]
+    limit_hit: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.code.co_filename}:{self.code.co_firstlineno}"
+
+    @property
+    def recompile_reasons(self) -> list:
+        """Per recompile: (frame name, ["L['x']: shape[0]: expected 8, got 16 (read at f.py:3)", ...])."""
+        return [(self.code.co_name, [f.text() for f in r.failures]) for r in self.recompiles]
+
+
+FRAMES: dict = {}  # code -> FrameRecord
+
+
+class Recorder:
+    """Collects graphs and breaks for capture.explain."""
+
+    def __init__(self):
+        self.graphs: list = []
+        self.break_reasons: list[BreakReason] = []  # breaks that ended a captured graph
+        self.eager_breaks: list[BreakReason] = []  # breaks with nothing captured before them
+        self.guards: list = []
