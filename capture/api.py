@@ -7,11 +7,11 @@ import types
 
 import torch
 
-from capture import _C
+from capture import _C, state
 from capture.backends import eager_backend, lookup_backend
 from capture.convert_frame import FrameCompiler
-from capture.records import FRAMES, Recorder
-from capture.skip_policy import SKIPPED, force
+from capture.records import Recorder
+from capture.skip_policy import force
 
 
 class _CallbackActive:
@@ -208,8 +208,6 @@ def explain(fn, *explain_args, **explain_kwargs):
 
 
 def reset():
-    """Drop every cache entry, skip mark and record; later calls recompile from scratch."""
-    for code in list(FRAMES) + list(SKIPPED):
-        _C.set_cache(code, None)
-    FRAMES.clear()
-    SKIPPED.clear()
+    """Drop every cache entry, skip mark, record and generated code (capture.state);
+    later calls recompile from scratch."""
+    state.reset()

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import torch
+
+import codegen
 
 _warned: set = set()
 
@@ -20,11 +23,9 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list):
     the graph runs as captured, with one warning. The generator itself runs graphs that
     need autograd as captured too (and says so once in the log).
     """
-    import os
     tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
     on_gpu = bool(tensors) and all(x.is_cuda for x in tensors)
     if on_gpu or os.environ.get("TRITON_INTERPRET") == "1":
-        import codegen
         return codegen.compile_graph(gm, example_inputs)
     if "triton" not in _warned:
         _warned.add("triton")

@@ -9,15 +9,15 @@ capture.frame_pipeline; what is kept about it, capture.records.
 """
 from __future__ import annotations
 
-import dis
-import os
 import warnings
 
 from capture import _C, config, logs
+from capture.debug import dump_entry
 from capture.exc import Unsupported
 from capture.frame_pipeline import Frame, compile_frame
-from capture.records import FRAMES, CacheEntry, FrameRecord, GuardFailure, Recompile
+from capture.records import FrameRecord, GuardFailure, Recompile
 from capture.skip_policy import mark_skip, skip_frame
+from capture.state import FRAMES
 
 log_recompiles = logs.get("recompiles")
 log_guards = logs.get("guards")
@@ -51,8 +51,7 @@ class FrameCompiler:
                 return self._cache_limit_hit(record, code)
         entry = compile_frame(Frame(func, args), self.backend, self.fullgraph, self.recorder)
         log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
-        if config.debug_dir:
-            _dump(code, entry)
+        dump_entry(code, entry)
         entries.append((entry.guard.fn, entry.code, entry))
         record.entries.append(entry)
         return entry.code
@@ -82,20 +81,3 @@ class FrameCompiler:
         mark_skip(code)
         return None
 
-
-def _dump(code, entry: CacheEntry):
-    import io
-    folder = os.path.join(config.debug_dir, f"{code.co_name}_{code.co_firstlineno}_{id(entry):x}")
-    os.makedirs(folder, exist_ok=True)
-    buf = io.StringIO()
-    dis.dis(code, file=buf)
-    parts = {"original_bytecode.txt": buf.getvalue(), "guards.py": entry.guard.source,
-             "replacement.py": entry.source or f"# runs eagerly: {entry.reason}\n"}
-    if entry.graph is not None:
-        parts["graph.txt"] = entry.graph.print_readable(print_output=False)
-    buf = io.StringIO()
-    dis.dis(entry.code, file=buf)
-    parts["rewritten_bytecode.txt"] = buf.getvalue()
-    for name, text in parts.items():
-        with open(os.path.join(folder, name), "w") as f:
-            f.write(text)

@@ -1,9 +1,12 @@
 """Write the Python code that replaces a fully captured frame.
 
 The replacement is generated as Python source (kept for CAPTURE_DEBUG_DIR and
-reports), compiled, and given the original free variables so it runs with the
-original closure. Objects it needs (the compiled graph, classes to rebuild
-namedtuples, ...) are stored in the frame's globals under ``__capture_*`` names.
+reports, and registered with linecache so tracebacks show it), compiled, and given
+the original free variables so it runs with the original closure. Objects it needs
+(the compiled graph, classes to rebuild namedtuples, ...) are named ``__capture_obj_N``
+in the source, helpers of capture.runtime ``__capture_rt.<name>``; both are bound as
+constants of the code object (``runtime.bind_constants``), not stored in the frame's
+globals.
 """
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import itertools
 import math
 import types
 
-
+from capture import runtime
 from capture.exc import Unsupported
-from capture.resume import make_function
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import ListVariable
 from capture.variables.sets import SetVariable
@@ -21,7 +23,7 @@ from capture.variables.tensor import TensorVariable
 from capture.variables.user_object import NewObjectVariable
 from guards.sources import RUNTIME, SOURCE_HELPERS, ClosureCellSource, ClosureSource
 
-_counter = itertools.count()
+_entries = itertools.count()  # numbers the generated sources' file names
 _LITERAL_REPR_TYPES = (int, str, bool, type(None), bytes)
 _MUTABLE_KINDS = (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 
@@ -29,7 +31,7 @@ _MUTABLE_KINDS = (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 class FrameCodegen:
     def __init__(self, f_globals: dict):
         self.f_globals = f_globals
-        self.injected: dict[str, object] = {}
+        self.constants: dict[str, object] = {}  # names in the generated source -> objects
         self._ref_by_id: dict[int, str] = {}
         self.output_index: dict = {}  # fx.Node -> position in the graph's output tuple
         self.prelude: list[str] = []  # statements run before the return (built containers)
@@ -40,10 +42,17 @@ class FrameCodegen:
     def object_ref(self, obj) -> str:
         name = self._ref_by_id.get(id(obj))
         if name is None:
-            name = f"__capture_obj_{next(_counter)}"
+            name = f"__capture_obj_{len(self._ref_by_id)}"
             self._ref_by_id[id(obj)] = name
-            self.injected[name] = obj
+            self.constants[name] = obj
         return name
+
+    def runtime_ref(self, fn) -> str:
+        """Expression for ``fn``, a function of capture.runtime."""
+        if getattr(runtime, fn.__name__, None) is not fn:
+            raise ValueError(f"{fn} is not in capture.runtime")
+        self.constants[runtime.RUNTIME_NAME] = runtime
+        return f"{runtime.RUNTIME_NAME}.{fn.__name__}"
 
     def constant_expr(self, value) -> str:
         t = type(value)
@@ -59,7 +68,7 @@ class FrameCodegen:
         text = source.expr(RUNTIME)
         for name, helper in SOURCE_HELPERS.items():
             if name in text:
-                self.injected[name] = helper
+                self.constants[name] = helper
         return text
 
     def cell_expr(self, source) -> str:
@@ -118,9 +127,10 @@ class FrameCodegen:
                   f"    def {fn_name}({', '.join(arg_names)}):\n{body}\n"
                   f"    return {fn_name}\n")
         namespace: dict = {}
-        filename = f"<capture: {code.co_name} from {code.co_filename}:{code.co_firstlineno}>"
+        filename = f"<capture: {code.co_name} from {code.co_filename}:{code.co_firstlineno} #{next(_entries)}>"
         exec(compile(source, filename, "exec"), namespace)
-        new_code = namespace["__capture_make"]().__code__
+        runtime.register_source(filename, source)
+        new_code = runtime.bind_constants(namespace["__capture_make"]().__code__, self.constants)
         if new_code.co_freevars != code.co_freevars:
             raise Unsupported("could not reproduce the closure layout of the frame")
         new_code = new_code.replace(co_name=code.co_name, co_qualname=code.co_qualname)
@@ -131,11 +141,8 @@ class FrameCodegen:
         args = ", ".join(self.reconstruct(v) for v in tail.values)
         if tail.needs_closure:
             cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__"
-            fn = f"{self.object_ref(make_function)}({self.object_ref(tail.bridge)}, {self.object_ref(self.f_globals)}, {cells})"
+            make = self.runtime_ref(runtime.make_function)
+            fn = f"{make}({self.object_ref(tail.bridge)}, {self.object_ref(self.f_globals)}, {cells})"
         else:
-            fn = self.object_ref(make_function(tail.bridge, self.f_globals, None))
+            fn = self.object_ref(runtime.make_function(tail.bridge, self.f_globals, None))
         return f"{fn}({args})"
-
-    def install(self):
-        """Store the objects the generated code refers to in the frame's globals."""
-        self.f_globals.update(self.injected)

@@ -27,12 +27,13 @@ from capture import _C, logs, resume
 from capture.exc import BreakReason, Unsupported
 from capture.frame_codegen import FrameCodegen
 from capture.records import CacheEntry, HitCounter
+from capture.runtime import grad_mode_restorer, run_without_hook
 from capture.symbolic.output_graph import OutputGraph
 from capture.symbolic.translator import InstructionTranslator, Stopped, code_location
 from capture.variables.base import NullVariable
 from capture.variables.builder import wrap
 from capture.variables.cells import CellBox
-from capture.variables.ctx_manager import GradModeExit, grad_mode_restorer
+from capture.variables.ctx_manager import GradModeExit
 from capture.variables.tensor import TensorVariable
 from guards import build_guard_function
 from guards.sources import ClosureSource, LocalSource
@@ -197,13 +198,13 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     cg.counter = HitCounter()
     gm, out_nodes = output.finish(collect_tensors(needed + output.side_effects.values()))
     cg.output_index = {node: i for i, node in enumerate(out_nodes)}
-    graph_fn = None
+    graph_fn = compiled = None
     if output.has_ops() or out_nodes:
         log_graph.debug("graph for %s:\n%s", code.co_name, gm.print_readable(print_output=False))
         compiled = backend(gm, [i.example for i in output.inputs])
         if not callable(compiled):
             raise Unsupported(f"backend returned {type(compiled).__name__}, not a callable")
-        graph_fn = _run_without_hook(compiled)
+        graph_fn = run_without_hook(compiled)
         if recorder is not None:
             recorder.graphs.append(gm)
     input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
@@ -211,12 +212,11 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay)
     guard = build_guard_function(output.guards, frame.arg_names, f_globals, name=guard_name(code),
                                  example=(frame.func, frame.args), dict_watch=_C.DictWatch)
-    cg.install()
     log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
     if recorder is not None:
         recorder.guards.extend(guard.readable())
     return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=cg.counter,
-                      reason=reason if tail is not None else None)
+                      reason=reason if tail is not None else None, compiled=compiled)
 
 
 def _eager(frame: Frame, output: OutputGraph, reason: BreakReason, recorder) -> CacheEntry:
@@ -303,15 +303,3 @@ def positional_copy(code: types.CodeType) -> types.CodeType:
 def guard_name(code) -> str:
     return f"guard_{code.co_name}" if code.co_name.isidentifier() else "guard"
 
-
-def _run_without_hook(compiled):
-    set_callback = _C.set_callback
-
-    def run_graph(*inputs):
-        previous = set_callback(None)
-        try:
-            return compiled(*inputs)
-        finally:
-            set_callback(previous)
-    run_graph.compiled = compiled
-    return run_graph

@@ -1,6 +1,6 @@
 """What we keep about compiled frames: cache entries, recompiles and their guard
-failures, per code object (``FRAMES``), for capture.report, capture.explain and
-capture.reset."""
+failures, per code object (in ``capture.state.FRAMES``), for capture.report,
+capture.explain and capture.reset."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +27,7 @@ class CacheEntry:
     source: str = ""  # generated Python of the replacement frame
     reason: BreakReason | None = None
     counter: HitCounter | None = None
+    compiled: object = None  # what the backend returned for the graph
 
     @property
     def hits(self):
@@ -77,9 +78,6 @@ class FrameRecord:
     def recompile_reasons(self) -> list:
         """Per recompile: (frame name, ["L['x']: shape[0]: expected 8, got 16 (read at f.py:3)", ...])."""
         return [(self.code.co_name, [f.text() for f in r.failures]) for r in self.recompiles]
-
-
-FRAMES: dict = {}  # code -> FrameRecord
 
 
 class Recorder:

@@ -12,7 +12,7 @@ import dataclasses
 import html
 import types
 
-from capture.records import FRAMES
+from capture.state import FRAMES
 
 
 @dataclasses.dataclass

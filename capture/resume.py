@@ -20,11 +20,11 @@ import types
 from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 from capture import _C
+from capture.state import RESUME_CODES
 
 VALUE, NULL = "value", "null"
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 _PROLOGUE_OPS = {"MAKE_CELL", "COPY_FREE_VARS", "RESUME", "NOP"}
-_cache: dict = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +117,15 @@ def _prologue(bc: Bytecode, layout: Layout) -> list:
 def resume_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
     """The original code continuing at ``offset`` with ``layout``'s stack and locals."""
     key = ("resume", code, offset, layout)
-    if key not in _cache:
+    if key not in RESUME_CODES:
         bc, body, label, _ = _body_with_label(code, offset)
         new = _new_bytecode(bc, f"__resume_{code.co_name.strip('<>')}_at_{offset}", layout)
         new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
         # the handlers' stack depths are those of the original code: keep them (code
         # before the jump target is dead here, so they cannot be recomputed)
         # (an explicit stacksize keeps bytecode from re-deriving them through dead code)
-        _cache[key] = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
-    return _cache[key]
+        RESUME_CODES[key] = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
+    return RESUME_CODES[key]
 
 
 def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
@@ -133,7 +133,7 @@ def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types
     used where no bridge can continue (inside loops and try/with blocks), so the
     original exception table and loop structure stay in force."""
     key = ("tail", code, offset, layout)
-    if key not in _cache:
+    if key not in RESUME_CODES:
         bc, body, label, target = _body_with_label(code, offset)
         if target.name == "CALL":
             # enter at the KW_NAMES/PRECALL before it: CALL needs the names KW_NAMES sets
@@ -145,8 +145,8 @@ def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types
         new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
         tail = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
         _C.set_skip(tail)
-        _cache[key] = tail
-    return _cache[key]
+        RESUME_CODES[key] = tail
+    return RESUME_CODES[key]
 
 
 def _call_resume(bc: Bytecode, code, offset: int, layout: Layout) -> list:
@@ -216,7 +216,7 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
     ``on_error`` (inside grad-mode with-blocks) is called if ``inst`` raises, before the
     exception propagates: it does what the blocks' ``__exit__`` would have done."""
     key = ("bridge", code, inst.offset, layout, on_error)
-    if key not in _cache:
+    if key not in RESUME_CODES:
         bc, body, label, original = _body_with_label(code, inst.offset)
         new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
         locals_after = _locals_after(inst, layout.local_names, code.co_freevars)
@@ -240,8 +240,8 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
         new.extend(instrs)
         bridge = new.to_code()
         _C.set_skip(bridge)
-        _cache[key] = bridge
-    return _cache[key]
+        RESUME_CODES[key] = bridge
+    return RESUME_CODES[key]
 
 
 def _call_preamble(body: list, label: Label) -> list:
@@ -258,11 +258,6 @@ def _call_preamble(body: list, label: Label) -> list:
         else:
             break
     return preamble
-
-
-def make_function(code: types.CodeType, f_globals: dict, closure: tuple | None):
-    """Used by rewritten frames to call a bridge with the frame's own closure cells."""
-    return types.FunctionType(code, f_globals, code.co_name, None, closure)
 
 
 def _exception_entries(code) -> list:

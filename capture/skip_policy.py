@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from capture import _C
 from capture.skipfiles import is_skipped_file
-
-SKIPPED: set = set()  # user and library codes we marked to run as they are (reset clears)
-FORCED_CODES: set = set()  # codes passed to capture.compile: traced even from skipped files
+from capture.state import FORCED_CODES, SKIPPED
 
 
 def mark_skip(code):

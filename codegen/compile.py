@@ -17,7 +17,6 @@ the reason in ``stats``; any other failure is a bug of ours and warns
 """
 from __future__ import annotations
 
-import os
 import time
 
 from torch import fx
@@ -85,7 +84,6 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune) -> None:
     text, namespace = WrapperCodegen(lowering, items, sources, autotune=autotune).generate()
     call = compile_wrapper(text, namespace, filename=f"<capture wrapper {len(COMPILED)}>")
     compiled.install(call, lowering, decomposed, kernels, text, _stats(gm, lowering, items, kernels, scheduler))
-    _dump(compiled)
 
 
 def _stats(gm, lowering, items, kernels, scheduler) -> GraphStats:
@@ -103,16 +101,6 @@ def _stats(gm, lowering, items, kernels, scheduler) -> GraphStats:
     stats.floor_bytes = floor_bytes(lowering)
     stats.fusion_decisions = list(scheduler.decisions)
     return stats
-
-
-def _dump(compiled: CompiledGraph) -> None:
-    directory = os.environ.get("CAPTURE_DEBUG_DIR")
-    if not directory:
-        return
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"graph_{len(COMPILED)}_triton.py")
-    with open(path, "w") as f:
-        f.write(compiled.source())
 
 
 def stats(compiled: CompiledGraph | None = None) -> GraphStats:

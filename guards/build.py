@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import itertools
+import linecache
 import math
 
 from guards.guard import Guard
@@ -28,6 +30,17 @@ HELPERS = {
     **STATE_HELPERS,
     **SOURCE_HELPERS,
 }
+
+
+_numbers = itertools.count()  # numbers the guard functions' file names
+_SOURCES: set = set()  # their linecache entries
+
+
+def forget_sources() -> None:
+    """Drop the guard sources registered with linecache (capture.reset)."""
+    for filename in _SOURCES:
+        linecache.cache.pop(filename, None)
+    _SOURCES.clear()
 
 
 def guard_env(arg_names, globals_dict, func, args) -> dict:
@@ -180,6 +193,9 @@ def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: di
               + "\n".join("    " + line for line in f"def {name}({params}):\n{body}".splitlines())
               + f"\n    return {name}\n")
     namespace: dict = {"__builtins__": builtins}
-    exec(compile(source, f"<capture guard {name}>", "exec"), namespace)
+    filename = f"<capture guard {name} #{next(_numbers)}>"
+    exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
+    _SOURCES.add(filename)
     fn = namespace[f"__make_{name}"](*HELPERS.values(), globals_dict, *em.consts)
     return GuardFunction(fn, source, guards, tuple(arg_names), globals_dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 import capture
-from capture.records import FRAMES
+from capture.state import FRAMES
 
 
 def assert_same(got, expected, rtol=1e-5, atol=1e-6, path="out"):

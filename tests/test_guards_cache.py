@@ -8,7 +8,7 @@ from torch import nn
 
 import capture
 from capture import _C
-from capture.records import FRAMES
+from capture.state import FRAMES
 from helpers_modules import assert_one_graph, assert_same, check, check_fresh, code_of, entries, n_entries, reasons
 
 

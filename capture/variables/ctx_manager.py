@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from capture.exc import Unsupported
+from capture.runtime import GradModeRestorer, grad_mode_restorer
 from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
@@ -60,27 +61,6 @@ class GradModeExit(VariableTracker):
         return cg.object_ref(grad_mode_restorer(self.restore))
 
 
-class _GradModeRestorer:
-    """Stands in for a grad-mode context manager's ``__exit__`` after a graph break."""
-
-    def __init__(self, mode: bool):
-        self.mode = mode
-
-    def __call__(self, *exc_info):
-        torch._C._set_grad_enabled(self.mode)
-        return None  # never swallows the exception
-
-    def __repr__(self):
-        return f"<restore grad mode {self.mode}>"
-
-
-_RESTORERS = {True: _GradModeRestorer(True), False: _GradModeRestorer(False)}
-
-
-def grad_mode_restorer(mode: bool) -> _GradModeRestorer:
-    return _RESTORERS[bool(mode)]
-
-
 @builder.constructs(builder.Order.OBJECT, lambda cls: cls in GRAD_MODE_CLASSES or cls is torch.set_grad_enabled)
 def make_grad_mode(tx, cls, args, kwargs):
     if cls in GRAD_MODE_CLASSES:
@@ -93,7 +73,7 @@ def make_grad_mode(tx, cls, args, kwargs):
     return GradModeVariable(bool(mode), applied_from=previous)
 
 
-@builder.wraps(builder.Order.OBJECT, lambda v: type(v) is _GradModeRestorer)
+@builder.wraps(builder.Order.OBJECT, lambda v: type(v) is GradModeRestorer)
 def _wrap_restorer(tx, value, source):
     """A grad-mode block's exit handed to a resume function."""
     builder.guard(tx, source, GuardKind.IDENTITY, value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from capture import _C
+from capture import runtime
 from capture.exc import MissingAttribute, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
@@ -24,16 +24,6 @@ from capture.variables.user_object import ClassVariable, class_member
 
 # Methods answered from the fields; the rest of the class's methods are traced.
 _PROTOCOL = {"to_tuple", "keys", "values", "items", "get", "__getitem__", "__contains__", "__len__", "__iter__"}
-
-
-def build(cls, fields: dict):
-    """The real object, built with the frame hook off: the constructor is library
-    bookkeeping whose effect the tracker already stands for."""
-    previous = _C.set_callback(None)
-    try:
-        return cls(**fields)
-    finally:
-        _C.set_callback(previous)
 
 
 def is_model_output_class(cls) -> bool:
@@ -175,7 +165,7 @@ class ModelOutputVariable(VariableTracker):
 
     def reconstruct(self, cg):
         fields = "{" + ", ".join(f"{k!r}: {cg.reconstruct(v)}" for k, v in self.fields.items()) + "}"
-        return f"{cg.object_ref(build)}({cg.object_ref(self.cls)}, {fields})"
+        return f"{cg.runtime_ref(runtime.build_with_hook_off)}({cg.object_ref(self.cls)}, {fields})"
 
     def __repr__(self):
         return f"ModelOutputVariable({self.cls.__name__}, {self.keys_order})"

@@ -9,6 +9,7 @@ import types
 
 import torch
 
+from capture import runtime
 from capture.exc import MissingAttribute, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
@@ -270,18 +271,10 @@ class NewObjectVariable(VariableTracker):
 
     def reconstruct(self, cg):
         attrs = "{" + ", ".join(f"{k!r}: {cg.reconstruct(v)}" for k, v in self.attrs.items()) + "}"
-        return f"{cg.object_ref(build_object)}({cg.object_ref(self.cls)}, {attrs})"
+        return f"{cg.runtime_ref(runtime.build_object)}({cg.object_ref(self.cls)}, {attrs})"
 
     def __repr__(self):
         return f"NewObjectVariable({self.cls.__name__})"
-
-
-def build_object(cls, attrs: dict):
-    """Rebuild an instance of a user class created inside a compiled frame (called by
-    rewritten frames)."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(attrs)
-    return obj
 
 
 class OpaqueCallableVariable(KnownObjectMixin, VariableTracker):
