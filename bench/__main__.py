@@ -81,7 +81,7 @@ def main(argv=None):
 
 
 def _run(args, wants_triton):
-    from bench import harness, models
+    from bench import harness, models, table
 
     if args.list:
         for spec in models.suite():
@@ -101,19 +101,19 @@ def _run(args, wants_triton):
                                 triton=bool(wants_triton), device=args.device, repeats=args.repeats,
                                 inductor_budget=args.inductor_budget, progress=not args.no_progress)
     result = harness.run(settings)
-    print(harness.format_table(result))
-    notes = harness.format_notes(result)
+    print(table.format_table(result))
+    notes = table.format_notes(result)
     if notes:
         print("\nNotes (mismatches, graph-break reasons, warnings):")
         print(notes)
     if args.json:
-        harness.write_json(result, args.json)
+        table.write_json(result, args.json)
         print(f"\nwrote {args.json}")
     if args.csv:
-        harness.write_csv(result, args.csv)
+        table.write_csv(result, args.csv)
         print(f"wrote {args.csv}")
     if args.plot:
-        harness.write_plot(result, args.plot)
+        table.write_plot(result, args.plot)
         print(f"wrote {args.plot}")
     failed = [r for r in result["rows"] if r["status"] == "mismatch"]
     if failed:

@@ -38,20 +38,16 @@ A model or backend that cannot run here gets a row saying why; the rest still ru
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import io
-import json
 import logging
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 import warnings
-from collections import Counter
 from collections.abc import Mapping
 
 import torch
@@ -59,6 +55,9 @@ import torch
 import capture
 from bench import models as model_suite
 from bench.breaks import _dynamo_where
+from bench.case import Case, _compare, _first_line, _why, _zip_pairs
+from bench.progress import Progress
+from bench.table import Row, _fmt_bytes, _short_paths
 from bench.timing import interleaved_samples
 
 ALL_BACKENDS = ("capture-eager", "capture-triton", "tc-eager", "tc-inductor")
@@ -90,184 +89,6 @@ class Settings:
             self.inductor_budget = 25.0
         # target seconds of one timed batch (of `calls` calls) of one variant
         self.batch_seconds = 0.02 if self.quick else 0.05
-
-
-@dataclasses.dataclass
-class Row:
-    model: str
-    mode: str
-    backend: str
-    status: str = "ok"  # ok | mismatch | cannot run | skipped
-    reason: str = ""
-    correct: bool | None = None
-    max_err: float | None = None
-    first_call_s: float | None = None
-    eager_ms: float | None = None
-    eager_spread_ms: float | None = None
-    ms: float | None = None
-    spread_ms: float | None = None
-    speedup: float | None = None
-    calls: int | None = None  # calls per timed batch
-    rounds: int | None = None  # timed batches per variant
-    graphs: int | None = None
-    breaks: int | None = None
-    break_reasons: list = dataclasses.field(default_factory=list)
-    recompiles: int | None = None
-    guards: int | None = None
-    kernels: int | None = None
-    bytes: int | None = None  # modeled bytes read + written per call
-    eager_bytes: int | None = None  # the same for eager PyTorch running the graphs op by op
-    notes: list = dataclasses.field(default_factory=list)
-
-
-# ------------------------------------------------------------------ progress bar
-
-class Progress:
-    """A one-line progress bar on stderr (redrawn in place on a terminal; one line per
-    step otherwise)."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None):
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-        self.label = ""
-
-    def _line(self) -> str:
-        width = 24
-        filled = int(width * self.done / self.total)
-        elapsed = time.perf_counter() - self.start
-        return (f"bench [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"{elapsed:5.0f}s  {self.label}")
-
-    def show(self, label: str):
-        self.label = label
-        if self.tty:
-            self.stream.write("\r\033[K" + self._line())
-            self.stream.flush()
-
-    def step(self, label: str | None = None):
-        self.done += 1
-        if label is not None:
-            self.label = label
-        if self.tty:
-            self.stream.write("\r\033[K" + self._line())
-            self.stream.flush()
-        elif self.enabled:
-            self.stream.write(self._line() + "\n")
-            self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
-# ------------------------------------------------------------------ helpers
-
-def _first_line(text, limit: int = 160) -> str:
-    text = str(text).strip()
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
-def _why(e: BaseException) -> str:
-    return f"{type(e).__name__}: {_first_line(e)}"
-
-
-def _tensors(out) -> list:
-    """Every tensor in a (nested) output, in a fixed order (ModelOutput is a dict)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, Mapping):
-        return [t for k in out for t in _tensors(out[k])]
-    if isinstance(out, (list, tuple)):
-        return [t for v in out for t in _tensors(v)]
-    return []
-
-
-def _compare(pairs, rtol: float, atol: float) -> tuple[bool, float, str]:
-    """(all close, max abs difference, first mismatch) over (name, got, expected) pairs."""
-    ok, worst, first_bad = True, 0.0, ""
-    for name, got, want in pairs:
-        if got is None or want is None:
-            if got is not want:
-                ok = False
-                first_bad = first_bad or f"{name}: {'missing' if got is None else 'unexpected'}"
-            continue
-        if got.shape != want.shape or got.dtype != want.dtype:
-            ok = False
-            first_bad = first_bad or f"{name}: {tuple(got.shape)} {got.dtype} vs eager {tuple(want.shape)} {want.dtype}"
-            continue
-        g, w = got.detach().float().cpu(), want.detach().float().cpu()
-        diff = (g - w).abs()
-        finite = torch.isfinite(w)
-        if not torch.equal(torch.isfinite(g), finite):
-            ok = False
-            first_bad = first_bad or f"{name}: non-finite values differ"
-        err = float(diff[finite].max()) if finite.any() else 0.0
-        worst = max(worst, err)
-        if not torch.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True):
-            ok = False
-            first_bad = first_bad or f"{name}: max abs diff {err:.3g}"
-    return ok, worst, first_bad
-
-
-class Case:
-    """One model in one mode: the reference module, inputs, and how to run a step."""
-
-    def __init__(self, spec, mode: str, device: str):
-        self.spec, self.mode, self.device = spec, mode, device
-        self.train = mode == "train"
-        self.base = spec.make().to(device).train(self.train)
-        self.inputs = self._inputs(1)
-        self.other_inputs = self._inputs(2)
-
-    def _inputs(self, seed):
-        return tuple(t.to(self.device) if isinstance(t, torch.Tensor) else t for t in self.spec.inputs(seed))
-
-    def fresh(self):
-        return copy.deepcopy(self.base)
-
-    def grad_context(self):
-        return torch.enable_grad() if self.train else torch.no_grad()
-
-    def step(self, model, fn, inputs):
-        """Run one step of ``fn`` (model or its compiled form); return what to compare."""
-        with self.grad_context():
-            if self.train:
-                model.zero_grad(set_to_none=True)
-                out = fn(*inputs)
-                self.spec.main_output(out).float().sum().backward()
-            else:
-                out = fn(*inputs)
-        pairs = [(f"output[{i}]", t) for i, t in enumerate(_tensors(out))]
-        if self.train:
-            pairs += [(f"grad {n}", p.grad) for n, p in model.named_parameters()]
-        return pairs
-
-    def buffers(self, model):
-        return [(f"buffer {n}", b) for n, b in model.named_buffers()]
-
-    def timed_callable(self, model, fn):
-        inputs = self.inputs
-        if not self.train:
-            return lambda: fn(*inputs)
-        main = self.spec.main_output
-
-        def train_step():
-            model.zero_grad(set_to_none=True)
-            main(fn(*inputs)).float().sum().backward()
-        return train_step
-
-
-def _zip_pairs(got, want):
-    want_d = dict(want)
-    names = [n for n, _ in want] + [n for n, _ in got if n not in want_d]
-    got_d = dict(got)
-    return [(n, got_d.get(n), want_d.get(n)) for n in names]
 
 
 @contextlib.contextmanager
@@ -693,38 +514,11 @@ def run(settings: Settings, progress_stream=None) -> dict:
                     row = Row(spec.name, mode, b.name)
                     rows.append(row)
                     progress.show(f"{spec.name} {mode} {b.name}")
-                    if unavailable[b.name]:
-                        row.status, row.reason = "cannot run", unavailable[b.name]
-                        progress.step()
-                        continue
-                    if b.name == "tc-inductor" and settings.quick and mode == "train":
-                        row.status = "skipped"
-                        row.reason = "--quick: inductor in eval mode only (a train compile takes 3-10 s); run without --quick"
-                        progress.step()
-                        continue
-                    if (b.name == "tc-inductor" and settings.inductor_budget is not None
-                            and inductor_spent >= settings.inductor_budget):
-                        row.status = "skipped"
-                        row.reason = (f"--quick: inductor compile budget ({settings.inductor_budget:.0f} s) used up by "
-                                      f"{inductor_done} compile(s) ({inductor_spent:.0f} s); run without --quick")
-                        progress.step()
-                        continue
-                    with _quiet():
-                        if b.family not in explained_by_family:
-                            try:
-                                with warnings.catch_warnings():
-                                    warnings.simplefilter("ignore")
-                                    with contextlib.redirect_stdout(io.StringIO()):
-                                        explained_by_family[b.family] = b.explain(case)
-                            except Exception as e:  # noqa: BLE001
-                                explained_by_family[b.family] = {}
-                                row.notes.append(f"explain failed: {_why(e)}")
-                        try:
-                            run_variant(case, b, settings, explained_by_family[b.family], row)
-                        except Exception as e:  # noqa: BLE001 - never lose the whole run to one variant
-                            row.status, row.reason = "cannot run", f"harness error: {_why(e)}"
-                            with contextlib.suppress(Exception):
-                                b.reset()
+                    skip = unavailable[b.name] or _skip_reason(b, settings, mode, inductor_spent, inductor_done)
+                    if skip:
+                        row.status, row.reason = ("cannot run" if unavailable[b.name] else "skipped"), skip
+                    else:
+                        _run_one(case, b, settings, explained_by_family, row)
                     if b.name == "tc-inductor" and row.first_call_s is not None:
                         inductor_spent += row.first_call_s
                         inductor_done += 1
@@ -738,6 +532,38 @@ def run(settings: Settings, progress_stream=None) -> dict:
     return {"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}
 
 
+def _skip_reason(b, settings: Settings, mode: str, inductor_spent: float, inductor_done: int) -> str | None:
+    """Why ``--quick`` skips backend ``b`` here, if it does."""
+    if b.name != "tc-inductor":
+        return None
+    if settings.quick and mode == "train":
+        return "--quick: inductor in eval mode only (a train compile takes 3-10 s); run without --quick"
+    if settings.inductor_budget is not None and inductor_spent >= settings.inductor_budget:
+        return (f"--quick: inductor compile budget ({settings.inductor_budget:.0f} s) used up by "
+                f"{inductor_done} compile(s) ({inductor_spent:.0f} s); run without --quick")
+    return None
+
+
+def _run_one(case: Case, b, settings: Settings, explained_by_family: dict, row: Row) -> None:
+    """Explain (once per backend family and case) and run one variant; fills ``row``."""
+    with _quiet():
+        if b.family not in explained_by_family:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        explained_by_family[b.family] = b.explain(case)
+            except Exception as e:  # noqa: BLE001
+                explained_by_family[b.family] = {}
+                row.notes.append(f"explain failed: {_why(e)}")
+        try:
+            run_variant(case, b, settings, explained_by_family[b.family], row)
+        except Exception as e:  # noqa: BLE001 - never lose the whole run to one variant
+            row.status, row.reason = "cannot run", f"harness error: {_why(e)}"
+            with contextlib.suppress(Exception):
+                b.reset()
+
+
 def _meta(settings, device, backends, modes, seconds) -> dict:
     ok, tf = model_suite.transformers_status()
     return dict(
@@ -748,182 +574,3 @@ def _meta(settings, device, backends, modes, seconds) -> dict:
         repeats=settings.repeats, inductor_budget_s=settings.inductor_budget,
         inductor_kernel_cache=os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default (warm after the first run)"),
     )
-
-
-# ------------------------------------------------------------------ output
-
-def _fmt_ms(v) -> str:
-    if v is None:
-        return "-"
-    if v >= 100:
-        return f"{v:.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    if v >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
-def _fmt_int(v) -> str:
-    return "-" if v is None else str(v)
-
-
-def _fmt_bytes(v) -> str:
-    if v is None:
-        return "-"
-    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if v >= size:
-            return f"{v / size:.1f}{unit}"
-    return str(v)
-
-
-COLUMNS = [("model", 13, "<"), ("mode", 5, "<"), ("backend", 14, "<"), ("ok", 3, ">"), ("max err", 7, ">"),
-           ("1st s", 6, ">"), ("eager ms", 8, ">"), ("ms", 8, ">"), ("±%", 4, ">"), ("speedup", 7, ">"),
-           ("graphs", 6, ">"), ("breaks", 6, ">"), ("recomp", 6, ">"), ("guards", 6, ">"), ("kernels", 7, ">"),
-           ("bytes", 6, ">")]
-
-
-def _cells(r: dict) -> list[str]:
-    ok = "yes" if r["correct"] else ("NO" if r["correct"] is False else "-")
-    spread = (f"{100 * r['spread_ms'] / r['ms']:.0f}" if r["ms"] and r["spread_ms"] is not None else "-")
-    return [r["model"], r["mode"], r["backend"], ok,
-            "-" if r["max_err"] is None else f"{r['max_err']:.0e}" if r["max_err"] else "0",
-            "-" if r["first_call_s"] is None else f"{r['first_call_s']:.2f}",
-            _fmt_ms(r["eager_ms"]), _fmt_ms(r["ms"]), spread,
-            "-" if r["speedup"] is None else f"{r['speedup']:.2f}x",
-            _fmt_int(r["graphs"]), _fmt_int(r["breaks"]), _fmt_int(r["recompiles"]), _fmt_int(r["guards"]),
-            _fmt_int(r["kernels"]), _fmt_bytes(r["bytes"])]
-
-
-def format_table(result: dict) -> str:
-    rows = result["rows"]
-    header = " ".join(f"{name:{align}{width}}" for name, width, align in COLUMNS)
-    out = [header, "-" * len(header)]
-    last_model = None
-    skipped_models = set()
-    for r in rows:
-        if last_model is not None and r["model"] != last_model:
-            out.append("")
-        last_model = r["model"]
-        if r["status"] == "skipped" and r["reason"].startswith("cannot run") and r["model"] not in skipped_models:
-            skipped_models.add(r["model"])
-            out.append(f"{r['model']:<13} {'-':<5} {'(all)':<14} {r['reason']}")
-            continue
-        if r["model"] in skipped_models:
-            continue
-        if r["status"] in ("cannot run", "skipped"):
-            label = "cannot run" if r["status"] == "cannot run" else "skipped"
-            why = r["reason"] if not r["reason"].startswith(label) else r["reason"][len(label):].lstrip(": ")
-            out.append(f"{r['model']:<13} {r['mode']:<5} {r['backend']:<14} {label}: {_first_line(why, 110)}")
-            continue
-        cells = _cells(r)
-        out.append(" ".join(f"{c:{align}{width}}" for c, (_, width, align) in zip(cells, COLUMNS)))
-    meta = result["meta"]
-    out.append("-" * len(header))
-    out.append(f"ms: median per call ({'inference, no_grad' if 'eval' in meta['modes'] else ''}"
-               f"{'; ' if len(meta['modes']) > 1 else ''}{'train: forward+backward' if 'train' in meta['modes'] else ''})"
-               f", timed interleaved with eager ({meta['repeats']} rounds); ±%: max-min over rounds; "
-               f"speedup: median over rounds of eager/compiled; 1st s: first call (compile + run); tc = torch.compile; "
-               f"'-': not known/not measured")
-    out.append(f"{meta['cpus']} CPUs, torch threads: {meta['torch_threads']}, device {meta['device']}, torch {meta['torch']}"
-               f"{', transformers ' + meta['transformers'] if meta['transformers'] else ''}; run took {meta['seconds']:.0f} s")
-    if meta.get("triton_interpret") and "capture-triton" in meta["backends"] and meta["device"] == "cpu":
-        out.append("capture-triton ran its kernels in the Triton interpreter on CPU (TRITON_INTERPRET=1): its ms is "
-                   "the interpreter's, not a GPU's (timed with 3 rounds of 1 call)")
-    load = meta.get("load_before")
-    if load is not None and meta["cpus"] and load > 0.5 * meta["cpus"]:
-        out.append(f"warning: load average was {load:.1f} on {meta['cpus']} CPUs before the run: other processes "
-                   "were busy, so timings are noisy (see the ±% column"
-                   + ("; --threads 1 steadies them)" if meta["torch_threads"] > 1 else ")"))
-    return "\n".join(out)
-
-
-def format_notes(result: dict) -> str:
-    """Mismatches, break reasons and warnings worth reading, one block per model."""
-    lines = []
-    for r in result["rows"]:
-        items = []
-        if r["status"] == "mismatch":
-            items.append(f"MISMATCH vs eager: {r['reason']}")
-        counted = Counter(r["break_reasons"])
-        for reason, n in list(counted.items())[:3]:
-            items.append(f"break: {reason}" + (f" (x{n})" if n > 1 else ""))
-        if len(counted) > 3:
-            items.append(f"... {len(counted) - 3} more distinct break reason(s), "
-                         f"{sum(list(counted.values())[3:])} break(s) in all")
-        notes = [_short_paths(n) for n in r["notes"]]
-        items += notes[:4] + ([f"... {len(notes) - 4} more note(s) in the JSON"] if len(notes) > 4 else [])
-        if items and (r["status"] not in ("skipped",)):
-            lines.append(f"{r['model']} {r['mode']} {r['backend']}:")
-            lines += [f"  {i}" for i in items]
-    return "\n".join(lines)
-
-
-def _short_paths(text: str) -> str:
-    """/long/path/to/site-packages/pkg/file.py -> file.py"""
-    return re.sub(r"(?:/[^\s():/]+)+/([^\s():/]+\.py)", r"\1", text)
-
-
-def write_json(result: dict, path: str):
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-
-
-def write_csv(result: dict, path: str):
-    import csv
-    fields = [f.name for f in dataclasses.fields(Row)]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in result["rows"]:
-            w.writerow({k: (" | ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()})
-
-
-def write_plot(result: dict, path: str):
-    """Two bar charts: speedup over eager, and first-call (compile) time, per model and mode."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    rows = [r for r in result["rows"] if r["status"] in ("ok", "mismatch")]
-    cases = list(dict.fromkeys(f"{r['model']} {r['mode']}" for r in rows))
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
-    if not cases:
-        raise SystemExit("--plot: no measured rows to draw")
-    by = {(f"{r['model']} {r['mode']}", r["backend"]): r for r in rows}
-    colors = {"capture-eager": "#1f77b4", "capture-triton": "#9467bd", "tc-eager": "#ff7f0e", "tc-inductor": "#2ca02c"}
-    fig, axes = plt.subplots(2, 1, figsize=(min(13.0, max(7.0, 0.25 * len(cases) * max(len(backends), 2))), 6.4), dpi=80)
-    width = 0.8 / max(len(backends), 1)
-    for ax, key, title, ylabel, log in (
-            (axes[0], "speedup", "per-call speedup over eager (higher is better; CPU)", "eager / compiled", True),
-            (axes[1], "first_call_s", "first call: trace + compile + run (lower is better)", "seconds", True)):
-        for i, b in enumerate(backends):
-            xs, ys = [], []
-            for j, c in enumerate(cases):
-                r = by.get((c, b))
-                if r is not None and r[key] is not None:
-                    xs.append(j + (i - (len(backends) - 1) / 2) * width)
-                    ys.append(r[key])
-            ax.bar(xs, ys, width, label=b, color=colors.get(b))
-        ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels(cases, fontsize=7, rotation=30, ha="right")
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-        if log:
-            ax.set_yscale("log")
-            plain = FuncFormatter(lambda v, _: f"{v:g}")
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
-        if key == "speedup":
-            ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    meta = result["meta"]
-    fig.suptitle(f"python -m bench{' --quick' if meta['quick'] else ''}: {meta['cpus']} CPUs, "
-                 f"torch threads {meta['torch_threads']}, torch {meta['torch']}", fontsize=9, x=0.4)
-    fig.legend(handles, labels, fontsize=7, ncol=len(backends), loc="upper right")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path)
-    plt.close(fig)

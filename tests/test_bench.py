@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from bench import harness, models
+from bench import harness, models, table
 from bench.__main__ import main as bench_main
 
 ROW_FIELDS = {"model", "mode", "backend", "status", "reason", "correct", "max_err", "first_call_s", "eager_ms",
@@ -66,8 +66,8 @@ def test_unavailable_model_and_backend_reported_rest_runs(monkeypatch):
     assert by[("mlp", "capture-eager")]["status"] == "ok" and by[("mlp", "capture-eager")]["correct"]
     triton = by[("mlp", "capture-triton")]  # no CUDA, no interpreter: says why, the rest still ran
     assert triton["status"] == "cannot run" and "TRITON_INTERPRET" in triton["reason"]
-    table = harness.format_table(result)
-    assert "needs_missing" in table and "cannot run" in table and "mlp" in table
+    text = table.format_table(result)
+    assert "needs_missing" in text and "cannot run" in text and "mlp" in text
 
 
 def test_codegen_stats_hook(monkeypatch):

@@ -269,22 +269,27 @@ def _long_functions(modules: dict) -> list:
                    if n > MAX_FUNCTION_LINES), key=lambda t: -t[2])
 
 
+def against_direction(modules: dict) -> list:
+    """``(path, line, module)`` of each import a package must not make (``FORBIDDEN``)."""
+    wrong = []
+    for m in modules.values():
+        banned = FORBIDDEN.get(m.name.split(".")[0], ())
+        wrong += [(m.path, i.line, i.target) for i in m.imports if i.target.split(".")[0] in banned]
+    return sorted(wrong)
+
+
 def measure() -> Result:
     modules = load(PACKAGES)
     tests = load((TESTS,))
     found = cycles(modules)
     local = [(m.path, i.line, i.target) for m in modules.values() for i in m.imports if i.local]
-    wrong = []
-    for m in modules.values():
-        banned = FORBIDDEN.get(m.name.split(".")[0], ())
-        wrong += [(m.path, i.line, i.target) for i in m.imports if i.target.split(".")[0] in banned]
     return Result(
         largest_cycle=found[0] if found else [],
         local_imports=sorted(local),
         long_files=sorted(((m.path, m.lines) for m in modules.values() if m.lines > MAX_FILE_LINES),
                           key=lambda t: -t[1]),
         long_functions=_long_functions(modules),
-        wrong_direction=sorted(wrong),
+        wrong_direction=against_direction(modules),
         test_long_files=sorted(((m.path, m.lines) for m in tests.values() if m.lines > MAX_TEST_FILE_LINES),
                                key=lambda t: -t[1]),
         test_long_functions=_long_functions(tests),
