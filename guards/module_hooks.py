@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import torch
 
-HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+FORWARD_HOOKS = "_forward_hooks"
+FORWARD_PRE_HOOKS = "_forward_pre_hooks"
+BACKWARD_HOOK_TABLES = ("_backward_hooks", "_backward_pre_hooks")
+HOOK_TABLES = (FORWARD_HOOKS, FORWARD_PRE_HOOKS, *BACKWARD_HOOK_TABLES)
 FLAG_TABLES = ("_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
 GLOBAL_HOOK_TABLES = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                       "_global_backward_pre_hooks")

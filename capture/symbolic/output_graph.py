@@ -6,6 +6,12 @@ This façade is where tracker values meet FX: arguments become nodes and constan
 fake results become trackers. Every torch operation the interpreter meets becomes a
 node; its output metadata comes from running the same operation on fake tensors, so no
 real data is computed while tracing.
+
+What trackers and opcode handlers call (``tx.output.<name>``), and nothing else:
+graph ops ``call_graph``, ``call_module``, ``set_grad_enabled``, ``grad_enabled``;
+inputs ``tensor_input``, ``tensor_identity``; guards ``add_guard``, ``guard_state_read``,
+``guard_no_global_hooks``, ``guard_global_absent``, ``guard_parameter``,
+``guard_parameter_metadata``; mutations ``side_effects`` (a SideEffects).
 """
 from __future__ import annotations
 

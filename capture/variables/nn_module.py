@@ -23,7 +23,8 @@ from capture.variables.lists import ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.user_object import ClassVariable, inline_property
 from guards import GuardKind, TensorSpec
-from guards.module_hooks import FLAG_TABLES, HOOK_TABLES, global_module_hook_count, hooks_present
+from guards.module_hooks import (BACKWARD_HOOK_TABLES, FLAG_TABLES, FORWARD_HOOKS, FORWARD_PRE_HOOKS, HOOK_TABLES,
+                                 global_module_hook_count, hooks_present)
 from guards.sources import AttrSource, ItemSource, ModuleMemberSource
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
@@ -213,17 +214,17 @@ class NNModuleVariable(VariableTracker):
         """What nn.Module.__call__ does around forward: pre-hooks may replace the
         inputs, forward hooks the output. Each hook is a user function, inlined."""
         m = self.module
-        if m._backward_hooks or m._backward_pre_hooks or any(getattr(m, t, None) for t in FLAG_TABLES):
+        if any(getattr(m, t, None) for t in BACKWARD_HOOK_TABLES + FLAG_TABLES):
             raise Unsupported(f"{type(m).__name__} has backward or keyword hooks")
         for table in HOOK_TABLES:
             tx.output.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(self.source, table), tuple(getattr(m, table)))
         args = list(args)
-        for hook in self._hooks(tx, "_forward_pre_hooks"):
+        for hook in self._hooks(tx, FORWARD_PRE_HOOKS):
             result = hook.call(tx, [self, TupleVariable(args)], {})
             if not (result.is_python_constant() and result.as_python_constant() is None):
                 args = list(result.iter_items(tx)) if isinstance(result, TupleVariable) else [result]
         output = self._call_forward(tx, args, kwargs)
-        for hook in self._hooks(tx, "_forward_hooks"):
+        for hook in self._hooks(tx, FORWARD_HOOKS):
             result = hook.call(tx, [self, TupleVariable(args), output], {})
             if not (result.is_python_constant() and result.as_python_constant() is None):
                 output = result
