@@ -25,7 +25,7 @@ def parse_args(argv=None):
                              "compile-time budget: about a minute on 2 cores")
     parser.add_argument("--models", help="comma list of models (default: all; with --quick: the quick set); "
                                          "--list shows them")
-    parser.add_argument("--backends", help="comma list of capture-eager, capture-triton, tc-eager, tc-inductor "
+    parser.add_argument("--backends", help="comma list of capture-eager, capture-cpu, capture-triton, tc-eager, tc-inductor "
                                            "(default: all but capture-triton, which needs --triton or CUDA)")
     parser.add_argument("--modes", help="comma list of eval, train (default: both)")
     parser.add_argument("--triton", action="store_true",

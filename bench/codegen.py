@@ -1,4 +1,4 @@
-"""Kernels and modeled memory traffic of the Triton code generator, per model and block.
+"""Kernels and memory traffic of the code generator, per model and block.
 
 ``python -m bench codegen`` compiles each case with ``backend="triton"`` (kernels run in
 Triton's interpreter when there is no GPU, so the numbers are modeled from shapes, not
@@ -6,6 +6,13 @@ timed) and prints, per case: kernels, extern calls, bytes the compiled graph mov
 bytes eager PyTorch moves running the same graph op by op, and the floor (inputs read
 once, outputs written once). Fused pointwise and normalization blocks must stay within
 1.2x of the floor; the verdict column says whether they do.
+
+Then it compiles each case with ``backend="cpu"`` (C kernels), times it against eager
+(interleaved rounds, ``--threads`` torch threads) and divides the bytes the C kernels
+move (modeled the same way) by the median time: the achieved bandwidth, next to this
+machine's streaming-copy bandwidth measured in the same run (``torch`` copying a
+64 MiB tensor, far larger than the caches). Fused blocks should reach
+``BANDWIDTH_TARGET`` of it.
 """
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ import os
 import sys
 
 FUSED_BLOCK_LIMIT = 1.2  # compiled bytes / floor for a fused pointwise or normalization block
+BANDWIDTH_TARGET = 0.7   # C kernels of a fused block: achieved / streaming-copy bandwidth
+COPY_BYTES = 64 << 20    # the streaming copy: far beyond L2/L3, so it measures memory
 
 
 @dataclasses.dataclass
@@ -122,6 +131,69 @@ def measure(names: str | None = None) -> list[dict]:
     return rows
 
 
+def copy_bandwidth(repeats: int = 15) -> float:
+    """Bytes per second of ``dst.copy_(src)`` on COPY_BYTES (read + written), the best round."""
+    import time
+
+    import torch
+    src = torch.ones(COPY_BYTES // 4)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * COPY_BYTES / best
+
+
+def measure_cpu(rows, names, bandwidth: float, repeats: int = 7) -> None:
+    """Add C-kernel timings to ``rows`` (matched by case name)."""
+    import statistics
+
+    import torch
+
+    import capture
+    import codegen
+    from bench.timing import interleaved_samples
+    by_name = {r["case"]: r for r in rows}
+    for case in _cases():
+        if case.name not in by_name:
+            continue
+        capture.reset()
+        codegen.reset()
+        fn = case.make()
+        args = case.inputs()
+        compiled = capture.compile(fn, backend="cpu")
+        with torch.no_grad():
+            ok = torch.allclose(compiled(*args), fn(*args), rtol=1e-4, atol=1e-4)
+            samples = interleaved_samples({"eager": fn, "cpu": compiled}, args, calls=20, repeats=repeats)
+        s = codegen.stats()
+        seconds = statistics.median(samples["cpu"])
+        achieved = s.compiled_bytes / seconds
+        row = by_name[case.name]
+        row.update(cpu_us=seconds * 1e6, eager_us=statistics.median(samples["eager"]) * 1e6,
+                   cpu_spread=(max(samples["cpu"]) - min(samples["cpu"])) / seconds,
+                   cpu_bytes=s.compiled_bytes, cpu_gbs=achieved / 1e9, cpu_fraction=achieved / bandwidth,
+                   cpu_correct=bool(ok),
+                   cpu_within=None if not case.fused_block else achieved >= BANDWIDTH_TARGET * bandwidth)
+
+
+def print_cpu_table(rows, bandwidth: float, threads: int):
+    print(f"\nC kernels (backend=\"cpu\", {threads} thread(s)); streaming copy of {COPY_BYTES >> 20} MiB: "
+          f"{bandwidth / 1e9:.1f} GB/s")
+    print(f"{'case':<28} {'eager us':>9} {'cpu us':>9} {'±%':>4} {'speedup':>7} {'KiB':>8} {'GB/s':>6} "
+          f"{'%copy':>6} {f'>={BANDWIDTH_TARGET:.0%}':>6} {'ok':>3}")
+    for r in rows:
+        if "cpu_us" not in r:
+            continue
+        verdict = "-" if r["cpu_within"] is None else ("yes" if r["cpu_within"] else "NO")
+        print(f"{r['case']:<28} {r['eager_us']:>9.1f} {r['cpu_us']:>9.1f} {r['cpu_spread'] * 100:>4.0f} "
+              f"{r['eager_us'] / r['cpu_us']:>6.2f}x {_kib(r['cpu_bytes']):>8} {r['cpu_gbs']:>6.1f} "
+              f"{r['cpu_fraction']:>6.0%} {verdict:>6} {'yes' if r['cpu_correct'] else 'NO':>3}")
+    print("(us: median per call, timed interleaved with eager; GB/s: modeled bytes the C kernels and extern "
+          "calls move / median time; %copy: of the streaming copy above, measured in this run)")
+
+
 def _kib(n: int) -> str:
     return f"{n / 1024:.1f}"
 
@@ -145,6 +217,8 @@ def print_table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench codegen", description=__doc__)
     parser.add_argument("--cases", help="comma list of substrings of case names (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the C timings")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the C kernel timings")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") != "1":
         import torch
@@ -152,7 +226,15 @@ def main(argv=None):
             os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: kernels run on the CPU
     rows = measure(args.cases)
     print_table(rows)
-    return 0 if all(r["correct"] and r["within_limit"] is not False for r in rows) else 1
+    if not args.no_cpu:
+        import torch
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        bandwidth = copy_bandwidth()
+        measure_cpu(rows, args.cases, bandwidth)
+        print_cpu_table(rows, bandwidth, torch.get_num_threads())
+    ok = all(r["correct"] and r["within_limit"] is not False and r.get("cpu_correct", True) for r in rows)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

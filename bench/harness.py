@@ -5,6 +5,7 @@ in train mode (one forward + backward step, ``loss = output.float().sum()``), an
 every backend:
 
 - ``capture-eager``   ``capture.compile(m, backend="eager")``
+- ``capture-cpu``     ``capture.compile(m, backend="cpu")`` — capture's C kernels (CPU tensors)
 - ``capture-triton``  ``capture.compile(m, backend="triton")`` — only with ``--triton``
   or when CUDA is present; without CUDA it runs under ``TRITON_INTERPRET=1``
 - ``tc-eager``        ``torch.compile(m, backend="eager")`` (the reference front end)
@@ -60,14 +61,15 @@ from bench.progress import Progress
 from bench.table import Row, _fmt_bytes, _short_paths
 from bench.timing import interleaved_samples
 
-ALL_BACKENDS = ("capture-eager", "capture-triton", "tc-eager", "tc-inductor")
-DEFAULT_BACKENDS = ("capture-eager", "tc-eager", "tc-inductor")  # + capture-triton with --triton or CUDA
+ALL_BACKENDS = ("capture-eager", "capture-cpu", "capture-triton", "tc-eager", "tc-inductor")
+DEFAULT_BACKENDS = ("capture-eager", "capture-cpu", "tc-eager", "tc-inductor")  # + capture-triton with --triton or CUDA
+CODEGEN_BACKENDS = ("cpu", "triton")      # capture backends whose kernels and bytes codegen reports
 MODES = ("eval", "train")
 
 # Tolerances of the correctness check (torch.allclose): graph-replaying backends should
 # match eager to rounding; code generators may reorder float arithmetic.
 TOLERANCE = {"capture-eager": (1e-4, 1e-5), "tc-eager": (1e-4, 1e-5),
-             "capture-triton": (1e-3, 1e-4), "tc-inductor": (1e-3, 1e-4)}
+             "capture-triton": (1e-3, 1e-4), "capture-cpu": (1e-3, 1e-4), "tc-inductor": (1e-3, 1e-4)}
 
 
 @dataclasses.dataclass
@@ -200,11 +202,13 @@ class CaptureBackend(Backend):
             if os.environ.get("TRITON_INTERPRET") != "1":
                 return ("no CUDA here and TRITON_INTERPRET is not 1 (it must be set before triton is "
                         "imported: run `python -m bench --triton`, which sets it, or export TRITON_INTERPRET=1)")
+        if self.backend == "cpu" and settings.device not in (None, "cpu"):
+            return f"C kernels run on CPU tensors only (device {settings.device})"
         return None
 
     def reset(self):
         capture.reset()
-        if self.backend == "triton":
+        if self.backend in CODEGEN_BACKENDS:
             with contextlib.suppress(Exception):
                 import codegen
                 codegen.reset()
@@ -229,7 +233,7 @@ class CaptureBackend(Backend):
         row.guards = sum(len(e.guards) for f in rep.frames for e in f.entries)
         if any(f.cache_limit_hit for f in rep.frames):
             row.notes.append("cache limit hit: a frame fell back to eager")
-        if self.backend == "triton":
+        if self.backend in CODEGEN_BACKENDS:
             stats = codegen_stats(compiled)
             row.kernels, row.bytes, row.eager_bytes = stats["kernels"], stats["bytes"], stats["eager_bytes"]
             if row.kernels == 0 and not row.bytes:  # every graph ran as captured: nothing modeled
@@ -323,11 +327,12 @@ def _short_where(where) -> str:
 
 def make_backends(names) -> list[Backend]:
     table = {"capture-eager": lambda: CaptureBackend("eager"), "capture-triton": lambda: CaptureBackend("triton"),
+             "capture-cpu": lambda: CaptureBackend("cpu"),
              "tc-eager": lambda: TorchCompileBackend("eager"), "tc-inductor": lambda: TorchCompileBackend("inductor")}
     return [table[n]() for n in names]
 
 
-ALIASES = {"eager": "capture-eager", "triton": "capture-triton", "inductor": "tc-inductor",
+ALIASES = {"eager": "capture-eager", "triton": "capture-triton", "cpu": "capture-cpu", "inductor": "tc-inductor",
            "torch.compile": "tc-eager", "dynamo": "tc-eager", "tc": "tc-eager"}
 
 

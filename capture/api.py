@@ -39,7 +39,7 @@ def _forced_codes(fn) -> tuple:
     return (code,)
 
 
-def compile(fn_or_module=None, *, backend="triton", fullgraph=False, dynamic=None, options=None):
+def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=None, options=None):
     """Compile a function or nn.Module; usable as ``@compile`` or ``@compile(...)``."""
     if fn_or_module is None:
         return functools.partial(compile, backend=backend, fullgraph=fullgraph, dynamic=dynamic, options=options)

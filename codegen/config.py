@@ -39,6 +39,10 @@ MAX_WARPS = 8
 # few long rows still fuse: their epilogue reads the rows they already own.)
 MIN_ROWS_FOR_ELEMENTWISE = 2
 
+# max_pool2d windows are unrolled (one load and compare per position): up to 5x5; larger
+# windows run as torch's pooling kernel (an extern call).
+MAX_POOL_WINDOW = 25
+
 # Index arithmetic is int32 unless some tensor or loop has 2**31 elements or more.
 INT32_LIMIT = 2 ** 31 - 1
 
@@ -111,6 +115,33 @@ def use_autotune(device) -> bool:
     """Launch through ``triton.autotune`` only on a real CUDA device (see above)."""
     return (device is not None and getattr(device, "type", None) == "cuda"
             and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"))
+
+
+# ---------------------------------------------------------------- the CPU (C) emitter
+
+# An OpenMP parallel loop costs a fork/join of a few microseconds (libgomp, 2 cores
+# here); 32K float32 elements of a light fused op take ~10 µs on one core, so smaller
+# kernels run on the calling thread alone. The thread count is torch's (the same libgomp).
+CPP_PARALLEL_MIN_ELEMENTS = 32768
+
+# Loops are split where an access divides them (a reshape of a permuted view); each
+# round splits every loop one access divides, a few rounds untangle any view chain.
+CPP_MAX_LOOP_SPLITS = 4
+
+# Flags every generated kernel is compiled with (-O3, and -march=native / -fopenmp when
+# the compiler takes them, are added by codegen.runtime.cpp_build). No fast-math: results must be
+# eager's. -ffp-contract=off: eager rounds after every op, an FMA would not.
+# -fno-math-errno: sqrt becomes one instruction (same values; errno is never read).
+# -fno-trapping-math: lets the vectorizer turn a float select (where, relu, clamp) into a
+# blend instead of a branch, which otherwise keeps the whole loop scalar (same values;
+# floating-point exception flags are never read).
+# -fwrapv: signed overflow wraps, as torch's integer ops do.
+CPP_EXTRA_FLAGS = ("-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fwrapv")
+
+
+def cpp_cache_dir() -> Path:
+    """Where compiled graph libraries (and their C source) live, keyed by source hash."""
+    return cache_dir().parent / "cpp_kernels"
 
 
 def cache_dir() -> Path:

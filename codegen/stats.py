@@ -30,6 +30,7 @@ class GraphStats:
     floor_bytes: int = 0
     fusion_decisions: list = dataclasses.field(default_factory=list)
     eager_reason: str | None = None                             # set when the graph runs eagerly
+    internal: bool = False                                      # ... because of a bug of ours
 
     @property
     def n_kernels(self) -> int:

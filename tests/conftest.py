@@ -11,6 +11,30 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import capture  # noqa: E402
+import helpers_codegen  # noqa: E402
+
+EMITTERS = ("triton", "cpp")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emitters(*names): run a codegen test only with these emitters")
+
+
+def pytest_generate_tests(metafunc):
+    """A test using the ``emitter`` fixture runs once per emitter (Triton in the
+    interpreter, C compiled here), unless marked ``@pytest.mark.emitters(...)``."""
+    if "emitter" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("emitters")
+        metafunc.parametrize("emitter", only.args if only else EMITTERS, indirect=True)
+
+
+@pytest.fixture
+def emitter(request):
+    """The emitter ``helpers_codegen.check``/``compile_fn``/``backend()`` use in this test."""
+    previous = helpers_codegen.EMITTER
+    helpers_codegen.EMITTER = request.param
+    yield request.param
+    helpers_codegen.EMITTER = previous
 
 
 @pytest.fixture(autouse=True)

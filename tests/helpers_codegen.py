@@ -1,11 +1,43 @@
-"""Helpers for the code generator tests: compile an FX graph with codegen, run it in
-Triton's interpreter (conftest sets TRITON_INTERPRET=1) and compare with eager."""
+"""Helpers for the code generator tests: compile an FX graph with codegen — Triton
+kernels run in the interpreter (conftest sets TRITON_INTERPRET=1), C kernels compiled
+here — and compare with eager. ``EMITTER`` is set per test by conftest's ``emitter``
+fixture (tests using it run once per emitter)."""
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import fx
 
 import codegen
+
+EMITTER = "triton"
+BACKENDS = {"triton": "triton", "cpp": "cpu"}
+
+
+def backend() -> str:
+    """The ``capture.compile`` backend that forces the current emitter."""
+    return BACKENDS[EMITTER]
+
+
+def count_stores(source: str) -> int:
+    """Stores in a generated kernel's source (either emitter)."""
+    if EMITTER == "triton":
+        return source.count("tl.store(")
+    return len(re.findall(r"_ptr\[[^\]]*\] = ", source))
+
+
+def count_loads(source: str) -> int:
+    if EMITTER == "triton":
+        return source.count("tl.load(")
+    return source.count("_ptr[") - count_stores(source)
+
+
+def count_calls(source: str, fn: str) -> int:
+    """Calls of the float32 math function ``fn`` (``exp``: ``tl.exp(`` or ``expf(``)."""
+    if EMITTER == "triton":
+        return source.count(f"tl.{fn}(")
+    return len(re.findall(rf"\b(capture_)?{fn}f\(", source))
 
 
 def graph_of(fn, n_args: int) -> fx.GraphModule:
@@ -21,7 +53,7 @@ def graph_of(fn, n_args: int) -> fx.GraphModule:
 def compile_fn(fn, *args, fuse=True):
     """codegen.compile_graph on a graph calling ``fn``; fails if it would run eagerly."""
     gm = fn if isinstance(fn, fx.GraphModule) else graph_of(fn, len(args))
-    compiled = codegen.compile_graph(gm, list(args), fuse=fuse)
+    compiled = codegen.compile_graph(gm, list(args), fuse=fuse, emitter=EMITTER)
     assert not compiled.runs_eagerly, f"graph runs eagerly: {compiled.stats.eager_reason}"
     return compiled
 

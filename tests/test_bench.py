@@ -102,3 +102,25 @@ def test_codegen_mode_reports_kernels_and_bytes_against_the_floor(capsys):
     bench_codegen.print_table(rows)
     out = capsys.readouterr().out
     assert "softmax 128x1000" in out and "floor KiB" in out
+
+
+def test_capture_cpu_row_reports_c_kernels_and_bytes(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    bench_main(["--quick", "--models", "mlp", "--backends", "capture-cpu", "--modes", "eval", "--repeats", "2",
+                "--no-progress", "--json", str(out_json)])
+    row, = json.loads(out_json.read_text())["rows"]
+    assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
+    assert row["kernels"] == 2 and row["bytes"] > 0          # two ReLU kernels between three matmuls
+    assert "capture-cpu" in capsys.readouterr().out
+
+
+def test_codegen_mode_times_c_kernels_against_a_streaming_copy(capsys):
+    from bench import codegen as bench_codegen
+    rows = [{"case": "softmax 128x1000"}]                  # the C timings alone (no interpreter run)
+    bandwidth = bench_codegen.copy_bandwidth(repeats=2)
+    bench_codegen.measure_cpu(rows, "softmax 128x", bandwidth, repeats=2)
+    row = {r["case"]: r for r in rows}["softmax 128x1000"]
+    assert row["cpu_correct"] and row["cpu_us"] > 0 and row["cpu_bytes"] == 2 * 128 * 1000 * 4
+    assert row["cpu_fraction"] == row["cpu_gbs"] * 1e9 / bandwidth and row["cpu_within"] in (True, False)
+    bench_codegen.print_cpu_table(rows, bandwidth, 1)
+    assert "streaming copy" in capsys.readouterr().out

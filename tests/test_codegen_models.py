@@ -1,4 +1,4 @@
-"""Models through ``capture.compile(..., backend="triton")`` under the interpreter:
+"""Models through ``capture.compile(..., backend=backend())`` (each emitter: Triton in the interpreter, C):
 results match eager (float32 tolerance) and the kernel counts stay what fusion promises."""
 import logging
 import warnings
@@ -10,10 +10,11 @@ from torch import nn
 
 import capture
 import codegen
+from helpers_codegen import backend
 from helpers_modules import check_fresh
 from test_modules_models import CNN, MLP, GPT2Block, GPT2BlockInlineMask, _randomize_bn
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.usefixtures("emitter")]   # masked-off lanes divide by zero
 
 
 # The model suite (issue 5): every kernel these compile to is also checked for sm_90, as
@@ -38,7 +39,7 @@ def model_suite_kernels() -> list:
     for make_model, shape in MODEL_SUITE.values():
         codegen.reset()
         torch.manual_seed(0)
-        compiled = capture.compile(make_model(), backend="triton")
+        compiled = capture.compile(make_model(), backend=backend())
         with torch.no_grad():
             compiled(torch.randn(shape))
         assert codegen.COMPILED and not any(c.runs_eagerly for c in codegen.COMPILED)
@@ -56,7 +57,7 @@ def _fresh():
 
 
 def _compiled_and_checked(model, make_args, atol=1e-5, rtol=1e-5):
-    compiled = capture.compile(model, backend="triton")
+    compiled = capture.compile(model, backend=backend())
     with torch.no_grad():
         check_fresh(compiled, model, make_args, calls=2, atol=atol, rtol=rtol)
     assert codegen.COMPILED and not any(c.runs_eagerly for c in codegen.COMPILED), \
@@ -106,7 +107,7 @@ def test_function_with_input_mutation_matches_eager():
     def f(x, y):
         x.mul_(2)
         return (x + y).softmax(-1)
-    compiled = capture.compile(f, backend="triton")
+    compiled = capture.compile(f, backend=backend())
     x, y = torch.randn(4, 9), torch.randn(9)
     x_ref = x.clone()
     expected = f(x_ref, y)
@@ -117,7 +118,7 @@ def test_function_with_input_mutation_matches_eager():
 
 def test_graphs_needing_autograd_run_as_captured_and_say_so_once(caplog):
     model = MLP()
-    compiled = capture.compile(model, backend="triton")
+    compiled = capture.compile(model, backend=backend())
     x = torch.randn(4, 16)
     with caplog.at_level(logging.INFO, logger="capture.output_code"):
         out = compiled(x)
@@ -129,11 +130,12 @@ def test_graphs_needing_autograd_run_as_captured_and_say_so_once(caplog):
     assert len(messages) == 1, messages
 
 
+@pytest.mark.emitters("triton")
 def test_triton_backend_without_gpu_or_interpreter_warns_once_and_runs_eagerly(monkeypatch):
     import capture.backends
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     monkeypatch.setattr(capture.backends, "_warned", set())
-    compiled = capture.compile(lambda x: x.exp() + 1, backend="triton")
+    compiled = capture.compile(lambda x: x.exp() + 1, backend=backend())
     with pytest.warns(UserWarning, match="TRITON_INTERPRET"):
         out = compiled(torch.ones(3))
     with warnings.catch_warnings():
@@ -145,7 +147,7 @@ def test_triton_backend_without_gpu_or_interpreter_warns_once_and_runs_eagerly(m
 
 
 def test_per_graph_report_counts_kernels_externs_and_bytes():
-    compiled = capture.compile(lambda x, w: F.layer_norm(F.gelu(x @ w), (32,)), backend="triton")
+    compiled = capture.compile(lambda x, w: F.layer_norm(F.gelu(x @ w), (32,)), backend=backend())
     with torch.no_grad():
         compiled(torch.randn(8, 16), torch.randn(16, 32))
     (graph,) = codegen.COMPILED
@@ -160,7 +162,7 @@ def test_per_graph_report_counts_kernels_externs_and_bytes():
 def test_batchnorm_training_updates_running_stats_like_eager():
     model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU()).train()
     reference = __import__("copy").deepcopy(model)
-    compiled = capture.compile(model, backend="triton")
+    compiled = capture.compile(model, backend=backend())
     with torch.no_grad():
         for _ in range(2):
             x = torch.randn(6, 8)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from helpers_codegen import check
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.usefixtures("emitter")]   # masked-off lanes divide by zero
 
 torch.manual_seed(0)
 
@@ -179,6 +179,7 @@ def test_reduction_matches_eager(op, layout):
     check(REDUCTIONS[op], REDUCTION_LAYOUTS[layout](), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.emitters("triton")
 @pytest.mark.parametrize("op", ["sum_last", "softmax_last", "layer_norm", "var_last", "amax_last"])
 def test_long_rows_use_looped_reduction_and_match(op):
     compiled = check(REDUCTIONS[op], torch.randn(3, 2500), rtol=1e-5, atol=1e-5)
@@ -288,3 +289,24 @@ def test_argmax_argmin_match_eager_including_ties_and_nan(op):
     x[2, 5] = math.nan
     check(ARG_REDUCTIONS[op], x)
     check(ARG_REDUCTIONS[op], torch.randn(3, 2100))  # looped over columns
+
+
+POOLS = {
+    "2x2": dict(kernel_size=2),
+    "3x3_stride2_padded": dict(kernel_size=3, stride=2, padding=1),
+    "3x3_ceil_mode": dict(kernel_size=3, stride=2, ceil_mode=True),
+    "dilated_rectangular": dict(kernel_size=(2, 3), stride=1, dilation=(2, 1), padding=(1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_max_pool2d_values_and_indices_match_eager_with_nan_and_inf(name):
+    x = torch.randn(2, 3, 9, 10)
+    x[0, 0, 1, 1] = math.nan
+    x[1, 1, :4, :4] = -math.inf                  # windows of -inf point at their first position
+    compiled = check(lambda t: F.max_pool2d_with_indices(t.relu() * 2, **POOLS[name]), x)
+    assert compiled.stats.n_kernels == 1         # the ReLU before the pool is in the same kernel
+
+
+def test_max_pool2d_then_mean_is_one_kernel():
+    assert check(lambda t: F.max_pool2d(t, 2).mean((2, 3)), torch.randn(2, 4, 8, 8)).stats.n_kernels == 1

@@ -184,6 +184,13 @@ class WrapperCodegen:
             message = f"index out of range in {' or '.join(source.index_checks)} (capture triton kernel {source.name})"
             self.lines.append(f"_check_indices({flag}, {message!r})")
 
+    def error_flags(self, kernels) -> None:
+        """One int32 per kernel that checks indices, zeroed per call."""
+        n_checking = sum(1 for k in kernels if self.sources[id(k)][0].index_checks)
+        if n_checking:
+            self.index_errors = self.graph.unique("index_errors")
+            self.lines.append(f"{self.index_errors} = torch.zeros(({n_checking},), dtype=torch.int32, device=_device)")
+
     def outputs(self) -> str:
         parts = []
         for out in self.graph.outputs:
@@ -198,10 +205,7 @@ class WrapperCodegen:
     def generate(self, name: str = "call"):
         from codegen.schedule.scheduler import Kernel
         kernels = [item for item in self.items if isinstance(item, Kernel)]
-        n_checking = sum(1 for k in kernels if self.sources[id(k)][0].index_checks)
-        if n_checking:
-            self.index_errors = self.graph.unique("index_errors")
-            self.lines.append(f"{self.index_errors} = torch.zeros(({n_checking},), dtype=torch.int32, device=_device)")
+        self.error_flags(kernels)
         for buffer in self.graph.empty_buffers:
             self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
                               f"dtype={buffer.dtype}, device=_device)")

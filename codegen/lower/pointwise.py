@@ -25,8 +25,18 @@ register = RULES.register
 # --------------------------------------------------------------------------- arithmetic
 
 
+def _half_scalars(node, args):
+    """Eager's add and sub cast a Python scalar to a float16/bfloat16 result's dtype before
+    adding (mul and div keep it in float32): round it the same way."""
+    dtype = out_meta(node)[1]
+    if dtype not in (torch.float16, torch.bfloat16):
+        return args
+    return [float(torch.tensor(v, dtype=dtype)) if isinstance(v, float) else v for v in args]
+
+
 @register(aten.add)
 def _add(g, node, a, b, alpha=1):
+    a, b = _half_scalars(node, [a, b])
     if alpha != 1:
         return pointwise(node, [a, b], lambda x, y: Op("add", [x, Op("mul", [y, scalar(alpha, y.dtype)], y.dtype)], x.dtype))
     return pointwise(node, [a, b], binop("add"))
@@ -34,6 +44,7 @@ def _add(g, node, a, b, alpha=1):
 
 @register(aten.sub)
 def _sub(g, node, a, b, alpha=1):
+    a, b = _half_scalars(node, [a, b])
     if alpha != 1:
         return pointwise(node, [a, b], lambda x, y: Op("sub", [x, Op("mul", [y, scalar(alpha, y.dtype)], y.dtype)], x.dtype))
     return pointwise(node, [a, b], binop("sub"))

@@ -51,7 +51,7 @@ class CompiledGraph:
     def run_eagerly(self, reason: str, internal: bool = False) -> None:
         """Run the graph as captured from now on; an ``internal`` reason is our bug and warns."""
         self._call = None
-        self.stats = GraphStats(eager_reason=reason)
+        self.stats = GraphStats(eager_reason=reason, internal=internal)
         if internal:
             warnings.warn(f"capture codegen: {reason}; running the graph as captured", InternalErrorWarning,
                           stacklevel=3)
@@ -107,9 +107,11 @@ class CompiledGraph:
         return "\n".join(lines)
 
 
-def runs_as_captured(tensors) -> str | None:
+def runs_as_captured(tensors, emitter: str = "triton") -> str | None:
     """The one place that decides a call runs the captured graph instead of generated
     code: None to run generated code, else the reason."""
     if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
         return "a tensor requires grad while grad mode is on (no compiled backward yet)"
+    if emitter == "cpp" and any(isinstance(t, torch.Tensor) and t.device.type != "cpu" for t in tensors):
+        return "the C emitter compiles graphs of CPU tensors only"
     return None

@@ -1,0 +1,516 @@
+"""Emit the C source of one kernel for CPU tensors, from the same placement as Triton's.
+
+A kernel's iteration space (``scheduler.Space``: a flat ``x``, and ``r`` for row
+kernels) becomes a nest of C loops. ``x`` is split into one loop per dimension of the
+first stored member's memory order (``r`` into the reduced dims), the members' indices
+are rebuilt over those loop variables, and the index simplifier turns the flat
+``x // 1024 % 16`` into plain ``x1``. Adjacent loops that every access walks as one
+(``coef(outer) == coef(inner) * size(inner)``) merge back, so an elementwise op on
+contiguous tensors is one loop and a bias add is ``rows x cols``::
+
+    #pragma omp parallel for            (only past config.CPP_PARALLEL_MIN_ELEMENTS)
+    for (int64_t x0 = 0; x0 < 256; x0++) {
+        #pragma omp simd
+        for (int64_t x1 = 0; x1 < 512; x1++) {
+            const float addmm = addmm_ptr[512*x0 + x1];
+            const float bias = bias_ptr[x1];
+            ...
+            out_ptr[512*x0 + x1] = gelu;
+
+Every value is emitted once, in the outermost loop where all the loop variables it
+depends on are bound (a per-channel batch-norm scale is computed once per channel, not
+per pixel). Row kernels run one row per outer iteration: one inner loop per reduction
+(an ``omp simd reduction`` — vector accumulators), then one loop storing the full-size
+values, recomputing pointwise values rather than keeping a row buffer. The innermost
+loops are ``#pragma omp simd``; nothing else is vectorized by hand.
+
+A kernel is a function ``int64_t name(pointers...)`` returning an error word: indices
+out of range and integer division by zero set bits, and the wrapper raises like eager.
+Sizes and strides are literals (shapes are static): ``Loop.size`` and the index
+coefficients are the only places they enter the source.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from codegen import config
+from codegen.emit.cpp_ops import C_TYPES, OPS, STORAGE_TYPES, convert, literal
+from codegen.emit.triton_ops import reduction_identity
+from codegen.ir import Const, IndexCheck, IndexValue, Load, compute_dtype, in_range, indexing, unique_name, walk
+from codegen.schedule.scheduler import Placed, member_index
+from codegen.stats import format_bytes
+
+_LIBM_NAMES = {"exp", "exp2", "log", "log2", "sin", "cos", "erf", "tanh", "log1p", "expm1", "pow", "sqrt", "fabs",
+               "floor", "ceil", "trunc", "rint", "fmod", "memcpy"}
+RESERVED = _LIBM_NAMES | {n + "f" for n in _LIBM_NAMES} | {"err", "int64_t", "int32_t", "float", "double", "bool", "const", "restrict", "return", "for", "if",
+            "else", "int", "char", "long", "short", "unsigned", "signed", "void", "static", "inline", "NAN",
+            "INFINITY", "_Float16", "uint16_t", "uint8_t", "int8_t", "int16_t"}
+ERROR_OPS = {"div_floor_int", "div_trunc_int"}       # integer helpers taking &err
+
+
+@dataclasses.dataclass
+class Loop:
+    name: str
+    size: int
+
+
+@dataclasses.dataclass
+class CppKernelSource:
+    name: str
+    source: str                 # the C function (the graph's translation unit adds the prelude)
+    pointer_args: list          # Buffers, in parameter order
+    fx_nodes: list
+    reads: dict                 # buffer name -> modeled bytes
+    writes: dict
+    index_checks: tuple = ()    # ops whose indices the kernel checks
+    elements: int = 0           # iterations of the whole space (0: nothing to run)
+    may_fail: bool = False      # returns a non-zero error word on bad indices or division by zero
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(self.reads.values()) + sum(self.writes.values())
+
+
+class _Scope:
+    def __init__(self, bound: frozenset, loop: Loop | None = None, pragma: str = ""):
+        self.bound, self.loop, self.pragma = bound, loop, pragma
+        self.lines: list = []
+        self.cache: dict = {}
+        self.uses_err = False
+        self.reductions: list = []          # extra "reduction(op:var)" clauses of this loop's pragma
+
+
+def index_c(index: indexing.Index, names: dict) -> str:
+    """C source of an index (``names`` maps Gathered atoms to the temporaries holding them).
+    Emitted ``/`` and ``%`` only see non-negative operands (checked where it matters)."""
+    parts = []
+    for atom, coef in index.terms.items():
+        text = _atom_c(atom, names)
+        parts.append(text if coef == 1 else f"-{text}" if coef == -1 else f"{coef}*{text}")
+    if index.const or not parts:
+        parts.append(str(index.const))
+    return " + ".join(parts).replace("+ -", "- ")
+
+
+def _atom_c(atom, names) -> str:
+    if isinstance(atom, indexing.Var):
+        return atom.name
+    if isinstance(atom, indexing.Gathered):
+        return f"(int64_t){names[atom]}"
+    inner = index_c(atom.expr, names)
+    op = "/" if isinstance(atom, indexing.FloorDiv) else "%"
+    return f"(({inner}) {op} {atom.divisor})"
+
+
+def _nest(loops: list) -> indexing.Index:
+    """The flat position of a loop nest (the outer loop varies slowest)."""
+    total, stride = indexing.const(0), 1
+    for loop in reversed(loops):
+        total = total + indexing.var(loop.name, loop.size) * stride
+        stride *= loop.size
+    return total
+
+
+class CppKernelEmitter:
+    def __init__(self, kernel, placed: dict, name: str, fx_order: dict):
+        self.kernel, self.name, self.fx_order = kernel, name, fx_order
+        self.space = kernel.space
+        self.rows = self.space.is_rows
+        self.original = placed
+        x_sizes, r_sizes = self._factors()
+        self.x_loops = [Loop(f"x{i}", s) for i, s in enumerate(x_sizes)]
+        self.r_loops = [Loop(f"r{i}", s) for i, s in enumerate(r_sizes)]
+        self.placed = self._place()
+        self._split_loops()
+        self._merge_loops()
+        self.row_vars = frozenset(loop.name for loop in self.x_loops)
+        self.stack = [_Scope(frozenset())]
+        self.taken = set(RESERVED) | {f"{m.name}_ptr" for m in kernel.members}
+        self.taken |= {loop.name for loop in self.x_loops + self.r_loops}
+        self.params: dict = {}
+        self.stores: dict = {}
+        self.loads_seen: dict = {}
+        self.covered: set = set(kernel.fx_nodes)
+        self.reduced: dict = {}
+        self.index_checks: list = []
+        self.may_fail = False
+        self._deps: dict = {}
+
+    # ---------------------------------------------------------------- the loop nest
+    def _factors(self):
+        """Loop sizes for x (and r): the first stored member's dims in memory order."""
+        if self.rows:
+            return list(self.space.x_dims), list(self.space.r_dims)
+        members = [p for p in self.original.values() if p.comp.name in self.kernel.stored] or \
+            list(self.original.values())
+        buffer = members[0].comp.buffer
+        order = sorted(range(len(buffer.shape)), key=lambda d: -buffer.stride[d])
+        return [buffer.shape[d] for d in order if buffer.shape[d] != 1], []
+
+    def _place(self) -> dict:
+        """The members placed over the loop variables instead of the flat x and r."""
+        mapping = {}
+        if self.space.xnumel > 1:
+            mapping[indexing.Var("x", self.space.xnumel)] = _nest(self.x_loops)
+        if self.rows and self.space.rnumel > 1:
+            mapping[indexing.Var("r", self.space.rnumel)] = _nest(self.r_loops)
+        placed = {}
+        for name, p in self.original.items():
+            role, index = member_index(p.comp, self.space)
+            index = [i.substitute(mapping) for i in index]
+            placed[name] = Placed(p.comp, role, index, p.comp.store_index(index))
+        return placed
+
+    def _indices(self) -> list:
+        found = []
+        for p in self.placed.values():
+            found.append(p.store_index)
+            for node in walk(p.value()):
+                if isinstance(node, (Load, IndexValue)):
+                    found.append(node.index)
+        return found
+
+    def _split_loops(self) -> None:
+        """Split a loop wherever an access divides it (``x // 64``, ``x % 64`` of a loop of
+        256: a reshape of a permuted view) into an outer and an inner loop, so every
+        access is affine in the loops again; then rebuild the placement."""
+        for _ in range(config.CPP_MAX_LOOP_SPLITS):
+            divisors = {}
+            for index in self._indices():
+                for atom in _division_atoms(index):
+                    inner = atom.expr
+                    if len(inner.terms) == 1 and not inner.const:
+                        (var, coef), = inner.terms.items()
+                        if isinstance(var, indexing.Var) and coef == 1 and var.size % atom.divisor == 0 \
+                                and 1 < atom.divisor < var.size:
+                            divisors.setdefault(var.name, atom.divisor)
+            if not divisors:
+                return
+            for loops in (self.x_loops, self.r_loops):
+                for k in reversed(range(len(loops))):
+                    d = divisors.get(loops[k].name)
+                    if d:
+                        loops[k:k + 1] = [Loop(loops[k].name + "o", loops[k].size // d), Loop(loops[k].name + "i", d)]
+            self._rename_loops()
+            self.placed = self._place()
+
+    def _rename_loops(self) -> None:
+        for group, prefix in ((self.x_loops, "x"), (self.r_loops, "r")):
+            for k, loop in enumerate(group):
+                loop.name = f"{prefix}{k}"
+
+    def _merge_loops(self) -> None:
+        """Merge adjacent loops every access walks as one (then rebuild the placement)."""
+        table = []
+        for index in self._indices():
+            nested = set()
+            for atom in index.terms:
+                if not isinstance(atom, indexing.Var):
+                    nested |= {v.name for v in Index_variables(atom)}
+            table.append(({a.name: c for a, c in index.terms.items() if isinstance(a, indexing.Var)}, nested))
+        changed = False
+        for loops in (self.x_loops, self.r_loops):
+            i = len(loops) - 2
+            while i >= 0:
+                outer, inner = loops[i], loops[i + 1]
+                if all(outer.name not in nested and inner.name not in nested and
+                       coefs.get(outer.name, 0) == coefs.get(inner.name, 0) * inner.size
+                       for coefs, nested in table):
+                    for coefs, _ in table:
+                        coefs.pop(outer.name, None)
+                    loops[i:i + 2] = [Loop(inner.name, outer.size * inner.size)]
+                    changed = True
+                i -= 1
+        if changed:
+            self._rename_loops()
+            self.placed = self._place()
+
+    # ---------------------------------------------------------------- scopes
+    def open_loop(self, loop: Loop, pragma: str = "") -> None:
+        parent = self.stack[-1]
+        self.stack.append(_Scope(parent.bound | {loop.name}, loop, pragma))
+
+    def close_loop(self) -> None:
+        scope = self.stack.pop()
+        pragma = scope.pragma
+        clauses = list(scope.reductions) + (["reduction(|:err)"] if scope.uses_err and pragma else [])
+        lines = [f"{pragma} {' '.join(clauses)}".rstrip()] if pragma else []
+        n = scope.loop.name
+        lines.append(f"for (int64_t {n} = 0; {n} < {scope.loop.size}; {n}++) {{")
+        lines += ["    " + line for line in scope.lines]
+        lines.append("}")
+        self.stack[-1].lines += lines
+
+    def scope_for(self, deps) -> _Scope:
+        for scope in self.stack:
+            if deps <= scope.bound:
+                return scope
+        raise AssertionError(f"value needs loop variables {sorted(deps)} outside the open loops")
+
+    def mark_err(self, scope) -> None:
+        self.may_fail = True
+        for s in self.stack[self.stack.index(scope):]:
+            s.uses_err = True
+
+    def fresh(self, hint) -> str:
+        return unique_name(hint if hint and hint.isidentifier() else "tmp", self.taken)
+
+    # ---------------------------------------------------------------- expressions
+    def deps(self, expr) -> frozenset:
+        found = self._deps.get(expr)
+        if found is None:
+            found = self._deps[expr] = self._deps_of(expr)
+        return found
+
+    def _deps_of(self, expr) -> frozenset:
+        if isinstance(expr, Load) and expr.buffer.name in self.placed:
+            member = self.placed[expr.buffer.name]
+            return self.row_vars if member.comp.is_reduction else self.deps(member.value())
+        own = set()
+        if isinstance(expr, (Load, IndexValue)):
+            own = {v.name for v in expr.index.variables()}
+        for child in expr.children():
+            own |= self.deps(child)
+        return frozenset(own)
+
+    def emit(self, expr) -> str:
+        if isinstance(expr, Const):
+            return literal(expr.value, expr.dtype)
+        scope = self.scope_for(self.deps(expr))
+        cached = scope.cache.get(expr)
+        if cached is not None:
+            return cached
+        if isinstance(expr, Load) and expr.buffer.name in self.placed:
+            member = self.placed[expr.buffer.name]
+            name = self.reduced[member.comp.name] if member.comp.is_reduction else self.emit(member.value())
+        elif isinstance(expr, IndexCheck):
+            name = self._index_check(expr, scope)
+        else:
+            text, hint = self._text(expr, scope)
+            name = self.fresh(hint)
+            scope.lines.append(f"const {C_TYPES[expr.dtype]} {name} = {text};")
+        scope.cache[expr] = name
+        return name
+
+    def _text(self, expr, scope):
+        if isinstance(expr, Load):
+            return self._load(expr), expr.label or expr.buffer.name
+        if isinstance(expr, IndexValue):
+            names = {g: self.emit(g.value) for g in expr.index.gathered()}
+            return f"({C_TYPES[expr.dtype]})({index_c(expr.index, names)})", None
+        if expr.label:
+            self.covered.add(expr.label)
+        if expr.name in ERROR_OPS or (expr.name in ("remainder", "fmod") and not expr.dtype.is_floating_point):
+            self.mark_err(scope)
+        args = [self.emit(a) for a in expr.args]
+        hint = f"{args[0]}_in_range" if expr.name == "in_range" else expr.label
+        return OPS[expr.name](*args, expr.attrs, expr.dtype), hint
+
+    def _load(self, expr) -> str:
+        buffer = expr.buffer
+        self.params.setdefault(buffer.name, buffer)
+        self.loads_seen.setdefault(buffer.name, set()).add(expr.index)
+        if expr.label:
+            self.covered.add(expr.label)
+        names = {g: self.emit(g.value) for g in expr.index.gathered()}
+        element = self._read(buffer, index_c(expr.index, names))
+        if expr.is_direct():
+            return element
+        conditions = [self.emit(test) for test in in_range(expr.index.gathered())]
+        if expr.predicate is not None:
+            conditions.append(self.emit(expr.predicate))
+        return f"({' && '.join(conditions)}) ? {element} : 0"
+
+    @staticmethod
+    def _read(buffer, offset: str) -> str:
+        element = f"{buffer.name}_ptr[{offset}]"
+        if buffer.dtype is torch.bfloat16:
+            return f"capture_bf16_to_float({element})"
+        if buffer.dtype is torch.float16:
+            return f"(float){element}"
+        return element
+
+    def _index_check(self, check, scope) -> str:
+        """Set the error word wherever the checked value is computed through an index out
+        of range (and its predicate holds)."""
+        value = self.emit(check.value)
+        tests = " && ".join(self.emit(t) for t in check.tests)
+        bad = f"!({tests})"
+        if check.predicate is not None:
+            bad = f"{self.emit(check.predicate)} && {bad}"
+        scope.lines.append(f"err |= ({bad}) ? CAPTURE_INDEX_ERROR : 0;")
+        self.mark_err(scope)
+        if check.what not in self.index_checks:
+            self.index_checks.append(check.what)
+        return value
+
+    # ---------------------------------------------------------------- stores
+    def store(self, member, value_expr) -> None:
+        buffer = member.comp.buffer
+        value = self.emit(value_expr)
+        self.stores.setdefault(buffer.name, buffer)
+        if buffer.dtype is torch.bfloat16:
+            value = f"capture_float_to_bf16({value})"
+        elif buffer.dtype is torch.float16:
+            value = f"(_Float16)({value})"
+        elif value_expr.dtype != buffer.dtype:
+            value = convert(value, buffer.dtype)
+        index = member.store_index
+        deps = self.deps(value_expr) | {v.name for v in index.variables()}
+        self.scope_for(frozenset(deps)).lines.append(f"{buffer.name}_ptr[{index_c(index, {})}] = {value};")
+
+    # ---------------------------------------------------------------- kernel bodies
+    def _open_x_loops(self, innermost_simd: bool) -> None:
+        work = self.space.xnumel * self.space.rnumel
+        parallel = work >= config.CPP_PARALLEL_MIN_ELEMENTS
+        for k, loop in enumerate(self.x_loops):
+            last = k == len(self.x_loops) - 1
+            pragma = ""
+            if k == 0 and parallel and loop.size > 1:
+                pragma = "#pragma omp parallel for" + (" simd" if last and innermost_simd else "")
+            elif last and innermost_simd:
+                pragma = "#pragma omp simd"
+            self.open_loop(loop, pragma)
+
+    def _close(self, n: int) -> None:
+        for _ in range(n):
+            self.close_loop()
+
+    def emit_pointwise(self) -> None:
+        self._open_x_loops(innermost_simd=True)
+        for member in self.placed.values():
+            if member.comp.name in self.kernel.stored:
+                self.store(member, member.value())
+        self._close(len(self.x_loops))
+
+    def emit_rows(self) -> None:
+        self._open_x_loops(innermost_simd=False)
+        for member in self.placed.values():
+            if member.comp.is_reduction:
+                self.reduce(member)
+                if member.comp.name in self.kernel.stored:
+                    self.store(member, Load(member.comp.buffer, member.store_index))
+        full = [m for m in self.placed.values() if m.role == "full" and not m.comp.is_reduction
+                and m.comp.name in self.kernel.stored]
+        if full:
+            self._open_r_loops("")
+            for m in full:
+                self.store(m, m.value())
+            self._close(len(self.r_loops))
+        for member in self.placed.values():
+            if member.role == "row" and member.comp.name in self.kernel.stored:
+                self.store(member, member.value())
+        self._close(len(self.x_loops))
+
+    def _open_r_loops(self, reduction_clause: str | None) -> None:
+        """Open the r loops; the innermost is ``omp simd`` (with ``reduction_clause``) unless None."""
+        for k, loop in enumerate(self.r_loops):
+            simd = k == len(self.r_loops) - 1 and reduction_clause is not None
+            self.open_loop(loop, "#pragma omp simd" if simd else "")
+            if simd and reduction_clause:
+                self.stack[-1].reductions.append(reduction_clause)
+
+    def reduce(self, member) -> None:
+        value = member.value()
+        dtype, reduction = value.dtype, member.comp.reduction
+        ctype = C_TYPES[dtype]
+        acc = self.fresh(member.comp.name)
+        row = self.stack[-1]
+        row.lines.append(f"{ctype} {acc} = {literal(reduction_identity(reduction, dtype), dtype)};")
+        finish = []
+        if reduction in ("argmax", "argmin"):
+            index = self.fresh(f"{acc}_index")
+            row.lines.append(f"int64_t {index} = 0;")
+            self._open_r_loops(None)
+            v = self.emit(value)
+            better = ">" if reduction == "argmax" else "<"
+            position = index_c(_nest(self.r_loops), {}) if self.r_loops else "0"
+            nan = f" || ({v} != {v} && {acc} == {acc})" if dtype.is_floating_point else ""
+            self.stack[-1].lines.append(f"if ({v} {better} {acc}{nan}) {{ {acc} = {v}; {index} = {position}; }}")
+            self._close(len(self.r_loops))
+            self.reduced[member.comp.name] = index
+            return
+        nan_flag = None
+        if reduction == "sum":
+            clause, update = f"reduction(+:{acc})", f"{acc} += {{v}};"
+        elif reduction == "prod":
+            clause, update = f"reduction(*:{acc})", f"{acc} *= {{v}};"
+        else:
+            op = ">" if reduction == "max" else "<"
+            clause, update = f"reduction({reduction}:{acc})", f"{acc} = {{v}} {op} {acc} ? {{v}} : {acc};"
+            if dtype.is_floating_point:
+                nan_flag = self.fresh(f"{acc}_nan")
+                row.lines.append(f"int {nan_flag} = 0;")
+                clause += f" reduction(|:{nan_flag})"
+                update += f" {nan_flag} |= {{v}} != {{v}};"
+                finish.append(f"if ({nan_flag}) {acc} = {literal(float('nan'), dtype)};")
+        self._open_r_loops(clause)
+        v = self.emit(value)
+        self.stack[-1].lines.append(update.format(v=v))
+        self._close(len(self.r_loops))
+        row.lines += finish
+        target = compute_dtype(member.comp.buffer.dtype)
+        if dtype != target:                          # any/all count in int32
+            converted = self.fresh(f"{acc}_value")
+            row.lines.append(f"const {C_TYPES[target]} {converted} = {convert(acc, target)};")
+            acc = converted
+        self.reduced[member.comp.name] = acc
+
+    # ---------------------------------------------------------------- assembly
+    def build(self) -> CppKernelSource:
+        self.emit_rows() if self.rows else self.emit_pointwise()
+        root = self.stack[0]
+        pointers = list(self.params.values()) + [b for n, b in self.stores.items() if n not in self.params]
+        params = [f"const {STORAGE_TYPES[b.dtype]}* restrict {b.name}_ptr" for b in self.params.values()]
+        params += [f"{STORAGE_TYPES[b.dtype]}* restrict {b.name}_ptr" for b in pointers[len(self.params):]]
+        reads, writes = self.traffic()
+        fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
+        shape = " x ".join(str(loop.size) for loop in self.x_loops) or "1"
+        if self.rows:
+            shape = f"rows {shape}, reduced {' x '.join(str(loop.size) for loop in self.r_loops) or '1'}"
+        header = [f"/* fx nodes: {', '.join(fx_nodes)}",
+                  f"   reads {_sizes(reads)}; writes {_sizes(writes)}",
+                  f"   loops: {shape} */"]
+        body = ["int64_t err = 0;"] + root.lines + ["return err;"]
+        text = "\n".join(header + [f"int64_t {self.name}({', '.join(params) or 'void'}) {{"]
+                         + ["    " + line for line in body] + ["}"]) + "\n"
+        return CppKernelSource(self.name, text, pointers, fx_nodes, reads, writes, tuple(self.index_checks),
+                               self.space.xnumel * self.space.rnumel, self.may_fail)
+
+    def traffic(self):
+        sizes = {loop.name: loop.size for loop in self.x_loops + self.r_loops}
+        reads = {}
+        for name, indices in self.loads_seen.items():
+            buffer = self.params[name]
+            touched = 0
+            for index in indices:
+                n = 1
+                for v in index.variables():
+                    n *= sizes.get(v.name, v.size)
+                touched += n
+            reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
+        writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
+        return reads, writes
+
+
+def _division_atoms(index):
+    """Every ``FloorDiv``/``Mod`` atom of an index, nested ones included."""
+    for atom in index.terms:
+        if isinstance(atom, (indexing.FloorDiv, indexing.Mod)):
+            yield atom
+            yield from _division_atoms(atom.expr)
+
+
+def Index_variables(atom) -> set:
+    """Loop variables inside a non-variable index atom."""
+    if isinstance(atom, indexing.Gathered):
+        return set(atom.deps)
+    return atom.expr.variables()
+
+
+def _sizes(table: dict) -> str:
+    if not table:
+        return "nothing"
+    return f"{format_bytes(sum(table.values()))} ({', '.join(table)})"

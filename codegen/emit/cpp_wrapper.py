@@ -1,0 +1,57 @@
+"""A graph's C kernels as one translation unit, and the Python wrapper that calls them.
+
+``translation_unit`` puts every kernel of a graph after the prelude (one source, so one
+compiler run and one shared object per graph). ``CppWrapperCodegen`` is the Triton
+wrapper with another launch: a kernel is a plain C call on data pointers (``ctypes``),
+and a kernel that can fail returns an error word that raises like eager::
+
+    relu = torch.empty_strided((4, 64), (64, 1), dtype=torch.float32, device=_device)
+    # cpp_relu: relu
+    cpp_relu(addmm.data_ptr(), relu.data_ptr())
+    # cpp_embedding: embedding
+    _error = cpp_embedding(l_i.data_ptr(), l_w.data_ptr(), embedding.data_ptr())
+    if _error: _raise_kernel_error(_error, 'embedding', 'cpp_embedding')
+"""
+from __future__ import annotations
+
+from codegen.emit.cpp_ops import PRELUDE
+from codegen.emit.wrapper import IndexOutOfRangeError, WrapperCodegen
+
+INDEX_ERROR, ZERO_DIVISION = 1, 2          # the bits of cpp_ops.PRELUDE
+
+
+def _raise_kernel_error(error: int, what: str, kernel: str):
+    if error & INDEX_ERROR:
+        raise IndexOutOfRangeError(f"index out of range in {what} (capture cpu kernel {kernel})")
+    raise RuntimeError("ZeroDivisionError")          # eager's message for integer division by zero
+
+
+def translation_unit(kernel_sources: list) -> str:
+    return PRELUDE + "\n\n" + "\n\n".join(k.source for k in kernel_sources)
+
+
+class CppWrapperCodegen(WrapperCodegen):
+    def __init__(self, graph, items, sources):
+        super().__init__(graph, items, sources)
+        self.namespace["_raise_kernel_error"] = _raise_kernel_error
+
+    def error_flags(self, kernels) -> None:
+        """C kernels return their error word: no flag tensor."""
+
+    def launch(self, kernel, source) -> None:
+        for buffer in source.pointer_args:
+            if buffer.kind == "computed" and buffer.name not in self.allocated:
+                self.allocated.add(buffer.name)
+                self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
+                                  f"dtype={buffer.dtype}, device=_device)")
+        self.namespace[source.name] = self.sources[id(kernel)][1]
+        call = f"{source.name}({', '.join(f'{b.name}.data_ptr()' for b in source.pointer_args)})"
+        self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
+        if source.elements == 0:
+            self.lines.append(f"pass  # {call}: no elements")
+        elif source.may_fail:
+            what = " or ".join(source.index_checks) or "integer division"
+            self.lines.append(f"_error = {call}")
+            self.lines.append(f"if _error: _raise_kernel_error(_error, {what!r}, {source.name!r})")
+        else:
+            self.lines.append(call)

@@ -1,0 +1,149 @@
+"""Compile a graph's C kernels with the system compiler and load them without torch's
+extension build: one shared object per graph, plain C ABI, called through ``ctypes``.
+
+* The compiler and its flags are detected once per process (``toolchain()``): ``$CC`` or
+  ``gcc``/``cc``, with ``-O3 -march=native`` and OpenMP if they work here, and glibc's
+  vector math library (``-lmvec``) if it links. No fast-math: ``-ffp-contract=off``
+  (eager rounds after every op), ``-fno-math-errno`` (lets ``sqrt`` be one instruction;
+  values are the same), ``-fwrapv`` (integer overflow wraps like torch's).
+* A graph's source is cached on disk by the hash of (source, compiler, flags, CPU):
+  ``<CAPTURE_CACHE_DIR>/cpp_kernels/<hash[:2]>/g<hash>.so``, written to a temporary file
+  and renamed, so concurrent processes never load half a file; a second process loads
+  it without compiling. Loaded libraries are kept per process.
+* A compile error raises ``CompileError`` with the compiler's message; the caller runs
+  the graph as captured and says why.
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+
+from codegen import config
+
+_lock = threading.Lock()
+_loaded: dict = {}
+_toolchain = None
+
+
+class CompileError(RuntimeError):
+    """The system compiler rejected generated code, or there is no compiler."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Toolchain:
+    compiler: str
+    version: str
+    flags: tuple
+    libs: tuple
+    vector_math: bool
+
+    def key(self) -> str:
+        return "\n".join([self.compiler, self.version, " ".join(self.flags), " ".join(self.libs), _cpu_id()])
+
+
+def _cpu_id() -> str:
+    """What ``-march=native`` depends on: the CPU model and its feature flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return os.uname().machine
+    wanted = [line for line in text.splitlines() if line.startswith(("model name", "flags"))][:2]
+    return hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
+
+
+def _try(compiler, flags, libs, source="int main(void) { return 0; }\n") -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(source)
+        cmd = [compiler, *flags, "-shared", "-fPIC", path, "-o", os.path.join(tmp, "probe.so"), *libs]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+def toolchain() -> Toolchain:
+    """The compiler and flags this machine supports (probed once)."""
+    global _toolchain
+    with _lock:
+        if _toolchain is None:
+            _toolchain = _probe()
+        return _toolchain
+
+
+def _probe() -> Toolchain:
+    candidates = [os.environ.get("CC")] if os.environ.get("CC") else ["gcc", "cc"]
+    compiler = next((shutil.which(c) for c in candidates if shutil.which(c)), None)
+    if compiler is None:
+        raise CompileError("no C compiler found (set CC, or install gcc)")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    flags = ["-std=gnu11", "-O3", *config.CPP_EXTRA_FLAGS]
+    for extra in (["-march=native"], ["-fopenmp"]):
+        if _try(compiler, flags + extra, []):
+            flags += extra
+    if "-fopenmp" not in flags and _try(compiler, flags + ["-fopenmp-simd"], []):
+        flags.append("-fopenmp-simd")
+    libs = ["-lm"]
+    probe = "#include <math.h>\n#pragma omp declare simd notinbranch\nextern float expf(float);\n" \
+            "void f(float *x) { for (int i = 0; i < 64; i++) x[i] = expf(x[i]); }\n"
+    vector_math = _try(compiler, flags, ["-lmvec", "-lm"], probe)
+    if vector_math:
+        libs = ["-lmvec", "-lm"]
+    return Toolchain(compiler, version[0] if version else "", tuple(flags), tuple(libs), vector_math)
+
+
+def library_path(source: str, tools: Toolchain):
+    key = hashlib.sha256((tools.key() + "\n" + source).encode()).hexdigest()
+    return config.cpp_cache_dir() / key[:2] / f"g{key}.so", key
+
+
+def build(source: str):
+    """The loaded library (ctypes.CDLL) of ``source``, compiled unless cached on disk."""
+    tools = toolchain()
+    path, key = library_path(source, tools)
+    with _lock:
+        lib = _loaded.get(key)
+        if lib is None:
+            if not path.exists():
+                _compile(source, path, tools)
+            lib = _loaded[key] = ctypes.CDLL(str(path))
+        return lib
+
+
+def _compile(source: str, path, tools: Toolchain) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, c_file = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".c")
+    with os.fdopen(fd, "w") as f:
+        f.write(source)
+    so_tmp = c_file[:-2] + ".so"
+    defines = [f"-DCAPTURE_VECTOR_MATH={1 if tools.vector_math else 0}"]
+    cmd = [tools.compiler, *tools.flags, *defines, "-shared", "-fPIC", c_file, "-o", so_tmp, *tools.libs]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CompileError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
+        os.replace(so_tmp, path)
+        kept = path.with_suffix(".c")
+        os.replace(c_file, kept)                       # the source beside its library, for reading
+    finally:
+        for leftover in (c_file, so_tmp):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def bind(lib, name: str, n_pointers: int):
+    """The kernel ``name`` of ``lib`` as a ctypes function of ``n_pointers`` addresses."""
+    fn = getattr(lib, name)
+    fn.argtypes = [ctypes.c_void_p] * n_pointers
+    fn.restype = ctypes.c_int64
+    return fn
+
+
+def clear_loaded() -> None:
+    with _lock:
+        _loaded.clear()

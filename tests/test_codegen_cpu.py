@@ -1,0 +1,112 @@
+"""What only the C emitter has: the shared object per graph, its disk cache, the compiler
+and its failures, backend selection by device, and the C code's own shape. (Every op,
+fusion and model test also runs through the C emitter: see conftest's ``emitter``.)"""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import capture
+import codegen
+import helpers_codegen
+from codegen.runtime import cpp_build
+from codegen.runtime.compiled_graph import InternalErrorWarning
+from helpers_codegen import assert_close, check, graph_of
+
+pytestmark = pytest.mark.usefixtures("cpp_only")
+
+
+@pytest.fixture
+def cpp_only():
+    previous = helpers_codegen.EMITTER
+    helpers_codegen.EMITTER = "cpp"
+    yield
+    helpers_codegen.EMITTER = previous
+
+
+def _two_kernels(x):
+    return x.softmax(-1), (x * 2).sum(0)
+
+
+def test_one_shared_object_per_graph_cached_on_disk_and_reused_by_a_fresh_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPTURE_CACHE_DIR", str(tmp_path))
+    compiled = check(_two_kernels, torch.randn(6, 9))
+    assert compiled.stats.n_kernels == 2
+    libraries = list(tmp_path.glob("cpp_kernels/*/g*.so"))
+    assert len(libraries) == 1 and libraries[0].with_suffix(".c").exists()
+    assert all(k.source in libraries[0].with_suffix(".c").read_text() for k in compiled.kernels)
+
+    cpp_build.clear_loaded()                  # what a second process sees: only the disk
+
+    def no_compiler(*args):
+        raise AssertionError("compiled again although the library is cached")
+    monkeypatch.setattr(cpp_build, "_compile", no_compiler)
+    check(_two_kernels, torch.randn(6, 9))
+
+
+def test_kernels_are_plain_c_functions_with_vectorized_inner_loops():
+    compiled = check(lambda x, b: F.gelu(x + b), torch.randn(64, 512), torch.randn(512))
+    source = compiled.kernels[0].source
+    assert "int64_t cpp_fused_add_gelu(const float* restrict arg0_ptr, const float* restrict arg1_ptr, " \
+           "float* restrict gelu_ptr)" in source
+    assert "#pragma omp simd\n" in source and "erff(" in source
+    assert "const float arg1 = arg1_ptr[x1];" in source          # the bias: indexed by the column only
+    assert "cpp_fused_add_gelu(arg0.data_ptr(), arg1.data_ptr(), gelu.data_ptr())" in compiled.wrapper_source
+
+
+def test_large_kernels_run_in_parallel_small_ones_do_not():
+    big = check(lambda x: x.exp(), torch.randn(512, 512)).kernels[0].source
+    small = check(lambda x: x.exp(), torch.randn(16, 16)).kernels[0].source
+    assert "#pragma omp parallel for" in big and "parallel" not in small
+
+
+def test_reductions_accumulate_in_vector_lanes_and_propagate_nan():
+    x = torch.randn(5, 300)
+    x[2, 7] = float("nan")
+    compiled = check(lambda t: (t.amax(-1), t.sum(-1)), x, rtol=1e-5, atol=1e-5)
+    source = compiled.kernels[0].source
+    assert "reduction(max:amax) reduction(|:amax_nan)" in source and "reduction(+:sum_1)" in source
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int8])
+def test_integer_division_by_zero_raises_like_eager(dtype):
+    def fn(a, b):
+        return a // b, torch.remainder(a, b)
+    a = torch.tensor([7, -7, 5], dtype=dtype)
+    compiled = helpers_codegen.compile_fn(fn, a, torch.tensor([2, 3, -4], dtype=dtype))
+    assert_close(compiled(a, torch.tensor([2, 3, -4], dtype=dtype)), fn(a, torch.tensor([2, 3, -4], dtype=dtype)))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        fn(a, torch.tensor([2, 0, 1], dtype=dtype))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        compiled(a, torch.tensor([2, 0, 1], dtype=dtype))
+
+
+def test_bfloat16_and_float16_round_like_eager():
+    for dtype in (torch.bfloat16, torch.float16):
+        x = torch.randn(33, 65).to(dtype)
+        check(lambda t: (t * 1.7 + 0.3).exp().to(dtype), x, rtol=1e-2, atol=1e-2)
+        check(lambda t: t.float().softmax(-1).to(dtype), x, rtol=1e-2, atol=1e-3)
+
+
+def test_compile_error_runs_the_graph_as_captured_and_warns(monkeypatch):
+    def broken(source, path, tools):
+        raise cpp_build.CompileError("gcc: error: simulated")
+    monkeypatch.setattr(cpp_build, "_compile", broken)
+    monkeypatch.setattr(cpp_build, "_loaded", {})
+    monkeypatch.setenv("CAPTURE_CACHE_DIR", "/nonexistent-capture-cache")
+    x = torch.randn(4, 5)
+    with pytest.warns(InternalErrorWarning, match="simulated"):
+        compiled = codegen.compile_graph(graph_of(lambda t: t.exp() + 1, 1), [x], emitter="cpp")
+    assert compiled.runs_eagerly and "simulated" in compiled.stats.eager_reason
+    assert_close(compiled(x), x.exp() + 1)
+
+
+def test_default_backend_compiles_cpu_graphs_to_c_kernels():
+    codegen.reset()
+    fn = capture.compile(lambda x: torch.relu(x) * 2)
+    x = torch.randn(8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_close(fn(x), torch.relu(x) * 2)
+    assert [k.name for g in codegen.COMPILED for k in g.kernels] == ["cpp_fused_relu_mul"]
