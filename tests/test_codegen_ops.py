@@ -310,3 +310,23 @@ def test_max_pool2d_values_and_indices_match_eager_with_nan_and_inf(name):
 
 def test_max_pool2d_then_mean_is_one_kernel():
     assert check(lambda t: F.max_pool2d(t, 2).mean((2, 3)), torch.randn(2, 4, 8, 8)).stats.n_kernels == 1
+
+
+CONVS = {
+    "returned_as_is": lambda x, w, w2: F.conv2d(x, w, padding=1),
+    "conv_into_conv": lambda x, w, w2: F.conv2d(F.conv2d(x, w, padding=1), w2),
+    "relu_between": lambda x, w, w2: F.conv2d(F.conv2d(x, w, padding=1).relu() * 2, w2),
+    "returned_and_reused": lambda x, w, w2: (F.conv2d(x, w), F.conv2d(x, w).sum((2, 3))),
+    "permuted_input": lambda x, w, w2: F.conv2d(x.transpose(2, 3).exp(), w),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_convolutions_match_eager_and_return_eager_strides(name):
+    """CPU convolutions run channels-last (codegen.lower.graph.library_layouts): values and
+    the strides of returned tensors stay eager's."""
+    args = torch.randn(2, 4, 9, 9), torch.randn(6, 4, 3, 3), torch.randn(5, 6, 1, 1)
+    compiled = check(CONVS[name], *args, rtol=1e-5, atol=1e-5, kernels_only=False)
+    got, expected = compiled(*args), CONVS[name](*args)
+    for g, e in zip(got if isinstance(got, (tuple, list)) else [got], expected if isinstance(expected, tuple) else [expected]):
+        assert g.stride() == e.stride()

@@ -17,6 +17,7 @@ import operator
 import torch
 from torch import fx
 
+from codegen import config
 from codegen.ir import indexing
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
                         fresh_index, unique_name)
@@ -155,18 +156,19 @@ class GraphLowering:
         return value
 
     # ---------------------------------------------------------------- realization
-    def realize(self, value, name, fx_nodes, node=None, copy=False) -> BufferValue:
+    def realize(self, value, name, fx_nodes, node=None, copy=False, stride=None) -> BufferValue:
         """``value`` in memory: a view of an existing buffer when it is one, else a new
-        pointwise computation (laid out like eager's result when ``node`` says how)."""
+        pointwise computation (laid out as ``stride`` says, else like eager's result when
+        ``node`` says how)."""
         if isinstance(value, (tuple, list)):
             return type(value)(self.realize(v, name, fx_nodes, None, copy) for v in value)
         if not isinstance(value, TensorValue):
             return value
         if not copy:
             view = as_buffer_view(value)
-            if view is not None:
+            if view is not None and (stride is None or _strides_match(view.shape, view.stride, stride)):
                 return view
-        stride = _eager_strides(node, value.shape)
+        stride = stride or _eager_strides(node, value.shape)
         buffer = self.new_buffer(name, value.shape, value.dtype, stride)
         if buffer.numel == 0:
             self.empty_buffers.append(buffer)            # allocated, nothing to compute
@@ -192,14 +194,16 @@ class GraphLowering:
 
     # ---------------------------------------------------------------- externs
     def extern(self, node, args, kwargs, reason) -> object:
-        args = tuple(self._realize_arg(a, v, node) for a, v in zip(node.args, args))
+        layouts = library_layouts(node, self.device)
+        args = tuple(self._realize_arg(a, v, node, layouts.get(i)) for i, (a, v) in enumerate(zip(node.args, args)))
         kwargs = {k: self._realize_arg(node.kwargs[k], v, node) for k, v in kwargs.items()}
         val = node.meta.get("val")
         outputs = []
 
         def out(v, suffix):
             if isinstance(v, torch.Tensor):
-                buffer = self.new_buffer(node.name + suffix, v.shape, v.dtype, v.stride(), kind="extern")
+                stride = layouts.get("out") if suffix == "" else None
+                buffer = self.new_buffer(node.name + suffix, v.shape, v.dtype, stride or v.stride(), kind="extern")
                 outputs.append(buffer)
                 return BufferValue(buffer)
             if isinstance(v, (tuple, list)):
@@ -213,15 +217,21 @@ class GraphLowering:
                                      [node.name], reason))
         return value
 
-    def _realize_arg(self, fx_arg, value, node):
+    def _realize_arg(self, fx_arg, value, node, layout=None):
         """An extern argument in memory, laid out as eager would hand it over (library
-        kernels may need a contiguous input the graph made with ``clone``); a computed
-        one is named after the node producing it."""
+        kernels may need a contiguous input the graph made with ``clone``), or as
+        ``layout`` says (``library_layouts``); a computed one is named after the node
+        producing it."""
         if isinstance(fx_arg, (list, tuple)) and isinstance(value, (list, tuple)):
             return type(value)(self._realize_arg(a, v, node) for a, v in zip(fx_arg, value))
         if not isinstance(fx_arg, fx.Node) or not isinstance(value, TensorValue):
             return self.realize(value, f"{node.name}_arg", [node.name])
-        realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg)
+        realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg, stride=layout)
+        if layout is not None:
+            if not _strides_match(realized.shape, realized.stride, layout):
+                realized = self.realize(value, f"{fx_arg.name}_{node.name}", [fx_arg.name], fx_arg, copy=True,
+                                        stride=layout)
+            return realized
         if not _same_layout(realized, fx_arg.meta.get("val")):
             realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg, copy=True)
         if not isinstance(value, BufferValue):
@@ -252,6 +262,8 @@ class GraphLowering:
             if not isinstance(value, TensorValue):
                 raise Unlowerable(f"graph output {item.name} is not a tensor")
             bv = self.realize(value, item.name, [item.name], item)
+            if bv.buffer.kind == "extern" and not _same_layout(bv, item.meta.get("val")):
+                bv = self.realize(value, item.name, [item.name], item, copy=True)   # eager's strides
             if bv.buffer.kind in ("input", "constant"):
                 source = _aliased_placeholder(item)
                 if source is None:                      # eager returns a fresh tensor
@@ -298,6 +310,29 @@ def _needs_realize(node, value) -> bool:
     if isinstance(value, (tuple, list)):
         return False
     return isinstance(value, Lazy) and len(node.users) > 1
+
+
+def library_layouts(node, device) -> dict:
+    """Layouts a library kernel is handed instead of eager's: {argument position or "out":
+    strides}. On the CPU a 2-d convolution runs channels-last (oneDNN's native layout, see
+    config.CHANNELS_LAST_CONV_ON_CPU): its input and weight are realized so (our kernels
+    write them that way, or a copy is made) and its output is channels-last."""
+    if not (config.CHANNELS_LAST_CONV_ON_CPU and device is not None and device.type == "cpu"
+            and node.target is aten.convolution.default and not node.args[6]):
+        return {}
+    metas = [a.meta.get("val") if isinstance(a, fx.Node) else None for a in node.args[:2]] + [node.meta.get("val")]
+    if not all(isinstance(m, torch.Tensor) and m.dim() == 4 and m.dtype.is_floating_point for m in metas):
+        return {}
+    return {0: _channels_last(metas[0].shape), 1: _channels_last(metas[1].shape), "out": _channels_last(metas[2].shape)}
+
+
+def _channels_last(shape) -> tuple:
+    n, c, h, w = (int(s) for s in shape)
+    return (h * w * c, 1, w * c, c)
+
+
+def _strides_match(shape, stride, wanted) -> bool:
+    return all(s == 1 or a == b for s, a, b in zip(shape, stride, wanted))
 
 
 def _same_layout(bv: BufferValue, val) -> bool:
