@@ -37,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument("--inductor-cold", action="store_true",
                         help="compile inductor kernels from scratch (empty kernel cache dir) instead of reusing "
                              "C++ kernels compiled by earlier runs")
+    parser.add_argument("--cold", action="store_true",
+                        help="--inductor-cold, and capture's C kernels from scratch too (an empty "
+                             "CAPTURE_CACHE_DIR): first calls of a fresh machine")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's, one per core); 1 steadies timings on a "
                              "machine other processes keep busy")
@@ -65,19 +68,22 @@ def main(argv=None):
         if not torch.cuda.is_available():
             os.environ.setdefault("TRITON_INTERPRET", "1")
 
-    cold_dir = None
-    if args.inductor_cold:
+    cold_dirs = []
+    if args.inductor_cold or args.cold:
         if "torch._inductor" in sys.modules:
             raise SystemExit("--inductor-cold: torch._inductor is already imported; run it in a fresh process")
         import tempfile
-        cold_dir = tempfile.mkdtemp(prefix="bench-inductor-")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cold_dir
+        cold_dirs.append(tempfile.mkdtemp(prefix="bench-inductor-"))
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cold_dirs[-1]
+        if args.cold:
+            cold_dirs.append(tempfile.mkdtemp(prefix="bench-capture-"))
+            os.environ["CAPTURE_CACHE_DIR"] = cold_dirs[-1]
     try:
         return _run(args, wants_triton)
     finally:
-        if cold_dir:
-            import shutil
-            shutil.rmtree(cold_dir, ignore_errors=True)
+        import shutil
+        for directory in cold_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _run(args, wants_triton):

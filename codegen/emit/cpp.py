@@ -24,6 +24,10 @@ per pixel). Row kernels run one row per outer iteration: one inner loop per redu
 values, recomputing pointwise values rather than keeping a row buffer. The innermost
 loops are ``#pragma omp simd``; nothing else is vectorized by hand.
 
+A row lives in L1/L2 while its thread works on it, so each reduction is simply its own
+pass over the row (where Triton's looped rows use an online softmax to save a pass over
+device memory, the extra pass here reads cache); var/var_mean are two-pass in the IR.
+
 A kernel is a function ``int64_t name(pointers...)`` returning an error word: indices
 out of range and integer division by zero set bits, and the wrapper raises like eager.
 Sizes and strides are literals (shapes are static): ``Loop.size`` and the index

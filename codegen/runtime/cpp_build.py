@@ -76,25 +76,32 @@ def toolchain() -> Toolchain:
         return _toolchain
 
 
+_VECTOR_MATH_PROBE = ("#include <math.h>\n#pragma omp declare simd notinbranch\nextern float expf(float);\n"
+                      "void f(float *x) { for (int i = 0; i < 64; i++) x[i] = expf(x[i]); }\n")
+
+
 def _probe() -> Toolchain:
+    """Everything at once first (one compiler run on a usual Linux box); one option at a
+    time only if that fails."""
     candidates = [os.environ.get("CC")] if os.environ.get("CC") else ["gcc", "cc"]
     compiler = next((shutil.which(c) for c in candidates if shutil.which(c)), None)
     if compiler is None:
         raise CompileError("no C compiler found (set CC, or install gcc)")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
-    flags = ["-std=gnu11", "-O3", *config.CPP_EXTRA_FLAGS]
+    version = version[0] if version else ""
+    base = ["-std=gnu11", "-O3", *config.CPP_EXTRA_FLAGS]
+    best = base + ["-march=native", "-fopenmp"]
+    if _try(compiler, best, ["-lmvec", "-lm"], _VECTOR_MATH_PROBE):
+        return Toolchain(compiler, version, tuple(best), ("-lmvec", "-lm"), True)
+    flags = list(base)
     for extra in (["-march=native"], ["-fopenmp"]):
         if _try(compiler, flags + extra, []):
             flags += extra
     if "-fopenmp" not in flags and _try(compiler, flags + ["-fopenmp-simd"], []):
         flags.append("-fopenmp-simd")
-    libs = ["-lm"]
-    probe = "#include <math.h>\n#pragma omp declare simd notinbranch\nextern float expf(float);\n" \
-            "void f(float *x) { for (int i = 0; i < 64; i++) x[i] = expf(x[i]); }\n"
-    vector_math = _try(compiler, flags, ["-lmvec", "-lm"], probe)
-    if vector_math:
-        libs = ["-lmvec", "-lm"]
-    return Toolchain(compiler, version[0] if version else "", tuple(flags), tuple(libs), vector_math)
+    vector_math = _try(compiler, flags, ["-lmvec", "-lm"], _VECTOR_MATH_PROBE)
+    libs = ("-lmvec", "-lm") if vector_math else ("-lm",)
+    return Toolchain(compiler, version, tuple(flags), libs, vector_math)
 
 
 def library_path(source: str, tools: Toolchain):
