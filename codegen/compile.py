@@ -63,6 +63,9 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
             compiled.run_eagerly(reason)
     except (fx_graph.DecomposeError, Unlowerable) as e:
         compiled.run_eagerly(str(e))
+    except cpp_build.NoCompiler as e:            # this machine's fault, not ours: said once
+        compiled.run_eagerly(str(e))
+        cpp_build.warn_once(str(e))
     except Exception as e:  # noqa: BLE001 - a bug of ours: warned, and the user's program still runs
         compiled.run_eagerly(f"internal error: {type(e).__name__}: {e}", internal=True)
     compiled.compile_seconds = time.perf_counter() - start

@@ -110,3 +110,22 @@ def test_default_backend_compiles_cpu_graphs_to_c_kernels():
         warnings.simplefilter("error")
         assert_close(fn(x), torch.relu(x) * 2)
     assert [k.name for g in codegen.COMPILED for k in g.kernels] == ["cpp_fused_relu_mul"]
+
+
+def test_without_a_compiler_graphs_run_as_captured_with_one_warning(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setattr(cpp_build, "_loaded", {})
+    monkeypatch.setattr(cpp_build, "_warned", set())
+    cpp_build.forget_toolchain()
+    try:
+        x = torch.randn(4, 5)
+        with pytest.warns(UserWarning, match="no C compiler found") as record:
+            compiled = codegen.compile_graph(graph_of(lambda t: t.exp() + 1, 1), [x], emitter="cpp")
+            codegen.compile_graph(graph_of(lambda t: t.exp() * 2, 1), [x], emitter="cpp")
+        assert not any(issubclass(w.category, InternalErrorWarning) for w in record)
+        assert sum("no C compiler" in str(w.message) for w in record) == 1
+        assert compiled.runs_eagerly and "no C compiler" in compiled.stats.eager_reason
+        assert_close(compiled(x), x.exp() + 1)
+    finally:
+        monkeypatch.delenv("CC")
+        cpp_build.forget_toolchain()

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 
 from codegen import config
 
@@ -32,7 +33,20 @@ _toolchain = None
 
 
 class CompileError(RuntimeError):
-    """The system compiler rejected generated code, or there is no compiler."""
+    """The system compiler rejected generated code (a bug of ours)."""
+
+
+class NoCompiler(RuntimeError):
+    """No working C compiler here: graphs run as captured."""
+
+
+_warned: set = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(f"capture: {message}; graphs on CPU tensors run as captured", stacklevel=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +86,20 @@ def toolchain() -> Toolchain:
     global _toolchain
     with _lock:
         if _toolchain is None:
-            _toolchain = _probe()
+            try:
+                _toolchain = _probe()
+            except NoCompiler as e:
+                _toolchain = e                   # asked once per process
+        if isinstance(_toolchain, NoCompiler):
+            raise _toolchain
         return _toolchain
+
+
+def forget_toolchain() -> None:
+    """Probe again on the next build (after CC or the machine changed)."""
+    global _toolchain
+    with _lock:
+        _toolchain = None
 
 
 _VECTOR_MATH_PROBE = ("#include <math.h>\n#pragma omp declare simd notinbranch\nextern float expf(float);\n"
@@ -86,13 +112,15 @@ def _probe() -> Toolchain:
     candidates = [os.environ.get("CC")] if os.environ.get("CC") else ["gcc", "cc"]
     compiler = next((shutil.which(c) for c in candidates if shutil.which(c)), None)
     if compiler is None:
-        raise CompileError("no C compiler found (set CC, or install gcc)")
+        raise NoCompiler("no C compiler found (set CC, or install gcc)")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     version = version[0] if version else ""
     base = ["-std=gnu11", "-O3", *config.CPP_EXTRA_FLAGS]
     best = base + ["-march=native", "-fopenmp"]
     if _try(compiler, best, ["-lmvec", "-lm"], _VECTOR_MATH_PROBE):
         return Toolchain(compiler, version, tuple(best), ("-lmvec", "-lm"), True)
+    if not _try(compiler, base, []):
+        raise NoCompiler(f"{compiler} cannot build a shared library here")
     flags = list(base)
     for extra in (["-march=native"], ["-fopenmp"]):
         if _try(compiler, flags + extra, []):
