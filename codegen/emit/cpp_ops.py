@@ -19,15 +19,17 @@ import struct
 
 import torch
 
-# The C type of a *computed* value of each dtype.
+# The C type of a *computed* value of each dtype. Booleans are ints (0 or 1), what C's
+# comparisons give: the vectorizer then keeps a select's mask the width of its operands
+# (a chain of 1-byte bools between float compares and selects kept max-pool windows scalar).
 C_TYPES = {
     torch.float32: "float", torch.float64: "double", torch.float16: "float", torch.bfloat16: "float",
     torch.int64: "int64_t", torch.int32: "int32_t", torch.int16: "int16_t", torch.int8: "int8_t",
-    torch.uint8: "uint8_t", torch.bool: "bool",
+    torch.uint8: "uint8_t", torch.bool: "int",
 }
 
 # The C type of an element in memory.
-STORAGE_TYPES = {**C_TYPES, torch.float16: "_Float16", torch.bfloat16: "uint16_t"}
+STORAGE_TYPES = {**C_TYPES, torch.float16: "_Float16", torch.bfloat16: "uint16_t", torch.bool: "bool"}
 
 # Math functions with glibc vector variants (float and double), called through libm names.
 LIBM = {"exp": "exp", "exp2": "exp2", "log": "log", "log2": "log2", "sin": "sin", "cos": "cos",

@@ -86,10 +86,12 @@ def _max_pool2d(g, node, a, kernel_size, stride=(), padding=0, dilation=1, ceil_
             best_at = at if inside is None else Op("where", [inside, at, best_at], torch.int64)
         best = Const(-math.inf, compute)
         for inside, value, at in candidates:
-            wins = Op("or", [Op("gt", [value, best], torch.bool), Op("ne", [value, value], torch.bool)], torch.bool)
-            wins = _both(inside, wins)
-            best = Op("where", [wins, value, best], compute)
-            best_at = Op("where", [wins, at, best_at], torch.int64)
+            # v > best, then isnan(v): two selects rather than one on (v > best) | (v != v),
+            # which keeps GCC from vectorizing a C kernel (same result either way)
+            for wins in (Op("gt", [value, best], torch.bool), Op("ne", [value, value], torch.bool)):
+                wins = _both(inside, wins)
+                best = Op("where", [wins, value, best], compute)
+                best_at = Op("where", [wins, at, best_at], torch.int64)
         return best, best_at
 
     values = Lazy(shape, dtype, lambda index: labeled(cast(window(index)[0], dtype), node))
