@@ -130,6 +130,11 @@ def use_autotune(device) -> bool:
 # kernels run on the calling thread alone. The thread count is torch's (the same libgomp).
 CPP_PARALLEL_MIN_ELEMENTS = 32768
 
+# A reduction's costly summands (exp(v - max) in softmax) are kept in a row array on the
+# stack for the pass that stores them, up to this many elements (64 KiB of float32: it
+# stays in L2; longer rows recompute them).
+CPP_ROW_VALUES_MAX = 16384
+
 # Loops are split where an access divides them (a reshape of a permuted view); each
 # round splits every loop one access divides, a few rounds untangle any view chain.
 CPP_MAX_LOOP_SPLITS = 4

@@ -102,7 +102,8 @@ def test_results_match_with_and_without_fusion():
 def test_values_used_only_inside_a_kernel_never_touch_memory(emitter):
     compiled = check(lambda x: x.softmax(-1), torch.randn(4, 77))
     source = compiled.kernels[0].source
-    assert count_stores(source) == 1 and count_loads(source) == (1 if emitter == "triton" else 3)   # C: per pass
+    # C: one read per pass (max, sum); the storing pass reads exp(x - max) back from a row array
+    assert count_stores(source) == 1 and count_loads(source) == (1 if emitter == "triton" else 2)
     assert compiled.stats.kernel_bytes == compiled.stats.floor_bytes
 
 

@@ -42,7 +42,7 @@ import torch
 from codegen import config
 from codegen.emit.cpp_ops import C_TYPES, OPS, STORAGE_TYPES, convert, literal
 from codegen.emit.triton_ops import reduction_identity
-from codegen.ir import Const, IndexCheck, IndexValue, Load, compute_dtype, in_range, indexing, unique_name, walk
+from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, indexing, unique_name, walk
 from codegen.schedule.scheduler import Placed, member_index
 from codegen.stats import format_bytes
 
@@ -52,6 +52,9 @@ RESERVED = _LIBM_NAMES | {n + "f" for n in _LIBM_NAMES} | {"err", "int64_t", "in
             "else", "int", "char", "long", "short", "unsigned", "signed", "void", "static", "inline", "NAN",
             "INFINITY", "_Float16", "uint16_t", "uint8_t", "int8_t", "int16_t"}
 ERROR_OPS = {"div_floor_int", "div_trunc_int"}       # integer helpers taking &err
+# A reduction's summands computed with these are kept in a row array for later passes.
+ROW_VALUE_OPS = {"exp", "exp2", "log", "log2", "tanh", "erf", "sigmoid", "pow", "pow_tensor", "sin", "cos",
+                 "log1p", "expm1"}
 
 
 @dataclasses.dataclass
@@ -138,6 +141,7 @@ class CppKernelEmitter:
         self.loads_seen: dict = {}
         self.covered: set = set(kernel.fx_nodes)
         self.reduced: dict = {}
+        self.row_values: dict = {}        # Expr -> (row array, position): summands kept for later passes
         self.index_checks: list = []
         self.may_fail = False
         self._deps: dict = {}
@@ -286,7 +290,11 @@ class CppKernelEmitter:
         cached = scope.cache.get(expr)
         if cached is not None:
             return cached
-        if isinstance(expr, Load) and expr.buffer.name in self.placed:
+        if expr in self.row_values and {loop.name for loop in self.r_loops} <= scope.bound:
+            array, position = self.row_values[expr]          # kept by an earlier pass over this row
+            name = self.fresh(f"{array}_value")
+            scope.lines.append(f"const {C_TYPES[expr.dtype]} {name} = {array}[{position}];")
+        elif isinstance(expr, Load) and expr.buffer.name in self.placed:
             member = self.placed[expr.buffer.name]
             name = self.reduced[member.comp.name] if member.comp.is_reduction else self.emit(member.value())
         elif isinstance(expr, IndexCheck):
@@ -450,9 +458,14 @@ class CppKernelEmitter:
                 clause += f" reduction(|:{nan_flag})"
                 update += f" {nan_flag} |= {{v}} != {{v}};"
                 finish.append(f"if ({nan_flag}) {acc} = {literal(float('nan'), dtype)};")
+        array = self._row_array(value, row)
         self._open_r_loops(clause)
         v = self.emit(value)
         self.stack[-1].lines.append(update.format(v=v))
+        if array is not None:
+            position = index_c(_nest(self.r_loops), {})
+            self.stack[-1].lines.append(f"{array}[{position}] = {v};")
+            self.row_values[value] = (array, position)
         self._close(len(self.r_loops))
         row.lines += finish
         target = compute_dtype(member.comp.buffer.dtype)
@@ -461,6 +474,28 @@ class CppKernelEmitter:
             row.lines.append(f"const {C_TYPES[target]} {converted} = {convert(acc, target)};")
             acc = converted
         self.reduced[member.comp.name] = acc
+
+    def _row_array(self, value, row):
+        """A row-long array keeping a reduction's summands when they are worth keeping:
+        ``exp(v - max)`` is summed, then divided by the sum — read back, not recomputed."""
+        if not self._costly(value) or not self.r_loops or self.space.rnumel > config.CPP_ROW_VALUES_MAX:
+            return None
+        array = self.fresh(f"{value.label or 'row'}_row")
+        row.lines.append(f"{C_TYPES[value.dtype]} {array}[{self.space.rnumel}];")
+        return array
+
+    def _costly(self, expr, seen=None) -> bool:
+        """Does ``expr`` (through the fused members it reads) call a costly function?"""
+        seen = set() if seen is None else seen
+        for node in walk(expr):
+            if isinstance(node, Op) and node.name in ROW_VALUE_OPS:
+                return True
+            member = self.placed.get(node.buffer.name) if isinstance(node, Load) else None
+            if member is not None and not member.comp.is_reduction and member.comp.name not in seen:
+                seen.add(member.comp.name)
+                if self._costly(member.value(), seen):
+                    return True
+        return False
 
     # ---------------------------------------------------------------- assembly
     def build(self) -> CppKernelSource:
