@@ -1,8 +1,9 @@
 """``python -m bench``: the model suite, eager vs compiled, side by side (see bench/harness.py).
 
-``python -m bench overhead|breaks|guards|codegen [args]`` runs the focused benchmarks:
-per-call overhead, graph breaks vs torch._dynamo.explain, the guard-overhead sweep, and
-the code generator's kernels and bytes moved (compiled vs eager vs floor).
+``python -m bench overhead|breaks|guards|codegen|semantics [args]`` runs the focused
+benchmarks: per-call overhead, graph breaks vs torch._dynamo.explain, the guard-overhead
+sweep, the code generator's kernels and bytes moved (compiled vs eager vs floor), and
+the Python-semantics corpus's pass rates per family (capture vs torch.compile).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import sys
 
 MODES = {"overhead": "bench.overhead", "breaks": "bench.breaks", "guards": "bench.guards",
-         "codegen": "bench.codegen"}
+         "codegen": "bench.codegen", "semantics": "bench.semantics.table"}
 
 
 def parse_args(argv=None):
@@ -19,7 +20,7 @@ def parse_args(argv=None):
         prog="python -m bench",
         description="Model suite, eager vs compiled (capture and torch.compile): correctness, first-call time, "
                     "per-call latency, graphs, breaks, recompiles, guards, kernels. Other modes: "
-                    "`python -m bench overhead|breaks|guards|codegen [--help]`.")
+                    "`python -m bench overhead|breaks|guards|codegen|semantics [--help]`.")
     parser.add_argument("--quick", action="store_true",
                         help="the quick suite (mlp, cnn, gpt2_block), fewer timing rounds, inductor within a "
                              "compile-time budget: about a minute on 2 cores")

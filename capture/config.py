@@ -14,3 +14,10 @@ max_inline_depth = 40
 max_unrolled_instructions = 200_000
 
 debug_dir = os.environ.get("CAPTURE_DEBUG_DIR") or None
+
+# What an internal error of capture (a bug of ours while tracing a frame) does:
+# "warn" runs the frame eagerly and warns (capture.InternalErrorWarning, with the
+# reason and where) so the user's program still works; "raise" raises
+# capture.InternalError (chained to the bug) -- the test suite runs with "raise" so
+# no internal error can pass silently as a graph break.
+internal_errors = os.environ.get("CAPTURE_INTERNAL_ERRORS", "warn")

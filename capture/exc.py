@@ -41,6 +41,36 @@ class NonTensorResult(Unsupported):
     baked in); a Python function of torch's can be inlined instead."""
 
 
+class TracedRaise(Exception):
+    """The traced code raised ``exc`` (an ExceptionVariable) at the current instruction.
+
+    The translator sends it to the innermost handler of the exception table covering
+    the instruction, in the frame that raised it or, unwinding inlined calls, in a
+    caller. Uncaught in the compiled frame, the rewritten frame raises it after the
+    graph -- unless ``synthesized`` (capture made the exception object itself, e.g. a
+    KeyError of a traced dict): then the frame breaks there and Python raises its own.
+    """
+
+    def __init__(self, exc, synthesized: bool = False):
+        super().__init__(repr(exc))
+        self.exc = exc  # an ExceptionVariable, or a real exception (the translator wraps it)
+        self.synthesized = synthesized
+
+    @property
+    def exc_type(self) -> type:
+        return type(self.exc) if isinstance(self.exc, BaseException) else self.exc.python_type()
+
+
+class InternalError(RuntimeError):
+    """A bug of capture's while tracing a frame (``config.internal_errors == "raise"``);
+    the original exception is its ``__cause__``."""
+
+
+class InternalErrorWarning(RuntimeWarning):
+    """Warned when an internal error sent a frame to eager (the default); the frame
+    still ran correctly, uncompiled."""
+
+
 @dataclasses.dataclass(frozen=True)
 class BreakReason:
     reason: str

@@ -38,6 +38,7 @@ class FrameCodegen:
         self._memo: dict[int, str] = {}
         self.counter = None  # HitCounter bumped on each run of the replacement
         self._building: set[int] = set()
+        self.handing_over = False  # rebuilding the state a resume function continues from
 
     def object_ref(self, obj) -> str:
         name = self._ref_by_id.get(id(obj))
@@ -82,13 +83,20 @@ class FrameCodegen:
     def reconstruct(self, vt) -> str:
         """Expression for ``vt``; a mutable container built here is bound to a temporary
         once, so one object reached twice stays one object, as in eager."""
-        if isinstance(vt, TensorVariable):
-            if vt.node.op == "placeholder" and vt.source is not None:
-                return self.source_expr(vt.source)
-            return f"__capture_out[{self.output_index[vt.node]}]"
         key = id(vt)
         if key in self._memo:
             return self._memo[key]
+        if isinstance(vt, TensorVariable):
+            if vt.node.op == "placeholder" and vt.source is not None:
+                expr = self.source_expr(vt.source)
+                if not expr.isidentifier():
+                    # read it before the side effects are replayed: `xs.pop(0)` of an input
+                    # list changes what `xs[0]` reaches
+                    name = f"__capture_tmp_{len(self.prelude)}"
+                    self.prelude.append(f"{name} = {expr}")
+                    self._memo[key] = expr = name
+                return expr
+            return f"__capture_out[{self.output_index[vt.node]}]"
         if key in self._building:
             raise Unsupported("returning a container that contains itself")
         self._building.add(key)
@@ -102,7 +110,8 @@ class FrameCodegen:
         return expr
 
     def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt,
-                 tail=None, replay=()) -> tuple[types.CodeType, str]:
+                 tail=None, replay=(), raise_vt=None) -> tuple[types.CodeType, str]:
+        """``raise_vt``: the frame ends by raising this exception (uncaught in the frame)."""
         nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         arg_names = code.co_varnames[:nargs]
         lines = []
@@ -113,13 +122,15 @@ class FrameCodegen:
         if graph_fn is not None:
             graph_name = self.object_ref(graph_fn)
             lines.append(f"__capture_out = {graph_name}({', '.join(input_exprs)})")
-        if tail is None:
+        if raise_vt is not None:
+            result_expr = self.reconstruct(raise_vt)
+        elif tail is None:
             result_expr = self.reconstruct(return_vt)
         else:
             result_expr = self._bridge_call(code, tail)
         lines.extend(self.prelude)
         lines.extend(replay)
-        lines.append(f"return {result_expr}")
+        lines.append(f"{'raise' if raise_vt is not None else 'return'} {result_expr}")
         fn_name = code.co_name if code.co_name.isidentifier() else "__capture_frame"
         body = "\n".join("        " + line for line in lines)
         cells = "".join(f"    {name} = None\n" for name in code.co_freevars)
@@ -138,7 +149,11 @@ class FrameCodegen:
 
     def _bridge_call(self, code, tail) -> str:
         """Call the bridge that runs the unsupported instruction and resumes after it."""
-        args = ", ".join(self.reconstruct(v) for v in tail.values)
+        self.handing_over = True  # values go on to the rest of the frame, not back to the caller
+        try:
+            args = ", ".join(self.reconstruct(v) for v in tail.values)
+        finally:
+            self.handing_over = False
         if tail.needs_closure:
             cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__"
             make = self.runtime_ref(runtime.make_function)

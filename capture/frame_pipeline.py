@@ -22,9 +22,10 @@ import dataclasses
 import logging
 import traceback
 import types
+import warnings
 
-from capture import _C, logs, resume
-from capture.exc import BreakReason, Unsupported
+from capture import _C, config, logs, resume
+from capture.exc import BreakReason, InternalError, InternalErrorWarning, TracedRaise, Unsupported
 from capture.frame_codegen import FrameCodegen
 from capture.records import CacheEntry, HitCounter
 from capture.runtime import grad_mode_restorer, run_without_hook
@@ -132,6 +133,10 @@ def _internal_error(frame: Frame, output: OutputGraph, error: Exception, fullgra
     under the guards collected up to the failure)."""
     reason = BreakReason(f"internal error in capture: {type(error).__name__}: {error}", frame.location())
     logging.getLogger("capture").warning("%s\n%s", reason, "".join(traceback.format_exception(error)))
+    if config.internal_errors == "raise":  # the test suite: no internal error passes as a break
+        raise InternalError(str(reason)) from error
+    warnings.warn(f"capture: {reason}; this frame runs eagerly (a bug in capture: please report it)",
+                  InternalErrorWarning, stacklevel=4)
     if fullgraph:
         raise Unsupported(reason.reason, reason.where) from error
     return _eager(frame, output, reason, recorder)
@@ -163,8 +168,14 @@ def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult 
     output = OutputGraph(frame.code, frame.func.__globals__)
     try:
         tx = _translator(frame, output, plan)
-        result = tx.run()
-        if isinstance(result, Stopped):
+        raised = None
+        try:
+            result = tx.run()
+        except TracedRaise as r:  # uncaught in the frame: the rewritten frame raises it
+            result = raised = r.exc
+        if raised is not None:
+            tail, return_vt, needed = None, None, [raised]
+        elif isinstance(result, Stopped):
             tail = break_tail(tx, frame.code, result.inst, native=plan.kind == NATIVE_TAIL)
             if tail is None:
                 return BreakAt(Unsupported("break inside a try block or a with-block we do not trace"), output,
@@ -172,7 +183,7 @@ def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult 
             return_vt, needed = None, tail.values
         else:
             tail, return_vt, needed = None, result, [result]
-        entry = _graph_entry(frame, output, return_vt, tail, plan.reason, backend, recorder, needed)
+        entry = _graph_entry(frame, output, return_vt, tail, plan.reason, backend, recorder, needed, raised)
         return TraceResult(entry, graph_ops=output.has_ops())
     except Unsupported as e:
         return BreakAt(e, output)
@@ -191,8 +202,9 @@ def _translator(frame: Frame, output: OutputGraph, plan: BreakPlan) -> Instructi
     return tx
 
 
-def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, needed) -> CacheEntry:
-    """Compile the graph, write the replacement frame, build its guards."""
+def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, needed, raised=None) -> CacheEntry:
+    """Compile the graph, write the replacement frame (returning ``return_vt``, raising
+    ``raised``, or handing over to ``tail``), build its guards."""
     code, f_globals = frame.code, frame.func.__globals__
     cg = FrameCodegen(f_globals)
     cg.counter = HitCounter()
@@ -209,7 +221,7 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
             recorder.graphs.append(gm)
     input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
     replay = output.side_effects.replay(cg)
-    new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay)
+    new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay, raise_vt=raised)
     guard = build_guard_function(output.guards, frame.arg_names, f_globals, name=guard_name(code),
                                  example=(frame.func, frame.args), dict_watch=_C.DictWatch)
     log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)

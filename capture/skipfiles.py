@@ -68,7 +68,8 @@ def is_skipped_file(filename: str) -> bool:
 
 # Pure-Python stdlib modules whose functions are safe and useful to inline.
 _INLINABLE_STDLIB = ("typing.py", "dataclasses.py", "collections/__init__.py", "_collections_abc.py", "enum.py",
-                     "abc.py", "numbers.py", "functools.py", "operator.py", "copy.py")
+                     "abc.py", "numbers.py", "functools.py", "operator.py", "copy.py",
+                     "contextlib.py")
 
 
 _INLINABLE_FROZEN = ("<frozen _collections_abc>", "<frozen abc>")  # 3.11 freezes these modules

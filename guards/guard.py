@@ -86,8 +86,16 @@ def fmt(value) -> str:
 def short(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"<{type(value).__name__} {str(value.dtype).replace('torch.', '')} shape={fmt(tuple(value.shape))}>"
+    if type(value) not in _PLAIN_REPR:
+        # a user object's __repr__ may run arbitrary code, or fail (a module whose
+        # __init__ has not run yet): name its type instead
+        return f"<{type(value).__qualname__} object at {id(value):#x}>"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_PLAIN_REPR = {int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset, type,
+               torch.dtype, torch.device, torch.Size, slice, range}
 
 
 def const_equal(value, expected) -> bool:

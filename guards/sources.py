@@ -36,6 +36,7 @@ SOURCE_HELPERS = {
     "__capture_sys_modules": sys.modules,  # GlobalSource of another module
     "__capture_getattr": object.__getattribute__,  # GenericAttrSource
     "__capture_dict": dict_part,  # DictContentSource
+    "__capture_type": type,  # TypeSource
 }
 
 
@@ -136,6 +137,23 @@ class AttrSource(Source):
     def watch_path(self):
         base = self.base.watch_path()
         return None if base is None else base.then(AttrStep(self.attr))
+
+
+@dataclasses.dataclass(frozen=True)
+class TypeSource(Source):
+    """``type(base)``: the class of a value reached through a source (its methods, and
+    through them their closures and defaults, become guardable)."""
+
+    base: Source
+
+    def name(self):
+        return f"type({self.base.name()})"
+
+    def expr(self, mode):
+        return f"__capture_type({self.base.expr(mode)})"
+
+    def base_local(self):
+        return self.base.base_local()
 
 
 @dataclasses.dataclass(frozen=True)

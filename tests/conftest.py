@@ -11,6 +11,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import capture  # noqa: E402
+from bench.torchvision_cpu import make_importable  # noqa: E402
+
+# An internal error of capture fails the test that hit it (users get a warning and an
+# eager frame instead): no bug may pass as a silent graph break.
+capture.config.internal_errors = "raise"
+# The test extra installs timm, which brings PyPI's torchvision (built for CUDA torch):
+# give it the two operators it registers at import when its C library cannot load.
+make_importable()
+
 import helpers_codegen  # noqa: E402
 
 EMITTERS = ("triton", "cpp")

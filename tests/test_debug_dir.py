@@ -71,4 +71,5 @@ def test_generated_sources_show_in_tracebacks_and_nothing_is_added_to_user_globa
 
 
 def raise_it(value):
-    raise ValueError(f"bad {value.shape}")
+    # .tolist() needs real data: a graph break (a raise alone is traced into the rewritten frame)
+    raise ValueError(f"bad {value.tolist()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from capture import config
 from capture.exc import Unsupported
 from capture.variables.constant import ConstantVariable
+from capture.variables.with_exit import enter_user_context
 from capture.variables.ctx_manager import GradModeVariable
 from capture.variables.iterators import ListIteratorVariable
 
@@ -68,7 +69,7 @@ class ControlOps:
         it = self.peek()
         if not isinstance(it, ListIteratorVariable):
             raise Unsupported(f"iteration over {it}")
-        item = it.next_item()
+        item = it.next_item(self)
         if item is None:
             self.pop()
             self.jump_to(inst.argval)
@@ -88,15 +89,15 @@ class ControlOps:
             raise Unsupported("generator yields too many values")
         self.push(ConstantVariable(None))  # the value sent back in
 
-    def RAISE_VARARGS(self, inst):
-        raise Unsupported("raise statement (exceptions are handled by graph breaks, not yet)")
-
     def GET_YIELD_FROM_ITER(self, inst):
         raise Unsupported("yield from")
 
     def BEFORE_WITH(self, inst):
         ctx = self.pop()
         if not isinstance(ctx, GradModeVariable):
-            raise Unsupported(f"with-block over {ctx} (only grad-mode context managers are traced)")
+            exit_fn, entered = enter_user_context(self, ctx)  # Python __enter__/__exit__, inlined
+            self.push(exit_fn)
+            self.push(entered)
+            return
         self.push(ctx.enter(self))
         self.push(ConstantVariable(None))  # what __enter__ returned

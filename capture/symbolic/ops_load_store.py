@@ -83,6 +83,9 @@ class LoadStoreOps:
 
     def LOAD_ATTR(self, inst):
         obj = self.pop()
+        if inst.argval == "__class__":  # what type(obj) is, for every kind of value
+            self.push(self.call_builtin(type, obj))
+            return
         self.push(obj.var_getattr(self, inst.argval))
 
     def LOAD_METHOD(self, inst):

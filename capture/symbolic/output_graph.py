@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensor
@@ -142,6 +143,8 @@ class OutputGraph:
             value = vt.as_python_constant()
             if callable(value) and not isinstance(value, type):
                 raise Unsupported(f"function {value} passed to a graph operation")
+            if isinstance(value, np.generic):  # torch reads a numpy scalar as the Python number it
+                return value.item()            # holds; generated FX code cannot name numpy's types
             return value
         raise Unsupported(f"{vt} passed to a graph operation")
 

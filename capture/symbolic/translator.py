@@ -11,14 +11,17 @@ import dis
 import types
 
 from capture import config
-from capture.exc import Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.skipfiles import is_user_file
 from capture.symbolic.ops_build import BuildOps
 from capture.symbolic.ops_call import CallOps
 from capture.symbolic.ops_control import ControlOps
+from capture.symbolic.ops_exceptions import ExceptionOps
 from capture.symbolic.ops_load_store import LoadStoreOps
 from capture.symbolic.ops_stack import StackOps
 from capture.variables.base import VariableTracker
+from capture.variables.constant import ConstantVariable
+from capture.variables.exceptions import ExceptionVariable
 
 
 class _Return(Exception):
@@ -40,7 +43,7 @@ def code_location(code: types.CodeType, lineno: int | None) -> str:
     return f"{code.co_filename}:{lineno if lineno is not None else code.co_firstlineno}"
 
 
-class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOps):
+class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOps, ExceptionOps):
     def __init__(self, code: types.CodeType, f_globals: dict, output, symbolic_locals: dict,
                  cells: dict, parent: "InstructionTranslator | None" = None,
                  generator: bool = False, func_name: str | None = None):
@@ -57,6 +60,7 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
         self.yielded: list = []
         self.func_name = func_name or code.co_name
         self.stack: list = []
+        self.exc_stack: list = []  # exceptions being handled (innermost last), as CPython's exc_info
         self.kw_names: tuple | None = None
         self.instructions = list(dis.get_instructions(code))
         self.index_of_offset = {inst.offset: i for i, inst in enumerate(self.instructions)}
@@ -119,13 +123,29 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
                 try:
                     if handler is None:
                         raise Unsupported(f"opcode {inst.opname} is not supported yet")
-                    handler(inst)
+                    self._step(handler, inst)
                 except Unsupported as e:
                     if self.parent is None and e.root_index is None:
                         e.root_index = index
                     raise e.located(self.location(), is_user_file(self.code.co_filename))
         except _Return as r:
             return r.value
+
+    def _step(self, handler, inst):
+        """Run one handler; an exception the traced code raised goes to its handler."""
+        try:
+            try:
+                handler(inst)
+            except MissingAttribute as e:  # what AttributeError means, with Python's text
+                raise TracedRaise(ExceptionVariable(AttributeError, [ConstantVariable(e.reason)]),
+                                  synthesized=True) from None
+        except TracedRaise as raised:
+            if self.raise_to_handler(raised):
+                return
+            if self.parent is None and raised.synthesized:
+                raise Unsupported(f"{raised.exc.cls.__name__} raised by traced code, not caught in the frame "
+                                  f"(Python raises its own)") from None
+            raise
 
     def RETURN_VALUE(self, inst):
         raise _Return(self.pop())

@@ -49,6 +49,7 @@ class Rule:
     when: Callable  # value (or class) -> bool
     build: Callable
     name: str
+    takes_source: bool = False  # construct rules: build(..., cls_source=) gets the class's source
 
 
 _WRAP: list[Rule] = []
@@ -56,9 +57,9 @@ _RESULT: list[Rule] = []
 _CONSTRUCT: list[Rule] = []
 
 
-def _register(table: list, order: int, when: Callable):
+def _register(table: list, order: int, when: Callable, takes_source: bool = False):
     def register(build):
-        table.append(Rule(int(order), when, build, f"{build.__module__}.{build.__qualname__}"))
+        table.append(Rule(int(order), when, build, f"{build.__module__}.{build.__qualname__}", takes_source))
         table.sort(key=lambda r: r.order)  # stable: rules of one order keep registration order
         return build
     return register
@@ -74,9 +75,10 @@ def wraps_result(order: int, when: Callable):
     return _register(_RESULT, order, when)
 
 
-def constructs(order: int, when: Callable):
-    """Register ``build(tx, cls, args, kwargs)`` for calls of classes matching ``when(cls)``."""
-    return _register(_CONSTRUCT, order, when)
+def constructs(order: int, when: Callable, takes_source: bool = False):
+    """Register ``build(tx, cls, args, kwargs)`` for calls of classes matching ``when(cls)``
+    (``takes_source``: also ``cls_source=``, where the class was read, for guards)."""
+    return _register(_CONSTRUCT, order, when, takes_source)
 
 
 def rules() -> dict:
@@ -113,9 +115,11 @@ def wrap_constant_result(value):
     raise Unsupported(f"value of type {type(value).__name__} computed while tracing")
 
 
-def construct(tx, cls: type, args: list, kwargs: dict):
-    """What calling ``cls`` while tracing makes."""
+def construct(tx, cls: type, args: list, kwargs: dict, cls_source=None):
+    """What calling ``cls`` (read through ``cls_source``) while tracing makes."""
     for rule in _CONSTRUCT:
         if rule.when(cls):
+            if rule.takes_source:
+                return rule.build(tx, cls, args, kwargs, cls_source=cls_source)
             return rule.build(tx, cls, args, kwargs)
     raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")

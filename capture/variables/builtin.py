@@ -14,20 +14,26 @@ import operator
 
 import torch
 
-from capture.exc import MissingAttribute, Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.variables import builder, operators
 from capture.variables.base import NO_OBJECT, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
-from capture.variables.dicts import DictVariable
+from capture.variables.dicts import DictVariable, FromKeysVariable
 from capture.variables.iterators import ListIteratorVariable
+from capture.variables.itertools_iterators import PythonIteratorVariable  # noqa: F401 (registers itertools)
+from capture.variables.lazy_iterators import LazyIteratorVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
 from capture.variables.misc import SuperVariable
+from capture.variables.inference_mode import _construct_inference_mode  # noqa: F401 (registers it)
 from capture.variables.nn_module import NNModuleVariable
+from capture.variables.numpy_values import NumpyFunctionVariable  # noqa: F401 (registers numpy)
+from capture.variables.operator_getters import OperatorGetterVariable  # noqa: F401 (registers the getters)
 from capture.variables.sets import SetVariable
 from capture.variables.tensor import TensorVariable
+from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import ClassVariable, UserObjectVariable
 from guards import GuardKind
-from guards.sources import AttrSource
+from guards.sources import AttrSource, TypeSource
 
 _BUILTIN_NAMES = ["len", "isinstance", "issubclass", "getattr", "hasattr", "setattr", "delattr", "range",
                   "enumerate", "zip", "reversed", "sorted", "min", "max", "abs", "sum", "any", "all", "int",
@@ -63,6 +69,8 @@ class BuiltinVariable(KnownObjectMixin, VariableTracker):
     def var_getattr(self, tx, name):
         if name == "__name__":
             return ConstantVariable(self.fn.__name__)
+        if name == "fromkeys" and self.fn is dict:
+            return FromKeysVariable(dict)
         raise Unsupported(f"attribute {name} of builtin {self.fn}")
 
     def reconstruct(self, cg):
@@ -120,12 +128,20 @@ def _issubclass(tx, a, b):
     return ConstantVariable(issubclass(a.as_python_constant(), b.as_python_constant()))
 
 
+def _raised_attribute_error(raised: TracedRaise) -> bool:
+    return issubclass(raised.exc_type, AttributeError)
+
+
 def _getattr(tx, obj, name, default=None):
     name = name.as_python_constant()
     try:
         return obj.var_getattr(tx, name)
     except MissingAttribute:
         if default is None:
+            raise
+        return default
+    except TracedRaise as raised:  # e.g. a property raising AttributeError
+        if default is None or not _raised_attribute_error(raised):
             raise
         return default
 
@@ -135,6 +151,10 @@ def _hasattr(tx, obj, name):
         obj.var_getattr(tx, name.as_python_constant())
         return ConstantVariable(True)
     except MissingAttribute:
+        return ConstantVariable(False)
+    except TracedRaise as raised:
+        if not _raised_attribute_error(raised):
+            raise
         return ConstantVariable(False)
 
 
@@ -147,7 +167,11 @@ def _setattr(tx, obj, name, value):
 
 
 def _delattr(tx, obj, name):
-    raise Unsupported(f"deleting attribute {name.as_python_constant()!r}")
+    deleter = getattr(obj, "delete_attr", None)
+    if deleter is None:
+        raise Unsupported(f"deleting attribute {name.as_python_constant()!r}")
+    deleter(tx, name.as_python_constant())
+    return ConstantVariable(None)
 
 
 def _object_setattr(tx, obj, name, value):
@@ -168,19 +192,16 @@ def _items_of(tx, iterable):
 
 def _enumerate(tx, iterable, start=None):
     first = start.as_python_constant() if start is not None else 0
-    return ListVariable([TupleVariable([ConstantVariable(first + i), v])
-                         for i, v in enumerate(_items_of(tx, iterable))])
+    return LazyIteratorVariable(enumerate, [_iter(tx, iterable)], start=first)
 
 
 def _zip(tx, *iterables, strict=None):
-    columns = [_items_of(tx, it) for it in iterables]
-    if strict is not None and strict.as_python_constant() and len({len(c) for c in columns}) > 1:
-        raise Unsupported("zip(strict=True) with unequal lengths")
-    return ListVariable([TupleVariable(list(row)) for row in zip(*columns)])
+    strict = bool(strict.as_python_constant()) if strict is not None else False
+    return LazyIteratorVariable(zip, [_iter(tx, it) for it in iterables], strict=strict)
 
 
 def _reversed(tx, seq):
-    return ListVariable(list(reversed(_items_of(tx, seq))))
+    return ListIteratorVariable(list(reversed(_items_of(tx, seq))), origin=reversed)
 
 
 def _sorted(tx, iterable, key=None, reverse=None):
@@ -293,10 +314,22 @@ def _frozenset(tx, iterable=None):
 
 
 def _type(tx, obj):
-    return ClassVariable(obj.python_type(), None)
+    """``type(obj)``: reached through ``type(<obj's source>)`` when obj has one, so the
+    class attributes read through it (``type(self).SCALE``) are guarded."""
+    return ClassVariable(obj.python_type(), TypeSource(obj.source) if obj.source is not None else None)
 
 
 def _callable(tx, obj):
+    try:
+        cls = obj.python_type()
+    except Unsupported:
+        cls = None
+    if cls is not None and not isinstance(obj, ConstantVariable):
+        return ConstantVariable(lookup_on_type(cls, "__call__", None) is not None)
+    return _callable_by_tracker(tx, obj)
+
+
+def _callable_by_tracker(tx, obj):
     if isinstance(obj, (TensorVariable,)) or obj.is_python_constant() and not isinstance(obj, BuiltinVariable):
         return ConstantVariable(callable(obj.as_python_constant()) if obj.is_python_constant() else False)
     return ConstantVariable(hasattr(obj, "call") and type(obj).call is not VariableTracker.call)
@@ -312,24 +345,22 @@ def _iter(tx, obj):
 def _next(tx, it, default=None):
     if not isinstance(it, ListIteratorVariable):
         raise Unsupported(f"next() on {it}")
-    item = it.next_item()
+    item = it.next_item(tx)
     if item is None:
         if default is None:
-            raise Unsupported("next() on an exhausted iterator (StopIteration)")
+            raise TracedRaise(StopIteration())
         return default
     return item
 
 
 def _map(tx, fn, *iterables):
-    columns = [_items_of(tx, it) for it in iterables]
-    return ListVariable([fn.call(tx, list(row), {}) for row in zip(*columns)])
+    return LazyIteratorVariable(map, [_iter(tx, it) for it in iterables], fn=fn)
 
 
 def _filter(tx, fn, iterable):
-    items = _items_of(tx, iterable)
     if fn.is_python_constant() and fn.as_python_constant() is None:
-        return ListVariable([i for i in items if i.truth(tx)])
-    return ListVariable([i for i in items if fn.call(tx, [i], {}).truth(tx)])
+        fn = None
+    return LazyIteratorVariable(filter, [_iter(tx, iterable)], fn=fn)
 
 
 def _str(tx, *args):
@@ -361,7 +392,7 @@ def _id(tx, obj):
                                                                        ClassVariable)):
         tx.output.add_guard(tx, GuardKind.IDENTITY, obj.source, real)
         return ConstantVariable(id(real))
-    raise Unsupported("id() of a value without a stable identity")
+    raise Unsupported(f"id() of {obj}: no source to guard its identity by")
 
 
 def _vars(tx, obj=None):

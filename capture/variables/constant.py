@@ -8,7 +8,7 @@ import types
 
 import torch
 
-from capture.exc import MissingAttribute, Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.iterators import ListIteratorVariable
@@ -98,8 +98,8 @@ def fold(fn, args, kwargs=None):
     kw = {k: v.as_python_constant() for k, v in (kwargs or {}).items()}
     try:
         result = fn(*consts, **kw)
-    except Exception as e:
-        raise Unsupported(f"{getattr(fn, '__name__', fn)} raised {type(e).__name__}: {e}") from None
+    except Exception as e:  # Python raises it on these very values: so does the traced code
+        raise TracedRaise(e) from None
     return builder.wrap_constant_result(result)
 
 

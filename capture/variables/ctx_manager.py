@@ -14,6 +14,7 @@ from capture.runtime import GradModeRestorer, grad_mode_restorer
 from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.grad_mode_decorated import GradModeDecoratedVariable
 from guards import GuardKind
 
 GRAD_MODE_CLASSES = {torch.no_grad: False, torch.enable_grad: True}
@@ -44,6 +45,12 @@ class GradModeVariable(VariableTracker):
 
     def var_getattr(self, tx, name):
         raise Unsupported(f"attribute {name} of a grad-mode context manager")
+
+    def call(self, tx, args, kwargs):
+        """``torch.no_grad()(fn)``: the decorator form."""
+        if len(args) != 1 or kwargs:
+            raise Unsupported("calling a grad-mode context manager with these arguments")
+        return GradModeDecoratedVariable(self, args[0])
 
 
 class GradModeExit(VariableTracker):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import collections
 
-from capture.exc import Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.dict_views import DictViewVariable
 from capture.variables.lists import ListVariable, TupleVariable
 from guards import GuardKind
 from guards.sources import ItemSource
@@ -29,6 +30,7 @@ class DictVariable(VariableTracker):
         self.source = source
         self.dict_type = dict_type
         self.mutated = False
+        self.default_factory = None  # a defaultdict's factory (a tracker)
 
     def python_type(self):
         return self.dict_type
@@ -68,8 +70,19 @@ class DictVariable(VariableTracker):
     def getitem(self, tx, key_vt):
         key = _key(tx, key_vt)
         if key not in self.items:
-            raise Unsupported(f"KeyError {key!r}")
+            if self.default_factory is not None:  # defaultdict.__missing__: a new entry
+                self.check_mutable(tx)
+                self.items[key] = self.default_factory.call(tx, [], {})
+                return self.items[key]
+            raise self.key_error(key)
         return self.items[key]
+
+    def key_error(self, key):
+        """What a missing key raises: Python's KeyError (a dict subclass with __missing__
+        would do something else: not traced)."""
+        if hasattr(self.dict_type, "__missing__") and self.dict_type is not collections.defaultdict:
+            return Unsupported(f"missing key {key!r} of a {self.dict_type.__name__} (__missing__)")
+        return TracedRaise(KeyError(key))
 
     def setitem(self, tx, key_vt, value):
         self.check_mutable(tx)
@@ -80,6 +93,10 @@ class DictVariable(VariableTracker):
         self.items.pop(_key(tx, key_vt))
 
     def var_getattr(self, tx, name):
+        if name == "default_factory" and self.dict_type is collections.defaultdict:
+            return self.default_factory or ConstantVariable(None)
+        if not hasattr(self.dict_type, name):
+            raise MissingAttribute(f"{self.dict_type.__name__!r} object has no attribute {name!r}")
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):
@@ -89,12 +106,8 @@ class DictVariable(VariableTracker):
             return self.getitem(tx, args[0])
         if name == "__contains__":
             return ConstantVariable(self.contains(tx, args[0]))
-        if name == "keys":
-            return ListVariable([ConstantVariable(k) for k in self.items])
-        if name == "values":
-            return ListVariable(list(self.items.values()))
-        if name == "items":
-            return ListVariable([TupleVariable([ConstantVariable(k), v]) for k, v in self.items.items()])
+        if name in ("keys", "values", "items") and not args:
+            return DictViewVariable(self, name)  # a live view, as in Python
         if name == "get":
             key = _key(tx, args[0])
             default = args[1] if len(args) > 1 else ConstantVariable(None)
@@ -120,7 +133,7 @@ class DictVariable(VariableTracker):
                 return self.items.pop(key)
             if len(args) > 1:
                 return args[1]
-            raise Unsupported(f"KeyError {key!r}")
+            raise self.key_error(key)
         if name == "setdefault":
             key = _key(tx, args[0])
             if key not in self.items:
@@ -131,14 +144,38 @@ class DictVariable(VariableTracker):
             self.check_mutable(tx)
             self.items.clear()
             return ConstantVariable(None)
+        if name == "popitem" and not args:
+            return self._popitem(tx, kwargs)
+        if name == "move_to_end" and self.dict_type is collections.OrderedDict:
+            self.check_mutable(tx)
+            key = _key(tx, args[0])
+            last = (args[1] if len(args) > 1 else kwargs.get("last", ConstantVariable(True))).as_python_constant()
+            if key not in self.items:
+                raise self.key_error(key)
+            value = self.items.pop(key)
+            self.items = {key: value, **self.items} if not last else {**self.items, key: value}
+            return ConstantVariable(None)
         if name == "__setitem__":
             self.setitem(tx, args[0], args[1])
             return ConstantVariable(None)
         raise Unsupported(f"method {name} of dict")
 
+    def _popitem(self, tx, kwargs):
+        last = kwargs.get("last", ConstantVariable(True)).as_python_constant()
+        if kwargs and self.dict_type is not collections.OrderedDict:
+            raise Unsupported("dict.popitem() takes no keyword arguments")
+        if not self.items:
+            raise TracedRaise(KeyError("popitem(): dictionary is empty"))
+        self.check_mutable(tx)
+        key = next(reversed(self.items)) if last else next(iter(self.items))
+        return TupleVariable([ConstantVariable(key), self.items.pop(key)])
+
     def reconstruct(self, cg):
         if self.source is not None:
             return cg.source_expr(self.source)  # mutations were replayed onto it
+        if self.default_factory is not None:
+            body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
+            return f"{cg.object_ref(collections.defaultdict)}({cg.reconstruct(self.default_factory)}, {body})"
         body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
         if self.dict_type is dict:
             return body
@@ -179,6 +216,29 @@ def _plain_dict_class(cls) -> bool:
     (``dict`` itself is a builtin: capture.variables.builtin)."""
     return cls is collections.OrderedDict or (
         issubclass(cls, dict) and cls.__init__ is dict.__init__ and cls.__module__ == "collections")
+
+
+@builder.constructs(builder.Order.CONTAINER, lambda cls: cls is collections.defaultdict)
+def _construct_defaultdict(tx, cls, args, kwargs):
+    d = DictVariable({}, dict_type=cls)
+    if args and not (args[0].is_python_constant() and args[0].as_python_constant() is None):
+        d.default_factory = args[0]
+    d.call_method(tx, "update", list(args[1:]), kwargs)
+    d.mutated = False
+    return d
+
+
+class FromKeysVariable(VariableTracker):
+    """``dict.fromkeys`` (or a dict subclass's): a new dict mapping each key to one value."""
+
+    def __init__(self, dict_type: type):
+        self.dict_type = dict_type
+
+    def call(self, tx, args, kwargs):
+        if kwargs or not args:
+            raise Unsupported("dict.fromkeys with these arguments")
+        value = args[1] if len(args) > 1 else ConstantVariable(None)
+        return DictVariable({_key(tx, k): value for k in args[0].iter_items(tx)}, dict_type=self.dict_type)
 
 
 @builder.constructs(builder.Order.CONTAINER, _plain_dict_class)

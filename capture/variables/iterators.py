@@ -1,10 +1,8 @@
 """Iterators over values known at trace time (loops are unrolled over them)."""
 from __future__ import annotations
 
-import itertools
 
 from capture.exc import Unsupported
-from capture.variables import builder
 from capture.variables.base import VariableTracker
 
 
@@ -16,12 +14,12 @@ class ListIteratorVariable(VariableTracker):
         self.from_generator = from_generator  # a generator ran eagerly while tracing
 
     def python_type(self):
-        return type(iter([]))
+        return reversed if self.origin is reversed else type(iter([]))
 
     def children(self):
         return tuple(self.items)
 
-    def next_item(self):
+    def next_item(self, tx=None):
         if self.index >= len(self.items):
             return None
         item = self.items[self.index]
@@ -44,14 +42,11 @@ class ListIteratorVariable(VariableTracker):
             return "iter([" + ", ".join(rest) + "])"
         if self.origin is tuple:
             return "iter((" + "".join(r + ", " for r in rest) + "))"
+        if self.origin is None and cg.handing_over:
+            # the rest of a loop over a ModuleList, dict, ... continued by a resume function:
+            # the same items in order (a returned iterator would keep its own type: refused)
+            return "iter([" + ", ".join(rest) + "])"
         raise Unsupported(f"an iterator over {getattr(self.origin, '__name__', 'a traced value')} escaping the frame")
 
     def __repr__(self):
         return f"ListIteratorVariable({len(self.items) - self.index} left)"
-
-
-@builder.constructs(builder.Order.OBJECT, lambda cls: cls is itertools.repeat)
-def _construct_repeat(tx, cls, args, kwargs):
-    if len(args) == 2 and not kwargs and args[1].is_python_constant():
-        return ListIteratorVariable([args[0]] * args[1].as_python_constant())  # torch's _ntuple
-    raise Unsupported(f"constructing {cls.__module__}.{cls.__qualname__} inside a compiled function")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from capture.exc import Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
@@ -67,7 +67,9 @@ class BaseListVariable(VariableTracker):
             return type(self)(self.items[k], tuple_type=self.tuple_type if self.tuple_type is torch.Size else None)
         try:
             return self.items[k]
-        except (IndexError, TypeError) as e:
+        except IndexError:
+            raise TracedRaise(IndexError(f"{self.container_type.__name__} index out of range")) from None
+        except TypeError as e:
             raise Unsupported(f"{type(e).__name__} indexing {self}") from None
 
     def contains(self, tx, item):
@@ -83,6 +85,8 @@ class BaseListVariable(VariableTracker):
         t = self.python_type()
         if (is_namedtuple_type(t) or is_structseq_type(t)) and name in _field_names(t):
             return self.items[_field_names(t).index(name)]
+        if not hasattr(t, name):
+            raise MissingAttribute(f"{t.__name__!r} object has no attribute {name!r}")
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):

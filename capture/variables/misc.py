@@ -69,6 +69,8 @@ class SuperVariable(VariableTracker):
                 if attr in (object.__getattribute__, object.__setattr__) and hasattr(self.obj, "generic_setattr"):
                     return _ObjectAttrAccess(self.obj, setting=attr is object.__setattr__)
                 method = self.obj.dict_method(tx, name, attr) if hasattr(self.obj, "dict_method") else None
+                if method is None and hasattr(self.obj, "base_method"):  # e.g. BaseException.__init__
+                    method = self.obj.base_method(tx, name, attr)
                 if method is not None:
                     return method
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")

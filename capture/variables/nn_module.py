@@ -21,11 +21,12 @@ from capture.variables.functions import UserFunctionVariable, UserMethodVariable
 from capture.variables.iterators import ListIteratorVariable
 from capture.variables.lists import ListVariable, TupleVariable
 from capture.variables.tensor import TensorVariable
+from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import ClassVariable, inline_property
 from guards import GuardKind, TensorSpec
 from guards.module_hooks import (BACKWARD_HOOK_TABLES, FLAG_TABLES, FORWARD_HOOKS, FORWARD_PRE_HOOKS, HOOK_TABLES,
                                  global_module_hook_count, hooks_present)
-from guards.sources import AttrSource, ItemSource, ModuleMemberSource
+from guards.sources import AttrSource, ItemSource, ModuleMemberSource, TypeSource
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 
@@ -93,15 +94,16 @@ class NNModuleVariable(VariableTracker):
         stored = tx.output.side_effects.load_attr(m, name)
         if stored is not None:
             return stored
+        cls_vt = ClassVariable(type(m), TypeSource(self.source) if self.source is not None else None)
         if name == "__class__":
-            return ClassVariable(type(m), None)
+            return cls_vt
         if name in d:
             return builder.wrap(tx, d[name], AttrSource(self.source, name) if self.source is not None else None)
         for table in ("_parameters", "_buffers", "_modules"):
             if name in d.get(table, ()):
                 return self._member(tx, table, name)
         try:
-            attr = inspect.getattr_static(type(m), name)
+            attr = lookup_on_type(type(m), name)
         except AttributeError:
             if type(m).__getattr__ is not nn.Module.__getattr__:
                 raise Unsupported(f"custom __getattr__ on {type(m).__name__}") from None
@@ -109,7 +111,7 @@ class NNModuleVariable(VariableTracker):
         if isinstance(attr, staticmethod):
             return builder.wrap(tx, attr.__func__, None)
         if isinstance(attr, classmethod):
-            return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(type(m), None))
+            return UserMethodVariable(UserFunctionVariable(attr.__func__), cls_vt)
         if isinstance(attr, property):
             return inline_property(tx, attr, self)
         if isinstance(attr, types.FunctionType):
@@ -246,7 +248,10 @@ class NNModuleVariable(VariableTracker):
                 _guard_leaf_state(tx, m, self.source)
             return tx.output.call_module(tx, m, args, kwargs)
         forward = type(m).forward
-        return UserFunctionVariable(forward).call(tx, [self] + list(args), kwargs)
+        # with a source, what forward's closure and defaults hold can be guarded
+        # (e.g. a decorator's closed-over modules whose id() forward reads)
+        src = AttrSource(TypeSource(self.source), "forward") if self.source is not None else None
+        return UserFunctionVariable(forward, src).call(tx, [self] + list(args), kwargs)
 
 
 def _guard_leaf_state(tx, module: nn.Module, source):

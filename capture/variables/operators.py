@@ -7,7 +7,6 @@ classes they inline the class's dunder method (``__add__``, ``__radd__``, ``__lt
 from __future__ import annotations
 
 import enum
-import inspect
 import operator
 import types
 
@@ -16,11 +15,13 @@ import torch
 from capture.exc import Unsupported
 from capture.variables.base import NO_OBJECT
 from capture.variables.constant import ConstantVariable, fold
+from capture.variables.dict_views import SET_OPERATORS, DictViewVariable
 from capture.variables.functions import UserFunctionVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
 from capture.variables.misc import SuperVariable
 from capture.variables.model_output import ModelOutputVariable
 from capture.variables.tensor import TensorVariable
+from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import NewObjectVariable, UserObjectVariable
 
 ARITH = {operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod,
@@ -55,6 +56,10 @@ def apply_operator(tx, fn, args, kwargs):
         for a in args:
             if not isinstance(a, TensorVariable) and not _graphable(a):
                 raise Unsupported(f"{fn.__name__} between a tensor and {a}")
+        if fn in _INPLACE_TO_PLAIN and not isinstance(args[0], TensorVariable):
+            # `s = 0; s += t`: a number has no in-place operator, Python falls back to
+            # the plain one (t.__radd__) -- and FX cannot print `0 += t`.
+            fn = _INPLACE_TO_PLAIN[fn]
         return tx.output.call_graph(tx, "call_function", fn, args, {})
     if fn in (operator.not_, operator.truth):
         value = args[0].truth(tx)
@@ -74,6 +79,11 @@ def _graphable(vt) -> bool:
 
 def _container_operator(tx, fn, args):
     plain = _INPLACE_TO_PLAIN.get(fn, fn)
+    if plain in SET_OPERATORS and len(args) == 2:
+        if isinstance(args[0], DictViewVariable):
+            return args[0].set_operation(tx, plain, args[1])
+        if isinstance(args[1], DictViewVariable):
+            return args[1].set_operation(tx, plain, args[0], reflected=True)
     if any(isinstance(a, (NewObjectVariable, UserObjectVariable)) for a in args):
         overloaded = _user_dunder(tx, fn, args)
         if overloaded is not None:
@@ -129,7 +139,7 @@ def inspect_eq_is_default(vt) -> bool:
 def _user_method(vt, name):
     if not isinstance(vt, (NewObjectVariable, UserObjectVariable)):
         return None
-    attr = inspect.getattr_static(vt.python_type(), name, None)
+    attr = lookup_on_type(vt.python_type(), name, None)
     return attr if isinstance(attr, types.FunctionType) else None
 
 

@@ -61,6 +61,11 @@ class SetVariable(VariableTracker):
         return "{" + ", ".join(cg.constant_expr(v) for v in self.values) + "}"
 
 
+@builder.wraps_result(builder.Order.LITERAL, lambda v: type(v) is set and all(is_literal(i) for i in v))
+def _set_result(value):
+    return SetVariable(value)
+
+
 @builder.wraps(builder.Order.LITERAL, lambda v: type(v) is set and all(is_literal(i) for i in v))
 def _wrap_set(tx, value, source):
     builder.guard(tx, source, GuardKind.CONSTANT, set(value))

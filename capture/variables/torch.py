@@ -53,6 +53,10 @@ TORCH_FUNCTION_CHECKS = CONSTANT_FUNCTIONS & (
     | _names(torch._C, "_has_torch_function", "_has_torch_function_unary", "_has_torch_function_variadic"))
 
 
+# Usage telemetry (torchvision models call it in __init__ and in some functions): it
+# changes no value the program can see, so a compiled frame skips it (as torch.compile does).
+TELEMETRY = _names(torch._C, "_log_api_usage_once", "_log_api_usage_metadata")
+
 # "Is this code being compiled?": yes, while we trace it (the answer is folded).
 COMPILING_CHECKS = _names(torch.compiler, "is_compiling", "is_dynamo_compiling")
 
@@ -91,6 +95,8 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             raise Unsupported(f"torch.{name} changes state outside the graph")
         if fn is torch.is_grad_enabled:
             return ConstantVariable(tx.output.grad_enabled)  # the mode the traced code is in
+        if fn in TELEMETRY:
+            return ConstantVariable(None)
         if fn in COMPILING_CHECKS:
             return ConstantVariable(True)  # libraries skip untraceable bookkeeping when compiled
         if fn in CONSTANT_FUNCTIONS:

@@ -10,13 +10,16 @@ import types
 import torch
 
 from capture import runtime
-from capture.exc import MissingAttribute, Unsupported
+from capture.exc import MissingAttribute, TracedRaise, Unsupported
 from capture.variables import builder
+from capture.variables.autograd_function import AutogradFunctionApplyVariable, is_autograd_function
 from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.dicts import FromKeysVariable
 from capture.variables.functions import UserFunctionVariable, UserMethodVariable
+from capture.variables.type_lookup import lookup_on_type
 from guards import GuardKind
-from guards.sources import AttrSource, DictContentSource, GenericAttrSource, dict_part
+from guards.sources import AttrSource, DictContentSource, GenericAttrSource, TypeSource, dict_part
 
 
 def inline_property(tx, prop: property, self_vt):
@@ -29,11 +32,12 @@ def inline_property(tx, prop: property, self_vt):
 
 def class_member(tx, cls, name, self_vt, source):
     """Look ``name`` up on ``cls`` the way attribute access on an instance would."""
-    attr = inspect.getattr_static(cls, name)
+    attr = lookup_on_type(cls, name)
     if isinstance(attr, staticmethod):
         return builder.wrap(tx, attr.__func__, None)
-    if isinstance(attr, classmethod):
-        return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(cls, None))
+    if isinstance(attr, classmethod):  # cls reached as type(self): what it reads is guarded
+        cls_source = TypeSource(self_vt.source) if self_vt.source is not None else getattr(self_vt, "cls_source", None)
+        return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(cls, cls_source))
     if isinstance(attr, property):
         return inline_property(tx, attr, self_vt)
     if isinstance(attr, types.FunctionType):
@@ -62,6 +66,10 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
     def var_getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__"):
             return ConstantVariable(getattr(self.cls, name))
+        if name == "fromkeys" and self.cls in (collections.OrderedDict, collections.defaultdict):
+            return FromKeysVariable(self.cls)
+        if name == "apply" and is_autograd_function(self.cls):
+            return AutogradFunctionApplyVariable(self.cls, AttrSource(self.source, name) if self.source else None)
         try:
             attr = inspect.getattr_static(self.cls, name)
         except AttributeError:
@@ -74,7 +82,7 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         return builder.wrap(tx, getattr(self.cls, name), source)
 
     def call(self, tx, args, kwargs):
-        return builder.construct(tx, self.cls, args, kwargs)
+        return builder.construct(tx, self.cls, args, kwargs, cls_source=self.source)
 
     def reconstruct(self, cg):
         return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.cls)
@@ -125,7 +133,7 @@ class UserObjectVariable(VariableTracker):
 
     def var_getattr(self, tx, name):
         cls = type(self.value)
-        getattribute = inspect.getattr_static(cls, "__getattribute__")
+        getattribute = lookup_on_type(cls, "__getattribute__")
         if not _generic_getattribute(getattribute):
             if isinstance(getattribute, types.FunctionType):  # e.g. configs that alias names
                 return UserFunctionVariable(getattribute).call(tx, [self, ConstantVariable(name)], {})
@@ -139,22 +147,25 @@ class UserObjectVariable(VariableTracker):
             return None
         if not isinstance(self.value, dict) or self.source is None:
             raise Unsupported(f"dict methods of a {type(self.value).__name__} without a source")
+        if name == "__getitem__" and hasattr(type(self.value), "__missing__"):
+            # a missing key calls __missing__ (Counter: 0, defaultdict: a new entry), not KeyError
+            raise Unsupported(f"indexing a {type(self.value).__name__} (its __missing__ decides missing keys)")
         return BoundMethodOf(builder.wrap(tx, dict_part(self.value), DictContentSource(self.source)), name)
 
     def generic_getattr(self, tx, name):
         """Attribute lookup as object.__getattribute__ does it."""
         cls = type(self.value)
         if name == "__class__":
-            return ClassVariable(cls, None)
+            return ClassVariable(cls, TypeSource(self.source) if self.source is not None else None)
         stored = tx.output.side_effects.load_attr(self.value, name)
         if stored is not None:
             return stored
         src = None
         if self.source is not None:
-            plain = _generic_getattribute(inspect.getattr_static(cls, "__getattribute__"))
+            plain = _generic_getattribute(lookup_on_type(cls, "__getattribute__"))
             src = AttrSource(self.source, name) if plain else GenericAttrSource(self.source, name)
         try:
-            static = inspect.getattr_static(cls, name)
+            static = lookup_on_type(cls, name)
         except AttributeError:
             static = None
         instance_dict = _instance_dict(self.value)
@@ -185,7 +196,7 @@ class UserObjectVariable(VariableTracker):
         raise MissingAttribute(f"{cls.__name__!r} object has no attribute {name!r}")
 
     def store_attr(self, tx, name, value):
-        setattr_fn = inspect.getattr_static(type(self.value), "__setattr__")
+        setattr_fn = lookup_on_type(type(self.value), "__setattr__")
         if isinstance(setattr_fn, types.FunctionType):  # a Python __setattr__: follow it
             UserFunctionVariable(setattr_fn).call(tx, [self, ConstantVariable(name), value], {})
             return
@@ -196,7 +207,7 @@ class UserObjectVariable(VariableTracker):
     def generic_setattr(self, tx, name, value):
         """``object.__setattr__``: a plain store into the instance dict."""
         cls = type(self.value)
-        static = inspect.getattr_static(cls, name, None)
+        static = lookup_on_type(cls, name, None)
         if static is not None and hasattr(type(static), "__set__"):
             raise Unsupported(f"assignment through descriptor {name!r} of an object that existed before the frame")
         instance_dict = _instance_dict(self.value)
@@ -210,7 +221,7 @@ class UserObjectVariable(VariableTracker):
 
     def call(self, tx, args, kwargs):
         cls = type(self.value)
-        call = inspect.getattr_static(cls, "__call__", None)
+        call = lookup_on_type(cls, "__call__", None)
         if isinstance(call, types.FunctionType):
             return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
         raise Unsupported(f"calling a {cls.__name__} object")
@@ -222,8 +233,9 @@ class UserObjectVariable(VariableTracker):
 class NewObjectVariable(VariableTracker):
     """An instance of a user class created while tracing; its attributes are trackers."""
 
-    def __init__(self, cls: type):
+    def __init__(self, cls: type, cls_source=None):
         self.cls = cls
+        self.cls_source = cls_source  # where the class was read: class attributes are guarded through it
         self.attrs: dict = {}
 
     def python_type(self):
@@ -239,21 +251,30 @@ class NewObjectVariable(VariableTracker):
 
     def var_getattr(self, tx, name):
         if name == "__class__":
-            return ClassVariable(self.cls, None)
+            return ClassVariable(self.cls, self.cls_source)
         try:
-            static = inspect.getattr_static(self.cls, name)
+            static = lookup_on_type(self.cls, name)
         except AttributeError:
             static = None
         if name in self.attrs and not (static is not None and hasattr(type(static), "__set__")):
             return self.attrs[name]
         if static is not None:
-            return class_member(tx, self.cls, name, self, None)
+            source = AttrSource(self.cls_source, name) if self.cls_source is not None else None
+            return class_member(tx, self.cls, name, self, source)
         if hasattr(self.cls, "__getattr__"):
             raise Unsupported(f"custom __getattr__ on {self.cls.__name__}")
         raise MissingAttribute(f"{self.cls.__name__!r} object has no attribute {name!r}")
 
+    def delete_attr(self, tx, name):
+        static = lookup_on_type(self.cls, name, None)
+        if static is not None and hasattr(type(static), "__delete__"):
+            raise Unsupported(f"deleting {name!r} through a descriptor")
+        if name not in self.attrs:
+            raise TracedRaise(AttributeError(name))
+        del self.attrs[name]
+
     def store_attr(self, tx, name, value):
-        static = inspect.getattr_static(self.cls, name, None)
+        static = lookup_on_type(self.cls, name, None)
         if isinstance(static, property) and static.fset is not None and hasattr(static.fset, "__code__"):
             UserFunctionVariable(static.fset).call(tx, [self, value], {})
             return
@@ -264,7 +285,7 @@ class NewObjectVariable(VariableTracker):
         self.attrs[name] = value
 
     def call(self, tx, args, kwargs):
-        call = inspect.getattr_static(self.cls, "__call__", None)
+        call = lookup_on_type(self.cls, "__call__", None)
         if isinstance(call, types.FunctionType):
             return UserFunctionVariable(call).call(tx, [self] + list(args), kwargs)
         raise Unsupported(f"calling a {self.cls.__name__} object")
@@ -320,10 +341,10 @@ def _wrap_object(tx, value, source):
     return UserObjectVariable(value, source)
 
 
-@builder.constructs(builder.Order.FALLBACK, _plain_class)
-def _construct_plain_object(tx, cls, args, kwargs):
-    obj = NewObjectVariable(cls)
-    init = inspect.getattr_static(cls, "__init__")
+@builder.constructs(builder.Order.FALLBACK, _plain_class, takes_source=True)
+def construct_plain_object(tx, cls, args, kwargs, cls_source=None):
+    obj = NewObjectVariable(cls, cls_source)
+    init = lookup_on_type(cls, "__init__")
     if init is not object.__init__:
         if not isinstance(init, types.FunctionType):
             raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")

@@ -1,0 +1,219 @@
+"""Family "classes": class attributes read through cls / type(self) / __class__ and
+changed between calls (guards), inheritance and super(), properties, __call__,
+operator overloading, ModelOutput-like dict subclasses."""
+from __future__ import annotations
+
+import collections
+
+import torch
+from torch import nn
+
+from bench.semantics.corpus import program
+
+F = "classes"
+
+
+class Scaled(nn.Module):
+    SCALE = 2.0
+
+    @classmethod
+    def factor(cls):
+        return cls.SCALE
+
+    def forward(self, x):
+        return x * self.factor() + type(self).SCALE + self.__class__.SCALE
+
+
+SCALED = Scaled()
+
+
+class Counter:
+    created = 0
+
+    def __init__(self):
+        type(self).created += 0  # reads through type(self)
+
+    @classmethod
+    def make(cls):
+        return cls()
+
+
+class Vec:
+    def __init__(self, t):
+        self.t = t
+
+    def __add__(self, other):
+        return Vec(self.t + (other.t if isinstance(other, Vec) else other))
+
+    def __radd__(self, other):
+        return Vec(self.t + other)
+
+    def __mul__(self, k):
+        return Vec(self.t * k)
+
+    def __neg__(self):
+        return Vec(-self.t)
+
+    def __len__(self):
+        return self.t.shape[0]
+
+    def __getitem__(self, i):
+        return self.t[i]
+
+    def __call__(self, k):
+        return self.t * k
+
+
+class Base(nn.Module):
+    def forward(self, x):
+        return self.act(x) + 1
+
+    def act(self, x):
+        return x.relu()
+
+
+class Child(Base):
+    def act(self, x):
+        return super().act(x) * 2
+
+
+class Output(collections.OrderedDict):
+    """Like transformers' ModelOutput: a dict whose items are also attributes."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        for k, v in kw.items():
+            object.__setattr__(self, k, v)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        object.__setattr__(self, key, value)
+
+
+def _scale_state():
+    return Scaled.SCALE
+
+
+def _scale_reset():
+    Scaled.SCALE = 2.0
+
+
+@program(F, state=_scale_state, reset=_scale_reset)
+def class_attr_through_cls_type_and_dunder_class(x):
+    return SCALED(x)
+
+
+def _scale_change():
+    Scaled.SCALE = 5.0
+
+
+@program(F, state=_scale_state, reset=_scale_reset, between=_scale_change)
+def class_attr_changed_between_calls(x):
+    return SCALED(x)
+
+
+class Plain:
+    K = 1.0
+
+    @classmethod
+    def k(cls):
+        return cls.K
+
+    def get(self):
+        return self.K
+
+
+def _plain_reset():
+    Plain.K = 1.0
+
+
+def _plain_change():
+    Plain.K = 3.0
+
+
+@program(F, reset=_plain_reset, between=_plain_change)
+def class_attr_of_object_made_inside_changed_between_calls(x):
+    p = Plain()
+    return x * p.k() + p.get()
+
+
+@program(F)
+def classmethod_constructor(x):
+    return x + isinstance(Counter.make(), Counter)
+
+
+@program(F)
+def operator_overloads(x):
+    v = Vec(x)
+    w = v + 1
+    u = 2 + v
+    return (w + u).t, (-v).t, (v * 3).t
+
+
+@program(F)
+def len_getitem_call_dunders(x):
+    v = Vec(x)
+    return v[0] * len(v) + v(2)
+
+
+@program(F)
+def inheritance_with_super(x):
+    return Child()(x)
+
+
+@program(F)
+def isinstance_of_subclass_instance(x):
+    c = Child()
+    return x + isinstance(c, Base) + isinstance(c, nn.Module) + (type(c) is Child)
+
+
+@program(F)
+def dict_subclass_built_and_read(x):
+    o = Output(a=x, b=x * 2)
+    o["c"] = x + 1
+    return o.a + o["b"] + o.c, list(o.keys())
+
+
+@program(F)
+def dict_subclass_returned(x):
+    return Output(logits=x * 2)
+
+
+@program(F)
+def class_attribute_default_overridden_by_instance(x):
+    class K:
+        v = 1
+    k = K()
+    k.v = 5
+    return x * k.v + K.v
+
+
+@program(F)
+def mro_and_name(x):
+    return x * len(Child.__mro__) + len(Child.__name__)
+
+
+@program(F)
+def getattr_on_class(x):
+    return x * getattr(Scaled, "SCALE") + getattr(Scaled, "MISSING", 1)
+
+
+@program(F)
+def enum_members(x):
+    import enum
+
+    class Mode(enum.Enum):
+        A = 1
+        B = 2
+    return x * Mode.B.value + (Mode.A is Mode["A"]) + len(list(Mode))
+
+
+@program(F)
+def str_format_of_objects(x):
+    s = f"{x.shape[0]}-{'abc'}-{3.5:.1f}"
+    return x * len(s), s
+
+
+@program(F)
+def repr_of_simple_objects(x):
+    return x * len(repr((1, "a", None))), repr([1.5])

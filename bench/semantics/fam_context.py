@@ -1,0 +1,206 @@
+"""Family "context": contextlib (contextmanager, nullcontext, ExitStack, suppress),
+user context managers, warnings.warn and inspect."""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import warnings
+
+import torch
+
+from bench.semantics.corpus import ProgramWarning, program
+
+F = "context"
+
+LOG: list = []
+
+
+def _log_state():
+    return list(LOG)
+
+
+def _log_reset():
+    LOG.clear()
+
+
+@contextlib.contextmanager
+def tagged(tag):
+    LOG.append(f"enter {tag}")
+    try:
+        yield tag
+    finally:
+        LOG.append(f"exit {tag}")
+
+
+@contextlib.contextmanager
+def scale_ctx(k):
+    yield k * 2
+
+
+class Manual:
+    def __init__(self, k):
+        self.k = k
+
+    def __enter__(self):
+        return self.k
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Swallow:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        return exc_type is ValueError
+
+
+@program(F)
+def contextmanager_yields_value(x):
+    with scale_ctx(3) as k:
+        return x * k
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def contextmanager_with_side_effects(x):
+    with tagged("a") as t:
+        y = x + len(t)
+    return y
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def contextmanager_exit_on_exception(x):
+    try:
+        with tagged("b"):
+            raise ValueError("inside")
+    except ValueError:
+        pass
+    return x * 2
+
+
+@program(F)
+def nullcontext_plain(x):
+    with contextlib.nullcontext():
+        return x + 1
+
+
+@program(F)
+def nullcontext_enter_result(x):
+    with contextlib.nullcontext(5) as v:
+        return x * v
+
+
+@program(F)
+def conditional_context(x):
+    ctx = torch.no_grad() if x.shape[0] > 5 else contextlib.nullcontext()
+    with ctx:
+        return x * 2
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def exitstack_enter_context(x):
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(tagged("one"))
+        b = stack.enter_context(tagged("two"))
+        y = x * (len(a) + len(b))
+    return y
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def exitstack_callback(x):
+    with contextlib.ExitStack() as stack:
+        stack.callback(LOG.append, "callback")
+        y = x + 1
+    return y
+
+
+@program(F)
+def suppress_error(x):
+    y = x
+    with contextlib.suppress(KeyError):
+        y = x * 2
+        raise KeyError("gone")
+    return y
+
+
+@program(F)
+def user_context_manager_class(x):
+    with Manual(4) as k:
+        y = x * k
+    return y
+
+
+@program(F)
+def user_context_manager_swallows(x):
+    with Swallow():
+        raise ValueError("swallowed")
+    return x + 1
+
+
+@program(F)
+def nested_with_statements(x):
+    with Manual(2) as a, scale_ctx(1) as b:
+        return x * a * b
+
+
+@program(F)
+def warnings_warn(x):
+    warnings.warn("careful", ProgramWarning)
+    return x + 1
+
+
+@program(F)
+def warnings_warn_in_branch(x):
+    if x.shape[0] > 2:
+        warnings.warn(f"size {x.shape[0]}", ProgramWarning)
+    return x * 2
+
+
+@program(F)
+def warnings_catch_and_ignore(x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.warn("hidden", ProgramWarning)
+    return x - 1
+
+
+@program(F)
+def inspect_signature_parameters(x):
+    def f(a, b=2, *, c=3):
+        return a
+    params = inspect.signature(f).parameters
+    return x * len(params), list(params)
+
+
+@program(F)
+def inspect_signature_of_forward(x):
+    names = list(inspect.signature(torch.nn.Linear.forward).parameters)
+    return x * len(names)
+
+
+@program(F)
+def inspect_isfunction_isclass(x):
+    return x + inspect.isfunction(_log_state) + inspect.isclass(Manual) + inspect.ismethod(Manual(1).__enter__)
+
+
+@program(F)
+def inspect_getattr_static(x):
+    return x * inspect.getattr_static(Manual(3), "k", 0)
+
+
+@program(F)
+def with_block_returns_from_function(x):
+    def helper(t):
+        with Manual(3) as k:
+            return t * k
+    return helper(x) + 1
+
+
+@program(F)
+def print_inside(x):
+    print("value shape", tuple(x.shape))
+    return x + 1
+
+
+program(F, tc_whole=False, name="print_between_ops")(lambda x: (print(x.shape), x * 2)[1])

@@ -1,0 +1,95 @@
+"""Family "numpy": numpy inside traced code -- np.finfo/iinfo/dtype, numpy scalars
+and constants, numpy functions on arrays derived from tensors, Tensor.numpy()."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bench.semantics.corpus import program
+
+F = "numpy"
+
+
+@program(F)
+def np_finfo_eps(x):
+    return x + np.finfo(np.float32).eps
+
+
+@program(F)
+def np_finfo_max_clamp(x):
+    return x.clamp(max=float(np.finfo(np.float32).max))
+
+
+@program(F)
+def np_iinfo_max(x):
+    return x * (np.iinfo(np.int8).max / 127)
+
+
+@program(F)
+def np_dtype_itemsize(x):
+    return x * np.dtype(np.float32).itemsize
+
+
+@program(F)
+def np_constants(x):
+    return x * np.pi + np.e + math.pi
+
+
+@program(F)
+def np_scalar_math_on_constants(x):
+    return x * float(np.sqrt(4.0)) + float(np.log(1.0))
+
+
+@program(F)
+def np_prod_of_shape(x):
+    return x.reshape(-1) * int(np.prod(x.shape))
+
+
+@program(F)
+def np_array_constant_to_tensor(x):
+    return x + torch.from_numpy(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+
+
+@program(F)
+def tensor_numpy_roundtrip(x):
+    a = x.numpy()
+    return torch.from_numpy(a * 2)
+
+
+@program(F)
+def numpy_function_on_tensor_data(x):
+    a = x.detach().numpy()
+    return torch.tensor(np.sum(a)) + x
+
+
+@program(F)
+def numpy_argmax_drives_indexing(x):
+    i = int(np.argmax(x.numpy()))
+    return x[i] * 2
+
+
+@program(F)
+def numpy_clip_and_back(x):
+    return torch.as_tensor(np.clip(x.numpy(), -0.5, 0.5))
+
+
+@program(F)
+def np_float32_scalar_times_tensor(x):
+    return x * float(np.float32(0.5))
+
+
+@program(F)
+def np_linspace_constant(x):
+    return x + torch.from_numpy(np.linspace(0, 1, 3).astype(np.float32))
+
+
+@program(F)
+def np_isfinite_on_python_float(x):
+    return x * bool(np.isfinite(3.0))
+
+
+@program(F)
+def np_shape_of_tensor_numpy(x):
+    return x * x.numpy().shape[0]

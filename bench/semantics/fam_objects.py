@@ -1,0 +1,288 @@
+"""Family "objects": default equality and hash of user objects, hasattr/getattr on
+torch objects and configs, classes (plain and nn.Module) defined inside the function."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.semantics.corpus import program
+
+F = "objects"
+
+
+class Plain:
+    def __init__(self, v=1):
+        self.v = v
+
+
+class WithEq:
+    def __init__(self, v):
+        self.v = v
+
+    def __eq__(self, other):
+        return isinstance(other, WithEq) and self.v == other.v
+
+    def __hash__(self):
+        return hash(self.v)
+
+
+class Config:
+    hidden = 4
+    use_bias = True
+
+    def __init__(self):
+        self.scale = 2.0
+
+
+CONFIG = Config()
+
+
+@program(F)
+def default_eq_is_identity(x):
+    a, b = Plain(), Plain()
+    return x + (a == b) + (a == a) + (a != b)
+
+
+@program(F)
+def default_eq_of_existing_objects(x):
+    return x * (CONFIG == CONFIG) + (CONFIG != Config)
+
+
+@program(F)
+def custom_eq_compares_values(x):
+    return x + (WithEq(1) == WithEq(1)) + (WithEq(1) == WithEq(2))
+
+
+@program(F)
+def default_hash_in_set(x):
+    a, b = Plain(), Plain()
+    s = {a, b, a}
+    return x * len(s)
+
+
+@program(F)
+def default_hash_as_dict_key(x):
+    a = Plain(3)
+    d = {a: x}
+    return d[a] + a.v
+
+
+@program(F)
+def custom_hash_dedups(x):
+    s = {WithEq(1), WithEq(1), WithEq(2)}
+    return x * len(s)
+
+
+@program(F)
+def is_and_is_not(x):
+    a, b = Plain(), Plain()
+    c = a
+    return x + (a is c) + (a is not b)
+
+
+@program(F)
+def hasattr_torch_size_fields(x):
+    return x + hasattr(x.shape, "_fields") + hasattr(x.shape, "numel")
+
+
+@program(F)
+def hasattr_tensor_attributes(x):
+    return x + hasattr(x, "grad") + hasattr(x, "no_such_thing") + hasattr(x, "shape")
+
+
+@program(F)
+def hasattr_module_attributes(x):
+    m = LINEAR
+    return x + hasattr(m, "weight") + hasattr(m, "missing") + hasattr(m, "in_features")
+
+
+LINEAR = nn.Linear(3, 3)
+
+
+@program(F)
+def hasattr_dtype_and_device(x):
+    return x + hasattr(x.dtype, "is_floating_point") + hasattr(x.device, "type") + hasattr(x.dtype, "nope")
+
+
+@program(F)
+def getattr_config_default_missing(x):
+    return x * getattr(CONFIG, "missing_option", 3) + getattr(CONFIG, "hidden", 0)
+
+
+@program(F)
+def getattr_config_instance_and_class(x):
+    return x * CONFIG.scale + CONFIG.hidden + getattr(CONFIG, "use_bias")
+
+
+@program(F)
+def getattr_missing_raises(x):
+    return x + getattr(CONFIG, "not_there")
+
+
+@program(F)
+def getattr_default_none_then_branch(x):
+    act = getattr(CONFIG, "activation", None)
+    if act is None:
+        return x.relu()
+    return x
+
+
+@program(F)
+def getattr_module_default(x):
+    bias = getattr(LINEAR, "bias", None)
+    extra = getattr(LINEAR, "extra_thing", None)
+    return LINEAR(x) + (bias is not None) + (extra is None)
+
+
+@program(F)
+def class_defined_inside(x):
+    class Point:
+        def __init__(self, a, b):
+            self.a, self.b = a, b
+
+        def total(self):
+            return self.a + self.b
+    p = Point(x, 2)
+    return p.total()
+
+
+@program(F)
+def class_inside_with_class_attr(x):
+    class K:
+        scale = 3
+
+        def apply(self, t):
+            return t * self.scale
+    return K().apply(x)
+
+
+@program(F)
+def class_inside_with_inheritance(x):
+    class A:
+        def f(self, t):
+            return t + 1
+
+    class B(A):
+        def f(self, t):
+            return super().f(t) * 2
+    return B().f(x)
+
+
+@program(F)
+def module_subclass_defined_inside(x):
+    class Double(nn.Module):
+        def forward(self, t):
+            return t * 2
+    return Double()(x)
+
+
+@program(F)
+def module_subclass_inside_with_param_free_init(x):
+    class Scale(nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, t):
+            return t * self.k
+    return Scale(3)(x) + Scale(1)(x)
+
+
+@program(F)
+def builtin_module_built_inside(x):
+    act = nn.ReLU()
+    return act(x - 0.5)
+
+
+@program(F)
+def dataclass_built_inside(x):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Out:
+        a: torch.Tensor
+        b: int = 2
+    o = Out(x)
+    return o.a * o.b
+
+
+@program(F)
+def object_returned_from_function(x):
+    p = Plain(x * 2)
+    return p
+
+
+@program(F)
+def setattr_getattr_delattr_on_new_object(x):
+    p = Plain(1)
+    setattr(p, "w", x)
+    y = getattr(p, "w") + p.v
+    delattr(p, "w")
+    return y, hasattr(p, "w")
+
+
+@program(F)
+def vars_of_new_object(x):
+    p = Plain(2)
+    p.extra = 3
+    return x * sum(vars(p).values())
+
+
+@program(F)
+def type_name_of_objects(x):
+    return x + len(type(Plain()).__name__) + len(type(x).__name__)
+
+
+@program(F)
+def isinstance_checks(x):
+    p = Plain()
+    return x + isinstance(p, Plain) + isinstance(p, (int, Plain)) + isinstance(x, torch.Tensor) \
+        + issubclass(WithEq, object)
+
+
+@program(F)
+def callable_checks(x):
+    return x + callable(Plain) + callable(Plain()) + callable(LINEAR) + callable(len)
+
+
+@program(F)
+def id_of_new_objects_differs(x):
+    a, b = Plain(), Plain()
+    return x + (id(a) != id(b)) + (id(a) == id(a))
+
+
+@program(F)
+def object_with_slots(x):
+    class S:
+        __slots__ = ("a",)
+
+        def __init__(self, a):
+            self.a = a
+    return S(x).a + 1
+
+
+@program(F)
+def property_on_class_inside(x):
+    class P:
+        def __init__(self, t):
+            self._t = t
+
+        @property
+        def doubled(self):
+            return self._t * 2
+    return P(x).doubled
+
+
+@program(F)
+def staticmethod_and_classmethod_inside(x):
+    class C:
+        k = 5
+
+        @staticmethod
+        def s(t):
+            return t + 1
+
+        @classmethod
+        def c(cls, t):
+            return t * cls.k
+    return C.s(x) + C.c(x) + C().c(x)
