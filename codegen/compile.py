@@ -25,9 +25,9 @@ from torch import fx
 
 import fx_graph
 from codegen import config
+from codegen.emit import triton_templates
 from codegen.emit.cpp import CppKernelEmitter
 from codegen.emit.cpp_wrapper import CppWrapperCodegen, translation_unit
-from codegen.emit.triton import KernelEmitter
 from codegen.emit.wrapper import WrapperCodegen, compile_wrapper
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
@@ -72,6 +72,11 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
     return compiled
 
 
+# The templates (matmul, attention) each emitter writes; the lowering keeps a library
+# call where the emitter has none (the C emitter calls torch's GEMM).
+TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": ()}
+
+
 def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter) -> None:
     decomposed = fx_graph.decompose(gm, example_inputs)
     lifted = decomposed.meta["lifted_inputs"]
@@ -80,7 +85,7 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
     if reason is not None:
         compiled.run_eagerly(reason)
         return
-    lowering = GraphLowering(decomposed, inputs).run()
+    lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter]).run()
     scheduler = Scheduler(lowering, fuse=fuse)
     items = scheduler.run()
     fx_order = {n.name: i for i, n in enumerate(decomposed.graph.nodes)}
@@ -112,7 +117,7 @@ def _triton_kernels(items, fx_order):
     """({id(kernel): (KernelSource, jit function)}, sources): one cached module per kernel."""
     sources, kernels = {}, []
     for kernel in (item for item in items if isinstance(item, Kernel)):
-        source = KernelEmitter(kernel, kernel.placed, kernel.name, fx_order).build()
+        source = triton_templates.emitter_for(kernel, kernel.placed, kernel.name, fx_order).build()
         sources[id(kernel)] = (source, getattr(cache.load_module(source.source), kernel.name))
         kernels.append(source)
         # The signature too: the same source over other dtypes is another binary.

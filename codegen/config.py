@@ -49,6 +49,123 @@ CHANNELS_LAST_CONV_ON_CPU = True
 # windows run as torch's pooling kernel (an extern call).
 MAX_POOL_WINDOW = 25
 
+
+# A pointwise value with several consumers is realized (written once, read by each)
+# unless each consumer can recompute it reading no more than it would read of the
+# realized buffer: its inputs, each counted by the fraction of the output's elements it
+# has (a broadcast bias ~0, an ``arange`` mask nothing, a same-shape input 1), add up to
+# at most RECOMPUTE_MAX_READS. Recomputing then saves the write and the reads of the
+# buffer, and fuses across iteration spaces: an attention mask built from
+# ``arange``/``where`` becomes index arithmetic inside the softmax kernel instead of a
+# kernel of its own (Inductor inlines the same way). A value reading more (a residual
+# sum of two tensors) is realized, so chains of them are not recomputed from their
+# start in every block. A long expression is realized anyway: each consumer would carry
+# its RECOMPUTE_MAX_OPS operations (registers, compile time); 64 lets the index arithmetic
+# of a causal + padding mask (about 46 operations in HF GPT-2) be recomputed.
+RECOMPUTE_MAX_READS = 1.0
+RECOMPUTE_MAX_OPS = 64
+
+
+def recompute_in_consumers(reads: float, ops: int) -> bool:
+    return ops <= RECOMPUTE_MAX_OPS and reads <= RECOMPUTE_MAX_READS
+
+
+# Matrix products (mm, bmm, addmm, baddbmm) as a ``tl.dot`` template with the pointwise
+# work around them fused (epilogue: bias, activation, residual add, cast; prologue: views,
+# scaling) — or torch's GEMM (cuBLAS) as an extern call:
+# * tl.dot tiles need 16 rows/columns/depth; a smaller dimension (a GEMV, one token) would
+#   be mostly masked lanes, where cuBLAS has kernels for the shape;
+# * fp64 and integer products have no tensor-core path in the template;
+# * deep products: fusing saves about 2*M*N*itemsize bytes (the product written and read
+#   back) and loses a few percent of 2*M*N*K flops against cuBLAS's tuned kernels. On an
+#   H100 (3.35 TB/s, ~990 dense bf16 TFLOP/s) the saving outweighs a 10% loss while
+#   K < itemsize * 990e12 / (0.1 * 3.35e12), about 5900 for bf16 (and for tf32 with
+#   itemsize 4 and half the flops): templates up to K = 4096.
+MATMUL_MIN_DIM = 16
+MATMUL_MAX_K = 4096
+MATMUL_DTYPES = ("float32", "float16", "bfloat16")
+# An operand computed inside the template is recomputed for every tile of the other
+# operand (N / BLOCK_N times): only short expressions (a scale, a cast) are fused there.
+MATMUL_PROLOGUE_MAX_OPS = 4
+
+
+def use_matmul_template(batch: int, m: int, n: int, k: int, dtype) -> str | None:
+    """None if the template should compute this product, else why the library GEMM does."""
+    if str(dtype).replace("torch.", "") not in MATMUL_DTYPES:
+        return f"{dtype} products stay in the library"
+    if min(m, n, k) < MATMUL_MIN_DIM:
+        return f"a dimension below {MATMUL_MIN_DIM} (m={m}, n={n}, k={k})"
+    if k > MATMUL_MAX_K:
+        return f"k={k} > {MATMUL_MAX_K}: the library's GEMM wins on deep products"
+    return None
+
+
+# Tiles: the first config is the heuristic (used without autotuning); the others are
+# what a CUDA launch autotunes over. 64x64 tiles with 32-deep steps keep 4 warps busy on
+# small problems; 128-wide tiles with 8 warps for larger ones. Three pipeline stages hide
+# global-memory latency (sm_90 shared memory holds 3 x (128x32 + 32x128) half tiles
+# easily), never more stages than the loop has steps. Blocks never exceed the
+# (power-of-two rounded) problem: masked lanes do no work.
+MATMUL_CONFIGS = ((64, 64, 32, 4, 3), (128, 64, 32, 4, 3), (64, 128, 32, 4, 3), (128, 128, 32, 8, 3),
+                  (32, 32, 32, 2, 2))
+# Exact float32 products (no TF32, eager's default) are FMA loops that hold both operand
+# tiles in registers: 16-deep steps, two stages, 8 warps for the wider tiles (on sm_90 a
+# 64x64x32 tile at 3 stages spills, 64x64x16 at 2 stages uses 112 registers).
+MATMUL_FMA_CONFIGS = ((64, 64, 16, 4, 2), (128, 64, 16, 8, 2), (64, 128, 16, 8, 2), (128, 128, 16, 8, 2),
+                      (32, 32, 16, 4, 2))
+
+
+def matmul_configs(m: int, n: int, k: int, fma: bool = False) -> list:
+    """Tile configs (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages), heuristic first;
+    ``fma``: for exact float32 products (see above)."""
+    out = []
+    for bm, bn, bk, warps, stages in (MATMUL_FMA_CONFIGS if fma else MATMUL_CONFIGS):
+        c = {"BLOCK_M": max(16, min(bm, next_power_of_2(m))), "BLOCK_N": max(16, min(bn, next_power_of_2(n))),
+             "BLOCK_K": max(16, min(bk, next_power_of_2(k))), "num_warps": warps, "num_stages": stages}
+        # small tiles, fewer warps; FMA loops keep 4 (a 32x32x16 fp32 tile at 2 warps spills)
+        c["num_warps"] = min(warps, max(4 if fma else 1, c["BLOCK_M"] * c["BLOCK_N"] // 512))
+        # no deeper pipeline than the loop has steps (3 stages over 2 steps spills on sm_90)
+        c["num_stages"] = max(1, min(stages, -(-k // c["BLOCK_K"])))
+        if c not in out:
+            out.append(c)
+    return out[:AUTOTUNE_MAX_CONFIGS]
+
+
+# Attention (q @ kᵀ -> mask -> softmax -> @ v) as one flash-attention kernel: a program
+# holds BLOCK_M query rows and their whole head (head_dim and v's width up to
+# ATTENTION_MAX_HEAD_DIM, as FlashAttention) and streams keys in BLOCK_KV blocks with an
+# online softmax, so the scores never reach memory. tl.dot needs 16-deep heads.
+ATTENTION_MIN_HEAD_DIM = 16
+ATTENTION_MAX_HEAD_DIM = 256
+# (BLOCK_M, BLOCK_KV, num_warps, num_stages); half types on tensor cores, exact float32
+# (FMA) with small tiles over 8 warps: both operand tiles and the accumulator live in
+# registers (on sm_90 with 32-wide heads 32x32 tiles at 4 warps spill 16 bytes, at 8 warps
+# take 63 registers; 32x64 at 4 warps spill 148).
+ATTENTION_CONFIGS = ((64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 2), (32, 32, 4, 2))
+ATTENTION_FMA_CONFIGS = ((32, 32, 8, 1), (64, 32, 8, 1), (64, 32, 4, 1), (32, 16, 4, 1))
+
+
+def use_attention_template(batch, rows, keys, head_dim, v_dim, dtype) -> str | None:
+    """None if the fused kernel should compute this attention, else why not."""
+    if str(dtype).replace("torch.", "") not in MATMUL_DTYPES:
+        return f"{dtype} attention is not fused"
+    if not all(ATTENTION_MIN_HEAD_DIM <= d <= ATTENTION_MAX_HEAD_DIM for d in (head_dim, v_dim)):
+        return f"head sizes {head_dim}, {v_dim} outside {ATTENTION_MIN_HEAD_DIM}..{ATTENTION_MAX_HEAD_DIM}"
+    return None
+
+
+def attention_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool = False) -> list:
+    """Launch configs (BLOCK_M, BLOCK_KV, BLOCK_D, BLOCK_N, num_warps, num_stages), heuristic first."""
+    out = []
+    for bm, bkv, warps, stages in (ATTENTION_FMA_CONFIGS if fma else ATTENTION_CONFIGS):
+        c = {"BLOCK_M": max(16, min(bm, next_power_of_2(rows))), "BLOCK_KV": max(16, min(bkv, next_power_of_2(keys))),
+             "BLOCK_D": max(16, next_power_of_2(head_dim)), "BLOCK_N": max(16, next_power_of_2(v_dim)),
+             "num_warps": warps, "num_stages": max(1, min(stages, -(-keys // max(16, min(bkv, next_power_of_2(keys))))))}
+        if c not in out:
+            out.append(c)
+    return out[:AUTOTUNE_MAX_CONFIGS]
+
+
 # Index arithmetic is int32 unless some tensor or loop has 2**31 elements or more.
 INT32_LIMIT = 2 ** 31 - 1
 

@@ -117,12 +117,23 @@ def test_intermediate_used_by_two_consumers_is_computed_once():
 
 
 def test_transposed_read_of_a_fused_value_is_refused_with_a_reason():
-    def fn(x):
-        e = x.exp()
+    def fn(x, y):
+        e = (x * y).exp()       # two inputs: realized, not recomputed in each consumer
         return e + e.t()        # e[i, j] and e[j, i]: another program computes e[j, i]
-    compiled = check(fn, torch.randn(24, 24))
+    compiled = check(fn, torch.randn(24, 24), torch.randn(24, 24))
     assert compiled.stats.n_kernels == 2
     assert any("another program" in d.reason for d in compiled.stats.fusion_decisions)
+
+
+def test_cheap_value_with_two_consumers_is_recomputed_in_each():
+    """exp(x) read at [i, j] and [j, i] reads x no more than a buffer of it would: each
+    read recomputes it, in one kernel (config.recompute_in_consumers)."""
+    def fn(x):
+        e = x.exp()
+        return e + e.t()
+    compiled = check(fn, torch.randn(24, 24))
+    assert compiled.stats.n_kernels == 1
+    assert count_calls(compiled.kernels[0].source, "exp") == 2
 
 
 def test_dependency_through_an_extern_call_is_refused():

@@ -75,8 +75,9 @@ def with_autotune_configs(kernels) -> list:
     out = list(kernels)
     for kernel in kernels:
         for cfg in kernel.autotune_configs()[1:]:
-            constexprs = {k: v for k, v in cfg.items() if k != "num_warps"}
-            out.append(dataclasses.replace(kernel, constexprs=constexprs, num_warps=cfg["num_warps"]))
+            constexprs = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")}
+            out.append(dataclasses.replace(kernel, constexprs=constexprs, num_warps=cfg["num_warps"],
+                                           num_stages=cfg.get("num_stages")))
     return out
 
 
@@ -123,3 +124,43 @@ def test_registers_and_spills_are_those_of_the_cubin_triton_builds(tmp_path, mon
         (result,) = aot.check_kernels([kernel], aligned=True)
         runs.append((result.n_regs, result.spill_bytes))
     assert runs[0] == runs[1] and runs[0][1] == 0, runs
+
+
+def _template_kernel(dtype):
+    """A matmul template of ``dtype`` with a fused prologue (scaling, transposed operand)
+    and epilogue (residual add), ragged shapes (no dimension a multiple of a tile)."""
+    g = torch.Generator().manual_seed(0)
+    q, k, r = (torch.randn(3, 40, 18, generator=g).to(dtype), torch.randn(3, 130, 18, generator=g).to(dtype),
+               torch.randn(3, 40, 130, generator=g).to(dtype))
+    (kernel,) = compile_fn(lambda q, k, r: torch.bmm(q * 0.5, k.transpose(1, 2)) + r, q, k, r).kernels
+    assert kernel.kind == "matmul"
+    return kernel
+
+
+def _attention_kernel(dtype):
+    """An attention kernel of ``dtype`` with a scale and an additive mask, ragged keys
+    (written out: SDPA's decomposition on CPU tensors computes half types in float32)."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 32, generator=g).to(dtype), torch.randn(2, 3, 37, 32, generator=g).to(dtype),
+               torch.randn(2, 3, 37, 32, generator=g).to(dtype))
+    mask = torch.randn(40, 37, generator=g).to(dtype)
+    (kernel,) = compile_fn(lambda q, k, v, m: (q @ k.transpose(-1, -2) * 0.2 + m).softmax(-1) @ v,
+                           q, k, v, mask).kernels
+    assert kernel.kind == "attention"
+    return kernel
+
+
+@pytest.mark.parametrize("kind", ["matmul", "attention"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_templates_compile_at_every_autotune_config_half_types_on_tensor_cores(dtype, kind):
+    """Half-type products run on tensor cores (wgmma/mma in the PTX) at every config a
+    CUDA launch autotunes over; float32 ones multiply exactly with FMAs (eager's default
+    has no TF32). No config spills (as launched on aligned tensors; the heuristic config
+    also unaligned, which ``test_every_generated_kernel...`` covers too)."""
+    kernel = _template_kernel(dtype) if kind == "matmul" else _attention_kernel(dtype)
+    for aligned in (True, False):
+        results = _check_no_spills(with_autotune_configs([kernel]) if aligned else [kernel], aligned)
+        mma = sorted(r.mma_instructions for r in results)
+        assert (mma[0] > 0) if dtype != torch.float32 else (mma[-1] == 0), mma
+        print(_summary(results, f"{dtype} {kind} template configs compiled for sm_90", aligned)
+              + f", tensor-core instructions per kernel {mma[0]}..{mma[-1]}")

@@ -36,7 +36,7 @@ import sys
 import tempfile
 
 H100 = ("cuda", 90, 32)
-_RESULT_VERSION = 3          # bump when TargetResult or the compile options change (cache key)
+_RESULT_VERSION = 4          # bump when TargetResult or the compile options change (cache key)
 
 
 @dataclasses.dataclass
@@ -49,6 +49,7 @@ class TargetResult:
     shared_bytes: int | None = None
     vector_accesses: int | None = None   # ld/st.global.v2 / .v4 instructions in the PTX
     scalar_accesses: int | None = None   # other ld/st.global instructions
+    mma_instructions: int | None = None  # tensor-core instructions (wgmma / mma) in the PTX
     error: str | None = None
 
 
@@ -65,7 +66,7 @@ def _entry(kernel_source, aligned: bool = False) -> dict:
     return {"path": str(cache.write_source(kernel_source.source)), "name": kernel_source.name, "aligned": aligned,
             "source_hash": cache.source_hash(kernel_source.source),
             "signature": kernel_source.signature(), "constexprs": kernel_source.compile_constants(),
-            "num_warps": kernel_source.num_warps}
+            "num_warps": kernel_source.num_warps, "num_stages": kernel_source.num_stages}
 
 
 def _result_path(key: str):
@@ -84,7 +85,8 @@ def check_kernels(kernel_sources, target=H100, jobs: int = 1, aligned: bool = Fa
     for ks in kernel_sources:
         entry = _entry(ks, aligned)
         key = hashlib.sha256(json.dumps([entry["source_hash"], entry["signature"], entry["constexprs"], aligned,
-                                         entry["num_warps"], list(target), triton.__version__, _RESULT_VERSION],
+                                         entry["num_warps"], entry["num_stages"], list(target), triton.__version__,
+                                         _RESULT_VERSION],
                                         sort_keys=True).encode()).hexdigest()
         if key in seen:
             continue
@@ -146,6 +148,8 @@ def _compile_one(entry: dict, target) -> dict:
                if kind.startswith("*") and entry.get("aligned")}
     src = triton.compiler.ASTSource(fn, signature=entry["signature"], constexprs=entry["constexprs"], attrs=aligned)
     options = {"num_warps": entry["num_warps"], **config.TRITON_OPTIONS}
+    if entry.get("num_stages"):
+        options["num_stages"] = entry["num_stages"]
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log):      # Triton prints ptxas -v output here
@@ -158,7 +162,14 @@ def _compile_one(entry: dict, target) -> dict:
                 "error": "no ptxas report (was the Triton cache not empty?)"}
     vector, scalar = memory_accesses(compiled.asm["ptx"])
     return {"name": entry["name"], "arch": target[1], "ok": True, "n_regs": regs, "spill_bytes": spills,
-            "shared_bytes": compiled.metadata.shared, "vector_accesses": vector, "scalar_accesses": scalar}
+            "shared_bytes": compiled.metadata.shared, "vector_accesses": vector, "scalar_accesses": scalar,
+            "mma_instructions": tensor_core_instructions(compiled.asm["ptx"])}
+
+
+def tensor_core_instructions(ptx: str) -> int:
+    """Warp-group (sm_90 ``wgmma.mma_async``) and warp-level (``mma.sync``) matrix
+    instructions in ``ptx``."""
+    return len(re.findall(r"^\s*(?:wgmma\.mma_async|mma\.sync)", ptx, flags=re.MULTILINE))
 
 
 def memory_accesses(ptx: str) -> tuple:

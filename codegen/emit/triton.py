@@ -58,6 +58,8 @@ class KernelSource:
     reads: dict                 # buffer name -> modeled bytes
     writes: dict
     index_checks: tuple = ()    # ops whose indices the kernel checks (then it takes INDEX_ERROR_FLAG)
+    num_stages: int | None = None   # software pipelining depth (templates; Triton's default otherwise)
+    fma: bool = False               # a template multiplying exact float32 (config.*_FMA_CONFIGS)
 
     @property
     def bytes_moved(self) -> int:
@@ -72,14 +74,35 @@ class KernelSource:
 
     @property
     def kind(self) -> str:
-        return "rows" if "ROWS" in self.constexprs else "pointwise"
+        if "BLOCK_KV" in self.constexprs:
+            return "attention"
+        return "matmul" if "BLOCK_K" in self.constexprs else "rows" if "ROWS" in self.constexprs else "pointwise"
 
     def autotune_configs(self) -> list:
         """The configs a GPU launch autotunes over; the first is this source's own."""
         sizes = dict(self.int_args)
+        if self.kind == "matmul":
+            return config.matmul_configs(sizes["M"], sizes["N"], sizes["K"], self.fma)
+        if self.kind == "attention":
+            return config.attention_configs(sizes["M"], sizes["KV"], sizes["D"], sizes["N"], self.fma)
         if self.kind == "pointwise":
             return config.autotune_configs("pointwise", sizes["n_elements"])
         return config.autotune_configs("rows", sizes["n_rows"], sizes["n_cols"])
+
+    def autotuned_grid(self) -> str:
+        """Source of the launch grid as a function of the chosen config (``meta``)."""
+        sizes = dict(self.int_args)
+        if self.kind == "matmul":
+            return (f"lambda meta: (_cdiv({sizes['M']}, meta['BLOCK_M']) * _cdiv({sizes['N']}, meta['BLOCK_N']), "
+                    f"{self.grid[1]})")
+        if self.kind == "attention":
+            return f"lambda meta: (_cdiv({sizes['M']}, meta['BLOCK_M']), {self.grid[1]})"
+        block = "BLOCK_SIZE" if self.kind == "pointwise" else "ROWS"
+        return f"lambda meta: (_cdiv({self.int_args[0][1]}, meta[{block!r}]),)"
+
+    def launch_options(self) -> dict:
+        """``num_warps`` (and ``num_stages`` where set) for a launch without autotuning."""
+        return {"num_warps": self.num_warps, **({"num_stages": self.num_stages} if self.num_stages else {})}
 
     def compile_constants(self) -> dict:
         """Every ``tl.constexpr`` parameter: the sizes, then the block shape."""
@@ -101,6 +124,7 @@ class KernelEmitter:
                     else config.pointwise_config(self.space.xnumel))
         self.persistent = not self.rows or self.cfg["persistent"]
         self.var_names = {"x": "rows", "r": "cols"} if self.rows else {"x": "offsets"}
+        self.var_sizes = {"x": self.space.xnumel, "r": self.space.rnumel}
         self.lines: list = []
         self.outer = _Scope(self.lines)
         self.inner = None                 # the loop scope while emitting a loop body
@@ -455,7 +479,7 @@ class KernelEmitter:
         params = [f"{b.name}_ptr" for b in pointers] + ([INDEX_ERROR_FLAG] if self.index_checks else []) + \
             [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
         header = [f"# fx nodes: {', '.join(fx_nodes)}",
-                  f"# reads {_sizes(reads)}; writes {_sizes(writes)}"]
+                  f"# reads {_sizes(reads)}; writes {_sizes(writes)}"] + refusal_lines(self.kernel)
         if self.rows:
             header.append(f"# {self.space.xnumel} rows x {self.space.rnumel} cols, "
                           f"{'persistent (whole rows in registers)' if self.persistent else 'looped over columns'}")
@@ -468,7 +492,7 @@ class KernelEmitter:
                             fx_nodes, reads, writes, tuple(self.index_checks))
 
     def traffic(self):
-        sizes = {"x": self.space.xnumel, "r": self.space.rnumel}
+        sizes = self.var_sizes
         reads = {}
         for name, indices in self.loads_seen.items():
             buffer = self.params[name]
@@ -481,6 +505,17 @@ class KernelEmitter:
             reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
         writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
         return reads, writes
+
+
+MAX_REFUSALS_IN_HEADER = 4      # a kernel header stays short; codegen.stats() lists them all
+
+
+def refusal_lines(kernel) -> list:
+    """Header comments for the fusions the scheduler refused for this kernel's members."""
+    lines = [f"# not fused: {d.where}: {d.reason}" for d in kernel.refusals[:MAX_REFUSALS_IN_HEADER]]
+    if len(kernel.refusals) > MAX_REFUSALS_IN_HEADER:
+        lines.append(f"# ... and {len(kernel.refusals) - MAX_REFUSALS_IN_HEADER} more refusals (codegen.stats())")
+    return lines
 
 
 def online_softmax_pairs(placed: dict) -> dict:

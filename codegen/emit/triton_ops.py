@@ -118,6 +118,21 @@ OPS = {
 
 
 HELPERS = {
+    "_dot_bf16": '''
+import os
+
+_INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"))
+
+
+@triton.jit
+def _dot_bf16(a, b):
+    # Triton's interpreter multiplies bfloat16 blocks as their raw uint16 bits; there the
+    # products (exact in float32) are taken in float32. Compiled, this is a bf16 tl.dot.
+    if _INTERPRETED:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    else:
+        return tl.dot(a, b)
+''',
     "_to_bfloat16": '''
 @triton.jit
 def _to_bfloat16(x):

@@ -74,8 +74,9 @@ def autotuned(kernel_fn, configs: list):
     """``kernel_fn`` wrapped in ``triton.autotune`` over ``configs`` (dicts of
     constexprs + ``num_warps``); sizes are constexprs, so no autotune key is needed."""
     import triton
-    tuned = [triton.Config({k: v for k, v in c.items() if k != "num_warps"}, num_warps=c["num_warps"])
-             for c in configs]
+    options = ("num_warps", "num_stages")
+    tuned = [triton.Config({k: v for k, v in c.items() if k not in options}, num_warps=c["num_warps"],
+                           num_stages=c.get("num_stages", 3)) for c in configs]
     return triton.autotune(configs=tuned, key=[])(kernel_fn)
 
 
@@ -167,14 +168,13 @@ class WrapperCodegen:
         if self.autotune:
             configs = source.autotune_configs()
             self.namespace[source.name] = autotuned(kernel_fn, configs)
-            block = "BLOCK_SIZE" if source.kind == "pointwise" else "ROWS"
-            keys = [k for k in configs[0] if k != "num_warps"] + ["num_warps"]
+            keys = list(configs[0])
             listed = " ".join("(" + ", ".join(str(c[k]) for k in keys) + ")" for c in configs)
             self.lines.append(f"# {source.name}: autotuned over {'/'.join(keys)} {listed}")
-            grid = f"lambda meta: (_cdiv({source.int_args[0][1]}, meta[{block!r}]),)"
+            grid = source.autotuned_grid()
         else:
             self.namespace[source.name] = kernel_fn
-            args += [f"{k}={v}" for k, v in source.constexprs.items()] + [f"num_warps={source.num_warps}"]
+            args += [f"{k}={v}" for k, v in {**source.constexprs, **source.launch_options()}.items()]
             grid = str(source.grid)
         args += [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
         launch = f"{source.name}[{grid}]({', '.join(args)})"

@@ -308,9 +308,16 @@ class Lazy(TensorValue):
 
     def __init__(self, shape, dtype, fn: Callable[[list], Expr]):
         self.shape, self.dtype, self.fn = tuple(int(s) for s in shape), dtype, fn
+        self._memo: dict = {}
 
     def load(self, index):
-        return self.fn(list(index))
+        # Memoized: a value recomputed in several consumers is loaded once per distinct
+        # index, so diamonds of recomputed values do not build the same tree repeatedly.
+        key = tuple(index)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self.fn(list(index))
+        return found
 
 
 class BufferValue(TensorValue):
@@ -373,12 +380,60 @@ def reduction_output_index(full_index: list, reduced_dims, keepdim: bool) -> lis
 
 
 @dataclasses.dataclass(eq=False)
+class MatmulTemplate:
+    """``out[b, m, n] = sum over k of a[b, m, k] * b[b, k, n]`` (a 2-D ``mm`` has no ``b``).
+
+    ``a`` and ``b`` are tensor values of shape (batch, m, k) and (batch, k, n): views and
+    cheap pointwise producers are read through them inside the kernel (prologue fusion).
+    The products accumulate in float32 from operands rounded to ``operand_dtype``
+    (what ``tl.dot`` takes: tensor cores for half types). ``sizes`` is the one place the
+    template's extents live (batch, m, n, k)."""
+    a: TensorValue
+    b: TensorValue
+    sizes: tuple
+    operand_dtype: torch.dtype
+
+    def operand_loads(self, b, m, n, k) -> tuple:
+        """The two operand values at (b, m, k) and (b, k, n)."""
+        return self.a.load([b, m, k]), self.b.load([b, k, n])
+
+
+@dataclasses.dataclass(eq=False)
+class AttentionTemplate:
+    """``out[b, m, n] = sum over j of softmax_j(score(q @ kᵀ)[b, m, j]) * v[b, j, n]``.
+
+    ``q`` (batch, m, head_dim), ``k`` (batch, head_dim, keys), ``v`` (batch, keys, n)
+    are read through views and cheap producers (prologue). ``score(index)`` is the
+    pointwise chain between the product and the softmax (scale, masks) as an Expr in
+    which ``Load(marker, ...)`` stands for the tile of scores. ``safe``: a row whose
+    scores are all -inf gives 0 (SDPA) instead of NaN. ``sizes`` is (batch, m, n, keys)
+    (the one place the extents live, as for ``MatmulTemplate``)."""
+    q: TensorValue
+    k: TensorValue
+    v: TensorValue
+    sizes: tuple
+    head_dim: int
+    operand_dtype: torch.dtype
+    score: Callable[[list], Expr]
+    marker: Buffer
+    safe: bool
+
+    def describe_loads(self, b, m, n, d, j) -> Expr:
+        """Every value the template reads, as one Expr (what a scheduler asks about)."""
+        return Op("attention", [self.q.load([b, m, d]), self.k.load([b, d, j]), self.v.load([b, j, n]),
+                                self.score([b, m, j])], torch.float32)
+
+
+@dataclasses.dataclass(eq=False)
 class Computation:
     """A realized loop nest writing ``buffer``.
 
     Pointwise: ``body(index over shape)``. Reduction: ``body(index over input_shape)``
     combined with ``reduction`` over ``reduced_dims``; the output keeps the other
     dimensions (and size-1 dimensions for the reduced ones when ``keepdim``).
+    Template: ``template`` (a ``MatmulTemplate``) computes the value; ``body`` gives its
+    operands as ``Op("dot", [a, b])`` over a summed variable ``k``, for what only asks
+    which buffers a computation reads.
     """
     buffer: Buffer
     body: Callable[[list], Expr]
@@ -387,6 +442,7 @@ class Computation:
     reduced_dims: tuple = ()
     reduction: str | None = None          # "sum", "prod", "max", "min"
     keepdim: bool = False
+    template: MatmulTemplate | AttentionTemplate | None = None
 
     @property
     def name(self) -> str:

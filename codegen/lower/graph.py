@@ -12,6 +12,7 @@ the graph's ``outputs`` and the ``mutations`` written back into inputs at the en
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 
 import torch
@@ -19,8 +20,9 @@ from torch import fx
 
 from codegen import config
 from codegen.ir import indexing
-from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, TensorValue, as_buffer_view, compute_dtype,
-                        fresh_index, unique_name)
+from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, Load, Op, TensorValue, as_buffer_view,
+                        compute_dtype, fresh_index, unique_name, walk)
+from codegen.lower import attention
 from codegen.lower.registry import Unlowerable, cast
 from codegen.lower.rules import lookup
 
@@ -68,8 +70,9 @@ class GraphOutput:
 
 
 class GraphLowering:
-    def __init__(self, gm: fx.GraphModule, example_inputs: list):
+    def __init__(self, gm: fx.GraphModule, example_inputs: list, templates: tuple = ()):
         self.gm = gm
+        self.templates = tuple(templates)     # template kinds the emitter has ("matmul", ...)
         self.example_inputs = list(example_inputs)
         self.device = next((x.device for x in example_inputs if isinstance(x, torch.Tensor)), None)
         self.env: dict = {}
@@ -95,7 +98,19 @@ class GraphLowering:
     # ---------------------------------------------------------------- driver
     def run(self) -> "GraphLowering":
         placeholders = iter(self.example_inputs)
+        fused = attention.match(self.gm) if "attention" in self.templates else {}
+        deferred = {n: out for out, m in fused.items() for n in m.internal}    # lowered only if not fused
         for node in self.gm.graph.nodes:
+            if node in deferred:
+                continue
+            if node in fused:
+                value = attention.lower(self, fused[node])
+                if value is not None:
+                    self.env[node] = value
+                    continue
+                for inner in self.gm.graph.nodes:         # not fused: its nodes one by one, in order
+                    if deferred.get(inner) is node:
+                        self.env[inner] = self._call(inner)
             if node.op == "placeholder":
                 self.env[node] = self._placeholder(node, next(placeholders))
             elif node.op == "get_attr":
@@ -190,6 +205,12 @@ class GraphLowering:
             return cast(value.load(full), acc_dtype)
         buffer = self.new_buffer(name, out_shape, out_dtype)
         self.nodes.append(Computation(buffer, body, [node.name], tuple(value.shape), tuple(dims), reduction, keepdim))
+        return BufferValue(buffer)
+
+    def template(self, node, shape, dtype, body, template) -> BufferValue:
+        """A template computation (``codegen.lower.matmul``) writing a new buffer."""
+        buffer = self.new_buffer(node.name, shape, dtype, _eager_strides(node, shape))
+        self.nodes.append(Computation(buffer, body, [node.name], template=template))
         return BufferValue(buffer)
 
     # ---------------------------------------------------------------- externs
@@ -306,10 +327,21 @@ def _validate(value):
 
 
 def _needs_realize(node, value) -> bool:
-    """Several consumers: compute once into a buffer (fusion may still keep it in registers)."""
-    if isinstance(value, (tuple, list)):
+    """Several consumers: compute once into a buffer (fusion may still keep it in
+    registers), unless recomputing it inside every consumer is cheaper
+    (``config.recompute_in_consumers``: masks from ``arange``, position ids, casts)."""
+    if isinstance(value, (tuple, list)) or not isinstance(value, Lazy) or len(node.users) <= 1:
         return False
-    return isinstance(value, Lazy) and len(node.users) > 1
+    expr = value.load(fresh_index(value.shape))
+    nodes = walk(expr)
+    ops = sum(1 for e in nodes if isinstance(e, Op))
+    numel = max(1, math.prod(value.shape))
+    reads = {}
+    for load in (e for e in nodes if isinstance(e, Load)):
+        # the fraction of the output's elements this input has (a broadcast bias: ~0)
+        reach = math.prod(v.size for v in load.index.variables())     # gathered: its deps too
+        reads[load.buffer.name] = max(reads.get(load.buffer.name, 0), min(1.0, reach / numel))
+    return not config.recompute_in_consumers(sum(reads.values()), ops)
 
 
 def library_layouts(node, device) -> dict:

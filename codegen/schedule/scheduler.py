@@ -7,7 +7,11 @@ A kernel iterates over an *iteration space*:
 * rows — ``x`` over the kept elements of a reduction and ``r`` over the reduced ones.
   Members are reductions over that space, *full* pointwise computations (the
   reduction's input shape: ``exp`` in softmax) and *row* pointwise computations (the
-  kept shape: ``mean / n`` in layer norm).
+  kept shape: ``mean / n`` in layer norm);
+* template — ``b``, ``m``, ``n`` over a template's output (``MatmulTemplate``,
+  ``AttentionTemplate``): the template computes a tile, and pointwise computations of the output's shape that read
+  it join as its *epilogue* (bias, activation, residual add, cast). A template never
+  joins another kernel, and reductions do not join a template.
 
 Computations are visited in graph order; one joins the kernel of a producer when
 
@@ -34,7 +38,7 @@ from codegen.ir import indexing
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
 from codegen.schedule import naming
-from codegen.ir import Computation, loads
+from codegen.ir import AttentionTemplate, Computation, loads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +49,18 @@ class Space:
     r_dims: tuple = ()       # merged reduced sizes
     kinds: tuple = ()        # per merged dim, "x" or "r", in input order
     sizes: tuple = ()
+    matmul: tuple = ()       # (batch, m, n, k) of a template's output space
+    template: str = ""       # "matmul" or "attention" (with ``matmul``)
 
     @property
     def is_rows(self) -> bool:
         return bool(self.kinds)
+
+    def matmul_variables(self) -> list:
+        """b, m, n (b is 0 when there is one batch)."""
+        batch, m, n, _ = self.matmul
+        return [indexing.var("b", batch) if batch > 1 else indexing.const(0), indexing.var("m", m),
+                indexing.var("n", n)]
 
     def variables(self):
         x = indexing.var("x", self.xnumel) if self.xnumel > 1 else indexing.const(0)
@@ -72,6 +84,7 @@ class Kernel:
     stored: set = dataclasses.field(default_factory=set)
     placed: dict = dataclasses.field(default_factory=dict)
     name: str = ""
+    refusals: list = dataclasses.field(default_factory=list)   # FusionDecisions of its members (kernel header)
 
     @property
     def fx_nodes(self) -> list:
@@ -110,6 +123,29 @@ def pointwise_space(comp: Computation) -> Space:
     return Space(comp.buffer.numel)
 
 
+def space_of(comp: Computation) -> Space:
+    """The iteration space ``comp`` has alone."""
+    if comp.template is not None:
+        kind = "attention" if isinstance(comp.template, AttentionTemplate) else "matmul"
+        return Space(comp.buffer.numel, matmul=tuple(comp.template.sizes), template=kind)
+    return reduction_space(comp) if comp.is_reduction else pointwise_space(comp)
+
+
+def _matmul_member_index(comp: Computation, space: Space):
+    variables = space.matmul_variables()
+    if comp.template is not None:
+        if tuple(comp.template.sizes) != space.matmul:
+            return None
+        return "template", (variables if len(comp.buffer.shape) == 3 else variables[1:])
+    if comp.is_reduction or comp.buffer.numel != space.xnumel:
+        return None
+    sizes = [s for s in space.matmul[:3] if s != 1]
+    groups = _group(comp.buffer.shape, sizes)
+    if groups is None:
+        return None
+    return "full", _index_from_groups(comp.buffer.shape, groups, [v for v in variables if not v.is_constant()])
+
+
 # --------------------------------------------------------------------------- member indexing
 
 
@@ -144,7 +180,11 @@ def _index_from_groups(shape, groups, components):
 def member_index(comp: Computation, space: Space):
     """(role, index over the member's loop shape) in ``space``, or None if it does not map.
 
-    role is "full" (one value per (x, r)), or "row" (one value per x)."""
+    role is "full" (one value per (x, r)), or "row" (one value per x), or "template"."""
+    if space.matmul:
+        return _matmul_member_index(comp, space)
+    if comp.template is not None:
+        return None
     x, r = space.variables()
     if not space.is_rows:
         if comp.is_reduction or comp.buffer.numel != space.xnumel:
@@ -242,11 +282,12 @@ class Scheduler:
                 for buffer in node.outputs:
                     self.producer[buffer.name] = node
                 continue
-            kernel = self._fuse_into(node) if self.fuse else None
+            mark = len(self.decisions)
+            kernel = self._fuse_into(node) if self.fuse and node.template is None else None
             if kernel is None:
-                space = reduction_space(node) if node.is_reduction else pointwise_space(node)
-                kernel = Kernel([node], space)
+                kernel = Kernel([node], space_of(node))
                 self.items.append(kernel)
+            kernel.refusals += self.decisions[mark:]
             self.producer[node.name] = kernel
         ordered = self._topological(self.items)
         self._mark_stored(ordered)
@@ -272,8 +313,7 @@ class Scheduler:
             if isinstance(node, ExternCall):
                 cached = {bv.buffer.name for bv in node.inputs()}
             else:
-                space = reduction_space(node) if node.is_reduction else pointwise_space(node)
-                cached = {load.buffer.name for load in loads(node.body(member_index(node, space)[1]))}
+                cached = {load.buffer.name for load in loads(node.body(member_index(node, space_of(node))[1]))}
             self._reads[id(node)] = cached
         return cached
 
@@ -298,13 +338,17 @@ class Scheduler:
         # Siblings: kernels reading the same buffers over the same space (mean and var
         # of one tensor) — fused, the shared input is read once.
         siblings = [k for k in reversed(self.items) if isinstance(k, Kernel) and k not in producers
-                    and any(reads & self.reads(m) for m in k.members)]
+                    and not k.space.matmul and any(reads & self.reads(m) for m in k.members)]
         for kernel in producers + siblings:
             space = kernel.space
+            where = f"{comp.name} -> kernel of {kernel.members[0].name}"
+            if space.matmul and comp.is_reduction:
+                self.decisions.append(FusionDecision("refused", where, "a reduction does not join a matmul "
+                                                     "template's epilogue (it would need whole rows of the product)"))
+                continue
             if comp.is_reduction and not space.is_rows:
                 space = reduction_space(comp)
             placed, reason = place(kernel.members + [comp], space)
-            where = f"{comp.name} -> kernel of {kernel.members[0].name}"
             if placed is None:
                 self.decisions.append(FusionDecision("refused", where, reason))
                 continue
