@@ -71,9 +71,11 @@ def measure(calls: int = 200, repeats: int = 7, sweep: bool = False) -> list[dic
             ok = torch.allclose(cap(*args), fn(*args)) and torch.allclose(tc(*args), fn(*args))
         eager = times["eager"][0]
         guard_us = _guard_time(fn, args) * 1e6
+        dynamic_guard_us = _dynamic_guard_time(fn, args) * 1e6
         cap_over = (times["capture"][0] - eager) * 1e6
         tc_over = (times["torch.compile"][0] - eager) * 1e6
         out.append(dict(case=name, eager_us=eager * 1e6, capture_overhead_us=cap_over, capture_guard_us=guard_us,
+                        capture_dynamic_guard_us=dynamic_guard_us,
                         torch_compile_overhead_us=tc_over, correct=bool(ok),
                         capture_time_vs_torch_compile=times["capture"][0] / times["torch.compile"][0]))
     return out
@@ -93,6 +95,16 @@ def _guard_time(fn, args, calls: int = 2000) -> float:
         return min(timeit.repeat(lambda: guard(func, *full_args), number=calls, repeat=5)) / calls
 
 
+def _dynamic_guard_time(fn, args) -> float:
+    """The same with every input size symbolic (``dynamic=True``): shape bound once,
+    static sizes and strides checked one by one, then the size relations."""
+    capture.reset()
+    cap = capture.compile(fn, backend="eager", dynamic=True)
+    with torch.no_grad():
+        cap(*args)
+    return _guard_time(fn, args)
+
+
 def at_most_half(row) -> bool:
     """capture's overhead <= half of torch.compile's (when both are negative, i.e. both
     beat eager by skipping nn.Module.__call__, capture must beat eager by at least half
@@ -101,16 +113,17 @@ def at_most_half(row) -> bool:
 
 
 def print_table(rows):
-    print(f"{'case':<12} {'eager µs':>9} {'capture +µs':>12} {'(guard µs)':>10} {'t.compile +µs':>14} "
-          f"{'cap/tc over':>12} {'cap/tc time':>12} {'≤ half':>7} {'ok':>3}")
+    print(f"{'case':<12} {'eager µs':>9} {'capture +µs':>12} {'(guard µs)':>10} {'(dyn guard)':>11} "
+          f"{'t.compile +µs':>14} {'cap/tc over':>12} {'cap/tc time':>12} {'≤ half':>7} {'ok':>3}")
     for r in rows:
         tc = r["torch_compile_overhead_us"]
         ratio = f"{r['capture_overhead_us'] / tc:.2f}" if tc > 0 else "both < 0"
         print(f"{r['case']:<12} {r['eager_us']:>9.1f} {r['capture_overhead_us']:>12.1f} "
-              f"{r['capture_guard_us']:>10.2f} {tc:>14.1f} {ratio:>12} {r['capture_time_vs_torch_compile']:>12.2f} "
+              f"{r['capture_guard_us']:>10.2f} {r['capture_dynamic_guard_us']:>11.2f} {tc:>14.1f} {ratio:>12} "
+              f"{r['capture_time_vs_torch_compile']:>12.2f} "
               f"{'yes' if at_most_half(r) else 'no':>7} {'yes' if r['correct'] else 'NO':>3}")
     print("(+µs: per-call time minus eager's; negative means faster than eager. guard µs: capture's generated "
-          "guard alone on a hit. cap/tc time: whole per-call time, capture over torch.compile)")
+          "guard alone on a hit; dyn guard: the same compiled with dynamic=True (symbolic sizes). cap/tc time: whole per-call time, capture over torch.compile)")
 
 
 def main(argv=None):

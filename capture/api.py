@@ -10,6 +10,7 @@ import torch
 from capture import _C, state
 from capture.backends import eager_backend, lookup_backend
 from capture.convert_frame import FrameCompiler
+from capture.dynamic import check_mode
 from capture.records import Recorder
 from capture.skip_policy import force
 
@@ -44,6 +45,7 @@ def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=No
     if fn_or_module is None:
         return functools.partial(compile, backend=backend, fullgraph=fullgraph, dynamic=dynamic, options=options)
     backend_fn = lookup_backend(backend)
+    check_mode(dynamic)
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"capture.compile: options must be a dict, got {type(options).__name__}")
     unknown = set(options or {}) - {"cache_limit"}
@@ -51,11 +53,11 @@ def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=No
         raise ValueError(f"capture.compile: unknown option(s) {sorted(unknown)}; known: ['cache_limit']")
     if isinstance(fn_or_module, torch.nn.Module):
         forward = type(fn_or_module).forward
-        compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(forward))
+        compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(forward), dynamic=dynamic)
         return CompiledModule(fn_or_module, compiler)
     if not callable(fn_or_module):
         raise TypeError(f"capture.compile expects a function or nn.Module, got {type(fn_or_module).__name__}")
-    compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(fn_or_module))
+    compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(fn_or_module), dynamic=dynamic)
     return _wrap_function(fn_or_module, compiler)
 
 
@@ -153,6 +155,7 @@ class ExplainOutput:
     guards: list
     out: object = None
     eager_breaks: list = dataclasses.field(default_factory=list)
+    specializations: list = dataclasses.field(default_factory=list)  # symbolic sizes made numbers, with the line
 
     @property
     def all_breaks(self) -> list:
@@ -169,6 +172,9 @@ class ExplainOutput:
             lines += [f"  {i + 1}. {r.reason}\n     at {r.where}" for i, r in enumerate(self.eager_breaks)]
         for i, ops in enumerate(self.ops_per_graph):
             lines.append(f"Ops in graph {i}: {', '.join(ops)}")
+        if self.specializations:
+            lines.append("Specialized sizes:")
+            lines += [f"  {s}" for s in self.specializations]
         if self.guards:
             lines.append("Guards:")
             lines += [f"  {g}" for g in self.guards]
@@ -203,7 +209,7 @@ def explain(fn, *explain_args, **explain_kwargs):
         return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),
                              graph_break_count=len(recorder.graphs) - 1, break_reasons=recorder.break_reasons,
                              op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out,
-                             eager_breaks=recorder.eager_breaks)
+                             eager_breaks=recorder.eager_breaks, specializations=recorder.specializations)
     return run
 
 

@@ -21,3 +21,11 @@ debug_dir = os.environ.get("CAPTURE_DEBUG_DIR") or None
 # capture.InternalError (chained to the bug) -- the test suite runs with "raise" so
 # no internal error can pass silently as a graph break.
 internal_errors = os.environ.get("CAPTURE_INTERNAL_ERRORS", "warn")
+
+# dynamic=None: when a size change at dimension d of an input tensor causes a recompile,
+# the dimensions before d become dynamic with it. Leading dimensions are batch-like
+# (batch, then sequence or spatial): when the sequence length varies the batch size
+# usually varies too (the last partial batch), and learning each on its own costs one
+# more compile per frame. Trailing dimensions (features) stay static: they match the
+# weights, and kernels specialize on them.
+dynamic_leading_dims = True

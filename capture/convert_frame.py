@@ -13,6 +13,7 @@ import warnings
 
 from capture import _C, config, logs
 from capture.debug import dump_entry
+from capture.dynamic import ShapePolicy
 from capture.exc import Unsupported
 from capture.frame_pipeline import Frame, compile_frame
 from capture.records import FrameRecord, GuardFailure, Recompile
@@ -26,8 +27,9 @@ log_guards = logs.get("guards")
 class FrameCompiler:
     """The per-thread callback installed while a compiled function runs."""
 
-    def __init__(self, backend, fullgraph=False, options=None, force_codes=(), recorder=None):
+    def __init__(self, backend, fullgraph=False, options=None, force_codes=(), recorder=None, dynamic=None):
         self.backend = backend
+        self.dynamic = dynamic  # None, True or False: see capture.dynamic
         self.fullgraph = fullgraph
         self.options = dict(options or {})
         self.cache_limit = int(self.options.get("cache_limit", config.cache_limit))
@@ -41,6 +43,7 @@ class FrameCompiler:
         record = FRAMES.get(code)
         if record is None:
             record = FRAMES[code] = FrameRecord(code)
+        record.dynamic_mode = self.dynamic
         entries = _C.get_cache(code)
         if entries is None:
             entries = []
@@ -49,7 +52,8 @@ class FrameCompiler:
             self._note_recompile(record, entries, func, args)
             if len(entries) >= self.cache_limit:
                 return self._cache_limit_hit(record, code)
-        entry = compile_frame(Frame(func, args), self.backend, self.fullgraph, self.recorder)
+        frame = Frame(func, args, ShapePolicy(self.dynamic, record.dynamic))
+        entry = compile_frame(frame, self.backend, self.fullgraph, self.recorder)
         log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
         dump_entry(code, entry)
         entries.append((entry.guard.fn, entry.code, entry))
@@ -62,7 +66,9 @@ class FrameCompiler:
             failure = entry.guard.first_failure(func, args)
             if failure is not None:
                 guard, why = failure
-                failures.append(GuardFailure(index, guard.source_name, why, guard.user_line, guard.describe()))
+                failures.append(GuardFailure(index, guard.source_name, why, guard.user_line, guard.describe(),
+                                             type(guard).__name__, _value_of(guard, func, args, entry.guard),
+                                             guard.source_expr))
         text = failures[-1].text() if failures else "no guard failed (entry could not run)"
         record.recompiles.append(Recompile(failures))
         log_recompiles.debug("recompiling %s (%s): %s", record.code.co_name, record.where, text)
@@ -81,3 +87,13 @@ class FrameCompiler:
         mark_skip(code)
         return None
 
+
+
+def _value_of(guard, func, args, guard_fn):
+    """The failing value, kept only when it is a plain number or string (the report's
+    advice quotes it; holding other objects would keep them alive)."""
+    try:
+        value = guard_fn.value_of(guard, func, args)
+    except Exception:  # the value is gone: the failure reason already says so
+        return None
+    return value if type(value) in (int, float, bool, str) else None

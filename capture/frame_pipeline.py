@@ -42,6 +42,7 @@ from guards.sources import ClosureSource, LocalSource
 log_breaks = logs.get("graph_breaks")
 log_graph = logs.get("graph")
 log_bytecode = logs.get("bytecode")
+log_dynamic = logs.get("dynamic")
 
 TRACE_TO_END, BRIDGE, NATIVE_TAIL = "trace to the end", "bridge", "native tail"
 
@@ -52,6 +53,7 @@ class Frame:
 
     func: types.FunctionType
     args: tuple
+    shape_policy: object = None  # capture.dynamic.ShapePolicy: which input sizes are symbolic
 
     @property
     def code(self) -> types.CodeType:
@@ -124,7 +126,8 @@ def compile_frame(frame: Frame, backend, fullgraph: bool = False, recorder=None)
     except Unsupported:
         raise
     except Exception as e:
-        output = stop.output if stop is not None else OutputGraph(frame.code, frame.func.__globals__)
+        output = stop.output if stop is not None else OutputGraph(frame.code, frame.func.__globals__,
+                                                                   frame.shape_policy)
         return _internal_error(frame, output, e, fullgraph, recorder)
 
 
@@ -165,7 +168,7 @@ def plan_break(frame: Frame, plan: BreakPlan, stop: BreakAt) -> BreakPlan | None
 
 def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult | BreakAt:
     """Trace ``frame`` under ``plan``; compile its graph with ``backend``."""
-    output = OutputGraph(frame.code, frame.func.__globals__)
+    output = OutputGraph(frame.code, frame.func.__globals__, frame.shape_policy)
     try:
         tx = _translator(frame, output, plan)
         raised = None
@@ -227,8 +230,12 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
     if recorder is not None:
         recorder.guards.extend(guard.readable())
+        recorder.specializations.extend(output.shapes.specializations)
+    _log_dynamic(code, output.shapes)
     return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=cg.counter,
-                      reason=reason if tail is not None else None, compiled=compiled)
+                      reason=reason if tail is not None else None, compiled=compiled,
+                      specializations=list(output.shapes.specializations),
+                      dynamic_sizes=[output.shapes.read_name(s) for s in output.shapes.reads])
 
 
 def _eager(frame: Frame, output: OutputGraph, reason: BreakReason, recorder) -> CacheEntry:
@@ -236,6 +243,13 @@ def _eager(frame: Frame, output: OutputGraph, reason: BreakReason, recorder) -> 
     _note_break(recorder, reason)
     guard = build_guard_function(output.guards, frame.arg_names, frame.func.__globals__, name=guard_name(frame.code))
     return CacheEntry(guard, positional_copy(frame.code), "eager", reason=reason)
+
+
+def _log_dynamic(code, shapes):
+    if shapes.has_symbols:
+        log_dynamic.debug("%s: symbolic sizes %s", code.co_name, ", ".join(shapes.read_name(s) for s in shapes.reads))
+    for spec in shapes.specializations:
+        log_dynamic.debug("%s: %s", code.co_name, spec)
 
 
 def _note_break(recorder, reason: BreakReason, after_graph: bool = False):

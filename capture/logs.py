@@ -1,10 +1,11 @@
-"""Loggers named in CAPTURE_LOGS (graph_breaks, recompiles, guards, bytecode, graph, output_code)."""
+"""Loggers named in CAPTURE_LOGS (graph_breaks, recompiles, guards, bytecode, graph, output_code,
+dynamic: which sizes became symbolic and which were specialized, with the line)."""
 from __future__ import annotations
 
 import logging
 import os
 
-KINDS = ("graph_breaks", "recompiles", "guards", "bytecode", "graph", "output_code")
+KINDS = ("graph_breaks", "recompiles", "guards", "bytecode", "graph", "output_code", "dynamic")
 
 
 def get(kind: str) -> logging.Logger:

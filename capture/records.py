@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import types
 
+from capture.dynamic import DynamicDims
 from capture.exc import BreakReason
 
 
@@ -28,6 +29,8 @@ class CacheEntry:
     reason: BreakReason | None = None
     counter: HitCounter | None = None
     compiled: object = None  # what the backend returned for the graph
+    specializations: list = dataclasses.field(default_factory=list)  # fx_graph.symbolic.Specialization
+    dynamic_sizes: list = dataclasses.field(default_factory=list)  # "L['x'].size()[0]" of each symbol
 
     @property
     def hits(self):
@@ -45,6 +48,9 @@ class GuardFailure:
     reason: str  # "expected 8, got 16" style
     user_line: str | None
     guard_text: str
+    kind: str = ""  # the guard's class name (guards.kinds)
+    value: object = None  # the value that failed, for the report's advice (numbers and strings only)
+    source_expr: str = ""  # how the guard read it (a closure cell reads through __func.__closure__)
 
     def summary(self) -> str:
         """``L['x'].shape[0]: expected 8, got 16`` for a tensor property, else ``source: reason``."""
@@ -69,6 +75,8 @@ class FrameRecord:
     entries: list = dataclasses.field(default_factory=list)
     recompiles: list = dataclasses.field(default_factory=list)  # list[Recompile]
     limit_hit: bool = False
+    dynamic: DynamicDims = dataclasses.field(default_factory=DynamicDims)  # sizes learned across compiles
+    dynamic_mode: object = None  # the ``dynamic=`` it was compiled with
 
     @property
     def where(self) -> str:
@@ -88,3 +96,4 @@ class Recorder:
         self.break_reasons: list[BreakReason] = []  # breaks that ended a captured graph
         self.eager_breaks: list[BreakReason] = []  # breaks with nothing captured before them
         self.guards: list = []
+        self.specializations: list = []  # symbolic sizes the traces turned into numbers

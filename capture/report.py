@@ -12,6 +12,8 @@ import dataclasses
 import html
 import types
 
+from capture.advice import advise
+from capture.report_html import render_html
 from capture.state import FRAMES
 
 
@@ -25,6 +27,9 @@ class EntryReport:
     ops: int
     reason: str | None  # why it runs eagerly, for eager entries
     replacement_source: str
+    guards_by_source: dict = dataclasses.field(default_factory=dict)  # source name -> [guard text]
+    specializations: list = dataclasses.field(default_factory=list)  # sizes the trace made numbers
+    dynamic_sizes: list = dataclasses.field(default_factory=list)  # symbolic sizes of this entry
 
 
 @dataclasses.dataclass
@@ -34,6 +39,8 @@ class FrameReport:
     entries: list[EntryReport]
     recompiles: list  # list[records.Recompile]
     cache_limit_hit: bool
+    advice: list = dataclasses.field(default_factory=list)  # per recompile, per failure: what to do
+    dynamic_why: dict = dataclasses.field(default_factory=dict)  # "L['x'].shape[0]" -> "8 then 16 -> dynamic"
 
 
 @dataclasses.dataclass
@@ -48,6 +55,8 @@ class Report:
             out.append("")
             out.append(f"== {f.name} ({f.where}): {len(f.entries)} cache entr{'y' if len(f.entries) == 1 else 'ies'}, "
                        f"{len(f.recompiles)} recompile(s)" + ("; CACHE LIMIT HIT, now runs eagerly" if f.cache_limit_hit else ""))
+            for size, why in f.dynamic_why.items():
+                out.append(f"  dynamic: {size}: {why}")
             for e in f.entries:
                 hits = "not counted" if e.hits is None else str(e.hits)
                 what = f"graph of {e.ops} op(s)" if e.kind == "graph" else f"runs eagerly: {e.reason}"
@@ -55,19 +64,22 @@ class Report:
                     what += f", then a graph break: {e.reason}"
                 out.append(f"  entry {e.index}: {what}; hits: {hits}")
                 out.extend(f"    guard: {g}" for g in e.guards)
+                out.extend(f"    specialized: {s}" for s in e.specializations)
             for i, r in enumerate(f.recompiles):
                 out.append(f"  recompile {i + 1}:")
                 if not r.failures:
                     out.append("    (no guard failed: the previous entry could not run)")
-                for fail in r.failures:
+                for j, fail in enumerate(r.failures):
                     line = f"    entry {fail.entry_index} failed: {fail.summary()}"
                     if fail.user_line:
                         line += f"\n      value read at {fail.user_line}"
                     out.append(line)
+                    if i < len(f.advice) and j < len(f.advice[i]) and (j == 0 or f.advice[i][j] != f.advice[i][j - 1]):
+                        out.append(f"      advice: {f.advice[i][j]}")
         return "\n".join(out)
 
     def to_html(self, path: str | None = None) -> str:
-        page = _html(self)
+        page = render_html(self)
         if path is not None:
             with open(path, "w") as f:
                 f.write(page)
@@ -84,10 +96,20 @@ def build(fn=None) -> Report:
             continue
         entries = [EntryReport(i, e.kind, e.hits, e.guard.readable(),
                                e.graph.print_readable(print_output=False) if e.graph is not None else None,
-                               _op_count(e.graph), str(e.reason) if e.reason else None, e.source)
+                               _op_count(e.graph), str(e.reason) if e.reason else None, e.source,
+                               _guards_by_source(e.guard), [str(s) for s in e.specializations], list(e.dynamic_sizes))
                    for i, e in enumerate(record.entries)]
-        frames.append(FrameReport(code.co_name, record.where, entries, list(record.recompiles), record.limit_hit))
+        advice = [[advise(fail, record) for fail in r.failures] for r in record.recompiles]
+        frames.append(FrameReport(code.co_name, record.where, entries, list(record.recompiles), record.limit_hit,
+                                  advice, dict(record.dynamic.why)))
     return Report(frames)
+
+
+def _guards_by_source(guard_fn) -> dict:
+    out: dict = {}
+    for g in guard_fn.guards:
+        out.setdefault(g.source_name, []).append(g.describe())
+    return out
 
 
 def _op_count(gm) -> int:
@@ -110,41 +132,6 @@ def _is_resume_of(code, wanted: set) -> bool:
     """Resume functions keep the file and first line of the frame they continue."""
     return code.co_name.startswith("__resume_") and any(
         code.co_filename == w.co_filename and code.co_firstlineno == w.co_firstlineno for w in wanted)
-
-
-def _html(report: Report) -> str:
-    e = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>capture report</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}",
-             "pre{background:#f5f5f5;padding:.6em;overflow:auto}.fail{color:#a00}",
-             "details{margin:.3em 0}h2{font-size:1.1em;border-bottom:1px solid #ccc}</style></head><body>",
-             f"<h1>capture report</h1><p>{len(report.frames)} compiled frame(s)</p>"]
-    for f in report.frames:
-        parts.append(f"<h2>{e(f.name)} <small>{e(f.where)}</small></h2>")
-        if f.cache_limit_hit:
-            parts.append("<p class='fail'>cache limit hit: this frame now runs eagerly</p>")
-        for entry in f.entries:
-            hits = "not counted" if entry.hits is None else entry.hits
-            what = f"graph of {entry.ops} op(s)" if entry.kind == "graph" else f"runs eagerly: {e(entry.reason or '')}"
-            if entry.kind == "graph" and entry.reason:
-                what += f", then a graph break: {e(entry.reason)}"
-            parts.append(f"<details open><summary>entry {entry.index}: {what}; hits: {hits}</summary>")
-            parts.append("<pre>" + e("\n".join(entry.guards)) + "</pre>")
-            if entry.graph:
-                parts.append("<details><summary>graph</summary><pre>" + e(entry.graph) + "</pre></details>")
-            if entry.replacement_source:
-                parts.append("<details><summary>rewritten frame</summary><pre>" + e(entry.replacement_source)
-                             + "</pre></details>")
-            parts.append("</details>")
-        for i, r in enumerate(f.recompiles):
-            parts.append(f"<p>recompile {i + 1}:</p><ul>")
-            for fail in r.failures:
-                where = f" <small>(read at {e(fail.user_line)})</small>" if fail.user_line else ""
-                parts.append(f"<li class='fail'>entry {fail.entry_index}: <code>{e(fail.summary())}</code>"
-                             f"{where}</li>")
-            parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def main(argv=None):

@@ -56,6 +56,8 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
     del COMPILED[:-config.MAX_TRACKED_GRAPHS]
     start = time.perf_counter()
     reason = runs_as_captured(example_inputs, emitter)
+    if reason is None and fx_graph.has_symbolic_sizes(gm):
+        reason = "symbolic sizes (dynamic shapes) are not generated yet"
     try:
         if reason is None:
             _build(compiled, gm, example_inputs, fuse, autotune, emitter)

@@ -7,7 +7,8 @@ from fx_graph.decompose import DecomposeError, LiftedInput, decompose, decomposi
 from fx_graph.leaf import leaf_module_of
 from fx_graph.passes import common_subexpressions, dead_code
 from fx_graph.printing import describe_value, format_graph, short_dtype
+from fx_graph.symbolic import has_symbolic_sizes
 
 __all__ = ["DecomposeError", "FakeRunError", "GraphBuilder", "LiftedInput", "common_subexpressions", "dead_code",
-           "decompose", "decomposition_table", "describe_value", "format_graph", "leaf_module_of", "lifted_values",
-           "short_dtype"]
+           "decompose", "decomposition_table", "describe_value", "format_graph", "has_symbolic_sizes", "leaf_module_of",
+           "lifted_values", "short_dtype"]

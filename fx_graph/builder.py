@@ -3,21 +3,24 @@
 A ``GraphBuilder`` owns the graph, the fake-tensor mode, placeholders, fake
 propagation (every op is run on fake tensors to learn its output's shape, dtype and
 device without computing data), the grad mode the traced code runs under (switching it
-is a node too) and leaf-module calls (``fx_graph.leaf``). It knows nothing of the
-tracer's values: arguments are FX nodes and constants, results are fake tensors.
+is a node too), leaf-module calls (``fx_graph.leaf``) and symbolic sizes
+(``fx_graph.symbolic``: inputs with symbolic dimensions, nodes computing a size). It
+knows nothing of the tracer's values: arguments are FX nodes and constants, results are
+fake tensors.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 import re
 
 import torch
 import torch.fx as fx
-from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensorMode
-from torch.utils._pytree import tree_map
+from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
 
 from fx_graph import leaf
+from fx_graph.symbolic import FrameShapes
 
 _OPS = ("call_function", "call_method", "call_module")
 
@@ -33,7 +36,11 @@ class FakeRunError(Exception):
 class GraphBuilder:
     def __init__(self):
         self.graph = fx.Graph()
-        self.fake_mode = FakeTensorMode()
+        self.shapes = FrameShapes()  # symbolic sizes (dynamic shapes): the ShapeEnv under the fake mode
+        self.fake_mode = self.shapes.fake_mode
+        self.dynamic_inputs: dict = {}  # placeholder -> fx_graph.symbolic.DynamicInput
+        self._symbol_nodes: dict = {}  # symbol -> (placeholder, dim) it is read from
+        self._sym_nodes: dict = {}  # sympy expression -> the node (or number) computing it
         self.root = torch.nn.Module()  # owns the leaf modules the graph calls
         self.grad_enabled = torch.is_grad_enabled()  # the mode traced code runs under
         self.grad_at_entry = self.grad_enabled
@@ -42,8 +49,12 @@ class GraphBuilder:
         self._last_placeholder = None
 
     # ---- inputs ----
-    def placeholder(self, readable_name: str, value: torch.Tensor) -> fx.Node:
-        """A graph input standing for ``value`` (placeholders stay in order, before any op)."""
+    def placeholder(self, readable_name: str, value: torch.Tensor, dynamic_dims=(), guard_expr: str = "",
+                    source=None) -> fx.Node:
+        """A graph input standing for ``value`` (placeholders stay in order, before any op).
+        Sizes in ``dynamic_dims`` are symbolic: a guard reads the tensor as ``guard_expr``,
+        ``source`` is the caller's handle for it; ``dynamic_inputs[node]`` says what the
+        guards must check."""
         name = re.sub(r"\W+", "_", readable_name).strip("_") or "input"
         if self._last_placeholder is None:
             first = next(iter(self.graph.nodes), None)
@@ -53,9 +64,54 @@ class GraphBuilder:
         with ctx:
             node = self.graph.placeholder(name)
         self._last_placeholder = node
-        node.meta["val"] = self.fake_mode.from_tensor(value, static_shapes=True)
+        if dynamic_dims:
+            dynamic = self.dynamic_inputs[node] = self.shapes.fake_input(value, readable_name, guard_expr, source,
+                                                                         dynamic_dims)
+            for dim, symbol in dynamic.symbols.items():
+                self._symbol_nodes.setdefault(symbol, (node, dim))
+            node.meta["val"] = dynamic.fake
+        else:
+            node.meta["val"] = self.shapes.static_fake(value)
         node.meta["source"] = readable_name
         return node
+
+    # ---- symbolic sizes ----
+    def sym_node(self, value):
+        """The node computing the SymInt ``value`` from the inputs' sizes (``aten.sym_size``
+        and Python arithmetic), or the number it is."""
+        expr = self.shapes.shape_env.simplify(value.node.expr)
+        if expr.is_number:
+            return int(expr) if expr.is_integer else float(expr)
+        return self._expr_node(expr)
+
+    def _expr_node(self, expr):
+        if expr.is_Integer:
+            return int(expr)
+        node = self._sym_nodes.get(expr)
+        if node is not None:
+            return node
+        if expr.is_Symbol:
+            placeholder, dim = self._symbol_nodes[expr]
+            node = self.node("call_function", torch.ops.aten.sym_size.int, (placeholder, dim), {},
+                             self.shapes.symints[expr])
+        else:
+            op = _SYMPY_OPS.get(type(expr).__name__)
+            if op is None:
+                raise FakeRunError(f"symbolic size {expr} ({type(expr).__name__}) passed to a graph operation")
+            args = [self._expr_node(a) for a in expr.args]
+            if op in (operator.add, operator.mul):
+                args = sorted(args, key=lambda a: not isinstance(a, fx.Node))  # nodes first, numbers last
+                node = functools.reduce(lambda a, b: self._binary(op, a, b), args)
+            else:
+                node = self._binary(op, *args)
+        self._sym_nodes[expr] = node
+        return node
+
+    def _binary(self, op, a, b):
+        if not isinstance(a, fx.Node) and not isinstance(b, fx.Node):
+            return op(a, b)
+        value = op(*(x.meta["val"] if isinstance(x, fx.Node) else x for x in (a, b)))
+        return self.node("call_function", op, (a, b), {}, value)
 
     # ---- ops ----
     def propagate(self, kind: str, target, args: tuple, kwargs: dict, what: str):
@@ -142,4 +198,10 @@ class GraphBuilder:
 
 
 def _to_fake(value):
-    return tree_map(lambda v: v.meta["val"] if isinstance(v, fx.Node) else v, value)
+    # map_aggregate (not pytree): it also maps slices, whose bounds may be size nodes
+    return fx.node.map_aggregate(value, lambda v: v.meta["val"] if isinstance(v, fx.Node) else v)
+
+
+# sympy node kinds of size expressions -> the Python operator computing them
+_SYMPY_OPS = {"Add": operator.add, "Mul": operator.mul, "FloorDiv": operator.floordiv, "CleanDiv": operator.floordiv,
+              "Mod": operator.mod, "PythonMod": operator.mod}

@@ -14,7 +14,7 @@ import itertools
 import linecache
 import math
 
-from guards.guard import Guard
+from guards.guard import Guard, evaluate
 from guards.kinds import GuardKind
 from guards.sources import SOURCE_HELPERS
 from guards.state import STATE_HELPERS
@@ -27,6 +27,8 @@ HELPERS = {
     "__len": len,
     "__tuple": tuple,
     "__copysign": math.copysign,
+    "__max": max,  # size relations (guards.size_expr)
+    "__min": min,
     **STATE_HELPERS,
     **SOURCE_HELPERS,
 }
@@ -71,6 +73,10 @@ class GuardFunction:
             if reason is not None:
                 return guard, reason
         return None
+
+    def value_of(self, guard: Guard, func, args):
+        """The current value of ``guard``'s source on one call (miss path only)."""
+        return evaluate(guard.source_expr, guard_env(self.arg_names, self.globals_dict, func, args))
 
     def readable(self) -> list[str]:
         return [g.describe() for g in sorted(self.guards, key=_order)]
@@ -128,6 +134,18 @@ class _Emitter:
         self.lines.append(f"{self.indent}{name} = {rewritten}")
         return name
 
+    def bind_inline(self, expr: str) -> str:
+        """``(name := expr)``, for use inside a condition after the checks that make
+        ``expr`` readable (a tensor's ``.shape`` after its type check); later
+        conditions read ``name``."""
+        if expr in self.bound:
+            return self.bound[expr]
+        rewritten = self.rewrite(expr)
+        name = f"__v{self._names}"
+        self._names += 1
+        self.bound[expr] = name
+        return f"({name} := {rewritten})"
+
     def rewrite(self, expr: str) -> str:
         """``expr`` starting from its longest already-bound prefix."""
         if expr in self.bound:
@@ -183,9 +201,13 @@ def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: di
                 emit(guard)
             dicts = "".join(em.rewrite(e) + ", " for e in watched)
             em.lines.append(f"{em.indent}{watch}.rearm(({dicts}))")
+    joined = [g for g in outside if g.joined]
     for guard in outside:
-        if guard.order > GuardKind.IDENTITY.order:
+        if guard.order > GuardKind.IDENTITY.order and not guard.joined:
             emit(guard)
+    if joined:  # one check for all of them (the miss path still names the one that failed)
+        em.lines += [f"{em.indent}# {g.describe()}" for g in joined]
+        em.check(" and ".join(f"({g.condition(em)})" for g in joined), f"{len(joined)} size relations")
     params = ", ".join(("__func",) + tuple(arg_names))
     helper_names = list(HELPERS) + ["__G"] + [f"__c{i}" for i in range(len(em.consts))]
     body = "\n".join(em.lines + ["    return True"])

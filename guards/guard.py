@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from fx_graph.size_expr import StrideOf
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
@@ -26,18 +28,34 @@ class TensorSpec:
     requires_grad: bool
 
     @classmethod
-    def of(cls, t: torch.Tensor) -> "TensorSpec":
-        return cls(type(t), t.dtype, t.device, tuple(t.shape), tuple(t.stride()), t.requires_grad)
+    def of(cls, t: torch.Tensor, shape: tuple | None = None, stride: tuple | None = None) -> "TensorSpec":
+        """``shape``/``stride`` override the tensor's for dynamic shapes: a dynamic size is
+        None (its relations are size guards) and a stride that follows the sizes is a
+        ``StrideOf``."""
+        return cls(type(t), t.dtype, t.device, tuple(t.shape) if shape is None else tuple(shape),
+                   tuple(t.stride()) if stride is None else tuple(stride), t.requires_grad)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return None in self.shape or any(isinstance(s, StrideOf) for s in self.stride)
+
+    def expected_stride(self, sizes) -> tuple:
+        """The strides this spec expects of a tensor with ``sizes``."""
+        return tuple(s.value(sizes) if isinstance(s, StrideOf) else s for s in self.stride)
 
     def mismatch(self, value) -> str | None:
         """First property of ``value`` that differs, as 'what: expected X, got Y'."""
         if type(value) is not self.tensor_type:
             return f"type: expected {self.tensor_type.__name__}, got {type(value).__name__}"
+        actual_shape = tuple(value.shape)
+        expected_shape = self.shape
+        if len(expected_shape) == len(actual_shape):  # dynamic sizes: their size guards say more
+            expected_shape = tuple(a if e is None else e for e, a in zip(expected_shape, actual_shape))
         checks = (
             ("dtype", self.dtype, value.dtype),
             ("device", self.device, value.device),
-            ("shape", self.shape, tuple(value.shape)),
-            ("stride", self.stride, tuple(value.stride())),
+            ("shape", expected_shape, actual_shape),
+            ("stride", self.expected_stride(actual_shape), tuple(value.stride())),
             ("requires_grad", self.requires_grad, value.requires_grad),
         )
         for what, expected, actual in checks:
@@ -79,7 +97,8 @@ class ParameterSpec:
 
 def fmt(value) -> str:
     if isinstance(value, tuple):
-        return "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
+        items = ["*" if v is None else str(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(value) == 1 else "") + ")"
     return str(value)
 
 
@@ -121,6 +140,7 @@ class Guard:
 
     order = 0  # position in GuardKind.ALL: cheap and selective kinds first
     roots_the_watch = False  # identity guards: a dict watch relies on them, never hides them
+    joined = False  # checked together in one condition, after every other kind (size relations)
 
     @property
     def kind(self) -> type:

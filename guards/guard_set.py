@@ -60,6 +60,12 @@ class GuardSet:
         self.add(GuardKind.IDENTITY, source, param, where)
         self.held_parameters.append((source, param))
 
+    def size_relation(self, relation, where: str | None = None):
+        """A relation between dynamic sizes (``guards.size_expr.SizeRelation``) the trace
+        relied on."""
+        first = relation.reads[0][1]
+        self.guards.append(GuardKind.SIZE(relation.text(), first.tensor_expr, relation, user_line=where))
+
     def finish(self, grad_used: bool):
         """Metadata guards of the held parameters: dtype, shape, and requires_grad if any
         part of the graph ran with grad mode on."""

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from fx_graph.size_expr import SizeRelation, StrideOf, render
 from guards.guard import Guard, const_equal, evaluate, fmt, short
 from guards.module_hooks import HOOK_TABLES, hooks_present
 from guards.watch import is_immutable
@@ -177,9 +178,21 @@ class TensorGuard(Guard):
 
     def condition(self, em):
         v, e = em.bind(self.source_expr), self.expected
-        return (f"__type({v}) is {em.const(e.tensor_type)} and {v}.dtype is {em.const(e.dtype)}"
-                f" and {v}.device == {em.const(e.device)} and {v}.shape == {e.shape!r}"
-                f" and {v}.stride() == {e.stride!r} and {v}.requires_grad is {e.requires_grad}")
+        head = (f"__type({v}) is {em.const(e.tensor_type)} and {v}.dtype is {em.const(e.dtype)}"
+                f" and {v}.device == {em.const(e.device)}")
+        tail = f" and {v}.requires_grad is {e.requires_grad}"
+        if not e.is_dynamic:
+            return f"{head} and {v}.shape == {e.shape!r} and {v}.stride() == {e.stride!r}{tail}"
+        # dynamic sizes: bind the shape once (size guards read it too), check the static
+        # sizes one by one and strides against the sizes they follow
+        shape_expr = f"{self.source_expr}.shape"
+        inline = em.bind_inline(shape_expr)
+        shape = em.rewrite(shape_expr)
+        checks = [f"__len({inline}) == {len(e.shape)}"]
+        checks += [f"{shape}[{d}] == {size}" for d, size in enumerate(e.shape) if size is not None]
+        strides = [s.render(lambda d: f"{shape}[{d}]") if isinstance(s, StrideOf) else str(s) for s in e.stride]
+        checks.append(f"{v}.stride() == ({', '.join(strides)}{',' if len(strides) == 1 else ''})")
+        return f"{head} and " + " and ".join(checks) + tail
 
     def describe(self):
         s = self.expected
@@ -209,6 +222,38 @@ class ParameterGuard(Guard):
         return self.expected.mismatch(value)
 
 
+class SizeGuard(Guard):
+    """A relation between symbolic sizes the trace relied on (``expected`` is a
+    ``SizeRelation``: ``L['x'].size()[0] >= 2``, ``... == L['y'].size()[1]``). Runs after
+    the tensor guards, which bind each dynamic tensor's shape."""
+
+    joined = True
+
+    def condition(self, em):
+        rel = self.expected
+        names = {s: f"{em.rewrite(r.tensor_expr + '.shape')}[{r.dim}]" for s, r in rel.reads}
+        return render(rel.expr, names)
+
+    def describe(self):
+        return self.expected.text()
+
+    def first_failure(self, env, globals_dict):
+        rel: SizeRelation = self.expected
+        sizes = {}
+        for symbol, read in rel.reads:
+            try:
+                sizes[symbol] = int(evaluate(read.tensor_expr, env).shape[read.dim])
+            except Exception as e:
+                return f"could not read {read.name}: {type(e).__name__}: {e}"
+        if rel.evaluate(sizes):
+            return None
+        got = ", ".join(f"{read.name} = {sizes[s]}" for s, read in rel.reads)
+        return f"expected {rel.text()}, got {got}"
+
+    def dedupe_key(self):
+        return (type(self), self.expected.key())
+
+
 class GuardKind:
     """Every guard kind by name; ``ALL`` is the order checks run in."""
 
@@ -223,8 +268,9 @@ class GuardKind:
     ALIAS = AliasGuard
     TENSOR = TensorGuard
     PARAMETER = ParameterGuard  # a module's parameter, bound into the graph: identity guarded apart
+    SIZE = SizeGuard  # relations between dynamic sizes: after the tensor guards that bind the shapes
     ALL = (GlobalStateGuard, AbsentGuard, IdentityGuard, TypeGuard, ConstantGuard, LengthGuard, DictKeysGuard,
-           NoHooksGuard, AliasGuard, TensorGuard, ParameterGuard)
+           NoHooksGuard, AliasGuard, TensorGuard, ParameterGuard, SizeGuard)
 
 
 for _order, _kind in enumerate(GuardKind.ALL):

@@ -27,7 +27,7 @@ def f_limit(x):
 
 
 def test_cache_limit_warns_once_and_stays_correct():
-    cf = capture.compile(f_limit, backend="eager", options={"cache_limit": 2})
+    cf = capture.compile(f_limit, backend="eager", dynamic=False, options={"cache_limit": 2})
     check(cf, f_limit, torch.randn(1))
     check(cf, f_limit, torch.randn(2))
     assert n_entries(f_limit) == 2

@@ -227,7 +227,7 @@ def test_cache_limit_option_warns_and_stays_correct():
     def f(x):
         return x + 1
 
-    c = capture.compile(f, backend="eager", options={"cache_limit": 2})
+    c = capture.compile(f, backend="eager", dynamic=False, options={"cache_limit": 2})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for n in range(1, 6):

@@ -6,6 +6,7 @@ from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import ListVariable, TupleVariable
 from capture.variables.sets import SetVariable
+from capture.variables.sym import SliceVariable, SymNodeVariable
 
 
 class BuildOps:
@@ -39,6 +40,10 @@ class BuildOps:
 
     def BUILD_SLICE(self, inst):
         parts = self.popn(inst.arg)
+        if all(p.is_python_constant() or isinstance(p, SymNodeVariable) for p in parts) and not all(
+                p.is_python_constant() for p in parts):
+            self.push(SliceVariable(parts))
+            return
         if not all(p.is_python_constant() for p in parts):
             raise Unsupported("slice with non-constant bounds")
         self.push(ConstantVariable(slice(*[p.as_python_constant() for p in parts])))

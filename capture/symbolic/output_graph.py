@@ -30,10 +30,11 @@ from capture.variables.builder import wrap_constant_result
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
+from capture.variables.sym import SliceVariable, SymNodeVariable
 from capture.variables.tensor import TensorVariable
 from fx_graph.builder import FakeRunError, GraphBuilder
 from guards import GuardKind, GuardSet, TensorSpec
-from guards.sources import ModuleMemberSource
+from guards.sources import GUARD, ModuleMemberSource
 
 _ALLOWED_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
@@ -47,10 +48,12 @@ class GraphInput:
 
 
 class OutputGraph:
-    def __init__(self, code, f_globals: dict):
+    def __init__(self, code, f_globals: dict, policy=None):
         self.code = code
         self.f_globals = f_globals
         self.builder = GraphBuilder()
+        self.shapes = self.builder.shapes  # symbolic sizes (fx_graph.symbolic.FrameShapes)
+        self.policy = policy  # capture.dynamic.ShapePolicy: which input sizes are symbolic
         self.inputs: list[GraphInput] = []
         self.input_by_source: dict[str, TensorVariable] = {}
         self.guards = GuardSet()
@@ -95,11 +98,15 @@ class OutputGraph:
             raise Unsupported(f"tensor subclass {type(value).__name__} at {key}")
         if value.is_sparse or value.layout != torch.strided:
             raise Unsupported(f"non-strided tensor at {key}")
-        node = self.builder.placeholder(key, value)
-        fake = node.meta["val"]
         bound = _is_module_parameter(source, value)
+        dims = self.policy.dynamic_dims(source, value) if self.policy is not None and not bound else ()
+        node = self.builder.placeholder(key, value, dims, source.expr(GUARD), source)
+        fake = node.meta["val"]
+        dynamic = self.builder.dynamic_inputs.get(node)
         if bound:
             self.guard_parameter(tx, source, value)
+        elif dynamic is not None:
+            self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value, dynamic.shape, dynamic.stride))
         else:
             self.add_guard(tx, GuardKind.TENSOR, source, TensorSpec.of(value))
         vt = TensorVariable(node, fake, source, class_type=type(value))
@@ -139,6 +146,13 @@ class OutputGraph:
             return values if isinstance(vt, ListVariable) else tuple(values)
         if isinstance(vt, DictVariable):
             return {k: self._to_node(v) for k, v in vt.items.items()}
+        if isinstance(vt, SymNodeVariable):
+            try:
+                return self.builder.sym_node(vt.value)
+            except FakeRunError as e:
+                raise Unsupported(str(e)) from None
+        if isinstance(vt, SliceVariable):
+            return slice(*[self._to_node(p) for p in vt.parts])
         if vt.is_python_constant():
             value = vt.as_python_constant()
             if callable(value) and not isinstance(value, type):
@@ -157,6 +171,7 @@ class OutputGraph:
             result = self.builder.propagate(kind, target, node_args, node_kwargs, what)
         except FakeRunError as e:
             raise Unsupported(str(e)) from None
+        self.shapes.note_relations(tx.location() if tx is not None else None, what)
         if not _contains_tensor(result) and result is not None and type(result) is not torch.Size:
             raise NonTensorResult(f"{what} returned {type(result).__name__}, a value that needs real data")
         node = self.builder.node(kind, target, node_args, node_kwargs, result)
@@ -193,13 +208,24 @@ class OutputGraph:
             return ConstantVariable(None)  # e.g. in-place setitem; the node stays for its effect
         if type(value) is torch.Size:
             self.builder.erase(node)
-            return TupleVariable([ConstantVariable(s) for s in value], tuple_type=torch.Size)
+            return TupleVariable([wrap_constant_result(s) for s in value], tuple_type=torch.Size)
         raise Unsupported(f"{what} returned {type(value).__name__}, a value that needs real data")
 
     def _constant_output(self, item, what):
-        if item is None or type(item) in (int, float, bool, torch.Size):
+        if item is None or type(item) in (int, float, bool, torch.Size, torch.SymInt):
             return wrap_constant_result(item)
         raise Unsupported(f"{what} returned {type(item).__name__} inside its result")
+
+    # ---- symbolic sizes ----
+    def sym_truth(self, tx, value) -> bool:
+        """``bool(value)`` for a condition on symbolic sizes: answered for this call's
+        sizes, the relation guarded."""
+        try:
+            result = bool(value)
+        except Exception as e:
+            raise Unsupported(f"condition on sizes could not be decided: {type(e).__name__}: {e}") from None
+        self.shapes.note_relations(tx.location(), "a condition")
+        return result
 
     # ---- finishing ----
     def has_ops(self) -> bool:
@@ -218,6 +244,8 @@ class OutputGraph:
 
     def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
         self.guards.finish(self.builder.grad_used())
+        for relation, where in self.shapes.size_relations():
+            self.guards.size_relation(relation, where)
         nodes = self.output_nodes(tensors)
         return self.builder.finish(nodes), nodes
 

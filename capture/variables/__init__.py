@@ -10,6 +10,7 @@ from capture.variables import (  # noqa: F401  (imported for their builder rules
     builder,  # the dispatch tables: wrap, wrap_constant_result, construct
     iterators,  # iterators over known items (loops unroll over them)
     constant,  # immutable values known at trace time; folding
+    sym,  # symbolic sizes (dynamic shapes) and slices with symbolic bounds
     lists,  # tuples, lists, torch.Size, namedtuples
     dicts,  # dicts with constant keys
     sets,  # sets of constants

@@ -29,6 +29,7 @@ from capture.variables.nn_module import NNModuleVariable
 from capture.variables.numpy_values import NumpyFunctionVariable  # noqa: F401 (registers numpy)
 from capture.variables.operator_getters import OperatorGetterVariable  # noqa: F401 (registers the getters)
 from capture.variables.sets import SetVariable
+from capture.variables.sym import SymNodeVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import ClassVariable, UserObjectVariable
@@ -107,7 +108,7 @@ def _len(tx, obj):
     if isinstance(obj, TensorVariable):
         if obj.fake.dim() == 0:
             raise Unsupported("len() of a 0-d tensor")
-        return ConstantVariable(obj.fake.shape[0])
+        return builder.wrap_constant_result(obj.fake.shape[0])
     if obj.is_python_constant() and not hasattr(obj, "items") and not hasattr(obj, "values"):
         return fold(len, [obj])
     return obj.call_method(tx, "__len__", [], {})
@@ -183,6 +184,8 @@ def _object_setattr(tx, obj, name, value):
 
 
 def _range(tx, *args):
+    args = [ConstantVariable(a.as_number(tx, "range() unrolls its loop, so it needs a fixed count"))
+            if isinstance(a, SymNodeVariable) else a for a in args]
     return fold(range, args)
 
 
@@ -252,6 +255,14 @@ def _min_max(fn):
         items = args if len(args) > 1 else _items_of(tx, args[0])
         if _all_const(items, kwargs):
             return fold(fn, list(items), kwargs)
+        if not kwargs and any(isinstance(i, SymNodeVariable) for i in items) and all(
+                isinstance(i, SymNodeVariable) or i.is_python_constant() for i in items):
+            best = items[0]  # each comparison is answered for this call's sizes and guarded
+            for item in items[1:]:
+                better = operators.apply_operator(tx, operator.gt if fn is max else operator.lt, [item, best], {})
+                if better.truth(tx):
+                    best = item
+            return best
         raise Unsupported(f"{fn.__name__}() of non-constant values")
     return handler
 
@@ -284,6 +295,9 @@ def _scalar(fn):
             raise Unsupported(f"{fn.__name__}() of a tensor needs its data")
         if fn is bool and len(args) == 1:
             return ConstantVariable(args[0].truth(tx))
+        if fn is int and len(args) == 1 and isinstance(args[0], SymNodeVariable) and not kwargs:
+            return args[0] if args[0].python_type() is int else ConstantVariable(
+                args[0].as_number(tx, "int() of a symbolic float"))
         if _all_const(args, kwargs):
             return fold(fn, args, kwargs)
         raise Unsupported(f"{fn.__name__}() of {args}")

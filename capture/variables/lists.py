@@ -235,7 +235,7 @@ def _wrap_sequence(tx, value, source):
         isinstance(v, tuple) and hasattr(type(v), "_fields")))
 def _sequence_result(value):
     if type(value) is torch.Size:
-        return TupleVariable([ConstantVariable(v) for v in value], tuple_type=torch.Size)
+        return TupleVariable([builder.wrap_constant_result(v) for v in value], tuple_type=torch.Size)
     items = [builder.wrap_constant_result(v) for v in value]
     if type(value) is list:
         return ListVariable(items)

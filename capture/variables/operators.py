@@ -20,6 +20,7 @@ from capture.variables.functions import UserFunctionVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
 from capture.variables.misc import SuperVariable
 from capture.variables.model_output import ModelOutputVariable
+from capture.variables.sym import SymNodeVariable, sym_operator
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import NewObjectVariable, UserObjectVariable
@@ -64,13 +65,15 @@ def apply_operator(tx, fn, args, kwargs):
     if fn in (operator.not_, operator.truth):
         value = args[0].truth(tx)
         return ConstantVariable((not value) if fn is operator.not_ else value)
+    if any(isinstance(a, SymNodeVariable) for a in args):
+        return sym_operator(tx, fn, args)
     if _all_const(args):
         return fold(fn, args)
     return _container_operator(tx, fn, args)
 
 
 def _graphable(vt) -> bool:
-    if vt.is_python_constant():
+    if vt.is_python_constant() or isinstance(vt, SymNodeVariable):
         return True
     if isinstance(vt, BaseListVariable):
         return all(isinstance(i, TensorVariable) or _graphable(i) for i in vt.items)

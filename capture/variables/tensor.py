@@ -59,7 +59,7 @@ class TensorVariable(VariableTracker):
         if name in METADATA_ATTRS:
             return ConstantVariable(getattr(self.fake, name))
         if name == "shape":
-            return TupleVariable([ConstantVariable(s) for s in self.fake.shape], tuple_type=torch.Size)
+            return TupleVariable([builder.wrap_constant_result(s) for s in self.fake.shape], tuple_type=torch.Size)
         if name in VIEW_ATTRS:
             return tx.output.call_graph(tx, "call_function", builtins.getattr, [self, ConstantVariable(name)], {})
         if name in ("grad", "data", "grad_fn", "_version", "is_leaf", "_base", "names"):

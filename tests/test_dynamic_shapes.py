@@ -1,0 +1,236 @@
+"""Dynamic shapes in the front end: symbolic sizes, size guards, automatic dynamic,
+mark_dynamic/mark_static, specializations and the report's advice.
+
+Every compiled call is compared with eager on fresh inputs of the size under test, so
+an entry reused for a size it does not cover gives a wrong answer and fails.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import capture
+from capture.convert_frame import FRAMES
+from helpers_modules import assert_same, entries, n_entries
+
+
+def check(cf, fn, *args):
+    assert_same(cf(*args), fn(*args))
+
+
+def mlp_like(x, w):
+    y = x @ w
+    n = x.shape[0]
+    return torch.relu(y).sum(1) * n + y.view(n, -1).mean()
+
+
+W = torch.randn(4, 3)
+
+
+def test_twenty_batch_sizes_default_dynamic_two_graphs():
+    cf = capture.compile(mlp_like, backend="eager")
+    for b in range(2, 22):
+        check(cf, mlp_like, torch.randn(b, 4), W)
+    assert n_entries(mlp_like) == 2
+    report = str(capture.report(cf))
+    assert "L['x'].shape[0]: 2 then 3 -> dynamic" in report
+    assert "L['x'].size()[0] >= 2" in report
+
+
+def test_mark_dynamic_on_first_call_one_graph():
+    cf = capture.compile(mlp_like, backend="eager")
+    for b in range(2, 22):
+        x = torch.randn(b, 4)
+        capture.mark_dynamic(x, 0)
+        check(cf, mlp_like, x, W)
+    assert n_entries(mlp_like) == 1
+
+
+def test_dynamic_false_is_static_per_size():
+    cf = capture.compile(mlp_like, backend="eager", dynamic=False, options={"cache_limit": 64})
+    for b in range(2, 8):
+        check(cf, mlp_like, torch.randn(b, 4), W)
+    assert n_entries(mlp_like) == 6
+    assert all("size()" not in g for e in entries(mlp_like) for g in e.guard.readable())
+
+
+def test_mark_static_overrides_dynamic_true():
+    def f(x):
+        return x * x.shape[1]
+    cf = capture.compile(f, backend="eager", dynamic=True)
+    for n in (3, 4, 5):
+        x = torch.randn(n, 6)
+        capture.mark_static(x, 0)
+        check(cf, f, x)
+    assert n_entries(f) == 3  # dim 0 static: one entry per size
+
+
+def test_size_zero_and_one_specialize_and_stay_correct():
+    def f(x):
+        return x.sum(0) + x.shape[0]
+    cf = capture.compile(f, backend="eager", dynamic=True)
+    for b in (4, 7, 1, 9, 0, 1, 5):
+        check(cf, f, torch.randn(b, 3))
+    assert n_entries(f) == 3  # >= 2, 1, 0
+
+
+def shape_code(x, y):
+    n = x.shape[0]
+    z = x[: n // 2] + y[1: n // 2 + 1]
+    if n > 4:
+        z = z * 2
+    return z.reshape(-1), n * 3, x.size(), x.numel(), len(x), x.size(1) - n
+
+
+def test_shape_arithmetic_views_slices_and_returned_sizes():
+    cf = capture.compile(shape_code, backend="eager", dynamic=True)
+    for b in (6, 8, 11, 12):
+        check(cf, shape_code, torch.randn(b, 3), torch.randn(b, 3))
+    assert n_entries(shape_code) == 1
+    guards = entries(shape_code)[0].guard.readable()
+    assert "L['x'].size()[0] >= 5" in guards  # from `if n > 4`
+    assert "L['x'].size()[0] // 2 + 1 <= L['y'].size()[0]" in guards  # y[1:n//2+1] is n//2 long
+    assert "L['y'].size()[1] == L['x'].size()[1]" in guards  # the add
+
+
+def test_a_call_breaking_a_slice_relation_fails_like_eager():
+    cf = capture.compile(shape_code, backend="eager", dynamic=True)
+    check(cf, shape_code, torch.randn(8, 3), torch.randn(8, 3))
+    x, y = torch.randn(8, 3), torch.randn(4, 3)  # y[1:5] has 3 rows, x[:4] has 4
+    with pytest.raises(RuntimeError) as eager:
+        shape_code(x, y)
+    with pytest.raises(RuntimeError) as compiled:
+        cf(x, y)
+    assert str(compiled.value).split("\n")[0] == str(eager.value).split("\n")[0]
+
+
+def test_relation_used_by_a_branch_recompiles_when_broken():
+    cf = capture.compile(shape_code, backend="eager", dynamic=True)
+    check(cf, shape_code, torch.randn(8, 3), torch.randn(8, 3))
+    check(cf, shape_code, torch.randn(3, 3), torch.randn(3, 3))  # n > 4 no longer holds
+    assert n_entries(shape_code) == 2
+    text = str(capture.report(cf))
+    assert "expected L['x'].size()[0] >= 5, got L['x'].size()[0] = 3" in text
+
+
+def test_equal_sizes_are_tied_only_where_an_op_relies_on_it():
+    def sliced(x, y):
+        return x[: y.shape[0]] * 2
+    cf = capture.compile(sliced, backend="eager", dynamic=True)
+    check(cf, sliced, torch.randn(5), torch.randn(5))
+    check(cf, sliced, torch.randn(7), torch.randn(4))  # 4 <= 7: the slice stays valid
+    check(cf, sliced, torch.randn(9), torch.randn(9))
+    assert n_entries(sliced) == 1
+
+    def added(x, y):
+        return x + y
+    cf = capture.compile(added, backend="eager", dynamic=True)
+    check(cf, added, torch.randn(5), torch.randn(5))
+    check(cf, added, torch.randn(8), torch.randn(8))
+    assert n_entries(added) == 1
+    guards = entries(added)[0].guard.readable()
+    assert {"L['y'].size()[0] == L['x'].size()[0]", "L['x'].size()[0] == L['y'].size()[0]"} & set(guards)
+    check(cf, added, torch.randn(8), torch.randn(1))  # broadcasting: a new entry, right result
+    assert n_entries(added) == 2
+
+
+def test_non_contiguous_inputs_keep_their_strides_guarded():
+    def f(x):
+        return x * 2 + x.shape[0]
+    cf = capture.compile(f, backend="eager", dynamic=True)
+    check(cf, f, torch.randn(6, 5).t())
+    check(cf, f, torch.randn(9, 5).t())
+    check(cf, f, torch.randn(5, 9))  # contiguous: other strides
+    assert all(torch.equal(cf(t), f(t)) for t in (torch.randn(4, 8).t(), torch.randn(8, 4)))
+
+
+def loop_over_rows(x):
+    out = x
+    for i in range(x.shape[0]):
+        out = out + i
+    return out
+
+
+def test_range_over_a_size_specializes_with_the_line():
+    x = torch.randn(5, 2)
+    capture.mark_dynamic(x, 0)
+    ex = capture.explain(loop_over_rows)(x)
+    assert ex.graph_count == 1
+    assert len(ex.specializations) == 1
+    text = str(ex.specializations[0])
+    assert "L['x'].size()[0] specialized to 5" in text and "test_dynamic_shapes.py" in text and "range()" in text
+    assert "Specialized sizes:" in str(ex)
+
+
+def test_specialization_is_logged_and_stays_correct(caplog):
+    cf = capture.compile(loop_over_rows, backend="eager", dynamic=True)
+    with caplog.at_level(logging.DEBUG, logger="capture.dynamic"):
+        for b in (3, 4):
+            check(cf, loop_over_rows, torch.randn(b, 2))
+    assert n_entries(loop_over_rows) == 2
+    assert any("specialized to 3" in r.getMessage() for r in caplog.records)
+
+
+def test_mark_dynamic_misuse_errors():
+    with pytest.raises(TypeError, match="expected a tensor, got int"):
+        capture.mark_dynamic(3, 0)
+    with pytest.raises(IndexError, match="dim 2 is out of range for a tensor with 2"):
+        capture.mark_dynamic(torch.randn(2, 3), 2)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        capture.mark_static(torch.randn(2), "0")
+    with pytest.raises(TypeError, match="dynamic must be None, True or False"):
+        capture.compile(lambda x: x, dynamic="yes")
+    x = torch.randn(2, 3)
+    capture.mark_dynamic(x, -1)
+    assert x._capture_dynamic_dims == {1}
+
+
+SCALE = 2.0
+
+
+def uses_global(x):
+    return x * SCALE
+
+
+def test_report_advice_for_sizes_and_constants():
+    global SCALE
+    cf = capture.compile(uses_global, backend="eager", dynamic=False)
+    check(cf, uses_global, torch.randn(3))
+    check(cf, uses_global, torch.randn(4))
+    SCALE = 3.0
+    try:
+        check(cf, uses_global, torch.randn(4))
+    finally:
+        SCALE = 2.0
+    text = str(capture.report(cf))
+    assert "advice: L['x'].shape[0] varies (3 then 4) and dynamic=False" in text
+    assert "G['SCALE'] is a Python number read from a global" in text and "argument" in text
+    page = capture.report(cf).to_html()
+    assert "class='advice'" in page and "return x * <span class='changed'>SCALE</span>" in page
+    assert "guards that differ between entries" in page
+
+
+def test_report_advice_for_an_int_argument_and_a_new_module():
+    def f(x, n):
+        return x * n
+    cf = capture.compile(f, backend="eager")
+    check(cf, f, torch.randn(3), 2)
+    check(cf, f, torch.randn(3), 5)
+    assert "pass it as a tensor (torch.tensor(5))" in str(capture.report(cf))
+
+
+def test_guard_function_reads_each_shape_once():
+    cf = capture.compile(shape_code, backend="eager", dynamic=True)
+    check(cf, shape_code, torch.randn(6, 3), torch.randn(6, 3))
+    source = entries(shape_code)[0].guard.source
+    assert source.count("x.shape") == 1 and source.count("y.shape") == 1
+    assert "size relations" in source
+
+
+def test_symbolic_graph_runs_as_captured_in_codegen_until_supported():
+    fn = capture.compile(mlp_like, backend="triton")
+    for b in (2, 3, 5):
+        check(fn, mlp_like, torch.randn(b, 4), W)
+    assert len(FRAMES) >= 1
