@@ -222,6 +222,7 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
         graph_fn = run_without_hook(compiled)
         if recorder is not None:
             recorder.graphs.append(gm)
+    output.finish_size_guards()
     input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
     replay = output.side_effects.replay(cg)
     new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay, raise_vt=raised)

@@ -234,3 +234,23 @@ def test_symbolic_graph_runs_as_captured_in_codegen_until_supported():
     for b in (2, 3, 5):
         check(fn, mlp_like, torch.randn(b, 4), W)
     assert len(FRAMES) >= 1
+
+
+def test_relations_a_backend_asks_about_are_guarded():
+    """A backend sees symbolic sizes in the placeholders' fake values; what it decides on
+    them (here: a variant for rows of at most 64) is guarded like the trace's own."""
+    chosen = []
+
+    def picky_backend(gm, example_inputs):
+        fake = next(n for n in gm.graph.nodes if n.op == "placeholder").meta["val"]
+        chosen.append("short" if fake.shape[1] <= 64 else "long")
+        return gm.forward
+
+    def f(x):
+        return torch.softmax(x, -1)
+    cf = capture.compile(f, backend=picky_backend, dynamic=True)
+    for cols in (10, 30, 64, 100, 2000):
+        check(cf, f, torch.randn(3, cols))
+    assert chosen == ["short", "long"]
+    assert "L['x'].size()[1] <= 64" in entries(f)[0].guard.readable()
+    assert "L['x'].size()[1] >= 65" in entries(f)[1].guard.readable()

@@ -244,10 +244,16 @@ class OutputGraph:
 
     def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
         self.guards.finish(self.builder.grad_used())
-        for relation, where in self.shapes.size_relations():
-            self.guards.size_relation(relation, where)
         nodes = self.output_nodes(tensors)
         return self.builder.finish(nodes), nodes
+
+    def finish_size_guards(self):
+        """Guards on the relations between symbolic sizes, taken after the backend
+        compiled the graph: what it asked the shared ShapeEnv about its placeholders'
+        sizes (a kernel variant chosen for ``n <= 2048``) is guarded like what the trace
+        asked, as with torch.compile backends."""
+        for relation, where in self.shapes.size_relations():
+            self.guards.size_relation(relation, where)
 
 
 def _is_module_parameter(source, value) -> bool:
