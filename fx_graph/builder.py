@@ -94,6 +94,11 @@ class GraphBuilder:
             placeholder, dim = self._symbol_nodes[expr]
             node = self.node("call_function", torch.ops.aten.sym_size.int, (placeholder, dim), {},
                              self.shapes.symints[expr])
+        elif type(expr).__name__ in _SYMPY_UNARY:
+            fn = _SYMPY_UNARY[type(expr).__name__]
+            arg = self._expr_node(expr.args[0])
+            value = fn(arg.meta["val"] if isinstance(arg, fx.Node) else arg)
+            node = self.node("call_function", fn, (arg,), {}, value) if isinstance(arg, fx.Node) else value
         else:
             op = _SYMPY_OPS.get(type(expr).__name__)
             if op is None:
@@ -204,4 +209,6 @@ def _to_fake(value):
 
 # sympy node kinds of size expressions -> the Python operator computing them
 _SYMPY_OPS = {"Add": operator.add, "Mul": operator.mul, "FloorDiv": operator.floordiv, "CleanDiv": operator.floordiv,
-              "Mod": operator.mod, "PythonMod": operator.mod}
+              "Mod": operator.mod, "PythonMod": operator.mod, "FloatTrueDiv": operator.truediv,
+              "IntTrueDiv": operator.truediv}
+_SYMPY_UNARY = {"ToFloat": torch.sym_float}

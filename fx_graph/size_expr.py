@@ -55,6 +55,10 @@ class _Printer:
             return f"-(-{self.atom(e.args[0])} // {self.atom(e.args[1])})"
         if isinstance(e, (F.Mod, F.PythonMod, sympy.Mod)):
             return f"{self.atom(e.args[0])} % {self.atom(e.args[1])}"
+        if isinstance(e, F.ToFloat):
+            return f"float({self.show(e.args[0])})"
+        if isinstance(e, (F.FloatTrueDiv, F.IntTrueDiv)):
+            return f"{self.atom(e.args[0])} / {self.atom(e.args[1])}"
         if isinstance(e, F.ModularIndexing):
             base, div, mod = e.args
             return f"({self.atom(base)} // {self.atom(div)}) % {self.atom(mod)}"

@@ -25,6 +25,7 @@ import torch
 import torch._guards
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+from torch.utils._sympy import functions as F
 
 from fx_graph.size_expr import SizeRead, SizeRelation, StrideOf, render
 
@@ -127,11 +128,12 @@ class FrameShapes:
             expr = guards[self._tagged].expr
             self.guard_lines.append(where)
             self._tagged += 1
-            if isinstance(expr, sympy.Eq) and expr.lhs.is_Symbol != expr.rhs.is_Symbol:
-                symbol, number = (expr.lhs, expr.rhs) if expr.lhs.is_Symbol else (expr.rhs, expr.lhs)
-                if number.is_Integer and symbol in self.reads:
-                    self.specializations.append(Specialization(self.read_name(symbol), int(number), where,
-                                                               f"{what} needs a fixed size"))
+            if isinstance(expr, sympy.Eq) and expr.lhs.is_number != expr.rhs.is_number:
+                sizes, number = (expr.lhs, expr.rhs) if expr.rhs.is_number else (expr.rhs, expr.lhs)
+                names = [self.read_name(s) for s in sorted(sizes.free_symbols, key=str) if s in self.reads]
+                if number.is_Integer and names and not isinstance(sizes, (sympy.Mod, F.Mod, F.PythonMod)):
+                    text = ", ".join(names) if sizes.is_Symbol else f"{render(sizes, self._names())} (of {', '.join(names)})"
+                    self.specializations.append(Specialization(text, int(number), where, f"{what} needs a fixed size"))
 
     def specialize(self, value, where: str | None, why: str) -> int:
         """``value`` (a SymInt) as a number: the trace goes on with this call's size and
@@ -145,6 +147,9 @@ class FrameShapes:
             names = ", ".join(self.read_name(s) for s in sorted(value.node.expr.free_symbols, key=str))
             self.specializations.append(Specialization(names or str(value), number, where, why))
         return number
+
+    def _names(self) -> dict:
+        return {s: reads[0].name for s, reads in self.reads.items()}
 
     def read_name(self, symbol) -> str:
         reads = self.reads.get(symbol)

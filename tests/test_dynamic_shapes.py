@@ -7,6 +7,7 @@ an entry reused for a size it does not cover gives a wrong answer and fails.
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -254,3 +255,46 @@ def test_relations_a_backend_asks_about_are_guarded():
     assert chosen == ["short", "long"]
     assert "L['x'].size()[1] <= 64" in entries(f)[0].guard.readable()
     assert "L['x'].size()[1] >= 65" in entries(f)[1].guard.readable()
+
+
+def _shape_equal(x, y):
+    return x * 2 if x.shape == y.shape else x
+
+
+def _scaled_by_root(x, y):
+    return x / math.sqrt(x.shape[-1])
+
+
+def _mean_by_float(x, y):
+    return x.sum(0) / float(x.shape[0])
+
+
+def _labelled(x, y):
+    return x + 1, f"rows={x.shape[0]}"
+
+
+def _reshaped_when_even(x, y):
+    return x.reshape(x.shape[0] // 2, -1) if x.shape[0] % 2 == 0 else x
+
+
+# (function, entries over the sizes 4, 6, 8 with dynamic=True, text of a specialization or None)
+SIZE_USES = [
+    (_shape_equal, 1, None),  # x.shape == y.shape: compared size by size, guarded
+    (_scaled_by_root, 1, "L['x'].size()[1] specialized to 4"),  # math.sqrt needs a number
+    (_mean_by_float, 1, None),  # float(n) stays symbolic
+    (_labelled, 3, "formatting a size into a string"),
+    (_reshaped_when_even, 1, None),  # n % 2 == 0 is a guarded relation, not a specialization
+]
+
+
+@pytest.mark.parametrize("fn,n,special", SIZE_USES, ids=[f.__name__.strip("_") for f, _, _ in SIZE_USES])
+def test_uses_of_sizes_stay_symbolic_or_specialize_with_a_reason(fn, n, special):
+    cf = capture.compile(fn, backend="eager", dynamic=True)
+    for b in (4, 6, 8):
+        check(cf, fn, torch.randn(b, 4), torch.randn(b, 4))
+    assert n_entries(fn) == n
+    texts = [str(s) for e in entries(fn) for s in e.specializations]
+    if special is None:
+        assert texts == []
+    else:
+        assert any(special in t for t in texts), texts

@@ -7,6 +7,7 @@ from capture.exc import Unsupported
 from capture.variables.base import NullVariable
 from capture.variables.builtin import BuiltinVariable
 from capture.variables.constant import ConstantVariable
+from capture.variables.sym import SymNodeVariable
 
 # BINARY_OP's argument indexes this table (CPython 3.11 NB_* order); in-place forms
 # follow at +13.
@@ -105,6 +106,8 @@ class StackOps:
         flags = inst.arg
         spec = self.pop().as_python_constant() if flags & 0x04 else ""
         value = self.pop()
+        if isinstance(value, SymNodeVariable):
+            value = ConstantVariable(value.as_number(self, "formatting a size into a string needs its value"))
         if not value.is_python_constant():
             raise Unsupported(f"formatting {value} into a string")
         v = value.as_python_constant()

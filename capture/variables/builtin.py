@@ -90,6 +90,8 @@ class BuiltinVariable(KnownObjectMixin, VariableTracker):
         if handler is not None:
             return handler(tx, *args, **kwargs)
         if getattr(fn, "__module__", None) == "math" or fn in vars(math).values():
+            args = [ConstantVariable(a.as_number(tx, f"math.{fn.__name__}() needs a number"))
+                    if isinstance(a, SymNodeVariable) else a for a in args]
             if _all_const(args, kwargs):
                 return fold(fn, args, kwargs)
             raise Unsupported(f"math.{fn.__name__} on a non-constant")
@@ -298,6 +300,8 @@ def _scalar(fn):
         if fn is int and len(args) == 1 and isinstance(args[0], SymNodeVariable) and not kwargs:
             return args[0] if args[0].python_type() is int else ConstantVariable(
                 args[0].as_number(tx, "int() of a symbolic float"))
+        if fn is float and len(args) == 1 and isinstance(args[0], SymNodeVariable) and not kwargs:
+            return builder.wrap_constant_result(torch.sym_float(args[0].value))
         if _all_const(args, kwargs):
             return fold(fn, args, kwargs)
         raise Unsupported(f"{fn.__name__}() of {args}")

@@ -111,6 +111,9 @@ def _container_operator(tx, fn, args):
             return type(a)(a.items * b.as_python_constant())
         if plain is operator.mul and isinstance(b, BaseListVariable) and a.is_python_constant():
             return type(b)(b.items * a.as_python_constant())
+        if fn in (operator.eq, operator.ne) and _has_sym_items(a, b):
+            same = _sym_sequence_eq(tx, a, b)
+            return ConstantVariable(same if fn is operator.eq else not same)
         if fn in (operator.eq, operator.ne):
             same = _structural_eq(a, b)
             if same is not None:
@@ -170,6 +173,30 @@ def _user_dunder(tx, fn, args):
         if not (result.is_python_constant() and result.as_python_constant() is NotImplemented):
             return result
     return None
+
+
+def _has_sym_items(a, b) -> bool:
+    return all(isinstance(v, BaseListVariable) for v in (a, b)) and any(
+        isinstance(i, SymNodeVariable) for v in (a, b) for i in v.items)
+
+
+def _sym_sequence_eq(tx, a, b) -> bool:
+    """``a == b`` for sequences holding symbolic sizes (``x.shape == y.shape``): item by
+    item, each comparison of sizes answered for this call and guarded."""
+    if not _structural_eq_types(a, b) or len(a.items) != len(b.items):
+        return False
+    for x, y in zip(a.items, b.items):
+        if isinstance(x, SymNodeVariable) or isinstance(y, SymNodeVariable):
+            if not sym_operator(tx, operator.eq, [x, y]).truth(tx):
+                return False
+        elif not _structural_eq(x, y):
+            return False
+    return True
+
+
+def _structural_eq_types(a, b) -> bool:
+    return a.python_type() is b.python_type() or (issubclass(a.python_type(), tuple)
+                                                  and issubclass(b.python_type(), tuple))
 
 
 def _structural_eq(a, b):
