@@ -37,6 +37,38 @@ def scale_ctx(k):
     yield k * 2
 
 
+@contextlib.contextmanager
+def maybe_no_grad(flag):
+    if flag:
+        with torch.no_grad():
+            yield
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def swallow_value_error():
+    try:
+        yield
+    except ValueError as e:
+        LOG.append(f"swallowed {e}")
+
+
+@contextlib.contextmanager
+def translate_error():
+    try:
+        yield
+    except KeyError as e:
+        raise ValueError(f"translated {e}") from e
+
+
+@contextlib.contextmanager
+def scaled_tensor(t, k):
+    LOG.append("setup")
+    yield t * k
+    LOG.append("teardown")
+
+
 class Manual:
     def __init__(self, k):
         self.k = k
@@ -112,6 +144,70 @@ def exitstack_callback(x):
     with contextlib.ExitStack() as stack:
         stack.callback(LOG.append, "callback")
         y = x + 1
+    return y
+
+
+@program(F, inputs=lambda: (torch.randn(3, requires_grad=True),))
+def contextmanager_wrapping_no_grad(x):
+    with maybe_no_grad(True):
+        y = x * 2
+    with maybe_no_grad(False):
+        z = x * 3
+    return y, z, torch.is_grad_enabled()
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def contextmanager_swallows_exception(x):
+    y = x + 1
+    with swallow_value_error():
+        y = y * 2
+        raise ValueError("boom")
+    return y
+
+
+@program(F)
+def contextmanager_translates_exception(x):
+    with translate_error():
+        return {"a": x}["b"]
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def contextmanager_yields_tensor_in_loop(x):
+    total = x * 0
+    for k in (1, 2):
+        with scaled_tensor(x, k) as t:
+            total = total + t
+    return total
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def contextmanager_exit_runs_on_return(x):
+    def helper(t):
+        with tagged("ret"):
+            return t * 2
+    y = helper(x)
+    LOG.append("after")
+    return y
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def exitstack_suppress_and_grad_mode(x):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        stack.callback(LOG.append, "cb")
+        stack.enter_context(tagged("s"))
+        stack.enter_context(contextlib.suppress(KeyError))
+        y = x * 2
+        raise KeyError("k")
+    return y, torch.is_grad_enabled()
+
+
+@program(F, state=_log_state, reset=_log_reset)
+def exitstack_close_without_with(x):
+    stack = contextlib.ExitStack()
+    v = stack.enter_context(tagged("c"))
+    y = x * len(v)
+    stack.close()
     return y
 
 
@@ -204,3 +300,12 @@ def print_inside(x):
 
 
 program(F, tc_whole=False, name="print_between_ops")(lambda x: (print(x.shape), x * 2)[1])
+
+
+@program(F, state=_log_state, reset=_log_reset, tc_whole=False)
+def contextmanager_with_break_inside(x):
+    with tagged("brk") as t:
+        y = x + len(t)
+        print("inside")
+        y = y * 2
+    return y

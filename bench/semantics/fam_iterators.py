@@ -231,6 +231,79 @@ def generator_next_partially(x):
     return next(g) + next(g)
 
 
+GEN_LOG: list = []
+
+
+def _gen_log_state():
+    return list(GEN_LOG)
+
+
+def _gen_log_reset():
+    GEN_LOG.clear()
+
+
+def _logged_gen(x):
+    GEN_LOG.append("start")
+    got = yield x + 1
+    GEN_LOG.append(f"got {got}")
+    yield x * 2
+    GEN_LOG.append("end")
+
+
+@program(F, state=_gen_log_state, reset=_gen_log_reset)
+def generator_interleaves_with_consumer(x):
+    g = _logged_gen(x)
+    a = next(g)
+    GEN_LOG.append("between")
+    b = g.send(5)
+    rest = list(g)
+    return a + b, len(rest)
+
+
+@program(F)
+def generator_throw_caught_inside(x):
+    def gen():
+        total = 0
+        while True:
+            try:
+                v = yield total
+            except ValueError:
+                total = total + 100
+            else:
+                total = total + v
+    g = gen()
+    next(g)
+    g.send(1)
+    out = g.throw(ValueError("reset"))
+    g.close()
+    return x + out
+
+
+@program(F, state=_gen_log_state, reset=_gen_log_reset)
+def generator_return_value_and_finally(x):
+    def gen():
+        try:
+            yield x
+            yield x + 1
+        finally:
+            GEN_LOG.append("finally")
+    return sum(gen())
+
+
+@program(F)
+def generator_stopiteration_value(x):
+    def gen():
+        yield x
+        return 7
+    g = gen()
+    next(g)
+    try:
+        next(g)
+    except StopIteration as e:
+        return x * e.value
+    return x
+
+
 @program(F, inputs=_two)
 def zip_tensors_rows(x, y):
     return [a + b for a, b in zip(x, y)]
@@ -258,3 +331,18 @@ def sum_with_start(x):
 @program(F)
 def sorted_of_map(x):
     return x * sorted(map(lambda v: -v, [1, 3, 2]))[0]
+
+
+@program(F)
+def zip_strict_longer_later_argument(x):
+    try:
+        list(zip([1, 2], [3, 4], [5], strict=True))
+    except ValueError as e:
+        return x * len(str(e))
+    return x
+
+
+@program(F)
+def chain_from_iterable_of_generators(x):
+    rows = ((x * i for i in range(n)) for n in (1, 2))
+    return sum(itertools.chain.from_iterable(rows))

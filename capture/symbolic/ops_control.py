@@ -1,11 +1,10 @@
 """Jumps, loops (unrolled), generators and raising."""
 from __future__ import annotations
 
-from capture import config
 from capture.exc import Unsupported
 from capture.variables.constant import ConstantVariable
-from capture.variables.with_exit import enter_user_context
-from capture.variables.ctx_manager import GradModeVariable
+from capture.variables.with_exit import enter_context
+from capture.variables.generators import GeneratorYield
 from capture.variables.iterators import ListIteratorVariable
 
 
@@ -84,20 +83,12 @@ class ControlOps:
     def YIELD_VALUE(self, inst):
         if not self.generator:
             raise Unsupported("yield")
-        self.yielded.append(self.pop())
-        if len(self.yielded) > config.max_unrolled_instructions:
-            raise Unsupported("generator yields too many values")
-        self.push(ConstantVariable(None))  # the value sent back in
+        raise GeneratorYield(self.pop())  # run() returns; resuming pushes the value sent in
 
     def GET_YIELD_FROM_ITER(self, inst):
         raise Unsupported("yield from")
 
     def BEFORE_WITH(self, inst):
-        ctx = self.pop()
-        if not isinstance(ctx, GradModeVariable):
-            exit_fn, entered = enter_user_context(self, ctx)  # Python __enter__/__exit__, inlined
-            self.push(exit_fn)
-            self.push(entered)
-            return
-        self.push(ctx.enter(self))
-        self.push(ConstantVariable(None))  # what __enter__ returned
+        exit_fn, entered = enter_context(self, self.pop())
+        self.push(exit_fn)
+        self.push(entered)

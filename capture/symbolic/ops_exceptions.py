@@ -43,6 +43,10 @@ def exception_table(code) -> tuple:
 
 
 class ExceptionOps:
+    def handler_covers(self, inst) -> bool:
+        """Whether a try/with handler of this code covers ``inst``."""
+        return any(start <= inst.offset < end for start, end, *_ in exception_table(self.code))
+
     def raise_to_handler(self, raised: TracedRaise) -> bool:
         """Continue at the handler covering the current instruction; False if none."""
         if isinstance(raised.exc, BaseException):  # raised by Python on traced constants

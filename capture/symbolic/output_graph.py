@@ -11,7 +11,8 @@ What trackers and opcode handlers call (``tx.output.<name>``), and nothing else:
 graph ops ``call_graph``, ``call_module``, ``set_grad_enabled``, ``grad_enabled``;
 inputs ``tensor_input``, ``tensor_identity``; guards ``add_guard``, ``guard_state_read``,
 ``guard_no_global_hooks``, ``guard_global_absent``, ``guard_parameter``,
-``guard_parameter_metadata``; mutations ``side_effects`` (a SideEffects).
+``guard_parameter_metadata``; mutations ``side_effects`` (a SideEffects); generators made
+while tracing ``note_generator`` (checked when the trace finishes).
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class OutputGraph:
         self.guards = GuardSet()
         self.instructions = 0
         self.side_effects = SideEffects()
+        self.generators: list = []  # generator objects made by the traced code
 
     @property
     def grad_enabled(self) -> bool:
@@ -83,6 +85,9 @@ class OutputGraph:
     def set_grad_enabled(self, enabled: bool):
         """Traced code entered or left a grad-mode block: the graph switches too."""
         self.builder.set_grad_enabled(enabled)
+
+    def note_generator(self, gen):
+        self.generators.append(gen)
 
     def count_instruction(self):
         self.instructions += 1
@@ -243,6 +248,9 @@ class OutputGraph:
         return nodes
 
     def finish(self, tensors: list[TensorVariable]) -> tuple[fx.GraphModule, list[fx.Node]]:
+        for gen in self.generators:
+            if gen.is_suspended_in_block():  # Python closes it (runs its finally) when it is dropped
+                raise Unsupported(f"{gen} left suspended inside a try/with block")
         self.guards.finish(self.builder.grad_used())
         nodes = self.output_nodes(tensors)
         return self.builder.finish(nodes), nodes

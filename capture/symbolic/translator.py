@@ -22,6 +22,7 @@ from capture.symbolic.ops_stack import StackOps
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.exceptions import ExceptionVariable
+from capture.variables.generators import GeneratorYield, Yielded
 
 
 class _Return(Exception):
@@ -56,8 +57,7 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
         self.cells = cells  # name -> CellBox (cell and free variables)
         self.parent = parent
         self.depth = 0 if parent is None else parent.depth + 1
-        self.generator = generator
-        self.yielded: list = []
+        self.generator = generator  # a generator's body: run() returns a Yielded at each yield
         self.func_name = func_name or code.co_name
         self.stack: list = []
         self.exc_stack: list = []  # exceptions being handled (innermost last), as CPython's exc_info
@@ -108,8 +108,9 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
                                      generator=generator, func_name=func_name)
 
     # ---- the loop ----
-    def run(self) -> VariableTracker | Stopped:
-        """Interpret until RETURN_VALUE and return what it returned, or until ``break_at``."""
+    def run(self) -> VariableTracker | Stopped | Yielded:
+        """Interpret until RETURN_VALUE and return what it returned, until ``break_at``, or
+        (a generator's body) until a yield; run again to resume after it."""
         try:
             while True:
                 index = self.ip
@@ -130,6 +131,8 @@ class InstructionTranslator(StackOps, LoadStoreOps, CallOps, BuildOps, ControlOp
                     raise e.located(self.location(), is_user_file(self.code.co_filename))
         except _Return as r:
             return r.value
+        except GeneratorYield as y:
+            return Yielded(y.value)
 
     def _step(self, handler, inst):
         """Run one handler; an exception the traced code raised goes to its handler."""

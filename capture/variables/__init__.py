@@ -11,6 +11,7 @@ from capture.variables import (  # noqa: F401  (imported for their builder rules
     iterators,  # iterators over known items (loops unroll over them)
     constant,  # immutable values known at trace time; folding
     sym,  # symbolic sizes (dynamic shapes) and slices with symbolic bounds
+    generators,  # generator objects, run lazily
     lists,  # tuples, lists, torch.Size, namedtuples
     dicts,  # dicts with constant keys
     sets,  # sets of constants
@@ -25,4 +26,5 @@ from capture.variables import (  # noqa: F401  (imported for their builder rules
     nn_module,  # nn.Module instances
     operators,  # operator.* on trackers
     builtin,  # builtins on trackers
+    contextlib_managers,  # @contextmanager and ExitStack
 )

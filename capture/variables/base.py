@@ -53,6 +53,11 @@ class VariableTracker:
     def iter_items(self, tx) -> list:
         raise Unsupported(f"iteration over {self}")
 
+    def enter_with(self, tx):
+        """``with self:`` for a kind with its own protocol: (the exit to call, what
+        ``as`` binds); None means the class's ``__enter__``/``__exit__``, inlined."""
+        return None
+
     def reconstruct(self, cg) -> str:
         """Python expression that rebuilds this value in the rewritten frame."""
         if self.source is not None:

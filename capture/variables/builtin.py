@@ -366,7 +366,7 @@ def _next(tx, it, default=None):
     item = it.next_item(tx)
     if item is None:
         if default is None:
-            raise TracedRaise(StopIteration())
+            raise TracedRaise(it.stop_iteration(tx))
         return default
     return item
 

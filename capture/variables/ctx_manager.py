@@ -38,6 +38,9 @@ class GradModeVariable(VariableTracker):
     def truth(self, tx):
         return True
 
+    def enter_with(self, tx):
+        return self.enter(tx), ConstantVariable(None)
+
     def enter(self, tx):
         previous = tx.output.grad_enabled if self.applied_from is None else self.applied_from
         set_grad_mode(tx, self.enabled)

@@ -97,6 +97,8 @@ class ExceptionVariable(VariableTracker):
             return TupleVariable(list(self.args))
         if name in self.attrs:
             return self.attrs[name]
+        if name == "value" and issubclass(self.cls, StopIteration):
+            return self.args[0] if self.args else ConstantVariable(None)
         if name == "__cause__":
             return self.cause if self.cause is not None else ConstantVariable(None)
         if name in ("__context__", "__traceback__"):

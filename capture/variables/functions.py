@@ -12,7 +12,7 @@ from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.cells import CellBox
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
-from capture.variables.iterators import ListIteratorVariable
+from capture.variables.generators import GeneratorVariable
 from capture.variables.lists import TupleVariable
 from guards import GuardKind
 from guards.sources import AttrSource, ClosureCellSource, DefaultSource, ItemSource
@@ -69,10 +69,9 @@ def inline_code(tx, code, f_globals, bound: dict, cells: dict, name: str):
         raise Unsupported(f"call to coroutine or async generator {name}")
     is_generator = bool(code.co_flags & inspect.CO_GENERATOR)
     child = tx.inlined(code, f_globals, bound, cells, generator=is_generator, func_name=name)
-    result = child.run()
     if is_generator:
-        return ListIteratorVariable(child.yielded, from_generator=True)
-    return result
+        return GeneratorVariable(child, name)  # runs when iterated
+    return child.run()
 
 
 class UserFunctionVariable(KnownObjectMixin, VariableTracker):

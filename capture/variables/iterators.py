@@ -7,11 +7,10 @@ from capture.variables.base import VariableTracker
 
 
 class ListIteratorVariable(VariableTracker):
-    def __init__(self, items: list, from_generator: bool = False, origin: type | None = None):
+    def __init__(self, items: list, origin: type | None = None):
         self.items = items
         self.origin = origin  # type iterated (list/tuple rebuild the same iterator type)
         self.index = 0
-        self.from_generator = from_generator  # a generator ran eagerly while tracing
 
     def python_type(self):
         return reversed if self.origin is reversed else type(iter([]))
@@ -26,6 +25,10 @@ class ListIteratorVariable(VariableTracker):
         self.index += 1
         return item
 
+    def stop_iteration(self, tx):
+        """What ``next()`` raises at the end."""
+        return StopIteration()
+
     def iter_items(self, tx):
         rest = self.items[self.index:]
         self.index = len(self.items)
@@ -35,8 +38,6 @@ class ListIteratorVariable(VariableTracker):
         return True
 
     def reconstruct(self, cg):
-        if self.from_generator:
-            raise Unsupported("a generator object escaping the compiled frame")
         rest = [cg.reconstruct(i) for i in self.items[self.index:]]
         if self.origin is list:
             return "iter([" + ", ".join(rest) + "])"

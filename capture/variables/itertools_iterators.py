@@ -79,6 +79,12 @@ class _Driver:
         while (item := iterator_vt.next_item(self.tx)) is not None:
             yield tuple(item.iter_items(self.tx)) if unpack else item
 
+    def pull_each(self, iterator_vt):
+        """A Python iterator of Python iterators, one per item of a traced iterator of
+        iterables (``chain.from_iterable``), each made when it is reached."""
+        while (item := iterator_vt.next_item(self.tx)) is not None:
+            yield self.pull(_iterator(self.tx, item))
+
     def callable(self, fn_vt, mode: str):
         """``fn_vt`` as a Python callable returning a truth value ("truth": predicates),
         a comparable key ("key": groupby) or the tracker itself ("value")."""
@@ -110,6 +116,26 @@ def to_tracker(value, driver):
 
 def _iterator(tx, vt):
     return vt if isinstance(vt, ListIteratorVariable) else ListIteratorVariable(list(vt.iter_items(tx)))
+
+
+class ChainFromIterableVariable(VariableTracker):
+    """``itertools.chain.from_iterable`` (a classmethod of a C type) before its call."""
+
+    def call(self, tx, args, kwargs):
+        if kwargs or len(args) != 1:
+            raise Unsupported("chain.from_iterable with these arguments")
+        driver = _Driver(tx)
+        return PythonIteratorVariable(itertools.chain, itertools.chain.from_iterable(
+            driver.pull_each(_iterator(tx, args[0]))), driver)
+
+    def reconstruct(self, cg):
+        return cg.object_ref(itertools.chain.from_iterable)
+
+
+@builder.wraps(builder.Order.OBJECT - 1, lambda v: type(v) is type(itertools.chain.from_iterable)
+               and v == itertools.chain.from_iterable)
+def _wrap_chain_from_iterable(tx, value, source):
+    return ChainFromIterableVariable()
 
 
 @builder.constructs(builder.Order.OBJECT - 1, lambda cls: cls in SUPPORTED)

@@ -8,7 +8,7 @@ iterators when the lazy one is made, as Python does.
 """
 from __future__ import annotations
 
-from capture.exc import Unsupported
+from capture.exc import TracedRaise, Unsupported
 from capture.variables.constant import ConstantVariable
 from capture.variables.iterators import ListIteratorVariable
 from capture.variables.lists import TupleVariable
@@ -53,8 +53,8 @@ class LazyIteratorVariable(ListIteratorVariable):
         for i, it in enumerate(self.iterators):
             value = it.next_item(tx)
             if value is None:
-                if self.strict and (i > 0 or any(o.next_item(tx) is not None for o in self.iterators[1:])):
-                    raise Unsupported("zip(strict=True) over iterables of different lengths (raises ValueError)")
+                if self.strict:
+                    self._check_lengths(tx, i)
                 return None
             row.append(value)
         if self.kind is map:
@@ -63,6 +63,17 @@ class LazyIteratorVariable(ListIteratorVariable):
             self.count += 1
             return TupleVariable([ConstantVariable(self.count - 1), row[0]])
         return TupleVariable(row)
+
+    def _check_lengths(self, tx, exhausted: int):
+        """zip(strict=True): Python's ValueError when the iterables' lengths differ."""
+        if exhausted:
+            plural = " " if exhausted == 1 else "s 1-"
+            raise TracedRaise(ValueError(f"zip() argument {exhausted + 1} is shorter than "
+                                         f"argument{plural}{exhausted}"))
+        for i, other in enumerate(self.iterators[1:], start=1):
+            if other.next_item(tx) is not None:
+                plural = " " if i == 1 else "s 1-"
+                raise TracedRaise(ValueError(f"zip() argument {i + 1} is longer than argument{plural}{i}"))
 
     def iter_items(self, tx):
         out = []

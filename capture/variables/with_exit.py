@@ -46,6 +46,13 @@ class WithExitVariable(VariableTracker):
         return f"WithExitVariable({self.manager!r})"
 
 
+def enter_context(tx, manager: VariableTracker):
+    """``with manager:`` entered: ``(exit, entered)``, the exit to call when the block
+    ends and what ``as`` binds."""
+    entered = manager.enter_with(tx)
+    return entered if entered is not None else enter_user_context(tx, manager)
+
+
 def enter_user_context(tx, manager: VariableTracker):
     """``(exit, entered)``: the traced ``__exit__`` and what ``__enter__`` returned."""
     enter = tx.call_builtin(getattr, manager, ConstantVariable("__enter__"))
