@@ -29,8 +29,9 @@ _MUTABLE_KINDS = (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 
 
 class FrameCodegen:
-    def __init__(self, f_globals: dict):
+    def __init__(self, f_globals: dict, local_objects: dict | None = None):
         self.f_globals = f_globals
+        self.local_objects = local_objects or {}  # made by the trace: must not leave it
         self.constants: dict[str, object] = {}  # names in the generated source -> objects
         self._ref_by_id: dict[int, str] = {}
         self.output_index: dict = {}  # fx.Node -> position in the graph's output tuple
@@ -41,6 +42,10 @@ class FrameCodegen:
         self.handing_over = False  # rebuilding the state a resume function continues from
 
     def object_ref(self, obj) -> str:
+        if self.local_objects.get(id(obj)) is obj:
+            # Python makes a new one on every call; the rewritten frame would hand out this one
+            raise Unsupported(f"{getattr(obj, '__qualname__', obj)}, defined inside the compiled frame, "
+                              f"escaping it")
         name = self._ref_by_id.get(id(obj))
         if name is None:
             name = f"__capture_obj_{len(self._ref_by_id)}"

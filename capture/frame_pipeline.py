@@ -209,7 +209,7 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     """Compile the graph, write the replacement frame (returning ``return_vt``, raising
     ``raised``, or handing over to ``tail``), build its guards."""
     code, f_globals = frame.code, frame.func.__globals__
-    cg = FrameCodegen(f_globals)
+    cg = FrameCodegen(f_globals, output.local_objects)
     cg.counter = HitCounter()
     gm, out_nodes = output.finish(collect_tensors(needed + output.side_effects.values()))
     cg.output_index = {node: i for i, node in enumerate(out_nodes)}

@@ -23,7 +23,20 @@ RUNTIME_NAME = "__capture_rt"
 def build_object(cls, attrs: dict):
     """An instance of a user class created inside a compiled frame."""
     obj = cls.__new__(cls)
-    obj.__dict__.update(attrs)
+    for name, value in attrs.items():
+        object.__setattr__(obj, name, value)  # instance dict or slot, past the class's __setattr__
+    return obj
+
+
+def build_dict_object(cls, items: dict, attrs: dict):
+    """An instance of a dict subclass created inside a compiled frame: its entries set
+    through its dict base (not its own __setitem__), its attributes past its __setattr__."""
+    obj = cls.__new__(cls)
+    base = next(k for k in cls.__mro__ if k.__module__ in ("builtins", "collections") and issubclass(k, dict))
+    for key, value in items.items():
+        base.__setitem__(obj, key, value)
+    for name, value in attrs.items():
+        object.__setattr__(obj, name, value)
     return obj
 
 

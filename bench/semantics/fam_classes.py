@@ -217,3 +217,63 @@ def str_format_of_objects(x):
 @program(F)
 def repr_of_simple_objects(x):
     return x * len(repr((1, "a", None))), repr([1.5])
+
+
+# ---- held-out variants: dict subclasses and class attributes ----
+
+class Record(collections.OrderedDict):
+    """ModelOutput-like: items mirrored as attributes, a Python to_tuple."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        super().__setattr__(key, value)
+
+    def to_tuple(self):
+        return tuple(self[k] for k in self.keys())
+
+
+class Registry:
+    count = 0
+
+    @classmethod
+    def bump(cls):
+        cls.count += 1
+        return cls.count
+
+
+def _registry_state():
+    return Registry.count
+
+
+def _registry_reset():
+    Registry.count = 0
+
+
+@program(F)
+def dict_subclass_filled_in_a_loop(x):
+    r = Record()
+    for i, name in enumerate(("a", "b", "c")):
+        r[name] = x * i
+    return r.to_tuple(), r.b, len(r), "b" in r
+
+
+@program(F)
+def dict_subclass_update_pop_and_get(x):
+    r = Record()
+    r["a"] = x
+    r.update(b=x + 1)
+    popped = r.pop("a")
+    return popped + r.get("b") + r.get("zz", 0), list(r.items())
+
+
+@program(F)
+def dict_subclass_returned_with_attributes(x):
+    r = Record()
+    r["logits"] = x * 2
+    r["hidden"] = x - 1
+    return r
+
+
+@program(F, state=_registry_state, reset=_registry_reset)
+def class_attribute_incremented_through_cls(x):
+    return x * Registry.bump()

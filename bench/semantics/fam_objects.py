@@ -286,3 +286,172 @@ def staticmethod_and_classmethod_inside(x):
         def c(cls, t):
             return t * cls.k
     return C.s(x) + C.c(x) + C().c(x)
+
+
+# ---- held-out variants: classes and modules made inside the frame ----
+
+@program(F)
+def class_inside_closes_over_tensor(x):
+    w = x * 2
+
+    class Shift:
+        def __init__(self, k):
+            self.k = k
+
+        def apply(self, t):
+            return t + w * self.k
+    return Shift(3).apply(x)
+
+
+@program(F)
+def class_inside_method_updates_enclosing_cell(x):
+    calls = 0
+
+    class Counted:
+        def run(self, t):
+            nonlocal calls
+            calls += 1
+            return t * calls
+    c = Counted()
+    return c.run(x) + c.run(x), calls
+
+
+@program(F)
+def class_inside_three_level_super_init(x):
+    class A:
+        def __init__(self, t):
+            self.t = t
+
+    class B(A):
+        def __init__(self, t, k):
+            super().__init__(t * k)
+            self.k = k
+
+    class C(B):
+        def __init__(self, t):
+            super().__init__(t, 3)
+
+        def total(self):
+            return self.t + self.k
+    return C(x).total()
+
+
+@program(F)
+def dataclass_frozen_inside(x):
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        a: torch.Tensor
+        b: float = 0.5
+    p = Pair(x)
+    try:
+        p.b = 2.0
+    except dataclasses.FrozenInstanceError:
+        pass
+    return p.a * p.b
+
+
+@program(F)
+def dataclass_default_factory_and_post_init(x):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Acc:
+        items: list = dataclasses.field(default_factory=list)
+
+        def __post_init__(self):
+            self.items.append(1)
+    a = Acc()
+    a.items.append(2)
+    return x * sum(a.items)
+
+
+@program(F)
+def property_setter_on_class_inside(x):
+    class Box:
+        def __init__(self):
+            self._v = 1
+
+        @property
+        def v(self):
+            return self._v
+
+        @v.setter
+        def v(self, value):
+            self._v = value * 2
+    b = Box()
+    b.v = 3
+    return x * b.v
+
+
+@program(F)
+def slots_class_inside_unset_slot(x):
+    class S:
+        __slots__ = ("a", "b")
+
+        def __init__(self, a):
+            self.a = a
+    s = S(x)
+    return s.a + hasattr(s, "b")
+
+
+@program(F)
+def cached_property_on_class_inside(x):
+    import functools
+
+    class Lazy:
+        def __init__(self, t):
+            self.t = t
+            self.computed = 0
+
+        @functools.cached_property
+        def double(self):
+            self.computed += 1
+            return self.t * 2
+    z = Lazy(x)
+    return z.double + z.double, z.computed
+
+
+@program(F)
+def sequential_built_inside(x):
+    return nn.Sequential(nn.ReLU(), nn.Tanh())(x - 0.2)
+
+
+@program(F)
+def module_list_built_inside_iterated(x):
+    layers = nn.ModuleList([nn.ReLU(), nn.Sigmoid()])
+    for layer in layers:
+        x = layer(x)
+    return x, len(layers)
+
+
+@program(F)
+def module_inside_with_buffer_and_children(x):
+    class Block(nn.Module):
+        def __init__(self, scale):
+            super().__init__()
+            self.register_buffer("scale", scale)
+            self.act = nn.GELU()
+            self.gate = nn.Sigmoid()
+
+        def forward(self, t):
+            names = [name for name, _ in self.named_children()]
+            return self.gate(self.act(t * self.scale)), names, self.training
+    return Block(x.abs() + 1)(x)
+
+
+@program(F)
+def module_class_inside_calls_helper_module(x):
+    class Inner(nn.Module):
+        def forward(self, t):
+            return t.relu() + 1
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+
+        def forward(self, t):
+            return self.inner(t) * 2
+    return Outer()(x)

@@ -22,6 +22,7 @@ import time
 import warnings
 
 import capture
+from bench.semantics import marks
 from bench.semantics.all_programs import load_all
 from bench.semantics.corpus import run_twice
 from bench.semantics.judge import CaptureFrontend, TorchCompileFrontend, judge
@@ -34,6 +35,8 @@ def parse_args(argv):
     p.add_argument("--check-marks", action="store_true", help="list programs whose tc_whole/gap marks are stale")
     p.add_argument("--verbose", action="store_true", help="one line per program that is not whole")
     p.add_argument("--json", metavar="PATH", help="write every verdict as JSON")
+    p.add_argument("--write-marks", action="store_true",
+                   help="rewrite bench/semantics/marks.py from this measurement (all families, both compilers)")
     return p.parse_args(argv)
 
 
@@ -88,6 +91,29 @@ def stale_marks(rows) -> list[str]:
     return out
 
 
+def write_marks(rows):
+    """marks.py from measured verdicts: torch.compile's non-whole programs and capture's gaps."""
+    def entries(pairs):
+        return "".join(f"    {pid!r}: {reason[:110]!r},\n" for pid, reason in sorted(pairs))
+    tc = [(r["program"], ("" if r["torch.compile"] == "break" else r["torch.compile"] + ": ")
+           + _reason(r["torch.compile detail"])) for r in rows if r["torch.compile"] != "whole"]
+    gaps = [(r["program"], _reason(r["capture detail"])) for r in rows
+            if r["torch.compile"] == "whole" and r["capture"] != "whole"]
+    with open(marks.__file__) as f:
+        head = f.read().split("TC_BREAKS = {")[0]
+    with open(marks.__file__, "w") as f:
+        f.write(f"{head}TC_BREAKS = {{\n{entries(tc)}}}\n\nGAPS = {{\n{entries(gaps)}}}\n")
+    print(f"wrote {marks.__file__}: {len(tc)} torch.compile breaks, {len(gaps)} gaps")
+
+
+def _reason(detail: str) -> str:
+    """The reason of a verdict's detail, without the exception type and location."""
+    text = detail.split(": ", 1)[1] if detail.startswith(("Unsupported: ", "InternalTorchDynamoError")) else detail
+    if ": values differ" in text:  # a wrong answer: the values themselves are noise here
+        text = text.split(": values differ")[0] + ": values differ"
+    return text.split(" (at ")[0]
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     capture.config.internal_errors = "raise"  # an internal error is a verdict, not a warning
@@ -116,6 +142,10 @@ def main(argv=None):
         print(f"\n{len(stale)} mark(s) disagree with the measurement" + (":" if stale else ""))
         for s in stale:
             print("  " + s)
+    if args.write_marks:
+        if args.families or len(names) != 2:
+            raise SystemExit("--write-marks needs every family measured by both compilers")
+        write_marks(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -7,6 +7,8 @@ from capture.exc import Unsupported
 from capture.variables.base import NullVariable
 from capture.variables.builder import wrap, wrap_constant_result
 from capture.variables.cells import CellBox
+from capture.variables.class_builder import BuildClassVariable
+from capture.variables.dicts import DictVariable
 from capture.variables.constant import ConstantVariable
 from guards.sources import GlobalSource
 
@@ -56,6 +58,28 @@ class LoadStoreOps:
             raise Unsupported(f"global {name!r} of a function whose module is not imported")
         return GlobalSource(name, module_name)
 
+    # ---- a class body's namespace (capture/variables/class_builder.py) ----
+    def LOAD_NAME(self, inst):
+        name = inst.argval
+        if name in self.symbolic_locals:
+            self.push(self.symbolic_locals[name])
+        else:
+            self.push(self.load_global(name))
+
+    def STORE_NAME(self, inst):
+        self.symbolic_locals[inst.argval] = self.pop()
+
+    def DELETE_NAME(self, inst):
+        if self.symbolic_locals.pop(inst.argval, None) is None:
+            raise Unsupported(f"del of undefined name {inst.argval!r}")
+
+    def SETUP_ANNOTATIONS(self, inst):
+        if "__annotations__" not in self.symbolic_locals:
+            self.symbolic_locals["__annotations__"] = DictVariable({})
+
+    def LOAD_BUILD_CLASS(self, inst):
+        self.push(BuildClassVariable())
+
     def STORE_GLOBAL(self, inst):
         raise Unsupported(f"assignment to global {inst.argval!r}")
 
@@ -73,7 +97,10 @@ class LoadStoreOps:
         self.push(self.cells[inst.argval].load(self))
 
     def LOAD_CLASSDEREF(self, inst):
-        self.LOAD_DEREF(inst)
+        if inst.argval in self.symbolic_locals:  # a class body's own name shadows the cell
+            self.push(self.symbolic_locals[inst.argval])
+        else:
+            self.LOAD_DEREF(inst)
 
     def STORE_DEREF(self, inst):
         self.cells[inst.argval].store(self, self.pop())

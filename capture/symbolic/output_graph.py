@@ -12,11 +12,15 @@ graph ops ``call_graph``, ``call_module``, ``set_grad_enabled``, ``grad_enabled`
 inputs ``tensor_input``, ``tensor_identity``; guards ``add_guard``, ``guard_state_read``,
 ``guard_no_global_hooks``, ``guard_global_absent``, ``guard_parameter``,
 ``guard_parameter_metadata``; mutations ``side_effects`` (a SideEffects); generators made
-while tracing ``note_generator`` (checked when the trace finishes).
+while tracing ``note_generator`` (checked when the trace finishes); classes and functions
+made for real while tracing ``add_local_object``, ``is_local_object``, ``local_tracker``,
+``real_cell``,
+``local_cell``.
 """
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import numpy as np
 import torch
@@ -61,6 +65,10 @@ class OutputGraph:
         self.instructions = 0
         self.side_effects = SideEffects()
         self.generators: list = []  # generator objects made by the traced code
+        self.local_objects: dict[int, object] = {}  # classes/functions made by the trace (never leave it)
+        self._local_trackers: dict[int, object] = {}
+        self._real_cells: dict[int, tuple] = {}  # id(CellBox) -> (box, real cell standing for it)
+        self._boxes: dict[int, tuple] = {}  # id(real cell) -> (real cell, CellBox)
 
     @property
     def grad_enabled(self) -> bool:
@@ -88,6 +96,33 @@ class OutputGraph:
 
     def note_generator(self, gen):
         self.generators.append(gen)
+
+    # ---- objects made for real while tracing (classes defined in the frame) ----
+    def add_local_object(self, obj, tracker=None):
+        """``obj`` was made for real by this trace (``tracker``: what reading it gives)."""
+        self.local_objects[id(obj)] = obj
+        if tracker is not None:
+            self._local_trackers[id(obj)] = tracker
+
+    def is_local_object(self, obj) -> bool:
+        return self.local_objects.get(id(obj)) is obj
+
+    def local_tracker(self, obj):
+        return self._local_trackers.get(id(obj)) if self.is_local_object(obj) else None
+
+    def real_cell(self, box):
+        """A real cell standing for the traced cell ``box`` in a function made for real."""
+        entry = self._real_cells.get(id(box))
+        if entry is None:
+            cell = box.real_cell if box.real_cell is not None else types.CellType()
+            entry = self._real_cells[id(box)] = (box, cell)
+            self._boxes[id(cell)] = (cell, box)
+        return entry[1]
+
+    def local_cell(self, cell):
+        """The traced cell a real cell of ``real_cell`` stands for, or None."""
+        entry = self._boxes.get(id(cell))
+        return entry[1] if entry is not None and entry[0] is cell else None
 
     def count_instruction(self):
         self.instructions += 1

@@ -14,7 +14,7 @@ from capture.variables.dicts import DictVariable
 
 
 def _plain_setattr(obj) -> bool:
-    return type(obj).__setattr__ is object.__setattr__ or isinstance(obj, torch.nn.Module)
+    return type(obj).__setattr__ is object.__setattr__ or isinstance(obj, (torch.nn.Module, type))
 
 
 class SideEffects:

@@ -24,7 +24,10 @@ from capture.variables import (  # noqa: F401  (imported for their builder rules
     model_output,  # transformers' ModelOutput built in the frame
     misc,  # Python modules, super(), os.environ
     nn_module,  # nn.Module instances
+    new_module,  # nn.Module instances built inside the frame
+    dict_subclass,  # instances of dict subclasses built inside the frame
     operators,  # operator.* on trackers
     builtin,  # builtins on trackers
     contextlib_managers,  # @contextmanager and ExitStack
+    class_builder,  # classes defined inside the frame
 )

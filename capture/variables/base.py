@@ -53,6 +53,11 @@ class VariableTracker:
     def iter_items(self, tx) -> list:
         raise Unsupported(f"iteration over {self}")
 
+    def base_method(self, tx, name: str, attr):
+        """``super().<name>`` resolving to ``attr``, a method of a base class this kind
+        answers itself (a builtin exception's or nn.Module's ``__init__`` ...), or None."""
+        return None
+
     def enter_with(self, tx):
         """``with self:`` for a kind with its own protocol: (the exit to call, what
         ``as`` binds); None means the class's ``__enter__``/``__exit__``, inlined."""

@@ -32,7 +32,7 @@ from capture.variables.sets import SetVariable
 from capture.variables.sym import SymNodeVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
-from capture.variables.user_object import ClassVariable, UserObjectVariable
+from capture.variables.user_object import ClassVariable, NewObjectVariable, UserObjectVariable
 from guards import GuardKind
 from guards.sources import AttrSource, TypeSource
 
@@ -334,7 +334,9 @@ def _frozenset(tx, iterable=None):
 def _type(tx, obj):
     """``type(obj)``: reached through ``type(<obj's source>)`` when obj has one, so the
     class attributes read through it (``type(self).SCALE``) are guarded."""
-    return ClassVariable(obj.python_type(), TypeSource(obj.source) if obj.source is not None else None)
+    if obj.source is not None:
+        return ClassVariable(obj.python_type(), TypeSource(obj.source))
+    return ClassVariable(obj.python_type(), obj.cls_source if isinstance(obj, NewObjectVariable) else None)
 
 
 def _callable(tx, obj):

@@ -107,8 +107,10 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         bound = bind_arguments(fn.__code__, defaults, kwdefaults, args, kwargs)
         cells = {}
         for i, name in enumerate(fn.__code__.co_freevars):
-            cells[name] = CellBox(real_cell=fn.__closure__[i],
-                                  source=ClosureCellSource(src, i, name) if src else None)
+            # a function made for real by this trace (a method of a class defined in the frame)
+            # reads the traced cell its real cell stands for
+            cells[name] = tx.output.local_cell(fn.__closure__[i]) or CellBox(
+                real_cell=fn.__closure__[i], source=ClosureCellSource(src, i, name) if src else None)
         return inline_code(tx, fn.__code__, fn.__globals__, bound, cells, fn.__qualname__)
 
     def reconstruct(self, cg):

@@ -48,7 +48,9 @@ class SuperVariable(VariableTracker):
         return (self.obj,)
 
     def var_getattr(self, tx, name):
-        obj_type = self.obj.python_type()
+        # super() in a classmethod (``super(C, cls)``): the second argument is the class itself
+        bound_to_class = isinstance(self.obj, ClassVariable) and issubclass(self.obj.cls, self.cls)
+        obj_type = self.obj.cls if bound_to_class else self.obj.python_type()
         mro = obj_type.__mro__
         start = mro.index(self.cls) + 1
         for klass in mro[start:]:
@@ -57,20 +59,28 @@ class SuperVariable(VariableTracker):
                 if isinstance(attr, staticmethod):
                     return builder.wrap(tx, attr.__func__, None)
                 if isinstance(attr, classmethod):
-                    return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(obj_type))
+                    cls_vt = self.obj if bound_to_class else ClassVariable(obj_type)
+                    return UserMethodVariable(UserFunctionVariable(attr.__func__), cls_vt)
+                if bound_to_class:
+                    if attr is vars(object)["__init_subclass__"]:
+                        return NoOpInit(takes_arguments=False)
+                    if isinstance(attr, types.FunctionType):
+                        return UserFunctionVariable(attr)  # a plain function, looked up on a class
+                    raise Unsupported(f"super().{name} in a classmethod is {type(attr).__name__}")
                 if isinstance(attr, property):
                     return inline_property(tx, attr, self.obj)
+                answered = self.obj.base_method(tx, name, attr)
+                if answered is not None:
+                    return answered
                 if isinstance(attr, types.FunctionType):
                     if name == "__init__" and is_torch_file(attr.__code__.co_filename):
                         raise Unsupported("super().__init__ of a torch class inside a compiled function")
                     return UserMethodVariable(UserFunctionVariable(attr), self.obj)
                 if attr is object.__init__:
-                    return _NoOpInit()
+                    return NoOpInit()
                 if attr in (object.__getattribute__, object.__setattr__) and hasattr(self.obj, "generic_setattr"):
                     return _ObjectAttrAccess(self.obj, setting=attr is object.__setattr__)
                 method = self.obj.dict_method(tx, name, attr) if hasattr(self.obj, "dict_method") else None
-                if method is None and hasattr(self.obj, "base_method"):  # e.g. BaseException.__init__
-                    method = self.obj.base_method(tx, name, attr)
                 if method is not None:
                     return method
                 raise Unsupported(f"super().{name} is {type(attr).__name__}")
@@ -99,8 +109,16 @@ class _ObjectAttrAccess(VariableTracker):
         return ConstantVariable(None)
 
 
-class _NoOpInit(VariableTracker):
+class NoOpInit(VariableTracker):
+    """An ``__init__`` with nothing left to do (object's; nn.Module's on a module whose
+    tables are already set up)."""
+
+    def __init__(self, takes_arguments: bool = True):
+        self.takes_arguments = takes_arguments
+
     def call(self, tx, args, kwargs):
+        if (args or kwargs) and not self.takes_arguments:
+            raise Unsupported("__init__ with arguments")
         return ConstantVariable(None)
 
 

@@ -373,6 +373,9 @@ class ContainerSlice(VariableTracker):
 
 @builder.wraps(builder.Order.MODULE, lambda v: isinstance(v, nn.Module))
 def _wrap_module(tx, value, source):
+    local = tx.output.local_tracker(value)
+    if local is not None:  # built in this trace (capture/variables/new_module.py)
+        return local
     builder.guard(tx, source, GuardKind.IDENTITY, value)
     inner = unwrap_compiled_module(value)
     if inner is not value:

@@ -20,6 +20,7 @@ from capture.variables.functions import UserFunctionVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
 from capture.variables.misc import SuperVariable
 from capture.variables.model_output import ModelOutputVariable
+from capture.variables.new_module import NewModuleVariable
 from capture.variables.sym import SymNodeVariable, sym_operator
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
@@ -143,7 +144,7 @@ def inspect_eq_is_default(vt) -> bool:
 
 
 def _user_method(vt, name):
-    if not isinstance(vt, (NewObjectVariable, UserObjectVariable)):
+    if not isinstance(vt, (NewObjectVariable, UserObjectVariable, NewModuleVariable)):
         return None
     attr = lookup_on_type(vt.python_type(), name, None)
     return attr if isinstance(attr, types.FunctionType) else None

@@ -3,7 +3,7 @@ callables found on them."""
 from __future__ import annotations
 
 import collections
-import dataclasses
+import functools
 import inspect
 import types
 
@@ -40,6 +40,10 @@ def class_member(tx, cls, name, self_vt, source):
         return UserMethodVariable(UserFunctionVariable(attr.__func__), ClassVariable(cls, cls_source))
     if isinstance(attr, property):
         return inline_property(tx, attr, self_vt)
+    if isinstance(attr, functools.cached_property) and isinstance(self_vt, (NewObjectVariable, UserObjectVariable)):
+        value = UserFunctionVariable(attr.func).call(tx, [self_vt], {})
+        self_vt.generic_setattr(tx, attr.attrname, value)  # computed once: the instance keeps it
+        return value
     if isinstance(attr, types.FunctionType):
         return UserMethodVariable(UserFunctionVariable(attr), self_vt)
     if isinstance(attr, (types.MethodDescriptorType, types.WrapperDescriptorType, types.BuiltinFunctionType,
@@ -51,9 +55,14 @@ def class_member(tx, cls, name, self_vt, source):
 
 
 def _plain_class(cls) -> bool:
-    return (type(cls) is type and cls.__new__ is object.__new__ and "__slots__" not in vars(cls)
-            and not issubclass(cls, (torch.nn.Module, BaseException, torch.Tensor))
+    return (type(cls) is type and cls.__new__ is object.__new__
+            and not issubclass(cls, (torch.nn.Module, BaseException, torch.Tensor, dict, list, tuple, set))
             and cls.__getattribute__ is object.__getattribute__)
+
+
+def _is_slot(static) -> bool:
+    """A ``__slots__`` entry: storage in the instance, not a descriptor with behaviour."""
+    return isinstance(static, types.MemberDescriptorType)
 
 
 class ClassVariable(KnownObjectMixin, VariableTracker):
@@ -64,6 +73,9 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
         self.source = source
 
     def var_getattr(self, tx, name):
+        stored = tx.output.side_effects.load_attr(self.cls, name)
+        if stored is not None:
+            return stored
         if name in ("__name__", "__qualname__", "__module__"):
             return ConstantVariable(getattr(self.cls, name))
         if name == "fromkeys" and self.cls in (collections.OrderedDict, collections.defaultdict):
@@ -83,6 +95,16 @@ class ClassVariable(KnownObjectMixin, VariableTracker):
 
     def call(self, tx, args, kwargs):
         return builder.construct(tx, self.cls, args, kwargs, cls_source=self.source)
+
+    def store_attr(self, tx, name, value):
+        """``cls.name = value``: replayed onto the class after the graph; a class made by
+        this trace (private to it) is changed at once."""
+        if type(type(self.cls).__setattr__) is not types.WrapperDescriptorType:
+            raise Unsupported(f"setting attribute {name!r} on a class whose metaclass defines __setattr__")
+        if tx.output.is_local_object(self.cls) and value.is_python_constant():
+            setattr(self.cls, name, value.as_python_constant())
+            return
+        tx.output.side_effects.store_attr(self.cls, self, name, value)
 
     def reconstruct(self, cg):
         return cg.source_expr(self.source) if self.source is not None else cg.object_ref(self.cls)
@@ -256,8 +278,11 @@ class NewObjectVariable(VariableTracker):
             static = lookup_on_type(self.cls, name)
         except AttributeError:
             static = None
-        if name in self.attrs and not (static is not None and hasattr(type(static), "__set__")):
+        if name in self.attrs and not (static is not None and hasattr(type(static), "__set__")
+                                       and not _is_slot(static)):
             return self.attrs[name]
+        if _is_slot(static):
+            raise MissingAttribute(f"'{self.cls.__name__}' object has no attribute {name!r}")
         if static is not None:
             source = AttrSource(self.cls_source, name) if self.cls_source is not None else None
             return class_member(tx, self.cls, name, self, source)
@@ -267,7 +292,7 @@ class NewObjectVariable(VariableTracker):
 
     def delete_attr(self, tx, name):
         static = lookup_on_type(self.cls, name, None)
-        if static is not None and hasattr(type(static), "__delete__"):
+        if static is not None and hasattr(type(static), "__delete__") and not _is_slot(static):
             raise Unsupported(f"deleting {name!r} through a descriptor")
         if name not in self.attrs:
             raise TracedRaise(AttributeError(name))
@@ -278,10 +303,20 @@ class NewObjectVariable(VariableTracker):
         if isinstance(static, property) and static.fset is not None and hasattr(static.fset, "__code__"):
             UserFunctionVariable(static.fset).call(tx, [self, value], {})
             return
-        if static is not None and hasattr(type(static), "__set__"):
+        if static is not None and hasattr(type(static), "__set__") and not _is_slot(static):
             raise Unsupported(f"assignment through descriptor {name!r}")
-        if self.cls.__setattr__ is not object.__setattr__ and not dataclasses.is_dataclass(self.cls):
+        setattr_fn = lookup_on_type(self.cls, "__setattr__")
+        if isinstance(setattr_fn, types.FunctionType):  # a Python __setattr__ (a frozen dataclass's ...)
+            UserFunctionVariable(setattr_fn).call(tx, [self, ConstantVariable(name), value], {})
+            return
+        if setattr_fn is not object.__setattr__:
             raise Unsupported(f"custom __setattr__ on {self.cls.__name__}")
+        self.generic_setattr(tx, name, value)
+
+    def generic_setattr(self, tx, name, value):
+        """``object.__setattr__``: a plain store (into the instance dict or a slot)."""
+        if not _is_slot(lookup_on_type(self.cls, name, None)) and "__dict__" not in dir(self.cls):
+            raise TracedRaise(AttributeError(f"'{self.cls.__name__}' object has no attribute {name!r}"))
         self.attrs[name] = value
 
     def call(self, tx, args, kwargs):
