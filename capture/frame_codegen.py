@@ -107,7 +107,7 @@ class FrameCodegen:
         self._building.add(key)
         expr = vt.reconstruct(self)
         self._building.discard(key)
-        if isinstance(vt, _MUTABLE_KINDS) and not expr.isidentifier():
+        if (isinstance(vt, _MUTABLE_KINDS) or vt.frame_object) and not expr.isidentifier():
             name = f"__capture_tmp_{len(self.prelude)}"
             self.prelude.append(f"{name} = {expr}")
             expr = name

@@ -333,3 +333,114 @@ def list_of_lists_comprehension(x):
 def min_max_with_key(x):
     pairs = [("a", 3), ("b", 1), ("c", 2)]
     return x * min(pairs, key=lambda p: p[1])[1] + max(pairs, key=lambda p: p[1])[1]
+
+
+# ---- held-out variants ----
+
+def _deque_input():
+    return (collections.deque([torch.randn(3), torch.randn(3)]),)
+
+
+@program(F, inputs=_deque_input)
+def input_deque_rotated_and_popped(q):
+    q.rotate(1)
+    first = q.popleft()
+    q.append(first * 2)
+    return len(q), q[0] + 1
+
+
+@program(F)
+def deque_extendleft_maxlen_and_index(x):
+    q = collections.deque(maxlen=4)
+    q.extend([1, 2, 3])
+    q.extendleft([10, 20])
+    q.append(5)
+    return x * q[0] + q.index(1), list(q), q.maxlen
+
+
+@program(F)
+def deque_pop_from_empty_raises(x):
+    q = collections.deque([x])
+    q.pop()
+    try:
+        q.popleft()
+    except IndexError as e:
+        return x + len(str(e))
+    return x
+
+
+@program(F)
+def counter_subtract_total_and_elements(x):
+    c = collections.Counter({"a": 3, "b": 1})
+    c.subtract(["a", "b", "b"])
+    return x * c.total() + c["zz"], sorted(c.elements()), dict(c)
+
+
+@program(F)
+def counter_of_tensor_values(x):
+    c = collections.Counter()
+    c["a"] += x
+    c["b"] += x * 2
+    c["a"] += 1
+    return c["a"] + c["b"], list(c)
+
+
+@program(F)
+def counter_operators_and_most_common_ties(x):
+    a = collections.Counter("aabbc")
+    b = collections.Counter("abd")
+    return x * len(a & b) + len(a | b), (a - b).most_common(), (a + b).most_common(2)
+
+
+@program(F)
+def sorted_tensors_by_shape_key(x):
+    parts = [x[:1], x, x[:2]]
+    ordered = sorted(parts, key=lambda t: t.shape[0], reverse=True)
+    return [t.sum() for t in ordered]
+
+
+@program(F)
+def list_sort_stable_with_tuple_key(x):
+    rows = [("b", 2, x), ("a", 2, x + 1), ("c", 1, x + 2)]
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return [r[2] for r in rows], [r[0] for r in rows]
+
+
+@program(F)
+def min_max_with_key_default_and_tensors(x):
+    items = [x[:2], x, x[:1]]
+    longest = max(items, key=len)
+    shortest = min(items, key=lambda t: t.shape[0])
+    return longest * 2, shortest, min([], default=x)
+
+
+@program(F)
+def namedtuple_made_with_defaults(x):
+    Point = collections.namedtuple("Point", "a b c", defaults=(0, 5))
+    p = Point(x)
+    return p.a * p.c + p.b, p._fields, len(p)
+
+
+@program(F)
+def dict_views_after_mutation_and_set_ops(x):
+    d = {"a": x, "b": x + 1}
+    keys, items = d.keys(), d.items()
+    d["c"] = x * 2
+    del d["a"]
+    return len(keys), sorted(keys | {"z"}), sorted(keys - {"b"}), len(items), [k for k, _ in items]
+
+
+@program(F)
+def defaultdict_setdefault_fromkeys_and_missing(x):
+    d = collections.defaultdict(list, {"a": [x]})
+    d["b"].append(x + 1)
+    d.setdefault("c", []).append(x * 2)
+    e = collections.defaultdict.fromkeys("xy")
+    return sum(len(v) for v in d.values()), sorted(d), e.default_factory, dict(e)
+
+
+@program(F)
+def ordereddict_equality_is_order_sensitive(x):
+    a = collections.OrderedDict(a=1, b=2)
+    b = collections.OrderedDict(b=2, a=1)
+    return x + (a == b) + (a == dict(b)) + (dict(a) == dict(b))

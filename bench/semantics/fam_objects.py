@@ -455,3 +455,72 @@ def module_class_inside_calls_helper_module(x):
         def forward(self, t):
             return self.inner(t) * 2
     return Outer()(x)
+
+
+# ---- held-out variants: identity hashing, id(), vars(), hasattr on tensors ----
+
+@program(F)
+def object_keys_iterated_and_popped(x):
+    a, b, c = Plain(1), Plain(2), Plain(3)
+    d = {a: x, b: x + 1}
+    d[c] = x * 2
+    d[a] = d[a] + 1
+    popped = d.pop(b)
+    return [k.v for k in d], popped, (b in d), (c in d)
+
+
+@program(F)
+def set_of_objects_add_discard_len(x):
+    a, b = Plain(), Plain()
+    s = {a}
+    s.add(b)
+    s.add(a)
+    n = len(s)
+    s.discard(a)
+    return x * n + len(s), (b in s), (a in s)
+
+
+@program(F)
+def module_and_function_as_dict_keys(x):
+    table = {LINEAR: 2, torch.relu: 3}
+    return x * table[LINEAR] + table[torch.relu]
+
+
+@program(F)
+def dedup_by_id_seen_set(x):
+    a, b = Plain(2), Plain(3)
+    seen, total = set(), 0
+    for obj in (a, b, a, b, a):
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += obj.v
+    return x * total, len(seen)
+
+
+@program(F)
+def vars_written_through(x):
+    p = Plain(1)
+    vars(p)["w"] = x * 3
+    vars(p).update(v=5)
+    return p.w + p.v, sorted(vars(p))
+
+
+def _tagged_tensor():
+    t = torch.randn(3)
+    t.tag = "mine"
+    return (t,)
+
+
+@program(F, inputs=_tagged_tensor)
+def hasattr_tensor_instance_attribute(x):
+    return x * (hasattr(x, "tag") + 2 * hasattr(x, "other")) + hasattr(x * 2, "tag")
+
+
+@program(F)
+def unhashable_key_raises_type_error(x):
+    try:
+        {[1]: x}
+    except TypeError as e:
+        return x + len(str(e))
+    return x

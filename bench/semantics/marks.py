@@ -10,7 +10,11 @@ TC_BREAKS = {
     'classes/class_attribute_default_overridden_by_instance': 'Invalid call to __build_class__',
     'classes/enum_members': 'Invalid call to __build_class__',
     'containers/counter_counts': 'Attempted to call function marked as skipped',
+    'containers/counter_operators_and_most_common_ties': 'Attempted to call function marked as skipped',
     'containers/deque_maxlen_rotate': 'Unsupported method call',
+    'containers/deque_pop_from_empty_raises': 'error: ValueError: not enough values to unpack (expected at least 1, got 0)',
+    'containers/input_deque_rotated_and_popped': 'Unsupported method call',
+    'containers/min_max_with_key_default_and_tensors': 'invalid call to builtin op handler',
     'context/contextmanager_translates_exception': 'Observed exception',
     'context/contextmanager_with_break_inside': 'Failed to trace builtin operator',
     'context/exitstack_suppress_and_grad_mode': 'Attempted to call function marked as skipped',
@@ -73,12 +77,6 @@ TC_BREAKS = {
 }
 
 GAPS = {
-    'containers/counter_update_and_arith': 'constructing collections.Counter inside a compiled function',
-    'containers/deque_append_popleft': 'constructing collections.deque inside a compiled function',
-    'containers/deque_of_tensors_iterated': 'constructing collections.deque inside a compiled function',
-    'containers/list_sort_with_key': 'list.sort with a key function',
-    'containers/min_max_with_key': 'min() of non-constant values',
-    'containers/namedtuple_made_and_used': 'call to C function intern',
     'context/inspect_isfunction_isclass': 'call to library function inspect.isfunction',
     'context/inspect_signature_of_forward': 'inspect.signature of TorchFunctionVariable(forward)',
     'functional/lru_cache_function': 'calling a _lru_cache_wrapper object',
@@ -92,9 +90,4 @@ GAPS = {
     'numpy/numpy_clip_and_back': 'Tensor.numpy() needs real data or autograd state',
     'numpy/numpy_function_on_tensor_data': 'Tensor.numpy() needs real data or autograd state',
     'numpy/tensor_numpy_roundtrip': 'Tensor.numpy() needs real data or autograd state',
-    'objects/default_hash_as_dict_key': 'dict key NewObjectVariable(Plain) is not a constant',
-    'objects/default_hash_in_set': 'set of non-constant values',
-    'objects/hasattr_tensor_attributes': 'tensor attribute .grad',
-    'objects/id_of_new_objects_differs': 'id() of NewObjectVariable(Plain): no source to guard its identity by',
-    'objects/vars_of_new_object': 'vars() of this value',
 }

@@ -9,7 +9,7 @@ real data is computed while tracing.
 
 What trackers and opcode handlers call (``tx.output.<name>``), and nothing else:
 graph ops ``call_graph``, ``call_module``, ``set_grad_enabled``, ``grad_enabled``;
-inputs ``tensor_input``, ``tensor_identity``; guards ``add_guard``, ``guard_state_read``,
+inputs ``tensor_input``, ``tensor_identity``, ``input_example``; guards ``add_guard``, ``guard_state_read``,
 ``guard_no_global_hooks``, ``guard_global_absent``, ``guard_parameter``,
 ``guard_parameter_metadata``; mutations ``side_effects`` (a SideEffects); generators made
 while tracing ``note_generator`` (checked when the trace finishes); classes and functions
@@ -154,6 +154,13 @@ class OutputGraph:
         self.inputs.append(GraphInput(source, node, value, bound))
         self.input_by_source[key] = vt
         return vt
+
+    def input_example(self, vt: TensorVariable) -> torch.Tensor:
+        """The real tensor a graph input stands for on this call."""
+        for i in self.inputs:
+            if i.node is vt.node:
+                return i.example
+        raise Unsupported(f"{vt} is not a graph input")
 
     def guard_parameter_metadata(self, tx, vt: TensorVariable):
         """Python read a bound parameter's metadata (``w.dtype``, ``w.shape``): guard all of it."""

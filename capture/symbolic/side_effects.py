@@ -11,6 +11,7 @@ import torch
 
 from capture.exc import Unsupported
 from capture.variables.dicts import DictVariable
+from capture.variables.keys import key_expr
 
 
 def _plain_setattr(obj) -> bool:
@@ -80,13 +81,13 @@ class SideEffects:
             if kind == "container":
                 target = cg.source_expr(item.source)
                 if isinstance(item, DictVariable):
-                    body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}"
+                    body = "{" + ", ".join(f"{key_expr(cg, k)}: {cg.reconstruct(v)}"
                                            for k, v in item.items.items()) + "}"
                     compute.append(f"{temp} = {body}")
                     apply += [f"{target}.clear()", f"{target}.update({temp})"]
                 else:
                     compute.append(f"{temp} = [{', '.join(cg.reconstruct(i) for i in item.items)}]")
-                    apply.append(f"{target}[:] = {temp}")
+                    apply += item.replay(target, temp)
             elif kind == "cell":
                 _, box, value_vt = self._attrs[item]
                 compute.append(f"{temp} = {cg.reconstruct(value_vt)}")

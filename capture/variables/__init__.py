@@ -28,6 +28,7 @@ from capture.variables import (  # noqa: F401  (imported for their builder rules
     dict_subclass,  # instances of dict subclasses built inside the frame
     operators,  # operator.* on trackers
     builtin,  # builtins on trackers
+    collections_types,  # deque, Counter, namedtuple classes made in the frame
     contextlib_managers,  # @contextmanager and ExitStack
     class_builder,  # classes defined inside the frame
 )

@@ -17,6 +17,9 @@ class VariableTracker:
     """
 
     source = None
+    # True for kinds that stand for one object made in the frame, one tracker per object
+    # (shared by every alias): the tracker's identity is the object's (``is``, hashing, id()).
+    frame_object = False
 
     def python_type(self) -> type:
         raise Unsupported(f"type() of {self}")

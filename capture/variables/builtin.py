@@ -20,9 +20,10 @@ from capture.variables.base import NO_OBJECT, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
 from capture.variables.dicts import DictVariable, FromKeysVariable
 from capture.variables.iterators import ListIteratorVariable
+from capture.variables.keys import ObjectIdVariable
 from capture.variables.itertools_iterators import PythonIteratorVariable  # noqa: F401 (registers itertools)
 from capture.variables.lazy_iterators import LazyIteratorVariable
-from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
+from capture.variables.lists import ListVariable, TupleVariable, extreme, sort_items
 from capture.variables.misc import SuperVariable
 from capture.variables.inference_mode import _construct_inference_mode  # noqa: F401 (registers it)
 from capture.variables.nn_module import NNModuleVariable
@@ -150,6 +151,8 @@ def _getattr(tx, obj, name, default=None):
 
 
 def _hasattr(tx, obj, name):
+    if isinstance(obj, TensorVariable):
+        return ConstantVariable(obj.has_attribute(tx, name.as_python_constant()))
     try:
         obj.var_getattr(tx, name.as_python_constant())
         return ConstantVariable(True)
@@ -211,32 +214,7 @@ def _reversed(tx, seq):
 
 def _sorted(tx, iterable, key=None, reverse=None):
     """Sort by constant keys (the items themselves, or what ``key`` returns for each)."""
-    items = _items_of(tx, iterable)
-    if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
-        keys = [key.call(tx, [i], {}) for i in items]
-    else:
-        keys = items
-    rev = bool(reverse.as_python_constant()) if reverse is not None else False
-    comparable = [_sort_key(k) for k in keys]
-    order = sorted(range(len(items)), key=lambda i: comparable[i], reverse=rev)
-    return ListVariable([items[i] for i in order])
-
-
-class _Opaque:
-    """Stands for a non-constant inside a sort key; comparing it means we cannot sort."""
-
-    def _refuse(self, other):
-        raise Unsupported("sorted() needs to compare non-constant values")
-    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = _refuse
-    __hash__ = object.__hash__
-
-
-def _sort_key(vt):
-    if vt.is_python_constant():
-        return vt.as_python_constant()
-    if isinstance(vt, BaseListVariable) and vt.python_type() is tuple:
-        return tuple(_sort_key(i) for i in vt.items)
-    return _Opaque()
+    return ListVariable(sort_items(tx, _items_of(tx, iterable), key, reverse))
 
 
 def _reduce(tx, fn, iterable, *initial):
@@ -253,11 +231,15 @@ def _reduce(tx, fn, iterable, *initial):
 
 
 def _min_max(fn):
-    def handler(tx, *args, **kwargs):
-        items = args if len(args) > 1 else _items_of(tx, args[0])
-        if _all_const(items, kwargs):
-            return fold(fn, list(items), kwargs)
-        if not kwargs and any(isinstance(i, SymNodeVariable) for i in items) and all(
+    def handler(tx, *args, key=None, default=None):
+        items = list(args) if len(args) > 1 else _items_of(tx, args[0])
+        if not items:
+            if default is not None:
+                return default
+            raise TracedRaise(ValueError(f"{fn.__name__}() arg is an empty sequence"))
+        if key is None and _all_const(items):
+            return fold(fn, items)
+        if key is None and any(isinstance(i, SymNodeVariable) for i in items) and all(
                 isinstance(i, SymNodeVariable) or i.is_python_constant() for i in items):
             best = items[0]  # each comparison is answered for this call's sizes and guarded
             for item in items[1:]:
@@ -265,7 +247,7 @@ def _min_max(fn):
                 if better.truth(tx):
                     best = item
             return best
-        raise Unsupported(f"{fn.__name__}() of non-constant values")
+        return extreme(tx, fn, items, key)
     return handler
 
 
@@ -406,18 +388,23 @@ def _super(tx, *args):
 
 
 def _id(tx, obj):
-    """id() of an object reached through a source: its identity is guarded."""
+    """id() of an object reached through a source: its identity is guarded; of an object
+    made in the frame: a stand-in that compares like it (capture/variables/keys.py)."""
     real = obj.underlying()
     if real is not NO_OBJECT and obj.source is not None and isinstance(obj, (NNModuleVariable, UserObjectVariable,
                                                                        ClassVariable)):
         tx.output.add_guard(tx, GuardKind.IDENTITY, obj.source, real)
         return ConstantVariable(id(real))
+    if obj.frame_object and obj.source is None:
+        return ObjectIdVariable(obj)
     raise Unsupported(f"id() of {obj}: no source to guard its identity by")
 
 
 def _vars(tx, obj=None):
     if isinstance(obj, UserObjectVariable) and obj.source is not None and hasattr(obj.value, "__dict__"):
         return builder.wrap(tx, obj.value.__dict__, AttrSource(obj.source, "__dict__"))
+    if isinstance(obj, NewObjectVariable):
+        return obj.instance_dict()
     raise Unsupported("vars() of this value")
 
 

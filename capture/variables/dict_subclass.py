@@ -22,6 +22,7 @@ from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.dicts import DictVariable
 from capture.variables.functions import UserFunctionVariable
+from capture.variables.keys import key_expr
 from capture.variables.model_output import is_model_output_class
 from capture.variables.type_lookup import lookup_on_type
 from capture.variables.user_object import ClassVariable, class_member
@@ -46,6 +47,8 @@ def _constructible(cls) -> bool:
 
 class DictObjectVariable(VariableTracker):
     """An instance of a dict subclass made while tracing."""
+
+    frame_object = True
 
     def __init__(self, cls: type, cls_source=None):
         self.cls = cls
@@ -137,7 +140,7 @@ class DictObjectVariable(VariableTracker):
         del self.attrs[name]
 
     def reconstruct(self, cg):
-        items = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}"
+        items = "{" + ", ".join(f"{key_expr(cg, k)}: {cg.reconstruct(v)}"
                                 for k, v in self.dict_part.items.items()) + "}"
         attrs = "{" + ", ".join(f"{k!r}: {cg.reconstruct(v)}" for k, v in self.attrs.items()) + "}"
         return f"{cg.runtime_ref(runtime.build_dict_object)}({cg.object_ref(self.cls)}, {items}, {attrs})"

@@ -11,6 +11,7 @@ import operator
 from capture.exc import MissingAttribute, Unsupported
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
+from capture.variables.keys import key_tracker
 from capture.variables.lists import TupleVariable
 from capture.variables.sets import SetVariable
 
@@ -32,10 +33,10 @@ class DictViewVariable(VariableTracker):
     def iter_items(self, tx):
         items = self.dict_vt.items
         if self.kind == "keys":
-            return [ConstantVariable(k) for k in items]
+            return [key_tracker(k) for k in items]
         if self.kind == "values":
             return list(items.values())
-        return [TupleVariable([ConstantVariable(k), v]) for k, v in items.items()]
+        return [TupleVariable([key_tracker(k), v]) for k, v in items.items()]
 
     def truth(self, tx):
         return bool(self.dict_vt.items)

@@ -8,20 +8,14 @@ from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.dict_views import DictViewVariable
+from capture.variables.keys import is_constant_key, key_expr, key_tracker, to_key
 from capture.variables.lists import ListVariable, TupleVariable
 from guards import GuardKind
 from guards.sources import ItemSource
 
 
 def _key(tx, key_vt) -> object:
-    if key_vt.is_python_constant():
-        key = key_vt.as_python_constant()
-        try:
-            hash(key)
-        except TypeError:
-            raise Unsupported("unhashable dict key") from None
-        return key
-    raise Unsupported(f"dict key {key_vt} is not a constant")
+    return to_key(tx, key_vt)
 
 
 class DictVariable(VariableTracker):
@@ -39,7 +33,7 @@ class DictVariable(VariableTracker):
         return tuple(self.items.values())
 
     def is_python_constant(self):
-        return all(v.is_python_constant() for v in self.items.values())
+        return all(is_constant_key(k) and v.is_python_constant() for k, v in self.items.items())
 
     def as_python_constant(self):
         return self.dict_type({k: v.as_python_constant() for k, v in self.items.items()})
@@ -48,7 +42,7 @@ class DictVariable(VariableTracker):
         return bool(self.items)
 
     def iter_items(self, tx):
-        return [ConstantVariable(k) for k in self.items]
+        return [key_tracker(k) for k in self.items]
 
     def str_items(self, tx):
         for k, v in self.items.items():
@@ -80,6 +74,8 @@ class DictVariable(VariableTracker):
     def key_error(self, key):
         """What a missing key raises: Python's KeyError (a dict subclass with __missing__
         would do something else: not traced)."""
+        if not is_constant_key(key):
+            return Unsupported(f"KeyError of a missing object key {key!r}")
         if hasattr(self.dict_type, "__missing__") and self.dict_type is not collections.defaultdict:
             return Unsupported(f"missing key {key!r} of a {self.dict_type.__name__} (__missing__)")
         return TracedRaise(KeyError(key))
@@ -168,15 +164,15 @@ class DictVariable(VariableTracker):
             raise TracedRaise(KeyError("popitem(): dictionary is empty"))
         self.check_mutable(tx)
         key = next(reversed(self.items)) if last else next(iter(self.items))
-        return TupleVariable([ConstantVariable(key), self.items.pop(key)])
+        return TupleVariable([key_tracker(key), self.items.pop(key)])
 
     def reconstruct(self, cg):
         if self.source is not None:
             return cg.source_expr(self.source)  # mutations were replayed onto it
         if self.default_factory is not None:
-            body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
+            body = "{" + ", ".join(f"{key_expr(cg, k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
             return f"{cg.object_ref(collections.defaultdict)}({cg.reconstruct(self.default_factory)}, {body})"
-        body = "{" + ", ".join(f"{cg.constant_expr(k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
+        body = "{" + ", ".join(f"{key_expr(cg, k)}: {cg.reconstruct(v)}" for k, v in self.items.items()) + "}"
         if self.dict_type is dict:
             return body
         return f"{cg.object_ref(self.dict_type)}({body})"

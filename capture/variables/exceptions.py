@@ -40,6 +40,8 @@ def _has_python_init(cls) -> bool:
 
 
 class ExceptionVariable(VariableTracker):
+    frame_object = True
+
     def __init__(self, cls: type, args: list, value: BaseException | None = None):
         self.cls = cls
         self.args = list(args)

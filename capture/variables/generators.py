@@ -46,6 +46,8 @@ class GeneratorYield(Exception):
 class GeneratorVariable(ListIteratorVariable):
     """A generator object whose frame is a suspended translator (``body``)."""
 
+    frame_object = True
+
     def __init__(self, body, name: str):
         super().__init__([])
         self.body = body

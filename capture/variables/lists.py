@@ -87,6 +87,8 @@ class BaseListVariable(VariableTracker):
             return self.items[_field_names(t).index(name)]
         if not hasattr(t, name):
             raise MissingAttribute(f"{t.__name__!r} object has no attribute {name!r}")
+        if is_namedtuple_type(t) and not callable(getattr(t, name)):  # _fields, _field_defaults
+            return builder.wrap_constant_result(getattr(t, name))
         return BoundMethodOf(self, name)
 
     def call_method(self, tx, name, args, kwargs):
@@ -162,6 +164,10 @@ class ListVariable(BaseListVariable):
             tx.output.side_effects.mutated_container(self)
         self.mutated = True
 
+    def replay(self, target: str, temp: str) -> list[str]:
+        """Statements putting the final items ``temp`` into the real list ``target``."""
+        return [f"{target}[:] = {temp}"]
+
     def setitem(self, tx, key, value):
         self.check_mutable(tx)
         k = key.as_python_constant()
@@ -198,18 +204,54 @@ class ListVariable(BaseListVariable):
                     break
             else:
                 raise Unsupported("list.remove of a missing value")
-        elif name == "sort" and self.is_python_constant():
-            key = kwargs.get("key")
-            if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
-                raise Unsupported("list.sort with a key function")
-            reverse = kwargs.get("reverse")
-            values = sorted(self.as_python_constant(), reverse=bool(reverse and reverse.as_python_constant()))
-            self.items = [ConstantVariable(v) for v in values]
+        elif name == "sort" and not args:
+            self.items = sort_items(tx, self.items, kwargs.get("key"), kwargs.get("reverse"))
         elif name == "__setitem__":
             self.setitem(tx, args[0], args[1])
         else:
             raise Unsupported(f"method {name} of list")
         return ConstantVariable(None)
+
+
+# ---- sorting by constant keys (list.sort, sorted, min/max with key) ----
+
+def sort_keys(tx, items: list, key) -> list:
+    """What the items are compared by: themselves, or what ``key`` returns for each."""
+    if key is not None and not (key.is_python_constant() and key.as_python_constant() is None):
+        return [key.call(tx, [i], {}) for i in items]
+    return list(items)
+
+
+def sort_items(tx, items: list, key=None, reverse=None) -> list:
+    """The items sorted (stably) by constant keys, as ``sorted`` would."""
+    comparable = [_comparable(k) for k in sort_keys(tx, items, key)]
+    rev = bool(reverse.as_python_constant()) if reverse is not None else False
+    order = sorted(range(len(items)), key=lambda i: comparable[i], reverse=rev)
+    return [items[i] for i in order]
+
+
+class _Opaque:
+    """Stands for a non-constant inside a sort key; comparing it means we cannot sort."""
+
+    def _refuse(self, other):
+        raise Unsupported("sorting needs to compare non-constant values")
+    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = _refuse
+    __hash__ = object.__hash__
+
+
+def _comparable(vt):
+    if vt.is_python_constant():
+        return vt.as_python_constant()
+    if isinstance(vt, BaseListVariable) and vt.python_type() is tuple:
+        return tuple(_comparable(i) for i in vt.items)
+    return _Opaque()
+
+
+def extreme(tx, fn, items: list, key=None):
+    """``min``/``max`` (``fn``) of items by constant keys: the first extreme item."""
+    comparable = [_comparable(k) for k in sort_keys(tx, items, key)]
+    best = fn(range(len(items)), key=lambda i: comparable[i])
+    return items[best]
 
 
 # ---- how real values become lists and tuples ----

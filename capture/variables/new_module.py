@@ -36,6 +36,8 @@ _REGISTER = ("register_buffer", "add_module", "register_module")  # stores, as _
 
 
 class NewModuleVariable(NNModuleVariable):
+    frame_object = True
+
     def __init__(self, module: nn.Module, cls_source=None):
         super().__init__(module, source=None)
         self.cls_source = cls_source

@@ -17,6 +17,7 @@ from capture.variables.base import NO_OBJECT
 from capture.variables.constant import ConstantVariable, fold
 from capture.variables.dict_views import SET_OPERATORS, DictViewVariable
 from capture.variables.functions import UserFunctionVariable
+from capture.variables.keys import ObjectIdVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable, same_value
 from capture.variables.misc import SuperVariable
 from capture.variables.model_output import ModelOutputVariable
@@ -83,6 +84,10 @@ def _graphable(vt) -> bool:
 
 def _container_operator(tx, fn, args):
     plain = _INPLACE_TO_PLAIN.get(fn, fn)
+    if fn in (operator.eq, operator.ne) and isinstance(args[0], ObjectIdVariable):
+        same = args[0].same_as(args[1])
+        if same is not None:
+            return ConstantVariable(same if fn is operator.eq else not same)
     if plain in SET_OPERATORS and len(args) == 2:
         if isinstance(args[0], DictViewVariable):
             return args[0].set_operation(tx, plain, args[1])

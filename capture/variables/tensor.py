@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import warnings
 
 import torch
 
@@ -11,6 +12,8 @@ from capture.variables import builder
 from capture.variables.base import VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.lists import TupleVariable
+from guards import GuardKind
+from guards.sources import AttrSource
 
 # Attributes read from metadata alone; guards on the tensor keep them valid.
 METADATA_ATTRS = {"dtype", "device", "layout", "requires_grad", "is_cuda", "is_sparse", "is_quantized",
@@ -69,6 +72,25 @@ class TensorVariable(VariableTracker):
         if not hasattr(torch.Tensor, name):
             raise MissingAttribute(f"'Tensor' object has no attribute {name!r}")
         raise Unsupported(f"tensor attribute .{name}")
+
+    def has_attribute(self, tx, name: str) -> bool:
+        """``hasattr(tensor, name)``: the class's attributes answered on the fake tensor,
+        instance attributes from the real input's ``__dict__`` (its keys guarded)."""
+        if hasattr(torch.Tensor, name):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # e.g. .grad of a non-leaf
+                    getattr(self.fake, name)
+            except AttributeError:
+                return False
+            except Exception as e:  # noqa: BLE001 - hasattr would raise it: not traced
+                raise Unsupported(f"hasattr(tensor, {name!r}) raises {type(e).__name__}") from None
+            return True
+        if self.source is None:
+            return False  # a tensor made in the graph has no instance attributes
+        real = tx.output.input_example(self)
+        tx.output.add_guard(tx, GuardKind.DICT_KEYS, AttrSource(self.source, "__dict__"), tuple(vars(real)))
+        return name in vars(real)
 
     def call_method(self, tx, name, args, kwargs):
         if name in UNSUPPORTED_METHODS:

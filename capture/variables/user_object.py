@@ -15,7 +15,7 @@ from capture.variables import builder
 from capture.variables.autograd_function import AutogradFunctionApplyVariable, is_autograd_function
 from capture.variables.base import BoundMethodOf, KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
-from capture.variables.dicts import FromKeysVariable
+from capture.variables.dicts import DictVariable, FromKeysVariable
 from capture.variables.functions import UserFunctionVariable, UserMethodVariable
 from capture.variables.type_lookup import lookup_on_type
 from guards import GuardKind
@@ -255,6 +255,8 @@ class UserObjectVariable(VariableTracker):
 class NewObjectVariable(VariableTracker):
     """An instance of a user class created while tracing; its attributes are trackers."""
 
+    frame_object = True
+
     def __init__(self, cls: type, cls_source=None):
         self.cls = cls
         self.cls_source = cls_source  # where the class was read: class attributes are guarded through it
@@ -289,6 +291,14 @@ class NewObjectVariable(VariableTracker):
         if hasattr(self.cls, "__getattr__"):
             raise Unsupported(f"custom __getattr__ on {self.cls.__name__}")
         raise MissingAttribute(f"{self.cls.__name__!r} object has no attribute {name!r}")
+
+    def instance_dict(self):
+        """``vars(obj)``: a dict tracker over the very attributes (writes through it are stores)."""
+        if "__dict__" not in dir(self.cls):
+            raise TracedRaise(TypeError("vars() argument must have __dict__ attribute"))
+        view = DictVariable({})
+        view.items = self.attrs  # shared, not copied
+        return view
 
     def delete_attr(self, tx, name):
         static = lookup_on_type(self.cls, name, None)
