@@ -2,11 +2,13 @@
 
 Generated kernels are C11 (GNU dialect) compiled without fast-math: every op rounds like
 eager's (``-ffp-contract=off``: no fused multiply-add, since eager rounds after every op;
-``-fwrapv``: integer overflow wraps, as torch's does). Math functions are libm's, and
-where glibc has vector variants (``libmvec``: exp, log, tanh, erf, sin, cos, pow, ...)
-they are declared ``omp declare simd`` so that the vectorizer calls the 8-lane AVX2
-versions. Those are within 4 ulp of eager's (Sleef, 1 ulp); tests compare with that
-tolerance (rtol 1.3e-6 on float32).
+``-fwrapv``: integer overflow wraps, as torch's does). float32 exp, tanh and erf (and
+sigmoid, through exp) are our own inline functions (``cpp_math``: they vectorize, with
+their ulp bounds documented there). The other math functions are libm's, and where
+glibc has vector variants (``libmvec``: log, sin, cos, pow, ...) they are declared
+``omp declare simd`` so that the vectorizer calls the 8-lane AVX2 versions. Those are
+within 4 ulp of eager's (Sleef, 1 ulp); tests compare with that tolerance (rtol 1.3e-6
+on float32).
 
 Values of the half types are computed in float32 (``codegen.ir.compute_dtype``): a value
 of dtype float16/bfloat16 in an expression is a float holding a value rounded to that
@@ -18,6 +20,9 @@ import math
 import struct
 
 import torch
+
+from codegen.emit import cpp_math
+from codegen.emit.cpp_math import FLOAT_FUNCTIONS
 
 # The C type of a *computed* value of each dtype. Booleans are ints (0 or 1), what C's
 # comparisons give: the vectorizer then keeps a select's mask the width of its operands
@@ -44,10 +49,6 @@ def _fn(name: str, dtype: torch.dtype) -> str:
 
 def _binary(symbol):
     return lambda a, b, attrs, dtype: f"{a} {symbol} {b}"
-
-
-def _math(name):
-    return lambda a, attrs, dtype: f"{_fn(LIBM[name], dtype)}({a})"
 
 
 def _one(dtype) -> str:
@@ -85,8 +86,16 @@ def _abs(a, attrs, dtype):
     return f"({a} < 0 ? -{a} : {a})"
 
 
+def _math(name):
+    def emit(a, attrs, dtype):
+        if dtype is not torch.float64 and name in FLOAT_FUNCTIONS:
+            return f"{FLOAT_FUNCTIONS[name]}({a})"           # inline, vectorizes (cpp_math)
+        return f"{_fn(LIBM[name], dtype)}({a})"
+    return emit
+
+
 def _exp(a, attrs, dtype):
-    return f"capture_expf({a})" if dtype is torch.float32 else f"{_fn('exp', dtype)}({a})"
+    return _math("exp")(a, attrs, dtype)
 
 
 def _sigmoid(a, attrs, dtype):
@@ -142,7 +151,6 @@ OPS = {
 }
 for _name in LIBM:
     OPS[_name] = _math(_name)
-OPS["exp"] = _exp
 
 
 def _declare_vector_math() -> str:
@@ -191,35 +199,7 @@ static inline float capture_round_bf16(float value) {
     return capture_bf16_to_float(capture_float_to_bf16(value));
 }
 
-/* 2^k for -126 <= k <= 127. */
-static inline float capture_pow2(int32_t k) {
-    uint32_t bits = (uint32_t)(k + 127) << 23;
-    float value;
-    memcpy(&value, &bits, 4);
-    return value;
-}
-
-/* expf, branch-free so that it vectorizes inline. (libmvec's vector expf takes a scalar
-   path for a whole vector when one lane under- or overflows, and a causal mask's -inf
-   puts one in almost every vector of a softmax: 7x slower.) Cody-Waite reduction
-   x = n ln2 + r (ln2 split so that n * ln2_hi is exact), Cephes' degree-5 polynomial for
-   e^r, then 2^n in one or two exact scalings (two only for results below FLT_MIN).
-   Within 1 ulp of float64 exp rounded, and of eager's, over [-88, 88] and the specials. */
-static inline float capture_expf(float x) {
-    int under = x < -103.972084f, over = x > 88.7228394f, nan = x != x;
-    float xc = (under | over | nan) ? 0.0f : x;
-    float n = rintf(xc * 1.44269502f);
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
-               + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    int32_t k = (int32_t)n;
-    int low = k < -126, high = k > 127;
-    float scaled = p * capture_pow2(low ? k + 64 : (high ? k - 1 : k)) * (low ? 5.42101086e-20f : (high ? 2.0f : 1.0f));
-    return nan ? x : (under ? 0.0f : (over ? (float)INFINITY : scaled));
-}
-
+''' + cpp_math.SOURCE + r'''
 /* torch.maximum/minimum: NaN wins. */
 static inline float capture_max(float a, float b) { return (a > b || a != a) ? a : b; }
 static inline float capture_min(float a, float b) { return (a < b || a != a) ? a : b; }

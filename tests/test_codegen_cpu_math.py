@@ -1,0 +1,102 @@
+"""The C emitter's own float32 exp, tanh and erf (codegen/emit/cpp_math.py): their ulp
+bounds over float32 values of every sign and exponent, the specials, and that loops
+calling them vectorize (no libm call left in the kernel's inner loop)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import helpers_codegen
+from helpers_codegen import compile_fn
+
+pytestmark = pytest.mark.usefixtures("cpp_only")
+
+# Every STRIDE-th float32 bit pattern: all exponents of both signs, ~1M values.
+STRIDE = 4099
+
+SPECIALS = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-45, -1e-45, 1e-40, -1e-40, 1.1754944e-38,
+            3.4028235e38, -3.4028235e38, 88.72283, 88.72284, 88.7, -87.33655, -87.4, -103.97, -103.98, -104.0,
+            -150.0, 0.625, -0.625, 0.6249999, 9.01, -9.01, 44.0, 1.0, -1.0, 0.99999994, 3.92, -3.92, 3.9199998,
+            1e-7, -1e-7, 0.5, 2.5, -2.5]
+
+# Documented bounds (cpp_math's docstring) against the float64 function.
+FUNCTIONS = {"exp": (torch.exp, 1.05), "tanh": (torch.tanh, 1.33), "erf": (torch.erf, 1.55)}
+
+
+@pytest.fixture
+def cpp_only():
+    previous = helpers_codegen.EMITTER
+    helpers_codegen.EMITTER = "cpp"
+    yield
+    helpers_codegen.EMITTER = previous
+
+
+def _sweep() -> torch.Tensor:
+    bits = torch.arange(0, 2 ** 32, STRIDE, dtype=torch.int64)
+    values = (bits - 2 ** 32 * (bits >= 2 ** 31)).to(torch.int32).view(torch.float32)
+    return torch.cat([values, torch.tensor(SPECIALS, dtype=torch.float32)])
+
+
+def _ulp_errors(got: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """|got - exact| in units of the last place of exact rounded to float32 (denormal
+    spacing below the normal range)."""
+    rounded = exact.float().abs().double()
+    exponent = torch.floor(torch.log2(rounded.clamp(min=2.0 ** -126)))
+    ulp = torch.pow(2.0, exponent - 23)
+    return (got.double() - exact).abs() / ulp
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_float32_math_within_documented_ulps_and_exact_on_specials(name):
+    fn, bound = FUNCTIONS[name]
+    x = _sweep()
+    compiled = compile_fn(fn, x)
+    got = compiled(x)
+    exact = fn(x.double())
+    rounded = exact.float()
+    nan = torch.isnan(rounded)
+    assert torch.equal(torch.isnan(got), nan), f"{name}: NaN where eager has none (or the reverse)"
+    infinite = torch.isinf(rounded) | torch.isinf(got)
+    assert torch.equal(got[infinite], rounded[infinite]), f"{name}: infinities differ"
+    finite = ~nan & ~infinite
+    errors = _ulp_errors(got[finite], exact[finite])
+    worst = int(errors.argmax())
+    assert errors.max() <= bound, (f"{name}: {errors.max():.3f} ulp at x={x[finite][worst].item()!r} "
+                                   f"(bound {bound})")
+    # Saturated results are exact (erf's last ulp below 1 is within its bound).
+    assert torch.equal(got == 0, rounded == 0)
+    if name == "tanh":
+        ones = rounded.abs() == 1
+        assert torch.equal(got[ones], rounded[ones])
+    # And against eager float32 (Sleef's 1-ulp exp/tanh; A&S 7.1.26 erf, absolute 1.5e-7).
+    eager = fn(x)[finite]
+    apart = _ulp_errors(got[finite], eager.double())
+    if name == "erf":
+        apart = torch.where((got[finite] - eager).abs() <= 2e-7, 0.0, apart)
+    assert apart.max() <= bound + 1, f"{name}: {apart.max():.2f} ulp from eager at x={x[finite][apart.argmax()]!r}"
+
+
+def test_sigmoid_is_eagers_formula_on_our_exp():
+    """1 / (1 + exp(-x)) like eager's kernel (0 where exp(-x) overflows, as in eager)."""
+    x = _sweep()
+    got, eager = compile_fn(torch.sigmoid, x)(x), torch.sigmoid(x)
+    finite = torch.isfinite(eager)
+    infinite = torch.isinf(eager)
+    assert torch.equal(torch.isnan(got), torch.isnan(eager)) and torch.equal(got[infinite], eager[infinite])
+    apart = _ulp_errors(got[finite], eager[finite].double())
+    assert apart.max() <= 3, f"{apart.max():.2f} ulp from eager at x={x[finite][apart.argmax()]!r}"
+
+
+def test_denormal_results_and_inputs():
+    x = torch.tensor([-87.5, -90.0, -100.0, -103.0, 1e-40, -1e-40, 1e-45], dtype=torch.float32)
+    got = compile_fn(torch.exp, x)(x)
+    exact = torch.exp(x.double()).float()
+    assert torch.equal(got, exact), f"{got.tolist()} != {exact.tolist()}"
+    assert compile_fn(torch.tanh, x)(x)[4].item() == x[4].item()          # tanh(x) = x for tiny x
+
+
+@pytest.mark.parametrize("fn", [torch.exp, torch.tanh, torch.erf, torch.sigmoid, F.gelu,
+                                lambda t: F.gelu(t, approximate="tanh")])
+def test_loops_calling_them_keep_no_libm_call(fn):
+    source = compile_fn(fn, torch.randn(64, 64)).kernels[0].source
+    assert not any(f"{name}f(" in source.replace(f"capture_{name}f(", "") for name in ("exp", "tanh", "erf"))
