@@ -6,7 +6,10 @@ with every sequence length) under capture and torch.compile (both with their def
 ``dynamic=None``) and reports, per compiler, the graphs compiled, the recompiles, the
 frames that hit the cache limit, whether every output equals eager, and with
 ``--kernels`` the distinct kernels generated (capture's triton backend, under the
-interpreter without CUDA, vs TorchInductor). ``--full`` runs every (batch, sequence)
+interpreter without CUDA, vs TorchInductor). Capture's ``cpu`` backend (C kernels) runs
+too: ``generated`` counts the graphs that run generated kernels (the others run as
+captured) and the calls that ran them, so a sweep shows one set of kernels serving
+every size. ``--full`` runs every (batch, sequence)
 pair; the default samples them (batch sizes 1, 2, 3, 8, 17 and 12 sequence lengths).
 """
 from __future__ import annotations
@@ -67,10 +70,14 @@ def _main_output(out):
 
 def _capture_counts() -> dict:
     from capture.state import FRAMES
+    from codegen.compile import COMPILED
     graphs = sum(1 for r in FRAMES.values() for e in r.entries if e.kind == "graph")
+    generated = [g for g in COMPILED if not g.runs_eagerly]
     return {"graphs": graphs, "recompiles": sum(len(r.recompiles) for r in FRAMES.values()),
             "limit_hits": sum(1 for r in FRAMES.values() if r.limit_hit),
-            "frames": sum(1 for r in FRAMES.values() if r.entries)}
+            "frames": sum(1 for r in FRAMES.values() if r.entries),
+            "generated": f"{len(generated)}/{len(COMPILED)} {sum(g.generated_calls for g in generated)}c"
+            if COMPILED else None}
 
 
 def run_capture(model, make_inputs, pairs, backend: str) -> dict:
@@ -110,7 +117,7 @@ def run_torch_compile(model, make_inputs, pairs, backend: str) -> dict:
         frames = int(counters["stats"]["unique_graphs"])
         return {"graphs": graphs, "recompiles": max(0, graphs - 1) if frames else 0,
                 "limit_hits": int(sum(counters["recompiles"].values())) if "recompiles" in counters else 0,
-                "frames": None}
+                "frames": None, "generated": None}
 
     def kernels():
         if backend == "eager":
@@ -138,7 +145,8 @@ def measure(names, full=False, with_kernels=False) -> list:
     for name in names:
         factory, _ = scenarios()[name]
         pairs = sizes(name, full)
-        variants = [("capture", "eager", run_capture), ("torch.compile", "eager", run_torch_compile)]
+        variants = [("capture", "eager", run_capture), ("torch.compile", "eager", run_torch_compile),
+                    ("capture", "cpu", run_capture)]
         if with_kernels:
             variants += [("capture", "triton", run_capture), ("torch.compile", "inductor", run_torch_compile)]
         for compiler, backend, runner in variants:
@@ -150,16 +158,17 @@ def measure(names, full=False, with_kernels=False) -> list:
 
 def print_table(rows):
     print(f"{'scenario':<10} {'compiler':<14} {'backend':<9} {'calls':>5} {'graphs':>6} {'recomp':>6} "
-          f"{'limit':>5} {'kernels':>7} {'max |diff|':>10} {'seconds':>8}")
+          f"{'limit':>5} {'kernels':>7} {'generated':>10} {'max |diff|':>10} {'seconds':>8}")
     for r in rows:
         kernels = "-" if r["kernels"] is None else str(r["kernels"])
         print(f"{r['scenario']:<10} {r['compiler']:<14} {r['backend']:<9} {r['calls']:>5} {r['graphs']:>6} "
-              f"{r['recompiles']:>6} {r['limit_hits']:>5} {kernels:>7} {r['max_abs_diff']:>10.2e} "
-              f"{r['seconds']:>8.1f}")
+              f"{r['recompiles']:>6} {r['limit_hits']:>5} {kernels:>7} {r['generated'] or '-':>10} "
+              f"{r['max_abs_diff']:>10.2e} {r['seconds']:>8.1f}")
     print("(graphs: graphs compiled over the sweep; recomp: recompiles (capture: cache misses of a frame that "
           "already had entries; torch.compile: graphs - 1); limit: frames that hit the cache limit; kernels: "
           "distinct generated kernels (capture triton: kernel sources, interpreter without CUDA; inductor: "
-          "generated_kernel_count))")
+          "generated_kernel_count); generated: capture graphs running generated kernels / graphs compiled, "
+          "and the calls (c) that ran generated kernels)")
 
 
 def main(argv=None):

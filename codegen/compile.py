@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 
+import torch
 from torch import fx
 
 import fx_graph
@@ -29,6 +30,7 @@ from codegen.emit import triton_templates
 from codegen.emit.cpp import CppKernelEmitter
 from codegen.emit.cpp_wrapper import CppWrapperCodegen, translation_unit
 from codegen.emit.wrapper import WrapperCodegen, compile_wrapper
+from codegen.ir import sizes
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
 from codegen.runtime import cache, cpp_build
@@ -56,15 +58,16 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
     del COMPILED[:-config.MAX_TRACKED_GRAPHS]
     start = time.perf_counter()
     reason = runs_as_captured(example_inputs, emitter)
-    if reason is None and fx_graph.has_symbolic_sizes(gm):
-        reason = "symbolic sizes (dynamic shapes) are not generated yet"
     try:
         if reason is None:
-            _build(compiled, gm, example_inputs, fuse, autotune, emitter)
+            with sizes.shape_env(_shape_env(gm)):
+                _build(compiled, gm, example_inputs, fuse, autotune, emitter)
         else:
             compiled.run_eagerly(reason)
     except (fx_graph.DecomposeError, Unlowerable) as e:
         compiled.run_eagerly(str(e))
+    except sizes.SymbolicSizeError as e:
+        compiled.run_eagerly(f"not generated for symbolic sizes yet: {e}")
     except cpp_build.NoCompiler as e:            # this machine's fault, not ours: said once
         compiled.run_eagerly(str(e))
         cpp_build.warn_once(str(e))
@@ -72,6 +75,19 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
         compiled.run_eagerly(f"internal error: {type(e).__name__}: {e}", internal=True)
     compiled.compile_seconds = time.perf_counter() - start
     return compiled
+
+
+def _shape_env(gm):
+    """The ShapeEnv of a graph with symbolic sizes (None for a static graph)."""
+    if not fx_graph.has_symbolic_sizes(gm):
+        return None
+    for node in gm.graph.nodes:
+        val = node.meta.get("val")
+        if node.op == "placeholder" and isinstance(val, torch.Tensor):
+            for s in val.shape:
+                if isinstance(s, torch.SymInt):
+                    return s.node.shape_env
+    return None
 
 
 # The templates (matmul, attention) each emitter writes; the lowering keeps a library
@@ -112,7 +128,7 @@ def _cpp_kernels(items, fx_order):
     if not sources:
         return {}, []
     library = cpp_build.build(translation_unit(sources))
-    return {id(k): (s, cpp_build.bind(library, s.name, len(s.pointer_args))) for k, s in zip(kernels, sources)}, sources
+    return {id(k): (s, cpp_build.bind(library, s.name, len(s.pointer_args), len(s.size_symbols))) for k, s in zip(kernels, sources)}, sources
 
 
 def _triton_kernels(items, fx_order):

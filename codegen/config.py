@@ -188,6 +188,16 @@ def pointwise_config(numel: int) -> dict:
     return {"BLOCK_SIZE": block, "num_warps": warps_for(block)}
 
 
+def dynamic_rows_config(n_rows: int, n_cols: int) -> dict:
+    """Block shape for a row kernel whose row length is symbolic (dynamic shapes), from this
+    call's sizes: one kernel serves every length, so a row cannot be sized to fit registers
+    whole; it loops over column blocks of the length's power of two (at most LOOP_COLS),
+    which for rows up to that length is one pass, as a persistent kernel would make."""
+    cols = min(LOOP_COLS, next_power_of_2(max(n_cols, 1)))
+    rows = max(1, min(next_power_of_2(n_rows), ROW_BLOCK_ELEMENTS // cols))
+    return {"persistent": False, "ROWS": rows, "COLS": cols, "num_warps": warps_for(rows * cols)}
+
+
 def rows_config(n_rows: int, n_cols: int) -> dict:
     """Block shape for a row kernel: {"persistent", "ROWS", "COLS", "num_warps"}."""
     cols_pow2 = next_power_of_2(max(n_cols, 1))

@@ -17,9 +17,15 @@ each carrying its fake tensor in ``node.meta["val"]``:
 ``lifted_values(gm)`` fetches their current tensors for a call. The decomposed graph
 always returns a tuple; ``gm.meta["output_kind"]`` ("tuple", "list", "single") says
 what the captured graph returned.
+
+A graph with symbolic sizes (dynamic shapes) is retraced from its placeholders' fake
+tensors, under their fake mode (the trace's ShapeEnv), so the decomposed graph keeps the
+symbols: its nodes' fake tensors have ``SymInt`` sizes and sizes the graph reads are
+``aten.sym_size.int`` nodes. Lifted parameters stay static.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -30,6 +36,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from fx_graph.leaf import leaf_module_of
 from fx_graph.passes import common_subexpressions, dead_code
+from fx_graph.symbolic import has_symbolic_sizes
 
 aten = torch.ops.aten
 
@@ -90,17 +97,18 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
         output_kind["kind"] = "tuple" if isinstance(out, tuple) else "list" if isinstance(out, list) else "single"
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
-    inputs = list(example_inputs) + [item.fetch() for item in lifted]
+    inputs, mode, context = _trace_inputs(gm, list(example_inputs) + [item.fetch() for item in lifted], n_user)
     table = decomposition_table()
     try:
-        traced = make_fx(flat_fn, decomposition_table=table, tracing_mode="fake")(*inputs)
-        # Decompositions run below functionalization and may emit in-place ops
-        # (rms_norm's add_): functionalize the decomposed graph until none is left.
-        for _ in range(3):
-            traced = make_fx(torch.func.functionalize(traced, remove="mutations"),
-                             decomposition_table=table, tracing_mode="fake")(*inputs)
-            if not _inner_mutations(traced):
-                break
+        with context:
+            traced = make_fx(flat_fn, decomposition_table=table, tracing_mode=mode)(*inputs)
+            # Decompositions run below functionalization and may emit in-place ops
+            # (rms_norm's add_): functionalize the decomposed graph until none is left.
+            for _ in range(3):
+                traced = make_fx(torch.func.functionalize(traced, remove="mutations"),
+                                 decomposition_table=table, tracing_mode=mode)(*inputs)
+                if not _inner_mutations(traced):
+                    break
     except Exception as e:  # noqa: BLE001 - any tracing failure means "run as captured"
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DecomposeError(f"make_fx failed: {type(e).__name__}: {text}") from e
@@ -114,6 +122,18 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     traced.meta["n_user_inputs"] = n_user
     traced.meta["output_kind"] = output_kind.get("kind", "tuple")
     return traced
+
+
+def _trace_inputs(gm, inputs, n_user):
+    """(inputs to trace with, make_fx tracing mode, context): the real tensors for a
+    static graph (make_fx fakes them), else the placeholders' symbolic fakes and the
+    lifted tensors faked statically, traced under the trace's own fake mode."""
+    if not has_symbolic_sizes(gm):
+        return inputs, "fake", contextlib.nullcontext()
+    fakes = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
+    fake_mode = torch._guards.detect_fake_mode(fakes)
+    lifted = [fake_mode.from_tensor(t, static_shapes=True) for t in inputs[n_user:]]
+    return fakes + lifted, "real", fake_mode
 
 
 # --------------------------------------------------------------------------- leaf modules

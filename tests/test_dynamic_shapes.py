@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import capture
+import codegen.compile
 from capture.convert_frame import FRAMES
 from helpers_modules import assert_same, entries, n_entries
 
@@ -230,11 +231,14 @@ def test_guard_function_reads_each_shape_once():
     assert "size relations" in source
 
 
-def test_symbolic_graph_runs_as_captured_in_codegen_until_supported():
+def test_symbolic_graph_runs_generated_kernels_in_codegen():
     fn = capture.compile(mlp_like, backend="triton")
     for b in (2, 3, 5):
         check(fn, mlp_like, torch.randn(b, 4), W)
     assert len(FRAMES) >= 1
+    graphs = list(codegen.compile.COMPILED)
+    assert len(graphs) == 2 and not any(g.runs_eagerly for g in graphs)   # static, then symbolic
+    assert graphs[1].generated_calls == 2
 
 
 def test_relations_a_backend_asks_about_are_guarded():

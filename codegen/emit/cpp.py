@@ -30,8 +30,11 @@ device memory, the extra pass here reads cache); var/var_mean are two-pass in th
 
 A kernel is a function ``int64_t name(pointers...)`` returning an error word: indices
 out of range and integer division by zero set bits, and the wrapper raises like eager.
-Sizes and strides are literals (shapes are static): ``Loop.size`` and the index
-coefficients are the only places they enter the source.
+Static sizes and strides are literals: ``Loop.size`` and the index coefficients are the
+only places they enter the source. A symbolic size (dynamic shapes, ``codegen.ir.sizes``)
+is printed as its expression over size symbols, each an ``int64_t`` parameter after the
+pointers (``for (int64_t x0 = 0; x0 < 768*s0; x0++)``); the wrapper passes the values it
+read from the inputs' sizes.
 """
 from __future__ import annotations
 
@@ -42,8 +45,8 @@ import torch
 from codegen import config
 from codegen.emit.cpp_ops import C_TYPES, OPS, STORAGE_TYPES, convert, literal
 from codegen.emit.triton_ops import reduction_identity
-from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, indexing, unique_name, walk
-from codegen.schedule.scheduler import Placed, member_index
+from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, indexing, sizes, unique_name, walk
+from codegen.schedule.scheduler import Placed, member_index, varies
 from codegen.stats import format_bytes
 
 _LIBM_NAMES = {"exp", "exp2", "log", "log2", "sin", "cos", "erf", "tanh", "log1p", "expm1", "pow", "sqrt", "fabs",
@@ -74,6 +77,7 @@ class CppKernelSource:
     index_checks: tuple = ()    # ops whose indices the kernel checks
     elements: int = 0           # iterations of the whole space (0: nothing to run)
     may_fail: bool = False      # returns a non-zero error word on bad indices or division by zero
+    size_symbols: tuple = ()    # size symbols passed after the pointers (int64_t), see the module docstring
 
     @property
     def bytes_moved(self) -> int:
@@ -95,9 +99,9 @@ def index_c(index: indexing.Index, names: dict) -> str:
     parts = []
     for atom, coef in index.terms.items():
         text = _atom_c(atom, names)
-        parts.append(text if coef == 1 else f"-{text}" if coef == -1 else f"{coef}*{text}")
-    if index.const or not parts:
-        parts.append(str(index.const))
+        parts.append(text if coef == 1 else f"-{text}" if coef == -1 else f"{_factor_c(coef)}*{text}")
+    if index.const != 0 or not parts:
+        parts.append(sizes.source(index.const, "c"))
     return " + ".join(parts).replace("+ -", "- ")
 
 
@@ -108,7 +112,12 @@ def _atom_c(atom, names) -> str:
         return f"(int64_t){names[atom]}"
     inner = index_c(atom.expr, names)
     op = "/" if isinstance(atom, indexing.FloorDiv) else "%"
-    return f"(({inner}) {op} {atom.divisor})"
+    return f"(({inner}) {op} {_factor_c(atom.divisor)})"
+
+
+def _factor_c(size) -> str:
+    text = sizes.source(size, "c")
+    return text if sizes.is_static(size) else f"({text})"
 
 
 def _nest(loops: list) -> indexing.Index:
@@ -134,7 +143,7 @@ class CppKernelEmitter:
         self._merge_loops()
         self.row_vars = frozenset(loop.name for loop in self.x_loops)
         self.stack = [_Scope(frozenset())]
-        self.taken = set(RESERVED) | {f"{m.name}_ptr" for m in kernel.members}
+        self.taken = set(RESERVED) | {f"{m.name}_ptr" for m in kernel.members} | {str(s) for s in sizes.known_symbols()}
         self.taken |= {loop.name for loop in self.x_loops + self.r_loops}
         self.params: dict = {}
         self.stores: dict = {}
@@ -154,15 +163,15 @@ class CppKernelEmitter:
         members = [p for p in self.original.values() if p.comp.name in self.kernel.stored] or \
             list(self.original.values())
         buffer = members[0].comp.buffer
-        order = sorted(range(len(buffer.shape)), key=lambda d: -buffer.stride[d])
+        order = sorted(range(len(buffer.shape)), key=lambda d: -sizes.hint(buffer.stride[d]))
         return [buffer.shape[d] for d in order if buffer.shape[d] != 1], []
 
     def _place(self) -> dict:
         """The members placed over the loop variables instead of the flat x and r."""
         mapping = {}
-        if self.space.xnumel > 1:
+        if varies(self.space.xnumel):
             mapping[indexing.Var("x", self.space.xnumel)] = _nest(self.x_loops)
-        if self.rows and self.space.rnumel > 1:
+        if self.rows and varies(self.space.rnumel):
             mapping[indexing.Var("r", self.space.rnumel)] = _nest(self.r_loops)
         placed = {}
         for name, p in self.original.items():
@@ -191,8 +200,7 @@ class CppKernelEmitter:
                     inner = atom.expr
                     if len(inner.terms) == 1 and not inner.const:
                         (var, coef), = inner.terms.items()
-                        if isinstance(var, indexing.Var) and coef == 1 and var.size % atom.divisor == 0 \
-                                and 1 < atom.divisor < var.size:
+                        if isinstance(var, indexing.Var) and coef == 1 and _splits(var.size, atom.divisor):
                             divisors.setdefault(var.name, atom.divisor)
             if not divisors:
                 return
@@ -200,7 +208,8 @@ class CppKernelEmitter:
                 for k in reversed(range(len(loops))):
                     d = divisors.get(loops[k].name)
                     if d:
-                        loops[k:k + 1] = [Loop(loops[k].name + "o", loops[k].size // d), Loop(loops[k].name + "i", d)]
+                        loops[k:k + 1] = [Loop(loops[k].name + "o", sizes.quotient(loops[k].size, d)),
+                                          Loop(loops[k].name + "i", d)]
             self._rename_loops()
             self.placed = self._place()
 
@@ -246,7 +255,7 @@ class CppKernelEmitter:
         clauses = list(scope.reductions) + (["reduction(|:err)"] if scope.uses_err and pragma else [])
         lines = [f"{pragma} {' '.join(clauses)}".rstrip()] if pragma else []
         n = scope.loop.name
-        lines.append(f"for (int64_t {n} = 0; {n} < {scope.loop.size}; {n}++) {{")
+        lines.append(f"for (int64_t {n} = 0; {n} < {sizes.source(scope.loop.size, 'c')}; {n}++) {{")
         lines += ["    " + line for line in scope.lines]
         lines.append("}")
         self.stack[-1].lines += lines
@@ -375,12 +384,12 @@ class CppKernelEmitter:
 
     # ---------------------------------------------------------------- kernel bodies
     def _open_x_loops(self, innermost_simd: bool) -> None:
-        work = self.space.xnumel * self.space.rnumel
+        work = sizes.hint(self.space.xnumel * self.space.rnumel)        # this call's size: a heuristic
         parallel = work >= config.CPP_PARALLEL_MIN_ELEMENTS
         for k, loop in enumerate(self.x_loops):
             last = k == len(self.x_loops) - 1
             pragma = ""
-            if k == 0 and parallel and loop.size > 1:
+            if k == 0 and parallel and varies(loop.size):
                 pragma = "#pragma omp parallel for" + (" simd" if last and innermost_simd else "")
             elif last and innermost_simd:
                 pragma = "#pragma omp simd"
@@ -478,7 +487,8 @@ class CppKernelEmitter:
     def _row_array(self, value, row):
         """A row-long array keeping a reduction's summands when they are worth keeping:
         ``exp(v - max)`` is summed, then divided by the sum — read back, not recomputed."""
-        if not self._costly(value) or not self.r_loops or self.space.rnumel > config.CPP_ROW_VALUES_MAX:
+        if not self._costly(value) or not self.r_loops or not sizes.is_static(self.space.rnumel) \
+                or self.space.rnumel > config.CPP_ROW_VALUES_MAX:
             return None
         array = self.fresh(f"{value.label or 'row'}_row")
         row.lines.append(f"{C_TYPES[value.dtype]} {array}[{self.space.rnumel}];")
@@ -504,6 +514,8 @@ class CppKernelEmitter:
         pointers = list(self.params.values()) + [b for n, b in self.stores.items() if n not in self.params]
         params = [f"const {STORAGE_TYPES[b.dtype]}* restrict {b.name}_ptr" for b in self.params.values()]
         params += [f"{STORAGE_TYPES[b.dtype]}* restrict {b.name}_ptr" for b in pointers[len(self.params):]]
+        used = sizes.symbols_read("\n".join(root.lines))
+        params += [f"const int64_t {s}" for s in used]
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
         shape = " x ".join(str(loop.size) for loop in self.x_loops) or "1"
@@ -516,10 +528,11 @@ class CppKernelEmitter:
         text = "\n".join(header + [f"int64_t {self.name}({', '.join(params) or 'void'}) {{"]
                          + ["    " + line for line in body] + ["}"]) + "\n"
         return CppKernelSource(self.name, text, pointers, fx_nodes, reads, writes, tuple(self.index_checks),
-                               self.space.xnumel * self.space.rnumel, self.may_fail)
+                               self.space.xnumel * self.space.rnumel, self.may_fail, tuple(used))
 
     def traffic(self):
-        sizes = {loop.name: loop.size for loop in self.x_loops + self.r_loops}
+        """Modeled bytes read and written (at this call's sizes where they are symbolic)."""
+        extents = {loop.name: loop.size for loop in self.x_loops + self.r_loops}
         reads = {}
         for name, indices in self.loads_seen.items():
             buffer = self.params[name]
@@ -527,11 +540,18 @@ class CppKernelEmitter:
             for index in indices:
                 n = 1
                 for v in index.variables():
-                    n *= sizes.get(v.name, v.size)
+                    n *= sizes.hint(extents.get(v.name, v.size))
                 touched += n
-            reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
-        writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
+            reads[name] = min(touched, max(sizes.hint(buffer.extent), 1)) * buffer.dtype.itemsize
+        writes = {name: sizes.hint(buffer.nbytes) for name, buffer in self.stores.items()}
         return reads, writes
+
+
+def _splits(size, divisor) -> bool:
+    """Whether a loop of ``size`` splits into ``size / divisor`` outer and ``divisor`` inner loops."""
+    if sizes.is_static(size) and sizes.is_static(divisor):
+        return size % divisor == 0 and 1 < divisor < size
+    return divisor != 1 and divisor != size and sizes.divides(divisor, size)
 
 
 def _division_atoms(index):

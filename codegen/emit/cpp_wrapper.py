@@ -61,10 +61,10 @@ class CppWrapperCodegen(WrapperCodegen):
         for buffer in source.pointer_args:
             if buffer.kind == "computed" and buffer.name not in self.allocated:
                 self.allocated.add(buffer.name)
-                self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
-                                  f"dtype={buffer.dtype}, device=_device)")
+                self.allocate(buffer)
         self.namespace[source.name] = self.sources[id(kernel)][1]
-        call = f"{source.name}({', '.join(f'{b.name}.data_ptr()' for b in source.pointer_args)})"
+        args = [f"{b.name}.data_ptr()" for b in source.pointer_args] + [str(s) for s in source.size_symbols]
+        call = f"{source.name}({', '.join(args)})"
         self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
         if source.elements == 0:
             self.lines.append(f"pass  # {call}: no elements")

@@ -25,15 +25,24 @@ built from ``tl.arange`` and literal strides, which the analysis already reads e
 and a hint is only safe where it holds. Pointer alignment is left to the JIT, which
 specializes pointers whose address is a multiple of 16 at launch (``codegen.emit.sm90`` can
 compile the same way: ``check_kernels(..., aligned=True)``).
+
+Symbolic sizes (dynamic shapes, ``codegen.ir.sizes``). A size that is a sympy expression
+is a runtime argument instead: ``n_elements``/``n_rows``/``n_cols`` take the expression's
+value at launch, and every size symbol the kernel's index arithmetic reads (``s0`` in
+``768*s0``) is an ``int`` parameter of its own; the wrapper reads the symbols from the
+inputs' sizes. The launch grid is computed at run time. A row kernel over a symbolic
+row length loops over column blocks (``config.dynamic_rows_config``). The JIT still
+specializes int arguments divisible by 16 (one variant each way), like pointers.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import sympy
 import torch
 
 from codegen import config
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, unique_name, walk
 from codegen.stats import format_bytes
 from codegen.emit.triton_ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
@@ -50,9 +59,9 @@ class KernelSource:
     name: str
     source: str                 # the whole module: imports, helpers, the kernel
     pointer_args: list          # Buffers, in parameter order
-    int_args: list              # (size parameter name, value): constexpr, see the module docstring
+    int_args: list              # (size parameter name, value): constexpr if static, see the module docstring
     constexprs: dict
-    grid: tuple
+    grid: tuple                 # per axis: an int, or source computing it at run time (symbolic sizes)
     num_warps: int
     fx_nodes: list
     reads: dict                 # buffer name -> modeled bytes
@@ -60,6 +69,7 @@ class KernelSource:
     index_checks: tuple = ()    # ops whose indices the kernel checks (then it takes INDEX_ERROR_FLAG)
     num_stages: int | None = None   # software pipelining depth (templates; Triton's default otherwise)
     fma: bool = False               # a template multiplying exact float32 (config.*_FMA_CONFIGS)
+    size_symbols: tuple = ()        # size symbols read by the index arithmetic (runtime int parameters)
 
     @property
     def bytes_moved(self) -> int:
@@ -69,8 +79,13 @@ class KernelSource:
         sig = {f"{b.name}_ptr": "*" + SIGNATURE_DTYPES[b.dtype] for b in self.pointer_args}
         if self.index_checks:
             sig[INDEX_ERROR_FLAG] = "*i32"
-        sig.update({name: "constexpr" for name in self.compile_constants()})
+        sig.update({name: "constexpr" if sizes.is_static(v) else "i32" for name, v in self.int_args})
+        sig.update({str(s): "i32" for s in self.size_symbols})
+        sig.update({name: "constexpr" for name in self.constexprs})
         return sig
+
+    def grid_source(self) -> str:
+        return "(" + ", ".join(str(g) for g in self.grid) + ("," if len(self.grid) == 1 else "") + ")"
 
     @property
     def kind(self) -> str:
@@ -80,33 +95,35 @@ class KernelSource:
 
     def autotune_configs(self) -> list:
         """The configs a GPU launch autotunes over; the first is this source's own."""
-        sizes = dict(self.int_args)
+        extents = {n: sizes.hint(v) for n, v in self.int_args}
         if self.kind == "matmul":
-            return config.matmul_configs(sizes["M"], sizes["N"], sizes["K"], self.fma)
+            return config.matmul_configs(extents["M"], extents["N"], extents["K"], self.fma)
         if self.kind == "attention":
-            return config.attention_configs(sizes["M"], sizes["KV"], sizes["D"], sizes["N"], self.fma)
+            return config.attention_configs(extents["M"], extents["KV"], extents["D"], extents["N"], self.fma)
         if self.kind == "pointwise":
-            return config.autotune_configs("pointwise", sizes["n_elements"])
-        return config.autotune_configs("rows", sizes["n_rows"], sizes["n_cols"])
+            return config.autotune_configs("pointwise", extents["n_elements"])
+        if not sizes.is_static(dict(self.int_args)["n_cols"]):   # its own config (no autotune per size bucket yet)
+            return [dict(self.constexprs, num_warps=self.num_warps)]
+        return config.autotune_configs("rows", extents["n_rows"], extents["n_cols"])
 
     def autotuned_grid(self) -> str:
         """Source of the launch grid as a function of the chosen config (``meta``)."""
-        sizes = dict(self.int_args)
+        extents = dict(self.int_args)
         if self.kind == "matmul":
-            return (f"lambda meta: (_cdiv({sizes['M']}, meta['BLOCK_M']) * _cdiv({sizes['N']}, meta['BLOCK_N']), "
+            return (f"lambda meta: (_cdiv({extents['M']}, meta['BLOCK_M']) * _cdiv({extents['N']}, meta['BLOCK_N']), "
                     f"{self.grid[1]})")
         if self.kind == "attention":
-            return f"lambda meta: (_cdiv({sizes['M']}, meta['BLOCK_M']), {self.grid[1]})"
+            return f"lambda meta: (_cdiv({extents['M']}, meta['BLOCK_M']), {self.grid[1]})"
         block = "BLOCK_SIZE" if self.kind == "pointwise" else "ROWS"
-        return f"lambda meta: (_cdiv({self.int_args[0][1]}, meta[{block!r}]),)"
+        return f"lambda meta: (_cdiv({sizes.source(self.int_args[0][1])}, meta[{block!r}]),)"
 
     def launch_options(self) -> dict:
         """``num_warps`` (and ``num_stages`` where set) for a launch without autotuning."""
         return {"num_warps": self.num_warps, **({"num_stages": self.num_stages} if self.num_stages else {})}
 
     def compile_constants(self) -> dict:
-        """Every ``tl.constexpr`` parameter: the sizes, then the block shape."""
-        return {**dict(self.int_args), **self.constexprs}
+        """Every ``tl.constexpr`` parameter: the static sizes, then the block shape."""
+        return {**{n: v for n, v in self.int_args if sizes.is_static(v)}, **self.constexprs}
 
 
 class _Scope:
@@ -120,8 +137,13 @@ class KernelEmitter:
         self.kernel, self.placed, self.name, self.fx_order = kernel, placed, name, fx_order
         self.space = kernel.space
         self.rows = self.space.is_rows
-        self.cfg = (config.rows_config(self.space.xnumel, self.space.rnumel) if self.rows
-                    else config.pointwise_config(self.space.xnumel))
+        x_hint, r_hint = sizes.hint(self.space.xnumel), sizes.hint(self.space.rnumel)
+        if not self.rows:
+            self.cfg = config.pointwise_config(x_hint)
+        elif sizes.is_static(self.space.rnumel):
+            self.cfg = config.rows_config(x_hint, r_hint)
+        else:
+            self.cfg = config.dynamic_rows_config(x_hint, r_hint)
         self.persistent = not self.rows or self.cfg["persistent"]
         self.var_names = {"x": "rows", "r": "cols"} if self.rows else {"x": "offsets"}
         self.var_sizes = {"x": self.space.xnumel, "r": self.space.rnumel}
@@ -132,7 +154,7 @@ class KernelEmitter:
         self.params: dict = {}            # buffer name -> Buffer loaded (pointer parameters)
         self.stores: dict = {}            # buffer name -> Buffer stored
         self.helpers: set = set()
-        self.taken = set(RESERVED) | {f"{n}_ptr" for n in self._buffer_names()}
+        self.taken = set(RESERVED) | {f"{n}_ptr" for n in self._buffer_names()} | {s.name for s in sizes.known_symbols()}
         self.covered: set = set(kernel.fx_nodes)
         self.reduced: dict = {}           # reduction member name -> variable
         self.loads_seen: dict = {}        # buffer name -> {index}
@@ -157,7 +179,8 @@ class KernelEmitter:
         an indirect load may divide a negative value only in lanes its mask turns off."""
         own = {v.name for v in index.variables()}
         want = own if shape_vars is None else shape_vars
-        offset = index.const if index.is_constant() else self.index_source(index, names, check=shape_vars is None)
+        offset = sizes.source(index.const) if index.is_constant() else self.index_source(index, names,
+                                                                                          check=shape_vars is None)
         text = f"{buffer.name}_ptr + {offset}"
         if not self.rows:
             return text + (" + tl.zeros_like(offsets)" if index.is_constant() else "")
@@ -319,8 +342,11 @@ class KernelEmitter:
                 self.store(member, member.value())
 
     def _pid(self) -> str:
-        big = max([self.space.xnumel * self.space.rnumel] + [b.extent for b in self._all_buffers()])
-        return "pid.to(tl.int64)" if big > config.INT32_LIMIT else "pid"
+        """int64 offsets past the int32 range; a symbolic extent within it is guarded to stay so."""
+        extents = [self.space.xnumel * self.space.rnumel] + [b.extent for b in self._all_buffers()]
+        fits = all(sizes.decide(sympy.Le(e, config.INT32_LIMIT)) if not sizes.is_static(e) else e <= config.INT32_LIMIT
+                   for e in extents)
+        return "pid" if fits else "pid.to(tl.int64)"
 
     def _all_buffers(self):
         return [m.comp.buffer for m in self.placed.values()]
@@ -469,15 +495,16 @@ class KernelEmitter:
         if self.rows:
             ints = [("n_rows", self.space.xnumel), ("n_cols", self.space.rnumel)]
             constexprs = {"ROWS": self.cfg["ROWS"], "COLS": self.cfg["COLS"]}
-            grid = (max(1, -(-self.space.xnumel // self.cfg["ROWS"])),)
         else:
             ints = [("n_elements", self.space.xnumel)]
             constexprs = {"BLOCK_SIZE": self.cfg["BLOCK_SIZE"]}
-            grid = (max(1, -(-self.space.xnumel // self.cfg["BLOCK_SIZE"])),)
+        grid = (sizes.blocks(self.space.xnumel, self.cfg["ROWS" if self.rows else "BLOCK_SIZE"]),)
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
+        used = sizes.symbols_read("\n".join(self.lines))
         params = [f"{b.name}_ptr" for b in pointers] + ([INDEX_ERROR_FLAG] if self.index_checks else []) + \
-            [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
+            [n if not sizes.is_static(v) else f"{n}: tl.constexpr" for n, v in ints] + \
+            [str(s) for s in used] + [f"{n}: tl.constexpr" for n in constexprs]
         header = [f"# fx nodes: {', '.join(fx_nodes)}",
                   f"# reads {_sizes(reads)}; writes {_sizes(writes)}"] + refusal_lines(self.kernel)
         if self.rows:
@@ -489,10 +516,11 @@ class KernelEmitter:
         source = "\n\n\n".join(['"""Generated by capture\'s Triton code generator."""\nimport triton\n'
                                 "import triton.language as tl"] + helpers + ["\n".join(kernel)]) + "\n"
         return KernelSource(self.name, source, pointers, ints, constexprs, grid, self.cfg["num_warps"],
-                            fx_nodes, reads, writes, tuple(self.index_checks))
+                            fx_nodes, reads, writes, tuple(self.index_checks), size_symbols=tuple(used))
 
     def traffic(self):
-        sizes = self.var_sizes
+        """Modeled bytes read and written (at this call's sizes where they are symbolic)."""
+        extents = self.var_sizes
         reads = {}
         for name, indices in self.loads_seen.items():
             buffer = self.params[name]
@@ -500,10 +528,10 @@ class KernelEmitter:
             for index in indices:
                 n = 1
                 for v in index.variables():
-                    n *= sizes.get(v.name, v.size)
+                    n *= sizes.hint(extents.get(v.name, v.size))
                 touched += n
-            reads[name] = min(touched, max(buffer.extent, 1)) * buffer.dtype.itemsize
-        writes = {name: buffer.nbytes for name, buffer in self.stores.items()}
+            reads[name] = min(touched, max(sizes.hint(buffer.extent), 1)) * buffer.dtype.itemsize
+        writes = {name: sizes.hint(buffer.nbytes) for name, buffer in self.stores.items()}
         return reads, writes
 
 

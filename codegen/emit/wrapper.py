@@ -7,7 +7,10 @@ One ``call(<graph inputs>)`` function per graph, straight-line code in schedule 
     fused_gelu[(1,)](addmm, gelu, 128, BLOCK_SIZE=128, num_warps=1)
     return (gelu,)
 
-Shapes are static (the front end guards them), so grids and sizes are literals.
+Static shapes are literals. With symbolic sizes (dynamic shapes) the wrapper first reads
+each size symbol from an input (``s0 = l_x.shape[0]``); buffers, grids and kernels' size
+arguments are then expressions of those (``torch.empty_strided((s0, 768), ...)``,
+``fused_gelu[(_cdiv(768*s0, 1024),)](..., 768*s0, s0, BLOCK_SIZE=1024, ...)``).
 Mutated inputs are written back with ``copy_`` after everything has read them.
 
 A kernel that reads through gathered indices (``codegen.lower.indirect``) also takes one
@@ -30,11 +33,13 @@ from __future__ import annotations
 import linecache
 import math
 
+import sympy
 import torch
 
 from codegen import config
 from codegen.lower.graph import ExternCall, GraphLowering
-from codegen.ir import BufferValue
+from codegen.ir import BufferValue, sizes
+from codegen.lower.registry import Unlowerable
 
 
 def _alias(base, size, stride, offset):
@@ -102,6 +107,8 @@ class WrapperCodegen:
             return self.view(value)
         if isinstance(value, bool) or value is None:
             return repr(value)
+        if isinstance(value, sympy.Expr):
+            return sizes.source(value)
         if isinstance(value, int):
             return repr(value)
         if isinstance(value, float):
@@ -121,7 +128,8 @@ class WrapperCodegen:
     def view(self, bv: BufferValue) -> str:
         if bv.is_whole_buffer():
             return bv.buffer.name
-        return f"_alias({bv.buffer.name}, {tuple(bv.shape)}, {tuple(bv.stride)}, {bv.offset})"
+        return (f"_alias({bv.buffer.name}, {sizes.tuple_source(bv.shape)}, {sizes.tuple_source(bv.stride)}, "
+                f"{sizes.source(bv.offset)})")
 
     def target(self, fn) -> str:
         if isinstance(fn, torch._ops.OpOverload):
@@ -135,7 +143,7 @@ class WrapperCodegen:
         self.lines.append(f"# {call.name}: extern ({call.reason})")
         if call.structure == "tensor":
             buffer = call.outputs[0]
-            self.lines.append(f"{buffer.name} = _check_layout({expr}, {buffer.shape}, {buffer.stride})")
+            self.lines.append(f"{buffer.name} = _check_layout({expr}, {_shape(buffer)}, {_stride(buffer)})")
             return
         result = self.graph.unique(f"{call.name}_result")
         self.lines.append(f"{result} = {expr}")
@@ -143,18 +151,21 @@ class WrapperCodegen:
         def unpack(structure, path):
             if isinstance(structure, BufferValue):
                 b = structure.buffer
-                self.lines.append(f"{b.name} = _check_layout({result}{path}, {b.shape}, {b.stride})")
+                self.lines.append(f"{b.name} = _check_layout({result}{path}, {_shape(b)}, {_stride(b)})")
             elif isinstance(structure, tuple):
                 for i, item in enumerate(structure):
                     unpack(item, f"{path}[{i}]")
         unpack(call.structure, "")
 
+    def allocate(self, buffer) -> None:
+        self.lines.append(f"{buffer.name} = torch.empty_strided({_shape(buffer)}, {_stride(buffer)}, "
+                          f"dtype={buffer.dtype}, device=_device)")
+
     def launch(self, kernel, source) -> None:
         for buffer in source.pointer_args:
             if buffer.kind == "computed" and buffer.name not in self.allocated:
                 self.allocated.add(buffer.name)
-                self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
-                                  f"dtype={buffer.dtype}, device=_device)")
+                self.allocate(buffer)
         kernel_fn = self.sources[id(kernel)][1]
         assert kernel_fn is not None
         args = [b.name for b in source.pointer_args]
@@ -163,7 +174,7 @@ class WrapperCodegen:
             flag = f"{self.index_errors}[{self.n_flags}]"
             self.n_flags += 1
             args.append(flag)
-        args += [str(v) for _, v in source.int_args]
+        args += [sizes.source(v) for _, v in source.int_args] + [str(s) for s in source.size_symbols]
         self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
         if self.autotune:
             configs = source.autotune_configs()
@@ -175,7 +186,7 @@ class WrapperCodegen:
         else:
             self.namespace[source.name] = kernel_fn
             args += [f"{k}={v}" for k, v in {**source.constexprs, **source.launch_options()}.items()]
-            grid = str(source.grid)
+            grid = source.grid_source()
         args += [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
         launch = f"{source.name}[{grid}]({', '.join(args)})"
         empty = any(v == 0 for _, v in source.int_args)
@@ -190,6 +201,20 @@ class WrapperCodegen:
         if n_checking:
             self.index_errors = self.graph.unique("index_errors")
             self.lines.append(f"{self.index_errors} = torch.zeros(({n_checking},), dtype=torch.int32, device=_device)")
+
+    def bind_sizes(self) -> None:
+        """Read every size symbol from the first input dimension that is exactly it."""
+        needed = set(sizes.known_symbols())
+        for buffer in self.graph.inputs:
+            for dim, size in enumerate(buffer.shape):
+                if size in needed:
+                    self.lines.append(f"{size} = {buffer.name}.shape[{dim}]")
+                    needed.discard(size)
+        used = set()
+        for buffer in list(self.graph.inputs) + [b for n in self.graph.nodes for b in _buffers_of(n)]:
+            used |= sizes.symbols(list(buffer.shape) + list(buffer.stride))
+        if used & needed:
+            raise Unlowerable(f"size symbols {sorted(map(str, used & needed))} are not an input's size")
 
     def outputs(self) -> str:
         parts = []
@@ -206,9 +231,9 @@ class WrapperCodegen:
         from codegen.schedule.scheduler import Kernel
         kernels = [item for item in self.items if isinstance(item, Kernel)]
         self.error_flags(kernels)
+        self.bind_sizes()
         for buffer in self.graph.empty_buffers:
-            self.lines.append(f"{buffer.name} = torch.empty_strided({buffer.shape}, {buffer.stride}, "
-                              f"dtype={buffer.dtype}, device=_device)")
+            self.allocate(buffer)
         for item in self.items:
             if isinstance(item, Kernel):
                 self.launch(item, self.sources[id(item)][0])
@@ -222,6 +247,18 @@ class WrapperCodegen:
         params = ", ".join(b.name for b in self.graph.inputs)
         source = f"def {name}({params}):\n" + "\n".join("    " + line for line in self.lines) + "\n"
         return source, self.namespace
+
+
+def _shape(buffer) -> str:
+    return sizes.tuple_source(buffer.shape)
+
+
+def _stride(buffer) -> str:
+    return sizes.tuple_source(buffer.stride)
+
+
+def _buffers_of(node) -> list:
+    return list(node.outputs) if isinstance(node, ExternCall) else [node.buffer]
 
 
 def compile_wrapper(source: str, namespace: dict, name: str = "call", filename: str = "<capture wrapper>"):

@@ -14,6 +14,11 @@ comes out as ``C*i0 + i1`` rather than a tower of divisions:
 * ``e // d = 0`` and ``e % d = e`` when ``0 <= e < d``;
 * ``c*a*(e // a) + c*(e % a) = c*e`` and ``c*a*((e // a) % b) + c*(e % a) = c*(e % (a*b))``.
 
+Sizes may be symbolic (``codegen.ir.sizes``): a variable's size, a coefficient, a
+divisor or the constant can be a sympy expression over the trace's size symbols. A
+simplification then applies only where its condition is *provable* for every size;
+otherwise the ``//`` or ``%`` stays (correct, just less simple).
+
 Division and modulo follow Python (floor) semantics; emitted code only uses them on
 non-negative operands, where Triton's C semantics agree (``to_source`` checks this).
 
@@ -25,8 +30,13 @@ to that range, so an out-of-range index reads 0 instead of faulting.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterable, Mapping
+
+import sympy
+from torch.utils._sympy import functions as F
+
+from codegen.ir import sizes
+from codegen.ir.sizes import le, lt
 
 
 class Atom:
@@ -37,11 +47,11 @@ class Var(Atom):
     """A loop variable taking the values ``0 .. size-1``."""
     __slots__ = ("name", "size")
 
-    def __init__(self, name: str, size: int):
-        self.name, self.size = name, int(size)
+    def __init__(self, name: str, size):
+        self.name, self.size = name, sizes.of(size)
 
     def _key(self):
-        return ("var", self.name, self.size)
+        return ("var", self.name, sizes.sort_key(self.size))
 
     def bounds(self):
         return 0, self.size - 1
@@ -64,11 +74,11 @@ class FloorDiv(Atom):
         self._hash = hash(("div", expr, divisor))
 
     def _key(self):
-        return ("div", self.expr.sort_key(), self.divisor)
+        return ("div", self.expr.sort_key(), sizes.sort_key(self.divisor))
 
     def bounds(self):
         lo, hi = self.expr.bounds()
-        return lo // self.divisor, hi // self.divisor
+        return _floor(lo, self.divisor), _floor(hi, self.divisor)
 
     def __eq__(self, other):
         return isinstance(other, FloorDiv) and self.divisor == other.divisor and self.expr == other.expr
@@ -88,12 +98,12 @@ class Mod(Atom):
         self._hash = hash(("mod", expr, divisor))
 
     def _key(self):
-        return ("mod", self.expr.sort_key(), self.divisor)
+        return ("mod", self.expr.sort_key(), sizes.sort_key(self.divisor))
 
     def bounds(self):
         lo, hi = self.expr.bounds()
-        if lo >= 0:
-            return 0, min(self.divisor - 1, hi)
+        if le(0, lo) and le(hi, self.divisor - 1):
+            return 0, hi
         return 0, self.divisor - 1
 
     def __eq__(self, other):
@@ -113,14 +123,14 @@ class Gathered(Atom):
     so masks and loop levels treat it like those variables."""
     __slots__ = ("value", "size", "deps", "_hash", "_sort")
 
-    def __init__(self, value, size: int, deps):
-        self.value, self.size, self.deps = value, int(size), frozenset(deps)
+    def __init__(self, value, size, deps):
+        self.value, self.size, self.deps = value, sizes.of(size), frozenset(deps)
         self._hash = hash(("gathered", value, self.size))
         self._sort = None
 
     def _key(self):
         if self._sort is None:                  # deterministic: the expression's structure
-            self._sort = ("gathered", repr(self.value), self.size)
+            self._sort = ("gathered", repr(self.value), sizes.sort_key(self.size))
         return self._sort
 
     def bounds(self):
@@ -141,9 +151,9 @@ class Index:
     __slots__ = ("terms", "const", "_hash")
 
     def __init__(self, terms: Mapping[Atom, int] | None = None, const: int = 0):
-        items = {a: int(c) for a, c in (terms or {}).items() if c != 0}
+        items = {a: sizes.of(c) for a, c in (terms or {}).items() if c != 0}
         self.terms = dict(sorted(items.items(), key=lambda kv: kv[0]._key()))
-        self.const = int(const)
+        self.const = sizes.of(const)
         self._hash = hash((tuple(self.terms.items()), self.const))
 
     # ---------------------------------------------------------------- construction
@@ -153,7 +163,7 @@ class Index:
             return value
         if isinstance(value, Atom):
             return Index({value: 1})
-        if isinstance(value, int):
+        if isinstance(value, (int, sympy.Expr)):
             return Index({}, value)
         raise TypeError(f"not an index: {value!r}")
 
@@ -169,30 +179,41 @@ class Index:
     def __sub__(self, other):
         return self + Index.of(other) * -1
 
-    def __mul__(self, k: int):
-        if not isinstance(k, int):
-            raise TypeError("indices are only scaled by integer constants")
+    def __mul__(self, k):
+        if not isinstance(k, (int, sympy.Expr)):
+            raise TypeError("indices are only scaled by integer sizes")
         return Index({a: c * k for a, c in self.terms.items()}, self.const * k)
 
     __rmul__ = __mul__
 
-    def __floordiv__(self, d: int):
+    def __floordiv__(self, d):
         return floordiv(self, d)
 
-    def __mod__(self, d: int):
+    def __mod__(self, d):
         return mod(self, d)
 
     # ---------------------------------------------------------------- queries
     def is_constant(self) -> bool:
         return not self.terms
 
+    def symbols(self) -> set:
+        """The size symbols the printed index reads (coefficients, divisors, constant)."""
+        found = sizes.symbols(self.const)
+        for atom, coef in self.terms.items():
+            found |= sizes.symbols(coef)
+            if isinstance(atom, (FloorDiv, Mod)):
+                found |= sizes.symbols(atom.divisor) | atom.expr.symbols()
+        return found
+
     def bounds(self) -> tuple[int, int]:
         lo = hi = self.const
         for atom, coef in self.terms.items():
             a_lo, a_hi = atom.bounds()
-            lo += min(coef * a_lo, coef * a_hi)
-            hi += max(coef * a_lo, coef * a_hi)
-        return lo, hi
+            if sizes.sign(coef) > 0:
+                lo, hi = lo + coef * a_lo, hi + coef * a_hi
+            else:
+                lo, hi = lo + coef * a_hi, hi + coef * a_lo
+        return sizes.of(lo), sizes.of(hi)
 
     def variables(self) -> set:
         found = set()
@@ -222,7 +243,7 @@ class Index:
         return None
 
     def sort_key(self):
-        return (tuple((a._key(), c) for a, c in self.terms.items()), self.const)
+        return (tuple((a._key(), sizes.sort_key(c)) for a, c in self.terms.items()), sizes.sort_key(self.const))
 
     def evaluate(self, env: Mapping[str, int]) -> int:
         total = self.const
@@ -269,75 +290,103 @@ def const(value: int) -> Index:
     return Index({}, value)
 
 
-def var(name: str, size: int) -> Index:
+def var(name: str, size) -> Index:
     return Index({Var(name, size): 1})
+
+
+def _floor(a, d):
+    """``a // d`` for bounds (sympy's floor where symbolic)."""
+    if isinstance(a, int) and isinstance(d, int):
+        return a // d
+    return sizes.of(F.FloorDiv(sympy.sympify(a), sympy.sympify(d)))
 
 
 # --------------------------------------------------------------------------- simplification
 
 
-def _split(expr: Index, d: int):
+def _split(expr: Index, d):
     """(quotient part q, remainder r) with ``expr = d*q + r``, coefficients taken whole."""
     q_terms, r_terms = {}, {}
     for atom, coef in expr.terms.items():
-        (q_terms if coef % d == 0 else r_terms)[atom] = coef // d if coef % d == 0 else coef
-    q_const, r_const = divmod(expr.const, d)
+        if sizes.divides(d, coef):
+            q_terms[atom] = sizes.quotient(coef, d)
+        else:
+            r_terms[atom] = coef
+    c = expr.const
+    if isinstance(c, int) and isinstance(d, int):
+        q_const, r_const = divmod(c, d)
+    elif sizes.divides(d, c):
+        q_const, r_const = sizes.quotient(c, d), 0
+    else:
+        q_const, r_const = 0, c
     return Index(q_terms, q_const), Index(r_terms, r_const)
 
 
-def _small_split(expr: Index, d: int):
+def _small_split(expr: Index, d):
     """Yield (g, big/g, small) with g | d, expr = big + small, 0 <= small < g, big divisible by g."""
-    candidates = sorted({math.gcd(coef, d) for coef in expr.terms.values()} - {1, d}, reverse=True)
+    found = {sizes.gcd(coef, d) for coef in expr.terms.values()} - {1, d}
+    candidates = sorted(found, key=lambda g: (not sizes.is_static(g), g if sizes.is_static(g) else 0, str(g)),
+                        reverse=True)
     for g in candidates:
-        big = {a: c // g for a, c in expr.terms.items() if c % g == 0}
-        small = Index({a: c for a, c in expr.terms.items() if c % g}, expr.const)
+        big = {a: sizes.quotient(c, g) for a, c in expr.terms.items() if sizes.divides(g, c)}
+        small = Index({a: c for a, c in expr.terms.items() if not sizes.divides(g, c)}, expr.const)
         lo, hi = small.bounds()
-        if big and 0 <= lo and hi < g:
+        if big and le(0, lo) and lt(hi, g):
             yield g, Index(big), small
 
 
-def floordiv(expr, d: int) -> Index:
-    expr = Index.of(expr)
-    if d <= 0:
-        raise ValueError("index division by a non-positive constant")
+def _check_divisor(d, what):
+    if sizes.is_static(d) and d <= 0:
+        raise ValueError(f"index {what} by a non-positive constant")
+
+
+def floordiv(expr, d) -> Index:
+    expr, d = Index.of(expr), sizes.of(d)
+    _check_divisor(d, "division")
     if d == 1:
         return expr
     lo, hi = expr.bounds()
-    if lo >= 0 and lo // d == hi // d:
-        return const(lo // d)
+    if sizes.is_static(lo) and sizes.is_static(hi) and sizes.is_static(d):
+        if lo >= 0 and lo // d == hi // d:
+            return const(lo // d)
+    elif le(0, lo) and lt(hi, d):
+        return const(0)
     q, r = _split(expr, d)
-    if not q.is_constant() or q.const:
-        if r.is_constant():
+    if not q.is_constant() or q.const != 0:
+        if not r.is_constant():
+            return q + floordiv(r, d)
+        if sizes.is_static(r.const) and sizes.is_static(d):
             return q + r.const // d
-        return q + floordiv(r, d)
+        if le(0, r.const) and lt(r.const, d):
+            return q
+        return Index({FloorDiv(expr, d): 1})
     for g, big, small in _small_split(expr, d):
-        return floordiv(big, d // g)
+        return floordiv(big, sizes.quotient(d, g))
     if len(expr.terms) == 1 and expr.const == 0:
         (atom, coef), = expr.terms.items()
         if coef == 1 and isinstance(atom, FloorDiv):
             return floordiv(atom.expr, atom.divisor * d)
-        if coef == 1 and isinstance(atom, Mod) and atom.divisor % d == 0:
-            return mod(floordiv(atom.expr, d), atom.divisor // d)
+        if coef == 1 and isinstance(atom, Mod) and sizes.divides(d, atom.divisor):
+            return mod(floordiv(atom.expr, d), sizes.quotient(atom.divisor, d))
     return Index({FloorDiv(expr, d): 1})
 
 
-def mod(expr, d: int) -> Index:
-    expr = Index.of(expr)
-    if d <= 0:
-        raise ValueError("index modulo by a non-positive constant")
+def mod(expr, d) -> Index:
+    expr, d = Index.of(expr), sizes.of(d)
+    _check_divisor(d, "modulo")
     if d == 1:
         return const(0)
     lo, hi = expr.bounds()
-    if lo >= 0 and hi < d:
+    if le(0, lo) and lt(hi, d):
         return expr
     _, r = _split(expr, d)
     if r != expr:
         return mod(r, d)
     for g, big, small in _small_split(expr, d):
-        return mod(big, d // g) * g + small
+        return mod(big, sizes.quotient(d, g)) * g + small
     if len(expr.terms) == 1 and expr.const == 0:
         (atom, coef), = expr.terms.items()
-        if coef == 1 and isinstance(atom, Mod) and atom.divisor % d == 0:
+        if coef == 1 and isinstance(atom, Mod) and sizes.divides(d, atom.divisor):
             return mod(atom.expr, d)
     return Index({Mod(expr, d): 1})
 
@@ -377,11 +426,12 @@ def _combine(expr: Index) -> Index:
 # --------------------------------------------------------------------------- views
 
 
-def contiguous_strides(shape: Iterable[int]) -> list[int]:
+def contiguous_strides(shape: Iterable[int]) -> list:
     strides, acc = [], 1
     for size in reversed(list(shape)):
         strides.append(acc)
-        acc *= max(int(size), 1)
+        size = sizes.of(size)
+        acc *= max(size, 1) if sizes.is_static(size) else size
     return strides[::-1]
 
 
@@ -397,14 +447,14 @@ def unflatten(linear: Index, shape: list[int]) -> list[Index]:
     """Per-dimension indices of a row-major linear position in ``shape``."""
     out = []
     for size, stride in zip(shape, contiguous_strides(shape)):
-        out.append(const(0) if size <= 1 else mod(floordiv(linear, stride), size))
+        out.append(const(0) if sizes.is_static(size) and size <= 1 else mod(floordiv(linear, stride), size))
     return out
 
 
 def strided_offset(index: list[Index], strides: list[int], offset: int = 0) -> Index:
     total = const(offset)
     for idx, stride in zip(index, strides):
-        total = total + idx * int(stride)
+        total = total + idx * sizes.of(stride)
     return total
 
 
@@ -423,9 +473,9 @@ def to_source(expr: Index, names: Mapping[str, str] | None = None, check: bool =
         elif coef == -1:
             parts.append(f"-{text}")
         else:
-            parts.append(f"{coef}*{text}")
-    if expr.const or not parts:
-        parts.append(str(expr.const))
+            parts.append(f"{_factor(coef)}*{text}")
+    if expr.const != 0 or not parts:
+        parts.append(sizes.source(expr.const))
     source = " + ".join(parts)
     return source.replace("+ -", "- ")
 
@@ -435,10 +485,16 @@ def _atom_source(atom, names, check) -> str:
         return names.get(atom.name, atom.name)
     if isinstance(atom, Gathered):
         return names[atom] if atom in names else repr(atom)
-    if check and atom.expr.bounds()[0] < 0:
+    if check and not le(0, atom.expr.bounds()[0]):
         raise ValueError(f"index {atom!r} divides a possibly negative value")
     inner = to_source(atom.expr, names, check)
     op = "//" if isinstance(atom, FloorDiv) else "%"
-    if len(atom.expr.terms) + (1 if atom.expr.const else 0) > 1:
+    if len(atom.expr.terms) + (1 if atom.expr.const != 0 else 0) > 1:
         inner = f"({inner})"
-    return f"({inner} {op} {atom.divisor})"
+    return f"({inner} {op} {_factor(atom.divisor)})"
+
+
+def _factor(size) -> str:
+    """A coefficient or divisor as a factor: a symbolic one in parentheses unless a symbol."""
+    text = sizes.source(size)
+    return text if sizes.is_static(size) or isinstance(size, sympy.Symbol) else f"({text})"

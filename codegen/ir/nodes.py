@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.ir.indexing import Index
 
 
@@ -208,6 +208,14 @@ class IndexCheck(Expr):
         return f"check({self.value!r}, {list(self.tests)!r}{extra})"
 
 
+def size_value(n, dtype: torch.dtype) -> Expr:
+    """A size used as data (a mean's count): a constant if static, else the size's value
+    (an ``IndexValue`` of the symbolic constant, printed as its expression) converted."""
+    if sizes.is_static(n):
+        return Const(n, dtype)
+    return Op("to", [IndexValue(indexing.const(n), torch.int64)], dtype, (dtype,))
+
+
 def in_range(atoms) -> list:
     """One bool ``in_range`` Op per ``Gathered`` atom: true where it is in ``0 .. size-1``.
     A load's mask and its op's ``IndexCheck`` share them (hash-consing)."""
@@ -307,7 +315,7 @@ class Lazy(TensorValue):
     """A value computed on demand from its index: ``fn(index) -> Expr``."""
 
     def __init__(self, shape, dtype, fn: Callable[[list], Expr]):
-        self.shape, self.dtype, self.fn = tuple(int(s) for s in shape), dtype, fn
+        self.shape, self.dtype, self.fn = tuple(sizes.of(s) for s in shape), dtype, fn
         self._memo: dict = {}
 
     def load(self, index):

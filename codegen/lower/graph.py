@@ -17,9 +17,10 @@ import operator
 
 import torch
 from torch import fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
 from codegen import config
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, Load, Op, TensorValue, as_buffer_view,
                         compute_dtype, fresh_index, unique_name, walk)
 from codegen.lower import attention
@@ -85,20 +86,22 @@ class GraphLowering:
         self.mutations: list = []        # (input Buffer, BufferValue)
         self.fallbacks: list = []        # (fx node name, target, reason)
         self.empty_buffers: list = []    # computed buffers with no elements
+        self.symbolic = fx_graph_has_symbols(gm)   # sizes are sympy expressions (codegen.ir.sizes)
 
     # ---------------------------------------------------------------- names, buffers
     def unique(self, name: str) -> str:
         return unique_name(name, self.names)
 
     def new_buffer(self, name, shape, dtype, stride=None, kind="computed") -> Buffer:
-        shape = tuple(int(s) for s in shape)
-        stride = tuple(stride) if stride is not None else tuple(indexing.contiguous_strides(shape))
+        shape = tuple(sizes.of(s) for s in shape)
+        stride = tuple(sizes.of(s) for s in stride) if stride is not None else tuple(indexing.contiguous_strides(shape))
         return Buffer(self.unique(name), shape, stride, dtype, kind)
 
     # ---------------------------------------------------------------- driver
     def run(self) -> "GraphLowering":
         placeholders = iter(self.example_inputs)
-        fused = attention.match(self.gm) if "attention" in self.templates else {}
+        # the fused attention template is generated for static sizes only (yet)
+        fused = attention.match(self.gm) if "attention" in self.templates and not self.symbolic else {}
         deferred = {n: out for out, m in fused.items() for n in m.internal}    # lowered only if not fused
         for node in self.gm.graph.nodes:
             if node in deferred:
@@ -124,8 +127,11 @@ class GraphLowering:
         return self
 
     def _placeholder(self, node, example):
-        buffer = Buffer(self.unique(node.name), tuple(example.shape), tuple(example.stride()),
-                        example.dtype, "input")
+        val = node.meta.get("val")         # symbolic sizes (dynamic shapes) are in the fake tensor
+        if isinstance(val, torch.Tensor) and val.dim() == example.dim() and val.dtype == example.dtype:
+            example = val
+        buffer = Buffer(self.unique(node.name), tuple(sizes.of(s) for s in example.shape),
+                        tuple(sizes.of(s) for s in example.stride()), example.dtype, "input")
         self.inputs.append(buffer)
         return BufferValue(buffer)
 
@@ -139,8 +145,11 @@ class GraphLowering:
         return BufferValue(buffer)
 
     def _call(self, node):
-        if _data_dependent(node.meta.get("val")):
+        val = node.meta.get("val")
+        if _data_dependent(val):
             raise Unlowerable(f"the shape of {node.name} ({node.target}) depends on data")
+        if isinstance(val, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            return _size_value(node, val)          # sym_size and arithmetic on sizes
         args, kwargs = self._lowered(node.args), self._lowered(node.kwargs)
         if node.target is aten.copy_.default and node.args[0].op == "placeholder":
             return self._mutation(node, args[0], args[1])
@@ -154,6 +163,11 @@ class GraphLowering:
             except Unlowerable as e:
                 del self.nodes[mark:]
                 reason = str(e)
+            except (sizes.SymbolicSizeError, TypeError) as e:
+                if not self.symbolic or not _symbolic_failure(e):
+                    raise
+                del self.nodes[mark:]
+                reason = f"not generated for symbolic sizes yet ({e})"
             else:
                 if _needs_realize(node, value):
                     value = self.realize(value, node.name, [node.name], node)
@@ -308,10 +322,30 @@ def _broadcast_cast(source, target):
     return load
 
 
+def _size_value(node, val):
+    """A size the graph computes (``aten.sym_size.int``, arithmetic on sizes) as the IR's size."""
+    try:
+        return sizes.of(val)
+    except sizes.SymbolicSizeError as e:
+        raise Unlowerable(f"{node.name}: {e}") from None
+
+
+def _symbolic_failure(error) -> bool:
+    """A rule that compared or converted a symbolic size it cannot decide on."""
+    text = str(error)
+    return isinstance(error, sizes.SymbolicSizeError) or any(
+        word in text.lower() for word in ("relational", "symbol", "expression"))
+
+
+def fx_graph_has_symbols(gm) -> bool:
+    return any(isinstance(n.meta.get("val"), torch.Tensor) and sizes.symbols(
+        [sizes.of(s) for s in n.meta["val"].shape]) for n in gm.graph.nodes if n.op == "placeholder")
+
+
 def _data_dependent(val) -> bool:
-    """A result whose shape is symbolic (boolean-mask indexing, nonzero): no static kernel."""
+    """A result whose shape depends on data (boolean-mask indexing, nonzero): no kernel."""
     if isinstance(val, torch.Tensor):
-        return any(not isinstance(s, int) for s in val.shape)
+        return bool(free_unbacked_symbols(val))
     if isinstance(val, (tuple, list)):
         return any(_data_dependent(v) for v in val)
     return False
@@ -335,11 +369,11 @@ def _needs_realize(node, value) -> bool:
     expr = value.load(fresh_index(value.shape))
     nodes = walk(expr)
     ops = sum(1 for e in nodes if isinstance(e, Op))
-    numel = max(1, math.prod(value.shape))
+    numel = max(1, math.prod(sizes.hint(s) for s in value.shape))
     reads = {}
     for load in (e for e in nodes if isinstance(e, Load)):
         # the fraction of the output's elements this input has (a broadcast bias: ~0)
-        reach = math.prod(v.size for v in load.index.variables())     # gathered: its deps too
+        reach = math.prod(sizes.hint(v.size) for v in load.index.variables())     # gathered: its deps too
         reads[load.buffer.name] = max(reads.get(load.buffer.name, 0), min(1.0, reach / numel))
     return not config.recompute_in_consumers(sum(reads.values()), ops)
 
@@ -359,7 +393,7 @@ def library_layouts(node, device) -> dict:
 
 
 def _channels_last(shape) -> tuple:
-    n, c, h, w = (int(s) for s in shape)
+    n, c, h, w = (sizes.of(s) for s in shape)
     return (h * w * c, 1, w * c, c)
 
 
@@ -369,21 +403,27 @@ def _strides_match(shape, stride, wanted) -> bool:
 
 def _same_layout(bv: BufferValue, val) -> bool:
     """Same strides as eager's tensor (dimensions of size 1 do not matter)."""
-    if not isinstance(val, torch.Tensor) or tuple(val.shape) != tuple(bv.shape):
+    if not isinstance(val, torch.Tensor) or _shape(val) != tuple(bv.shape):
         return True
-    return all(s == 1 or a == b for s, a, b in zip(bv.shape, bv.stride, val.stride()))
+    return all(s == 1 or a == sizes.of(b) for s, a, b in zip(bv.shape, bv.stride, val.stride()))
+
+
+def _shape(val) -> tuple:
+    return tuple(sizes.of(s) for s in val.shape)
 
 
 def _eager_strides(node, shape):
     val = node.meta.get("val") if node is not None else None
-    if isinstance(val, torch.Tensor) and tuple(val.shape) == tuple(shape) and _dense(val.shape, val.stride()):
-        return tuple(val.stride())
+    if isinstance(val, torch.Tensor) and _shape(val) == tuple(shape):
+        stride = tuple(sizes.of(s) for s in val.stride())
+        if _dense(_shape(val), stride):
+            return stride
     return None
 
 
 def _dense(shape, stride) -> bool:
     """Non-overlapping and dense: some permutation of the dims is contiguous."""
-    dims = sorted((st, s) for s, st in zip(shape, stride) if s != 1)
+    dims = sorted(((st, s) for s, st in zip(shape, stride) if s != 1), key=lambda p: (sizes.hint(p[0]), sizes.hint(p[1])))
     expected = 1
     for st, s in dims:
         if st != expected:

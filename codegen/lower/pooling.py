@@ -19,7 +19,7 @@ import math
 import torch
 
 from codegen import config
-from codegen.ir import Const, IndexValue, Lazy, Op, compute_dtype, guarded
+from codegen.ir import Const, IndexValue, Lazy, Op, compute_dtype, guarded, sizes
 from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled
 
 aten = torch.ops.aten
@@ -61,7 +61,7 @@ def _max_pool2d(g, node, a, kernel_size, stride=(), padding=0, dilation=1, ceil_
     val = node.meta.get("val")
     if not isinstance(val, (tuple, list)) or len(val) != 2:
         raise Unlowerable("max_pool2d_with_indices without tuple metadata")
-    shape, dtype = tuple(int(s) for s in val[0].shape), val[0].dtype
+    shape, dtype = tuple(sizes.of(s) for s in val[0].shape), val[0].dtype
     if not dtype.is_floating_point or a.ndim not in (3, 4):
         raise Unlowerable(f"max_pool2d of a {a.ndim}-d {dtype} tensor")
     (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride, kernel_size)

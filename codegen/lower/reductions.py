@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from codegen.ir import Const, Lazy, Op, compute_dtype, reduction_output_index
+import sympy
+
+from codegen.ir import Const, Lazy, Op, compute_dtype, reduction_output_index, size_value, sizes
 from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled, out_meta
 
 aten = torch.ops.aten
@@ -34,6 +36,15 @@ def _count(a, dims) -> int:
     for d in dims:
         n *= a.shape[d]
     return n
+
+
+def _corrected(n, correction):
+    """``max(n - correction, 0)``: a variance's divisor."""
+    if sizes.is_static(n):
+        return max(n - correction, 0)
+    if not sizes.provable(sympy.Ge(n, correction)):
+        raise sizes.SymbolicSizeError(f"a variance's divisor {n} - {correction} may be negative")
+    return n - correction
 
 
 def _accumulator(dtype: torch.dtype) -> torch.dtype:
@@ -147,7 +158,7 @@ def _divided(node, total, n, shape, dtype):
     compute = compute_dtype(dtype)
 
     def body(index):
-        value = Op("truediv", [cast(total.load(index), compute), Const(float(n), compute)], compute)
+        value = Op("truediv", [cast(total.load(index), compute), size_value(n, compute)], compute)
         return labeled(cast(value, dtype), node)
     return Lazy(shape, dtype, body)
 
@@ -173,7 +184,7 @@ def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
     total = g.reduce(node, a, dims, "sum", keepdim, acc, acc, name=f"{node.name}_sum")
 
     def mean_at(index):          # index over the reduced output
-        return Op("truediv", [total.load(index), Const(float(n), acc)], acc, label=f"{node.name}_mean")
+        return Op("truediv", [total.load(index), size_value(n, acc)], acc, label=f"{node.name}_mean")
 
     def squared_deviation(full):  # index over the input
         out = reduction_output_index(full, dims, keepdim)
@@ -181,10 +192,10 @@ def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
         return Op("mul", [deviation, deviation], acc)
     squares = Lazy(a.shape, acc, squared_deviation)
     ssd = g.reduce(node, squares, dims, "sum", keepdim, acc, acc, name=f"{node.name}_ssd")
-    divisor = max(n - (1 if correction is None else correction), 0)
+    divisor = _corrected(n, 1 if correction is None else correction)
 
     def var_body(index):
-        value = Op("truediv", [ssd.load(index), Const(float(divisor), acc)], acc, label=f"{node.name}_var")
+        value = Op("truediv", [ssd.load(index), size_value(divisor, acc)], acc, label=f"{node.name}_var")
         return cast(value, dtype)
 
     def mean_body(index):

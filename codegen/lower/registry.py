@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.ir import Const, Expr, Lazy, Op, TensorValue, compute_dtype
 
 aten = torch.ops.aten
@@ -66,7 +66,7 @@ def out_meta(node):
         raise Unlowerable("no tensor metadata on the node")
     if val.dtype not in SUPPORTED_DTYPES:
         raise Unlowerable(f"dtype {val.dtype} is not generated")
-    return tuple(int(s) for s in val.shape), val.dtype
+    return tuple(sizes.of(s) for s in val.shape), val.dtype
 
 
 def arg_meta(node, i):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.ir import BufferValue, Lazy, TensorValue
 from codegen.lower.registry import RuleTable, Unlowerable, out_meta
 
@@ -29,7 +29,7 @@ def reshape(base: TensorValue, shape) -> TensorValue:
     """``base`` viewed as ``shape``. A strided buffer that torch could view gets new
     strides; otherwise only the dims that do not line up are flattened and unflattened
     (``[B, T, C] -> [B*T, C]`` touches B and T, never C)."""
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(sizes.of(s) for s in shape)
     if shape == tuple(base.shape):
         return base
     if isinstance(base, BufferValue):
@@ -51,7 +51,12 @@ def reshape(base: TensorValue, shape) -> TensorValue:
 
 
 def _view_strides(base: BufferValue, shape):
-    """The strides torch's ``view`` would give, or None if it would need a copy."""
+    """The strides torch's ``view`` would give, or None if it would need a copy (or, with
+    symbolic sizes, unless the buffer is contiguous: then the view is too)."""
+    if sizes.symbols(list(base.shape) + list(base.stride) + list(shape)):
+        if tuple(base.stride) == tuple(indexing.contiguous_strides(base.shape)):
+            return tuple(indexing.contiguous_strides(shape))
+        return None
     try:
         return tuple(torch.empty_strided(base.shape, base.stride, device="meta").view(shape).stride())
     except RuntimeError:
@@ -72,7 +77,9 @@ def _aligned_groups(old: list, new: list) -> list:
             p_new *= new[j]
             j += 1
         while p_old != p_new:
-            if p_old < p_new:
+            if i >= len(old) and j >= len(new):
+                raise sizes.SymbolicSizeError(f"no common dims of {old} and {new}")
+            if j >= len(new) or (i < len(old) and sizes.hint(p_old) < sizes.hint(p_new)):
                 old_dims.append(i)
                 p_old *= old[i]
                 i += 1

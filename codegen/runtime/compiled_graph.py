@@ -36,6 +36,7 @@ class CompiledGraph:
         self._lifted = ()
         self._output_kind = "tuple"
         self._ran = False
+        self.generated_calls = 0             # calls that ran the generated code (not the captured graph)
 
     def install(self, call, lowering, decomposed, kernels, wrapper_source, stats) -> None:
         """Use the generated wrapper ``call`` from now on."""
@@ -69,7 +70,9 @@ class CompiledGraph:
             return self.gm(*args)
         if not self._ran:
             return self._first_call(args, lifted)
-        return self._outputs(self._call(*args, *lifted))
+        outs = self._call(*args, *lifted)
+        self.generated_calls += 1
+        return self._outputs(outs)
 
     def _first_call(self, args, lifted):
         """Kernels compile on their first launch: if that fails, run as captured from now on."""
@@ -81,6 +84,7 @@ class CompiledGraph:
             self.run_eagerly(f"generated code failed on its first call: {type(e).__name__}: {e}", internal=True)
             return self.gm(*args)
         self._ran = True
+        self.generated_calls += 1
         return self._outputs(outs)
 
     def _outputs(self, outs):

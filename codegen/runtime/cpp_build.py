@@ -171,10 +171,11 @@ def _compile(source: str, path, tools: Toolchain) -> None:
                 os.unlink(leftover)
 
 
-def bind(lib, name: str, n_pointers: int):
-    """The kernel ``name`` of ``lib`` as a ctypes function of ``n_pointers`` addresses."""
+def bind(lib, name: str, n_pointers: int, n_sizes: int = 0):
+    """The kernel ``name`` of ``lib`` as a ctypes function of ``n_pointers`` addresses
+    and then ``n_sizes`` 64-bit sizes (symbolic sizes of a dynamic-shape graph)."""
     fn = getattr(lib, name)
-    fn.argtypes = [ctypes.c_void_p] * n_pointers
+    fn.argtypes = [ctypes.c_void_p] * n_pointers + [ctypes.c_int64] * n_sizes
     fn.restype = ctypes.c_int64
     return fn
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 
 from codegen import config
-from codegen.ir import indexing
+from codegen.ir import indexing, sizes
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
 from codegen.schedule import naming
@@ -59,13 +59,18 @@ class Space:
     def matmul_variables(self) -> list:
         """b, m, n (b is 0 when there is one batch)."""
         batch, m, n, _ = self.matmul
-        return [indexing.var("b", batch) if batch > 1 else indexing.const(0), indexing.var("m", m),
+        return [indexing.var("b", batch) if varies(batch) else indexing.const(0), indexing.var("m", m),
                 indexing.var("n", n)]
 
     def variables(self):
-        x = indexing.var("x", self.xnumel) if self.xnumel > 1 else indexing.const(0)
-        r = indexing.var("r", self.rnumel) if self.rnumel > 1 else indexing.const(0)
+        x = indexing.var("x", self.xnumel) if varies(self.xnumel) else indexing.const(0)
+        r = indexing.var("r", self.rnumel) if varies(self.rnumel) else indexing.const(0)
         return x, r
+
+
+def varies(size) -> bool:
+    """A loop over ``size`` needs a variable (a symbolic size does: it is at least 2)."""
+    return not sizes.is_static(size) or size > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +96,9 @@ class Kernel:
         return [name for m in self.members for name in m.fx_nodes]
 
 
-def _product(sizes) -> int:
+def _product(values) -> int:
     n = 1
-    for s in sizes:
+    for s in values:
         n *= s
     return n
 
@@ -139,8 +144,8 @@ def _matmul_member_index(comp: Computation, space: Space):
         return "template", (variables if len(comp.buffer.shape) == 3 else variables[1:])
     if comp.is_reduction or comp.buffer.numel != space.xnumel:
         return None
-    sizes = [s for s in space.matmul[:3] if s != 1]
-    groups = _group(comp.buffer.shape, sizes)
+    extents = [s for s in space.matmul[:3] if s != 1]
+    groups = _group(comp.buffer.shape, extents)
     if groups is None:
         return None
     return "full", _index_from_groups(comp.buffer.shape, groups, [v for v in variables if not v.is_constant()])
@@ -149,13 +154,13 @@ def _matmul_member_index(comp: Computation, space: Space):
 # --------------------------------------------------------------------------- member indexing
 
 
-def _group(shape, sizes):
-    """Split ``shape``'s non-1 dims into consecutive runs whose products are ``sizes``."""
+def _group(shape, targets):
+    """Split ``shape``'s non-1 dims into consecutive runs whose products are ``targets``."""
     dims = [d for d, s in enumerate(shape) if s != 1]
     groups, pos = [], 0
-    for target in sizes:
+    for target in targets:
         run, prod = [], 1
-        while pos < len(dims) and prod < target:
+        while pos < len(dims) and _short_of(prod, target):
             run.append(dims[pos])
             prod *= shape[dims[pos]]
             pos += 1
@@ -165,8 +170,16 @@ def _group(shape, sizes):
     return groups if pos == len(dims) else None
 
 
-def _components(flat, sizes):
-    return indexing.unflatten(flat, list(sizes)) if sizes else []
+def _short_of(prod, target) -> bool:
+    """Whether a run of dims must take another dim to reach ``target`` (symbolic sizes
+    match only as equal expressions)."""
+    if sizes.is_static(prod) and sizes.is_static(target):
+        return prod < target
+    return prod != target
+
+
+def _components(flat, dims):
+    return indexing.unflatten(flat, list(dims)) if dims else []
 
 
 def _index_from_groups(shape, groups, components):
@@ -190,7 +203,7 @@ def member_index(comp: Computation, space: Space):
         if comp.is_reduction or comp.buffer.numel != space.xnumel:
             return None
         shape, stride = comp.buffer.shape, comp.buffer.stride
-        order = sorted(range(len(shape)), key=lambda d: -stride[d])        # memory order
+        order = sorted(range(len(shape)), key=lambda d: -sizes.hint(stride[d]))        # memory order
         parts = indexing.unflatten(x, [shape[d] for d in order])
         index = [None] * len(shape)
         for d, idx in zip(order, parts):
@@ -259,9 +272,9 @@ def place(members, space):
 def _keeps_parallelism(placed: dict, space: Space) -> bool:
     """A row kernel with few rows runs as few programs; elementwise members there are
     only worth it while a row fits one persistent block (see config)."""
-    if not space.is_rows or space.xnumel >= config.MIN_ROWS_FOR_ELEMENTWISE:
+    if not space.is_rows or sizes.hint(space.xnumel) >= config.MIN_ROWS_FOR_ELEMENTWISE:
         return True
-    if space.rnumel <= config.PERSISTENT_MAX_COLS:
+    if sizes.hint(space.rnumel) <= config.PERSISTENT_MAX_COLS:
         return True
     return not any(p.role == "full" and not p.comp.is_reduction for p in placed.values())
 

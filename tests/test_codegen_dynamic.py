@@ -1,0 +1,111 @@
+"""Generated kernels over symbolic sizes (dynamic shapes): one compiled graph, one set of
+kernels, many sizes — each emitter, compared with eager at every size.
+
+A kernel that read a size it was not given (a literal left from the first call, a
+missing mask) gives a wrong answer at another size, so every size is checked; a graph
+that fell back to running as captured is caught by counting the calls that ran
+generated code.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import capture
+import codegen
+from codegen.compile import COMPILED
+from codegen.emit import sm90 as aot
+from helpers_modules import assert_same, n_entries
+
+import helpers_codegen
+
+
+def _ran_generated(graphs) -> int:
+    """Calls of ``graphs`` that ran generated kernels; none may run as captured."""
+    reasons = [g.stats.eager_reason for g in graphs if g.runs_eagerly]
+    assert not reasons, reasons
+    return sum(g.generated_calls for g in graphs)
+
+
+def pointwise_reduction_views(x, b):
+    n = x.shape[0]
+    y = torch.softmax(x * 2 + b, -1)                   # row kernel over s0 rows
+    z = y.view(n, 2, -1).permute(1, 0, 2) * 3          # views as index arithmetic
+    return z.sum(1), F.layer_norm(x, (x.shape[-1],)) + y.mean(0), x.reshape(-1)[::3] - 1
+
+
+@pytest.mark.usefixtures("emitter")
+def test_one_graph_of_kernels_serves_every_batch_size():
+    b = torch.randn(8)
+    cf = capture.compile(pointwise_reduction_views, backend=helpers_codegen.backend(), dynamic=True)
+    sizes = [2, 3, 5, 7, 16, 17, 33]
+    for n in sizes:
+        x = torch.randn(n, 8)
+        assert_same(cf(x, b), pointwise_reduction_views(x, b), atol=1e-5, rtol=1e-5)
+    assert n_entries(pointwise_reduction_views) == 1
+    graphs = [g for g in COMPILED if g.kernels]
+    assert len(graphs) == 1 and _ran_generated(graphs) == len(sizes)
+    source = graphs[0].source()
+    assert "= l_x.shape[0]" in source                      # the wrapper reads the size at run time
+
+
+def mlp_like(x, w):
+    y = x @ w
+    n = x.shape[0]
+    return torch.relu(y).sum(1) * n + y.view(n, -1).mean(), (y - y.mean(0)).exp()
+
+
+@pytest.mark.usefixtures("emitter")
+def test_twenty_batch_sizes_two_graphs_all_generated():
+    w = torch.randn(4, 3)
+    cf = capture.compile(mlp_like, backend=helpers_codegen.backend())
+    for n in range(2, 22):
+        x = torch.randn(n, 4)
+        assert_same(cf(x, w), mlp_like(x, w), atol=1e-5, rtol=1e-5)
+    assert n_entries(mlp_like) <= 2
+    assert _ran_generated(list(COMPILED)) == 20
+
+
+def test_row_lengths_share_at_most_two_kernels():
+    """Softmax and layer norm over row lengths 3 ... 2100: the symbolic entry's row kernel
+    loops over column blocks, so it serves short and long rows alike (``python -m bench
+    dynamic`` runs 20 lengths; the interpreter makes each one slow here)."""
+    def norms(x):
+        return torch.softmax(x, -1), F.layer_norm(x, (x.shape[-1],))
+    before = len(codegen.generated_kernels())
+    cf = capture.compile(norms, backend="triton")
+    lengths = [3, 4, 7, 64, 255, 1025, 2100]
+    for cols in lengths:
+        x = torch.randn(3, cols)
+        assert_same(cf(x), norms(x), atol=1e-5, rtol=1e-5)
+    assert n_entries(norms) <= 2
+    assert _ran_generated(list(COMPILED)) == len(lengths)
+    sources = {k.source for k in codegen.generated_kernels()[before:]}
+    assert len(sources) <= 2 * 2          # softmax and layer norm kernels, static + symbolic entry
+
+
+@pytest.mark.usefixtures("emitter")
+def test_sizes_that_vary_together_and_a_broadcast():
+    def attn_like(q, k, bias):
+        s = (q @ k.transpose(-1, -2)) / 4 + bias[: q.shape[1], : q.shape[1]]
+        return torch.softmax(s, -1).sum(-1), q.permute(0, 2, 1).contiguous()
+    bias = torch.randn(32, 32)
+    cf = capture.compile(attn_like, backend=helpers_codegen.backend(), dynamic=True)
+    for t in (3, 5, 9, 16, 23):
+        q, k = torch.randn(2, t, 8), torch.randn(2, t, 8)
+        assert_same(cf(q, k, bias), attn_like(q, k, bias), atol=1e-5, rtol=1e-5)
+    assert n_entries(attn_like) == 1
+    assert _ran_generated(list(COMPILED)) == 5
+
+
+@pytest.mark.skipif(not aot.have_cuda_backend(), reason="the installed triton has no CUDA backend")
+def test_symbolic_kernels_compile_for_sm90_without_spills():
+    cf = capture.compile(pointwise_reduction_views, backend="triton", dynamic=True)
+    cf(torch.randn(5, 40), torch.randn(40))
+    kernels = [k for g in COMPILED for k in g.kernels]
+    assert kernels and all(any(t == "i32" for t in k.signature().values()) for k in kernels)
+    for aligned in (False, True):
+        results = aot.check_kernels(kernels, aligned=aligned)
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+        assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]
