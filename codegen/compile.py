@@ -154,7 +154,7 @@ def _stats(gm, lowering, items, kernels, scheduler) -> GraphStats:
             moved = extern_bytes(item)
             stats.externs.append((item.name, str(item.target), item.reason, moved))
             stats.extern_bytes += moved
-    stats.extern_bytes += sum(target.nbytes * 2 for target, _ in lowering.mutations)   # copy_ back
+    stats.extern_bytes += sum(sizes.hint(target.nbytes) * 2 for target, _ in lowering.mutations)   # copy_ back
     stats.eager_bytes = eager_bytes(gm)
     stats.floor_bytes = floor_bytes(lowering)
     stats.fusion_decisions = list(scheduler.decisions)

@@ -17,6 +17,7 @@ import dataclasses
 import torch
 from torch import fx
 
+from codegen.ir import sizes
 from fx_graph.leaf import leaf_module_of
 
 
@@ -67,8 +68,8 @@ class GraphStats:
 
 
 def _tensor_bytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
+    if isinstance(value, torch.Tensor):        # symbolic sizes at this call's values (no guard)
+        return sizes.hint(sizes.of(value.numel())) * value.element_size()
     if isinstance(value, (tuple, list)):
         return sum(_tensor_bytes(v) for v in value)
     return 0
@@ -119,12 +120,12 @@ def floor_bytes(graph_lowering) -> int:
             used.add(out.value.buffer.name)
     for _, source in graph_lowering.mutations:
         used.add(source.buffer.name)
-    total = sum(b.nbytes for b in graph_lowering.inputs if b.name in used)
-    total += sum(b.nbytes for b in graph_lowering.constant_buffers if b.name in used)
+    total = sum(sizes.hint(b.nbytes) for b in graph_lowering.inputs if b.name in used)
+    total += sum(sizes.hint(b.nbytes) for b in graph_lowering.constant_buffers if b.name in used)
     for out in graph_lowering.outputs:
         if out.kind == "buffer" and out.value.buffer.kind != "input":
             total += _view_bytes(out.value)
-    total += sum(target.nbytes for target, _ in graph_lowering.mutations)
+    total += sum(sizes.hint(target.nbytes) for target, _ in graph_lowering.mutations)
     return total
 
 
@@ -132,7 +133,7 @@ def _view_bytes(bv) -> int:
     n = 1
     for s in bv.shape:
         n *= s
-    return n * bv.buffer.dtype.itemsize
+    return sizes.hint(n) * bv.buffer.dtype.itemsize
 
 
 def _reads_of(item) -> set:
@@ -145,7 +146,7 @@ def _reads_of(item) -> set:
 
 
 def extern_bytes(call) -> int:
-    return sum(_view_bytes(bv) for bv in call.inputs()) + sum(b.nbytes for b in call.outputs)
+    return sum(_view_bytes(bv) for bv in call.inputs()) + sum(sizes.hint(b.nbytes) for b in call.outputs)
 
 
 def format_bytes(n: int) -> str:

@@ -109,3 +109,18 @@ def test_symbolic_kernels_compile_for_sm90_without_spills():
         results = aot.check_kernels(kernels, aligned=aligned)
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]
         assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]
+
+
+@pytest.mark.usefixtures("emitter")
+def test_cat_and_gathers_along_a_symbolic_dim():
+    def gathers(x, i, table):
+        return torch.cat([x, x * 2], 0)[i], table[i], x[-i]
+    table = torch.randn(50, 4)
+    cf = capture.compile(gathers, backend=helpers_codegen.backend(), dynamic=True)
+    for n in (3, 6, 11):
+        x, i = torch.randn(n, 4), torch.randint(0, n, (n + 2,))
+        assert_same(cf(x, i, table), gathers(x, i, table))
+    assert n_entries(gathers) == 1
+    graphs = list(COMPILED)
+    assert _ran_generated(graphs) == 3
+    assert not [e for g in graphs for e in g.stats.externs], [e for g in graphs for e in g.stats.externs]

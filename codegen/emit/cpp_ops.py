@@ -23,6 +23,7 @@ import torch
 
 from codegen.emit import cpp_math
 from codegen.emit.cpp_math import FLOAT_FUNCTIONS
+from codegen.ir import sizes
 
 # The C type of a *computed* value of each dtype. Booleans are ints (0 or 1), what C's
 # comparisons give: the vectorizer then keeps a select's mask the width of its operands
@@ -141,7 +142,7 @@ OPS = {
     "pow": lambda a, b, attrs, dtype: f"{_fn('pow', dtype)}({a}, {b})",
     "pow_tensor": lambda a, b, attrs, dtype: f"{_fn('pow', dtype)}({a}, {b})",
     "where": lambda c, a, b, attrs, dtype: f"({c} ? {a} : {b})",
-    "in_range": lambda i, attrs, dtype: f"(({i} >= 0) & ({i} < {attrs[0]}))",
+    "in_range": lambda i, attrs, dtype: f"(({i} >= 0) & ({i} < {sizes.source(attrs[0], 'c')}))",
     "div_floor_float": lambda a, b, attrs, dtype: f"capture_div_floor{'_f64' if dtype is torch.float64 else ''}({a}, {b})",
     "div_floor_int": lambda a, b, attrs, dtype: f"capture_div_floor_int({a}, {b}, &err)",
     "div_trunc_int": lambda a, b, attrs, dtype: f"capture_div_trunc_int({a}, {b}, &err)",

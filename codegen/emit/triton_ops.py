@@ -12,6 +12,8 @@ import struct
 
 import torch
 
+from codegen.ir import sizes
+
 TL_DTYPES = {
     torch.float32: "tl.float32", torch.float16: "tl.float16", torch.bfloat16: "tl.bfloat16",
     torch.float64: "tl.float64", torch.int64: "tl.int64", torch.int32: "tl.int32",
@@ -104,7 +106,7 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
-    "in_range": (lambda i, attrs, dtype: f"({i} >= 0) & ({i} < {attrs[0]})", ()),   # a gathered index, attrs: (size,)
+    "in_range": (lambda i, attrs, dtype: f"({i} >= 0) & ({i} < {sizes.source(attrs[0])})", ()),   # a gathered index, attrs: (size,)
     "div_floor_float": (_call("_div_floor_float"), ("_div_floor_float",)),
     "div_floor_int": (_call("_div_floor_int"), ("_div_floor_int",)),
     "div_trunc_int": (_binary("//"), ()),            # Triton's // on integers truncates, like C

@@ -27,7 +27,7 @@ import torch
 from codegen import config
 from codegen.ir import indexing
 from codegen.ir import (Const, IndexCheck, IndexValue, Lazy, Load, Op, TensorValue, compute_dtype, gathered, guarded,
-                        in_range)
+                        in_range, size_value, sizes)
 from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled, out_meta
 
 aten = torch.ops.aten
@@ -57,7 +57,7 @@ def table_index(position, size: int, node, wrap: bool = False) -> indexing.Index
         return gathered(position, size)
     zero = Const(0, position.dtype)
     wrapped = Op("where", [Op("lt", [position, zero], torch.bool),
-                           Op("add", [position, Const(size, position.dtype)], position.dtype), position],
+                           Op("add", [position, size_value(size, position.dtype)], position.dtype), position],
                  position.dtype, label=node.name)
     return gathered(wrapped, size)
 
@@ -142,7 +142,7 @@ def _index(g, node, a, indices):
         meta = arg_meta_list(node, d)
         if not isinstance(indices[d], TensorValue) or meta is None or meta.dtype in (torch.bool, torch.uint8):
             raise Unlowerable("boolean mask index (data-dependent shape)")
-    b_shape = tuple(torch.broadcast_shapes(*[indices[d].shape for d in positions]))
+    b_shape = _broadcast_shapes([indices[d].shape for d in positions])
     adjacent = positions == list(range(positions[0], positions[-1] + 1))
     rest = [d for d in range(a.ndim) if d not in positions]
     lead = positions[0] if adjacent else 0            # output dims before B
@@ -165,6 +165,18 @@ def _index(g, node, a, indices):
             src.append(table_index(t.load(own), a.shape[d], node, wrap=True))
         return src
     return _table_value(node, a, to_table, "advanced indexing")
+
+
+def _broadcast_shapes(shapes) -> tuple:
+    """torch's broadcast of ``shapes`` (sizes may be symbolic: equal expressions broadcast)."""
+    ndim = max(len(s) for s in shapes)
+    out = [1] * ndim
+    for shape in shapes:
+        for k, size in enumerate(shape, ndim - len(shape)):
+            if size != 1 and out[k] != 1 and size != out[k]:
+                raise Unlowerable(f"index shapes {[list(s) for s in shapes]} do not broadcast")
+            out[k] = size if size != 1 else out[k]
+    return tuple(out)
 
 
 def arg_meta_list(node, position):
@@ -196,20 +208,20 @@ def _cat(g, node, tensors, dim=0):
         start += t.shape[dim]
     if start != shape[dim]:
         raise Unlowerable("cat sizes do not add up")
-    index_dtype = torch.int64 if shape[dim] > config.INT32_LIMIT else torch.int32
+    index_dtype = torch.int32 if sizes.is_static(shape[dim]) and shape[dim] <= config.INT32_LIMIT else torch.int64
 
     def body(index):
         k = index[dim]
         position = IndexValue(k, index_dtype)
 
         def below(limit):
-            return Op("lt", [position, Const(limit, index_dtype)], torch.bool)
+            return Op("lt", [position, size_value(limit, index_dtype)], torch.bool)
         values = []
         for i, (t, (lo, hi)) in enumerate(zip(parts, bounds)):
             own = list(index)
             own[dim] = k - lo
             value = cast(t.load(own), compute)
-            conditions = ([] if i == 0 else [Op("ge", [position, Const(lo, index_dtype)], torch.bool)]) + \
+            conditions = ([] if i == 0 else [Op("ge", [position, size_value(lo, index_dtype)], torch.bool)]) + \
                          ([] if i == len(parts) - 1 else [below(hi)])
             if conditions:
                 predicate = conditions[0] if len(conditions) == 1 else Op("and", conditions, torch.bool)
