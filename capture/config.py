@@ -29,3 +29,8 @@ internal_errors = os.environ.get("CAPTURE_INTERNAL_ERRORS", "warn")
 # more compile per frame. Trailing dimensions (features) stay static: they match the
 # weights, and kernels specialize on them.
 dynamic_leading_dims = True
+
+# Largest numpy array computed from constants while tracing (np.array([...]),
+# np.linspace(...)) that enters the graph as a constant tensor: its values are written
+# into the graph as a literal; a bigger one is a graph break (it runs eagerly).
+max_numpy_constant_elements = 4096

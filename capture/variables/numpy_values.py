@@ -2,18 +2,19 @@
 
 ``np.finfo``/``np.iinfo``/``np.dtype``/numpy scalar types built from constants, and
 numpy functions (ufuncs, ``np.prod``, ``np.clip`` ...) called on constants, run at
-trace time like any folded constant expression; their results are constants. numpy on
-traced tensor data (``Tensor.numpy()``, a function of an array derived from a tensor)
-is a graph break with that reason: the frame runs it eagerly.
+trace time like any folded constant expression; their results are constants (an array
+result enters the graph as a constant tensor). numpy functions on arrays computed from
+tensors (``Tensor.numpy()``) are capture/variables/numpy_arrays.py's.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from capture.exc import Unsupported
+from capture.exc import TracedRaise, Unsupported
 from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable, fold
+from capture.variables.numpy_arrays import NdarrayVariable, call_numpy, constant_array
 from guards import GuardKind
 
 _VALUE_CLASSES = (np.finfo, np.iinfo, np.dtype)
@@ -42,7 +43,16 @@ class NumpyFunctionVariable(KnownObjectMixin, VariableTracker):
 
     def call(self, tx, args, kwargs):
         if _all_constant(args, kwargs):
-            return fold(self.fn, args, kwargs)
+            try:
+                result = self.fn(*[a.as_python_constant() for a in args],
+                                 **{k: v.as_python_constant() for k, v in kwargs.items()})
+            except Exception as e:  # noqa: BLE001 - numpy raises it on these very values: so does the traced code
+                raise TracedRaise(e) from None
+            if isinstance(result, np.ndarray):
+                return constant_array(tx, result)
+            return builder.wrap_constant_result(result)
+        if any(isinstance(a, NdarrayVariable) for a in args):
+            return call_numpy(tx, self.fn, args, kwargs)
         name = getattr(self.fn, "__name__", repr(self.fn))
         raise Unsupported(f"numpy.{name} on traced values (runs eagerly)")
 

@@ -22,6 +22,7 @@ from capture.variables.lists import BaseListVariable, ListVariable, TupleVariabl
 from capture.variables.misc import SuperVariable
 from capture.variables.model_output import ModelOutputVariable
 from capture.variables.new_module import NewModuleVariable
+from capture.variables.numpy_arrays import NdarrayVariable, ndarray_operator
 from capture.variables.sym import SymNodeVariable, sym_operator
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
@@ -53,6 +54,8 @@ def apply_operator(tx, fn, args, kwargs):
     """``fn`` (one of ``ARITH``) applied to trackers."""
     if kwargs:
         raise Unsupported("operator with keyword arguments")
+    if any(isinstance(a, NdarrayVariable) for a in args):
+        return ndarray_operator(tx, fn, args)
     if any(isinstance(a, TensorVariable) for a in args):
         if fn in (operator.not_, operator.truth):
             raise Unsupported("data-dependent control flow: truth value of a tensor")

@@ -31,6 +31,10 @@ UNSUPPORTED_METHODS = {"item", "tolist", "numpy", "backward", "register_hook", "
                        "pin_memory", "__array__", "__reduce_ex__", "__setstate__", "set_", "resize_",
                        "_backward_hooks", "register_post_accumulate_grad_hook", "detach_"}
 
+# Methods another module implements: name -> handler(tx, tensor, args, kwargs)
+# (Tensor.numpy: capture/variables/numpy_arrays.py).
+EXTRA_METHODS: dict = {}
+
 
 class TensorVariable(VariableTracker):
     def __init__(self, node, fake, source=None, class_type=torch.Tensor):
@@ -93,6 +97,8 @@ class TensorVariable(VariableTracker):
         return name in vars(real)
 
     def call_method(self, tx, name, args, kwargs):
+        if name in EXTRA_METHODS:
+            return EXTRA_METHODS[name](tx, self, args, kwargs)
         if name in UNSUPPORTED_METHODS:
             raise Unsupported(f"Tensor.{name}() needs real data or autograd state")
         const_args = all(a.is_python_constant() for a in args) and all(v.is_python_constant() for v in kwargs.values())

@@ -17,6 +17,7 @@ from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
 from capture.variables.constant import ConstantVariable
 from capture.variables.functions import UserFunctionVariable
+from capture.variables.numpy_arrays import NdarrayVariable
 from capture.variables.tensor import TensorVariable
 from guards import GuardKind
 from guards.state import READERS
@@ -60,6 +61,9 @@ TELEMETRY = _names(torch._C, "_log_api_usage_once", "_log_api_usage_metadata")
 # "Is this code being compiled?": yes, while we trace it (the answer is folded).
 COMPILING_CHECKS = _names(torch.compiler, "is_compiling", "is_dynamo_compiling")
 
+# Tensors from numpy values (capture/variables/numpy_arrays.py decides copy or share).
+_FROM_NUMPY = _names(torch, "tensor", "from_numpy", "as_tensor")
+
 
 def is_torch_callable(value) -> bool:
     if isinstance(value, type) or not callable(value):
@@ -101,6 +105,8 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             return ConstantVariable(True)  # libraries skip untraceable bookkeeping when compiled
         if fn in CONSTANT_FUNCTIONS:
             return self._fold(tx, args, kwargs)
+        if fn in _FROM_NUMPY and len(args) == 1 and isinstance(args[0], NdarrayVariable):
+            return args[0].to_tensor(tx, fn, dict(kwargs))
         try:
             return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
         except NonTensorResult:
