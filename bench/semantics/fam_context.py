@@ -309,3 +309,27 @@ def contextmanager_with_break_inside(x):
         print("inside")
         y = y * 2
     return y
+
+
+# ---- held-out variants: inspect on values made in and outside the frame ----
+
+_LIN = torch.nn.Linear(3, 3)
+
+
+@program(F)
+def inspect_predicates_on_many_kinds(x):
+    def nested():
+        return 1
+    kinds = [nested, lambda: 0, len, torch, Manual, x, _LIN.forward, Manual(2)]
+    return x, [(inspect.isfunction(k), inspect.isclass(k), inspect.ismethod(k), inspect.ismodule(k),
+                inspect.isbuiltin(k)) for k in kinds]
+
+
+@program(F)
+def inspect_signature_of_nested_with_defaults_and_method(x):
+    def f(a, b=2, *args, c=3, **kw):
+        return a
+    sig = inspect.signature(f)
+    forward = inspect.signature(_LIN.forward)
+    return (x * sig.parameters["b"].default, list(sig.parameters), str(sig), list(forward.parameters),
+            sig.parameters["c"].kind == inspect.Parameter.KEYWORD_ONLY)

@@ -253,3 +253,27 @@ def cached_property_on_object(x):
             return 5
     c = C()
     return x * c.value + c.value
+
+
+# ---- held-out variants: what functools.wraps copies onto a nested function ----
+
+@program(F)
+def wraps_copies_doc_module_dict_and_wrapped(x):
+    def inner(t):
+        """Doubles."""
+        return t * 2
+    inner.scale = 3
+
+    @functools.wraps(inner)
+    def wrapper(t):
+        return inner(t) * wrapper.scale
+    return (wrapper(x), wrapper.__doc__, wrapper.__module__, wrapper.__wrapped__ is inner,
+            wrapper.__qualname__, sorted(wrapper.__dict__))
+
+
+@program(F)
+def nested_function_attributes_and_missing_one(x):
+    def f(a: int, b=2) -> int:
+        return a
+    f.tag = "t"
+    return x * len(f.__annotations__), f.__doc__, f.tag, getattr(f, "missing", None), hasattr(f, "tag")

@@ -153,3 +153,17 @@ def torch_no_grad_class_used_twice(x):
     with ng:
         b = x * 3
     return a, b
+
+
+# ---- held-out variants: grad_fn / is_leaf answered where they are known ----
+
+@program(F)
+def grad_fn_and_is_leaf_without_grad(x):
+    y = x * 2
+    return y.grad_fn is None, y.is_leaf, x.is_leaf, x.grad_fn, y
+
+
+@program(F, inputs=_rg)
+def grad_fn_of_result_that_requires_grad(x):
+    y = x * 2
+    return y.grad_fn is not None, y.is_leaf, y

@@ -48,8 +48,7 @@ class CallOps:
         flags = inst.arg
         code = self.pop().as_python_constant()
         closure = self.pop() if flags & 0x08 else None
-        if flags & 0x04:
-            self.pop()  # annotations do not change behaviour
+        annotations = self.pop() if flags & 0x04 else None  # read only through __annotations__
         kwdefaults = self.pop() if flags & 0x02 else None
         defaults = self.pop() if flags & 0x01 else None
-        self.push(NestedFunctionVariable(code, self.f_globals, defaults, kwdefaults, closure))
+        self.push(NestedFunctionVariable(code, self.f_globals, defaults, kwdefaults, closure, annotations))

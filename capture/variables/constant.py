@@ -70,6 +70,8 @@ class ConstantVariable(VariableTracker):
     def iter_items(self, tx):
         if isinstance(self.value, (str, range, bytes, frozenset)):
             return [ConstantVariable(v) for v in self.value]
+        if isinstance(self.value, types.MappingProxyType):  # e.g. a Signature's parameters: its keys
+            return [builder.wrap_constant_result(k) for k in self.value]
         raise Unsupported(f"iteration over {type(self.value).__name__}")
 
     def reconstruct(self, cg):

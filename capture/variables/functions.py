@@ -5,7 +5,7 @@ import functools
 import inspect
 import types
 
-from capture.exc import Unsupported
+from capture.exc import MissingAttribute, Unsupported
 from capture.skipfiles import is_inlinable_library_file, is_skipped_file, is_torch_file
 from capture.variables import builder
 from capture.variables.base import KnownObjectMixin, VariableTracker
@@ -95,6 +95,8 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         fn = self.fn
         if fn is inspect.signature and len(args) == 1 and not kwargs:
             return _signature(args[0])
+        if fn in _INSPECT_PREDICATES and len(args) == 1 and not kwargs:
+            return ConstantVariable(issubclass(args[0].python_type(), _INSPECT_PREDICATES[fn]))
         filename = fn.__code__.co_filename
         if is_skipped_file(filename) and not is_torch_file(filename) \
                 and not is_inlinable_library_file(filename):
@@ -120,15 +122,24 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         return f"UserFunctionVariable({self.fn.__qualname__})"
 
 
+# Function attributes that only change what reading them gives (no behaviour).
+_WRITABLE_FUNCTION_ATTRS = {"__name__", "__qualname__", "__module__", "__doc__", "__annotations__"}
+
+
 class NestedFunctionVariable(VariableTracker):
     """A function made by MAKE_FUNCTION while tracing (closures, lambdas, comprehensions)."""
 
-    def __init__(self, code, f_globals, defaults, kwdefaults, closure):
+    frame_object = True
+
+    def __init__(self, code, f_globals, defaults, kwdefaults, closure, annotations=None):
         self.code = code
         self.f_globals = f_globals
         self.defaults = defaults
         self.kwdefaults = kwdefaults
         self.closure = closure
+        self.annotations = annotations  # the (name, value, ...) tuple MAKE_FUNCTION took
+        self.attrs: dict = {}  # its __dict__ (attributes set on it: functools.wraps's __wrapped__ ...)
+        self.specials: dict = {}  # __name__, __doc__ ... set on it (not in __dict__)
 
     def python_type(self):
         return types.FunctionType
@@ -140,9 +151,59 @@ class NestedFunctionVariable(VariableTracker):
         return True
 
     def var_getattr(self, tx, name):
+        if name in self.specials:
+            return self.specials[name]
+        if name in self.attrs and not hasattr(types.FunctionType, name):
+            return self.attrs[name]
         if name in ("__name__", "__qualname__"):
             return ConstantVariable(self.code.co_name if name == "__name__" else self.code.co_qualname)
+        if name == "__module__":
+            return ConstantVariable(self.f_globals.get("__name__"))
+        if name == "__doc__":
+            consts = self.code.co_consts
+            return ConstantVariable(consts[0] if consts and isinstance(consts[0], str) else None)
+        if name == "__dict__":
+            view = DictVariable({})
+            view.items = self.attrs  # shared, not copied: writes through it are attributes
+            return view
+        if name == "__annotations__":
+            self.specials[name] = self._annotations()  # made once, then the same dict
+            return self.specials[name]
+        if not hasattr(types.FunctionType, name):
+            raise MissingAttribute(f"'function' object has no attribute {name!r}")
         raise Unsupported(f"attribute {name} of a nested function")
+
+    def _annotations(self):
+        if self.annotations is None:
+            return DictVariable({})
+        items = list(self.annotations.iter_items(None))
+        if not all(k.is_python_constant() for k in items[::2]):
+            raise Unsupported("annotations of a nested function")
+        return DictVariable({k.as_python_constant(): v for k, v in zip(items[::2], items[1::2])})
+
+    def stand_in(self) -> types.FunctionType:
+        """A real function with this one's code, defaults and annotations (constants only),
+        for questions about its signature; its cells are empty (it is never called)."""
+        def constants(vt, what):
+            if vt is None:
+                return None
+            if not vt.is_python_constant():
+                raise Unsupported(f"inspect.signature of a nested function with traced {what}")
+            return vt.as_python_constant()
+        fn = types.FunctionType(self.code, {}, self.code.co_name, constants(self.defaults, "defaults"),
+                                tuple(types.CellType() for _ in self.code.co_freevars))
+        fn.__kwdefaults__ = constants(self.kwdefaults, "keyword defaults")
+        if "__annotations__" in self.specials or self.annotations is not None:
+            fn.__annotations__ = constants(self.specials.get("__annotations__") or self._annotations(), "annotations")
+        return fn
+
+    def store_attr(self, tx, name, value):
+        if name in _WRITABLE_FUNCTION_ATTRS:
+            self.specials[name] = value
+        elif hasattr(types.FunctionType, name):
+            raise Unsupported(f"setting {name} of a nested function")
+        else:
+            self.attrs[name] = value
 
     def call(self, tx, args, kwargs):
         defaults = list(self.defaults.iter_items(tx)) if self.defaults is not None else []
@@ -161,13 +222,22 @@ class NestedFunctionVariable(VariableTracker):
         return f"NestedFunctionVariable({self.code.co_qualname})"
 
 
+# inspect's type predicates: what ``isinstance`` of the tracked value's type answers.
+_INSPECT_PREDICATES = {inspect.isfunction: types.FunctionType, inspect.isclass: type,
+                       inspect.ismethod: types.MethodType, inspect.ismodule: types.ModuleType,
+                       inspect.isbuiltin: types.BuiltinFunctionType, inspect.isgenerator: types.GeneratorType}
+
+
 def _signature(fn_vt) -> VariableTracker:
     """``inspect.signature`` of a function we track: a fact about its (guarded) code."""
-    if isinstance(fn_vt, UserFunctionVariable):
-        return ConstantVariable(inspect.signature(fn_vt.fn))
-    if isinstance(fn_vt, UserMethodVariable) and isinstance(fn_vt.func, UserFunctionVariable):
-        sig = inspect.signature(fn_vt.func.fn)
+    if isinstance(fn_vt, UserMethodVariable):
+        sig = _signature(fn_vt.func).as_python_constant()
         return ConstantVariable(sig.replace(parameters=list(sig.parameters.values())[1:]))
+    if isinstance(fn_vt, NestedFunctionVariable):
+        return ConstantVariable(inspect.signature(fn_vt.stand_in()))
+    real = fn_vt.underlying()
+    if isinstance(real, types.FunctionType):  # a user or torch function, identity-guarded
+        return ConstantVariable(inspect.signature(real))
     raise Unsupported(f"inspect.signature of {fn_vt}")
 
 
@@ -290,3 +360,8 @@ def _construct_partial(tx, cls, args, kwargs):
     if not args:
         raise Unsupported("functools.partial() without a function")
     return PartialVariable(args[0], args[1:], kwargs)
+
+
+@builder.wraps_result(builder.Order.LITERAL, lambda v: isinstance(v, (inspect.Signature, inspect.Parameter)))
+def _signature_result(value):
+    return ConstantVariable(value)  # immutable facts about a function's parameters

@@ -69,6 +69,9 @@ class TensorVariable(VariableTracker):
             return TupleVariable([builder.wrap_constant_result(s) for s in self.fake.shape], tuple_type=torch.Size)
         if name in VIEW_ATTRS:
             return tx.output.call_graph(tx, "call_function", builtins.getattr, [self, ConstantVariable(name)], {})
+        if name in ("grad_fn", "is_leaf") and not self.fake.requires_grad:
+            self._metadata_read(tx)  # requires_grad is guarded (inputs) or known (graph values)
+            return ConstantVariable(None if name == "grad_fn" else True)
         if name in ("grad", "data", "grad_fn", "_version", "is_leaf", "_base", "names"):
             raise Unsupported(f"tensor attribute .{name}")
         if callable(getattr(torch.Tensor, name, None)):
