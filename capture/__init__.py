@@ -6,7 +6,8 @@ into torch.fx graphs behind guards and hands the graphs to a backend.
 from capture import logs as _logs
 from capture.api import compile, explain, reset, CompiledModule, ExplainOutput
 from capture.dynamic import mark_dynamic, mark_static
-from capture.exc import Unsupported, BreakReason, InternalError, InternalErrorWarning
+from capture.exc import (BackendCompilerFailed, BackendFallbackWarning, BackendOutputMismatch,
+                         BackendReturnedNonCallable, BreakReason, InternalError, InternalErrorWarning, Unsupported)
 from capture.report import Report, build as _build_report
 
 
@@ -17,5 +18,6 @@ def report(fn=None) -> Report:
 
 _logs.configure_from_env()
 
-__all__ = ["compile", "explain", "reset", "report", "Unsupported", "BreakReason", "InternalError", "InternalErrorWarning", "CompiledModule",
-           "ExplainOutput", "Report", "mark_dynamic", "mark_static"]
+__all__ = ["compile", "explain", "reset", "report", "Unsupported", "BreakReason", "InternalError", "InternalErrorWarning",
+           "CompiledModule", "ExplainOutput", "Report", "mark_dynamic", "mark_static", "BackendCompilerFailed",
+           "BackendReturnedNonCallable", "BackendOutputMismatch", "BackendFallbackWarning"]

@@ -40,6 +40,9 @@ def _forced_codes(fn) -> tuple:
     return (code,)
 
 
+OPTIONS = ("cache_limit", "suppress_errors")  # keys of capture.compile(options=...)
+
+
 def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=None, options=None):
     """Compile a function or nn.Module; usable as ``@compile`` or ``@compile(...)``."""
     if fn_or_module is None:
@@ -48,9 +51,9 @@ def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=No
     check_mode(dynamic)
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"capture.compile: options must be a dict, got {type(options).__name__}")
-    unknown = set(options or {}) - {"cache_limit"}
+    unknown = set(options or {}) - set(OPTIONS)
     if unknown:
-        raise ValueError(f"capture.compile: unknown option(s) {sorted(unknown)}; known: ['cache_limit']")
+        raise ValueError(f"capture.compile: unknown option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
     if isinstance(fn_or_module, torch.nn.Module):
         forward = type(fn_or_module).forward
         compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(forward), dynamic=dynamic)

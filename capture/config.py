@@ -13,6 +13,11 @@ max_inline_depth = 40
 # Longest loop we unroll while tracing; past it, tracing time dominates any gain.
 max_unrolled_instructions = 200_000
 
+# A backend given to capture.compile that fails raises capture.BackendCompilerFailed;
+# options={"suppress_errors": True} runs the frame eagerly with a warning instead.
+# Off by default: a failing backend is the user's to see, not ours to hide.
+suppress_errors = False
+
 debug_dir = os.environ.get("CAPTURE_DEBUG_DIR") or None
 
 # What an internal error of capture (a bug of ours while tracing a frame) does:

@@ -33,6 +33,7 @@ class FrameCompiler:
         self.fullgraph = fullgraph
         self.options = dict(options or {})
         self.cache_limit = int(self.options.get("cache_limit", config.cache_limit))
+        self.suppress_errors = bool(self.options.get("suppress_errors", config.suppress_errors))
         self.force_codes = set(force_codes)
         self.recorder = recorder
 
@@ -53,7 +54,7 @@ class FrameCompiler:
             if len(entries) >= self.cache_limit:
                 return self._cache_limit_hit(record, code)
         frame = Frame(func, args, ShapePolicy(self.dynamic, record.dynamic))
-        entry = compile_frame(frame, self.backend, self.fullgraph, self.recorder)
+        entry = compile_frame(frame, self.backend, self.fullgraph, self.recorder, self.suppress_errors)
         log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
         dump_entry(code, entry)
         entries.append((entry.guard.fn, entry.code, entry))

@@ -1,4 +1,9 @@
-"""Errors the tracer raises, and the record it keeps of why a frame was not captured."""
+"""Errors capture raises, and the record it keeps of why a frame was not captured.
+
+``Unsupported``: the tracer met something it cannot capture. ``BackendCompilerFailed``
+and its kinds: a backend the user passed to ``capture.compile`` failed (raised, returned
+something not callable, or its callable returned the wrong outputs).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -78,3 +83,43 @@ class BreakReason:
 
     def __str__(self) -> str:
         return f"{self.reason} at {self.where}"
+
+
+class BackendCompilerFailed(Exception):
+    """A backend passed to ``capture.compile`` raised while compiling a graph; the
+    backend's exception is chained as ``__cause__``.
+
+    ``backend``: the backend's name; ``where``: the compiled frame (file:line). With
+    ``options={"suppress_errors": True}`` the frame runs eagerly instead, with a
+    ``BackendFallbackWarning``.
+    """
+
+    def __init__(self, backend: str, reason: str, where: str | None = None):
+        self.backend = backend
+        self.reason = reason
+        self.where = where
+        super().__init__(backend, reason, where)
+
+    def __str__(self) -> str:
+        frame = f" compiling the graph of {self.where}" if self.where else ""
+        return f"backend {self.backend!r} failed{frame}: {self.reason}"
+
+
+class BackendReturnedNonCallable(BackendCompilerFailed):
+    """The backend returned something that is not callable (it must return a callable
+    taking the graph's inputs, as torch.compile's backends do)."""
+
+
+class BackendOutputMismatch(BackendCompilerFailed):
+    """The backend's callable returned outputs the graph does not have: not a tuple or
+    list, the wrong number of them, or a non-tensor where the graph gives a tensor.
+    Raised at run time, on the call that got them (``suppress_errors`` does not apply:
+    the callable already ran)."""
+
+    def __str__(self) -> str:
+        frame = f" for the graph of {self.where}" if self.where else ""
+        return f"backend {self.backend!r}: the callable it returned{frame} {self.reason}"
+
+
+class BackendFallbackWarning(RuntimeWarning):
+    """A backend failed and ``suppress_errors`` is on: the frame runs eagerly."""

@@ -25,7 +25,9 @@ import types
 import warnings
 
 from capture import _C, config, logs, resume
-from capture.exc import BreakReason, InternalError, InternalErrorWarning, TracedRaise, Unsupported
+from capture.backends import compile_with
+from capture.exc import (BackendCompilerFailed, BackendFallbackWarning, BreakReason, InternalError, InternalErrorWarning,
+                         TracedRaise, Unsupported)
 from capture.frame_codegen import FrameCodegen
 from capture.records import CacheEntry, HitCounter
 from capture.runtime import grad_mode_restorer, run_without_hook
@@ -89,6 +91,7 @@ class BreakAt:
     output: OutputGraph  # what the trace collected up to there (its guards)
     needs_native_tail: bool = False  # the state at a planned break cannot go to a bridge
     internal: Exception | None = None  # a bug of ours stopped the trace
+    backend_error: BackendCompilerFailed | None = None  # the user's backend failed on the graph
 
 
 @dataclasses.dataclass
@@ -100,9 +103,11 @@ class BreakTail:
     needs_closure: bool
 
 
-def compile_frame(frame: Frame, backend, fullgraph: bool = False, recorder=None) -> CacheEntry:
+def compile_frame(frame: Frame, backend, fullgraph: bool = False, recorder=None,
+                  suppress_errors: bool = False) -> CacheEntry:
     """The cache entry for ``frame``: a rewritten frame running captured graphs, or the
-    original code run eagerly (and why)."""
+    original code run eagerly (and why). A user backend's failure raises
+    BackendCompilerFailed, or with ``suppress_errors`` warns and runs the frame eagerly."""
     plan, stop = PLAN_NO_BREAK, None
     try:
         for _ in range(3):
@@ -112,6 +117,8 @@ def compile_frame(frame: Frame, backend, fullgraph: bool = False, recorder=None)
                     _note_break(recorder, plan.reason, after_graph=outcome.graph_ops)
                 return outcome.entry
             stop = outcome
+            if stop.backend_error is not None:
+                return _backend_failed(frame, stop, fullgraph or not suppress_errors, recorder)
             if stop.internal is not None:
                 return _internal_error(frame, stop.output, stop.internal, fullgraph, recorder)
             if fullgraph:
@@ -123,7 +130,7 @@ def compile_frame(frame: Frame, backend, fullgraph: bool = False, recorder=None)
                 return _eager(frame, stop.output, BreakReason(stop.error.reason + no_resume, where), recorder)
             plan = next_plan
         raise Unsupported("graph break could not be placed")
-    except Unsupported:
+    except (Unsupported, BackendCompilerFailed):
         raise
     except Exception as e:
         output = stop.output if stop is not None else OutputGraph(frame.code, frame.func.__globals__,
@@ -143,6 +150,17 @@ def _internal_error(frame: Frame, output: OutputGraph, error: Exception, fullgra
     if fullgraph:
         raise Unsupported(reason.reason, reason.where) from error
     return _eager(frame, output, reason, recorder)
+
+
+def _backend_failed(frame: Frame, stop: BreakAt, raise_it: bool, recorder) -> CacheEntry:
+    """The user's backend failed: raise its error, or warn and run the frame eagerly
+    (under the guards collected, so the backend is not asked again for these inputs)."""
+    error = stop.backend_error
+    if raise_it:
+        raise error
+    warnings.warn_explicit(f"capture: {error}; running {frame.code.co_name} eagerly (suppress_errors=True)",
+                           BackendFallbackWarning, frame.code.co_filename, frame.code.co_firstlineno)
+    return _eager(frame, stop.output, BreakReason(f"backend failed: {error.reason}", frame.location()), recorder)
 
 
 def plan_break(frame: Frame, plan: BreakPlan, stop: BreakAt) -> BreakPlan | None:
@@ -190,6 +208,8 @@ def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult 
         return TraceResult(entry, graph_ops=output.has_ops())
     except Unsupported as e:
         return BreakAt(e, output)
+    except BackendCompilerFailed as e:
+        return BreakAt(Unsupported(str(e)), output, backend_error=e)
     except Exception as e:  # our bug: compile_frame reports it
         return BreakAt(Unsupported(f"internal error in capture: {type(e).__name__}"), output, internal=e)
 
@@ -216,7 +236,7 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     graph_fn = compiled = None
     if output.has_ops() or out_nodes:
         log_graph.debug("graph for %s:\n%s", code.co_name, gm.print_readable(print_output=False))
-        compiled = backend(gm, [i.example for i in output.inputs])
+        compiled = compile_with(backend, gm, [i.example for i in output.inputs], frame.location())
         if not callable(compiled):
             raise Unsupported(f"backend returned {type(compiled).__name__}, not a callable")
         graph_fn = run_without_hook(compiled)

@@ -1,4 +1,5 @@
 """capture.report(): entries, guards, hit counts and every recompile with its reason."""
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -83,3 +84,11 @@ def test_python_m_capture_report_runs_a_script_and_prints_the_report(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "script done" in out.stdout
     assert "== f (" in out.stdout and "shape[0]: expected 2, got 3" in out.stdout
+    # runpy warns when the package imports the module it is asked to run
+    assert "found in sys.modules" not in out.stderr and "RuntimeWarning" not in out.stderr, out.stderr
+
+
+def test_capture_report_stays_the_function_after_the_command_line_module_is_imported():
+    cli = importlib.import_module("capture.report.__main__")  # what `python -m capture.report` runs
+    assert callable(cli.main) and callable(capture.report)
+    assert isinstance(capture.report(), capture.Report)

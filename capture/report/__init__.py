@@ -4,12 +4,12 @@ Per compiled frame: its cache entries with their guards in readable form and hit
 counts, and every recompile with the guard that failed, expected vs actual, and the
 user line that read the value. ``str(report)`` is text; ``to_html(path)`` writes a
 self-contained page. ``python -m capture.report script.py`` runs a script and prints
-the report at exit.
+the report at exit (``capture/report/__main__.py``: a package's ``__main__``, so running
+it does not re-import the module the ``capture`` package already imported).
 """
 from __future__ import annotations
 
 import dataclasses
-import html
 import types
 
 from capture.advice import advise
@@ -132,27 +132,3 @@ def _is_resume_of(code, wanted: set) -> bool:
     """Resume functions keep the file and first line of the frame they continue."""
     return code.co_name.startswith("__resume_") and any(
         code.co_filename == w.co_filename and code.co_firstlineno == w.co_firstlineno for w in wanted)
-
-
-def main(argv=None):
-    import argparse
-    import runpy
-    import sys
-    parser = argparse.ArgumentParser(prog="python -m capture.report",
-                                     description="run a script and print capture's guard/recompile report at exit")
-    parser.add_argument("script")
-    parser.add_argument("args", nargs=argparse.REMAINDER)
-    parser.add_argument("--html", help="also write the report as an HTML page here")
-    ns = parser.parse_args(argv)
-    sys.argv = [ns.script] + ns.args
-    try:
-        runpy.run_path(ns.script, run_name="__main__")
-    finally:
-        report = build()
-        print(report)
-        if ns.html:
-            report.to_html(ns.html)
-
-
-if __name__ == "__main__":
-    main()
