@@ -14,6 +14,7 @@ import itertools
 import os
 
 from capture import config
+from capture.resume import display_name
 
 _numbers = itertools.count()
 
@@ -28,7 +29,7 @@ def dump_entry(code, entry) -> str | None:
     """Write ``entry`` (a records.CacheEntry of ``code``) under CAPTURE_DEBUG_DIR; the folder, or None."""
     if not config.debug_dir:
         return None
-    folder = os.path.join(config.debug_dir, f"{code.co_name.strip('<>')}_{code.co_firstlineno}_{next(_numbers)}")
+    folder = os.path.join(config.debug_dir, f"{display_name(code).strip('<>')}_{code.co_firstlineno}_{next(_numbers)}")
     os.makedirs(folder, exist_ok=True)
     parts = {"original_bytecode.txt": _dis(code), "rewritten_bytecode.txt": _dis(entry.code),
              "guards.py": entry.guard.source, "replacement.py": entry.source or f"# runs eagerly: {entry.reason}\n"}

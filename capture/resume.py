@@ -5,7 +5,9 @@ and live locals, and calls a *bridge*: a small code object that runs the one
 instruction we could not trace, natively, and then calls a *resume function*: the
 rest of the original code from the following instruction, taking the stack and
 the live locals as arguments. The hook captures resume functions like any other
-frame (they keep the user's file name); bridges are marked to run as they are.
+frame; bridges are marked to run as they are. All of them keep the user's function
+name, file and lines, so tracebacks and debuggers show the user's code; what each one
+continues is in ``origin_of`` (reports and dumps name them by ``Origin.label``).
 
 Stack slots holding the NULL that CPython 3.11 keeps under some callables cannot be
 passed as arguments; such slots are listed in ``layout`` and pushed back with
@@ -16,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import dis
 import types
+import weakref
 
 from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 from capture import _C
-from capture.state import RESUME_CODES
+from capture.state import ORIGINS, RESUME_CODES
 
 VALUE, NULL = "value", "null"
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
@@ -40,6 +43,49 @@ class Layout:
     def arg_names(self) -> list[str]:
         # Locals first: zero-arg super() reads the frame's first local (self).
         return list(self.local_names) + self.stack_args()
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """What a code object made for a break continues: ``kind`` is "resume", "break" (a
+    bridge) or "eager_tail"; ``original`` a weak reference to the user's code."""
+
+    kind: str
+    original: weakref.ref
+    offset: int
+
+    @property
+    def label(self) -> str:
+        code = self.original()
+        name = code.co_name.strip("<>") if code is not None else "?"
+        return f"__{self.kind}_{name}_at_{self.offset}"
+
+    def root(self) -> types.CodeType | None:
+        """The user's own code this continues (through resumes of resumes)."""
+        code = self.original()
+        parent = ORIGINS.get(code) if code is not None else None
+        return parent.root() if parent is not None else code
+
+
+def origin_of(code: types.CodeType) -> Origin | None:
+    return ORIGINS.get(code)
+
+
+def display_name(code: types.CodeType) -> str:
+    """``code``'s name for reports and dumps: the user's name, or its Origin's label."""
+    origin = ORIGINS.get(code)
+    return origin.label if origin is not None else code.co_name
+
+
+def _made_for(code: types.CodeType, key: tuple, make) -> types.CodeType:
+    """The code made by ``make()`` for ``code``'s break ``key``, made once while
+    ``code`` lives (its resume functions keep their cache entries)."""
+    made = RESUME_CODES.setdefault(code, {})
+    if key not in made:
+        new = make()
+        ORIGINS[new] = Origin(key[0], weakref.ref(code), key[1])
+        made[key] = new
+    return made[key]
 
 
 def dis_instructions(code) -> list:
@@ -88,10 +134,10 @@ def _restore_handler_depths(code, body: list):
                 item.stack_depth = depth_of[key]
 
 
-def _new_bytecode(bc: Bytecode, name: str, layout: Layout) -> Bytecode:
+def _new_bytecode(bc: Bytecode, layout: Layout) -> Bytecode:
     new = Bytecode()
-    new.name = name
-    new.qualname = name
+    new.name = bc.name  # the user's: tracebacks and debuggers show it
+    new.qualname = bc.qualname
     new.filename = bc.filename
     new.first_lineno = bc.first_lineno
     new.cellvars = list(bc.cellvars)
@@ -116,24 +162,22 @@ def _prologue(bc: Bytecode, layout: Layout) -> list:
 
 def resume_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
     """The original code continuing at ``offset`` with ``layout``'s stack and locals."""
-    key = ("resume", code, offset, layout)
-    if key not in RESUME_CODES:
+    def make():
         bc, body, label, _ = _body_with_label(code, offset)
-        new = _new_bytecode(bc, f"__resume_{code.co_name.strip('<>')}_at_{offset}", layout)
+        new = _new_bytecode(bc, layout)
         new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
         # the handlers' stack depths are those of the original code: keep them (code
         # before the jump target is dead here, so they cannot be recomputed)
         # (an explicit stacksize keeps bytecode from re-deriving them through dead code)
-        RESUME_CODES[key] = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
-    return RESUME_CODES[key]
+        return new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
+    return _made_for(code, ("resume", offset, layout), make)
 
 
 def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types.CodeType:
     """The rest of the code from ``offset`` (the break itself included), run natively:
     used where no bridge can continue (inside loops and try/with blocks), so the
     original exception table and loop structure stay in force."""
-    key = ("tail", code, offset, layout)
-    if key not in RESUME_CODES:
+    def make():
         bc, body, label, target = _body_with_label(code, offset)
         if target.name == "CALL":
             # enter at the KW_NAMES/PRECALL before it: CALL needs the names KW_NAMES sets
@@ -141,12 +185,12 @@ def native_tail_code(code: types.CodeType, offset: int, layout: Layout) -> types
             preamble = _call_preamble(body, label)
             body.remove(label)
             body.insert(at - len(preamble), label)
-        new = _new_bytecode(bc, f"__eager_tail_{code.co_name.strip('<>')}_at_{offset}", layout)
+        new = _new_bytecode(bc, layout)
         new.extend(_prologue(bc, layout) + [Instr("JUMP_FORWARD", label)] + body)
         tail = new.to_code(stacksize=code.co_stacksize + 1, compute_exception_stack_depths=False)
         _C.set_skip(tail)
-        RESUME_CODES[key] = tail
-    return RESUME_CODES[key]
+        return tail
+    return _made_for(code, ("eager_tail", offset, layout), make)
 
 
 def _call_resume(bc: Bytecode, code, offset: int, layout: Layout) -> list:
@@ -215,10 +259,9 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
 
     ``on_error`` (inside grad-mode with-blocks) is called if ``inst`` raises, before the
     exception propagates: it does what the blocks' ``__exit__`` would have done."""
-    key = ("bridge", code, inst.offset, layout, on_error)
-    if key not in RESUME_CODES:
+    def make():
         bc, body, label, original = _body_with_label(code, inst.offset)
-        new = _new_bytecode(bc, f"__break_{code.co_name.strip('<>')}_at_{inst.offset}", layout)
+        new = _new_bytecode(bc, layout)
         locals_after = _locals_after(inst, layout.local_names, code.co_freevars)
         instrs = _prologue(bc, layout)
         if original.name == "CALL":
@@ -240,8 +283,8 @@ def bridge_code(code: types.CodeType, inst: dis.Instruction, layout: Layout, nex
         new.extend(instrs)
         bridge = new.to_code()
         _C.set_skip(bridge)
-        RESUME_CODES[key] = bridge
-    return RESUME_CODES[key]
+        return bridge
+    return _made_for(code, ("break", inst.offset, layout, on_error), make)
 
 
 def _call_preamble(body: list, label: Label) -> list:

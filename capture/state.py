@@ -5,6 +5,8 @@ generator (``codegen.reset``) and the linecache entries of generated sources.
 """
 from __future__ import annotations
 
+import weakref
+
 import codegen
 from capture import _C, runtime
 from guards import build as guard_build
@@ -12,7 +14,10 @@ from guards import build as guard_build
 FRAMES: dict = {}  # code -> records.FrameRecord: what was compiled (report, explain)
 SKIPPED: set = set()  # codes marked to run as they are (capture.skip_policy)
 FORCED_CODES: set = set()  # codes passed to capture.compile: traced even from skipped files
-RESUME_CODES: dict = {}  # resume functions, bridges and native tails made for breaks (capture.resume)
+# code -> {key: resume function, bridge or native tail made for its breaks} (capture.resume);
+# held by the user's code object, so they go with it
+RESUME_CODES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+ORIGINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code made for a break -> resume.Origin
 
 
 def reset() -> None:
@@ -24,6 +29,7 @@ def reset() -> None:
     SKIPPED.clear()
     FORCED_CODES.clear()
     RESUME_CODES.clear()
+    ORIGINS.clear()
     runtime.forget_sources()
     guard_build.forget_sources()
     codegen.reset()

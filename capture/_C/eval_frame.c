@@ -14,6 +14,9 @@
  *   _hook_installed()   -> bool: the interpreter-wide hook is ours right now.
  *   _active_threads()   -> number of threads with a callback set.
  *
+ * While a trace or profile function is set on the thread (sys.settrace,
+ * sys.setprofile), every frame runs as is: tools see the user's own lines.
+ *
  * A cache entry is a tuple (guard_fn, code, ...): guard_fn(func, *args) is
  * called and, if it returns exactly True, `code` runs as a new function
  * (original globals and closure) taking all of the frame's arguments
@@ -109,6 +112,15 @@ static inline int frame_is_hookable(Frame *f, int throw_flag)
         return 0;
     }
     return 1;
+}
+
+/* A trace or profile function is set on this thread (sys.settrace / sys.setprofile:
+ * coverage, debuggers, profilers).  Frames then run as plain Python, so the
+ * tool sees every line and call of the user's code; compiled code would hide
+ * the lines and calls it captured into graphs. */
+static inline int thread_is_traced(PyThreadState *tstate)
+{
+    return tstate->c_tracefunc != NULL || tstate->c_profilefunc != NULL;
 }
 
 static inline PyObject *eval_default(PyThreadState *tstate, Frame *f, int throw_flag)
@@ -280,7 +292,7 @@ static PyObject *hook(PyThreadState *tstate, Frame *frame, int throw_flag)
         ts->bypass = NULL;
         return eval_default(tstate, frame, throw_flag);
     }
-    if (!frame_is_hookable(frame, throw_flag)) {
+    if (!frame_is_hookable(frame, throw_flag) || thread_is_traced(tstate)) {
         return eval_default(tstate, frame, throw_flag);
     }
     PyObject *extra = get_extra((PyObject *)co);

@@ -14,6 +14,7 @@ import types
 
 from capture.advice import advise
 from capture.report_html import render_html
+from capture.resume import display_name, origin_of
 from capture.state import FRAMES
 
 
@@ -100,7 +101,7 @@ def build(fn=None) -> Report:
                                _guards_by_source(e.guard), [str(s) for s in e.specializations], list(e.dynamic_sizes))
                    for i, e in enumerate(record.entries)]
         advice = [[advise(fail, record) for fail in r.failures] for r in record.recompiles]
-        frames.append(FrameReport(code.co_name, record.where, entries, list(record.recompiles), record.limit_hit,
+        frames.append(FrameReport(display_name(code), record.where, entries, list(record.recompiles), record.limit_hit,
                                   advice, dict(record.dynamic.why)))
     return Report(frames)
 
@@ -129,6 +130,6 @@ def _codes_of(fn) -> set:
 
 
 def _is_resume_of(code, wanted: set) -> bool:
-    """Resume functions keep the file and first line of the frame they continue."""
-    return code.co_name.startswith("__resume_") and any(
-        code.co_filename == w.co_filename and code.co_firstlineno == w.co_firstlineno for w in wanted)
+    """A resume function made for a break in one of the ``wanted`` codes."""
+    origin = origin_of(code)
+    return origin is not None and origin.root() in wanted
