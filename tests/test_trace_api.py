@@ -106,11 +106,11 @@ def test_backend_returning_non_callable_with_fullgraph_raises():
     def f(x):
         return x + 1
 
-    with pytest.raises(capture.Unsupported, match="backend"):
+    with pytest.raises(capture.BackendReturnedNonCallable, match="backend"):
         capture.compile(f, backend=backend, fullgraph=True)(t(2))
 
 
-def test_backend_returning_non_callable_falls_back_to_eager():
+def test_backend_returning_non_callable_runs_eagerly_only_with_suppress_errors():
     def backend(gm, example_inputs):
         return None
 
@@ -118,7 +118,11 @@ def test_backend_returning_non_callable_falls_back_to_eager():
         return x + 1
 
     x = t(2)
-    torch.testing.assert_close(capture.compile(f, backend=backend)(x), x + 1)
+    with pytest.raises(capture.BackendReturnedNonCallable):
+        capture.compile(f, backend=backend)(x)
+    with pytest.warns(capture.BackendFallbackWarning):
+        out = capture.compile(f, backend=backend, options={"suppress_errors": True})(x)
+    torch.testing.assert_close(out, x + 1)
 
 
 def test_reset_drops_compiled_entries():
