@@ -6,6 +6,10 @@ import os
 # missing its guards is usually specialising on something that changes per call.
 cache_limit = 8
 
+# Recompiles remembered per code object for capture.report (the latest ones): a
+# frame that recompiles forever must not grow its record forever.
+recorded_recompiles = 64
+
 # Deepest chain of inlined user calls; deeper recursion is almost always a
 # recursive algorithm that should run eagerly rather than unroll.
 max_inline_depth = 40

@@ -9,16 +9,17 @@ capture.frame_pipeline; what is kept about it, capture.records.
 """
 from __future__ import annotations
 
+import contextvars
 import warnings
 
-from capture import _C, config, logs
+from capture import cache, config, logs
 from capture.debug import dump_entry
 from capture.dynamic import ShapePolicy
 from capture.exc import Unsupported
 from capture.frame_pipeline import Frame, compile_frame
-from capture.records import FrameRecord, GuardFailure, Recompile
+from capture.records import GuardFailure, Recompile
 from capture.skip_policy import mark_skip, skip_frame
-from capture.state import FRAMES
+from fx_graph import torch_caches
 
 log_recompiles = logs.get("recompiles")
 log_guards = logs.get("guards")
@@ -41,24 +42,28 @@ class FrameCompiler:
         code = func.__code__
         if skip_frame(code, self.force_codes):
             return None
-        record = FRAMES.get(code)
-        if record is None:
-            record = FRAMES[code] = FrameRecord(code)
+        record = cache.record_of(code)
         record.dynamic_mode = self.dynamic
-        entries = _C.get_cache(code)
-        if entries is None:
-            entries = []
-            _C.set_cache(code, entries)
+        entries = cache.entries_of(code)
         if entries:
             self._note_recompile(record, entries, func, args)
             if len(entries) >= self.cache_limit:
                 return self._cache_limit_hit(record, code)
         frame = Frame(func, args, ShapePolicy(self.dynamic, record.dynamic))
-        entry = compile_frame(frame, self.backend, self.fullgraph, self.recorder, self.suppress_errors)
+        mark = torch_caches.sources_mark()
+        try:
+            # In a copy of the thread's context: torch sets a new context variable for each
+            # config patch (make_fx makes one per call), which would stay in the thread's
+            # context for good.
+            entry = contextvars.copy_context().run(compile_frame, frame, self.backend, self.fullgraph,
+                                                   self.recorder, self.suppress_errors)
+        except BaseException:  # nothing is cached: keep none of what torch.fx kept meanwhile
+            torch_caches.forget_sources(torch_caches.sources_since(mark))
+            raise
+        entry.fx_sources = torch_caches.sources_since(mark)
         log_guards.debug("guards for %s:\n  %s", code.co_name, "\n  ".join(entry.guard.readable()))
         dump_entry(code, entry)
-        entries.append((entry.guard.fn, entry.code, entry))
-        record.entries.append(entry)
+        cache.install(code, entry)
         return entry.code
 
     def _note_recompile(self, record, entries, func, args):
@@ -71,8 +76,8 @@ class FrameCompiler:
                                              type(guard).__name__, _value_of(guard, func, args, entry.guard),
                                              guard.source_expr))
         text = failures[-1].text() if failures else "no guard failed (entry could not run)"
-        record.recompiles.append(Recompile(failures))
-        log_recompiles.debug("recompiling %s (%s): %s", record.code.co_name, record.where, text)
+        record.note_recompile(Recompile(failures))
+        log_recompiles.debug("recompiling %s (%s): %s", record.name, record.where, text)
 
     def _cache_limit_hit(self, record, code):
         if not record.limit_hit:

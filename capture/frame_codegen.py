@@ -29,8 +29,12 @@ _MUTABLE_KINDS = (ListVariable, DictVariable, SetVariable, NewObjectVariable)
 
 
 class FrameCodegen:
-    def __init__(self, f_globals: dict, local_objects: dict | None = None):
-        self.f_globals = f_globals
+    """Writes one replacement frame. It names the frame's globals only as ``globals()``
+    at run time: a code object's cache must not hold its module's dict (the module, its
+    functions and their code would keep each other alive for good)."""
+
+    def __init__(self, local_objects: dict | None = None):
+        self.filename = ""  # the generated source's name in linecache
         self.local_objects = local_objects or {}  # made by the trace: must not leave it
         self.constants: dict[str, object] = {}  # names in the generated source -> objects
         self._ref_by_id: dict[int, str] = {}
@@ -146,6 +150,7 @@ class FrameCodegen:
         filename = f"<capture: {code.co_name} from {code.co_filename}:{code.co_firstlineno} #{next(_entries)}>"
         exec(compile(source, filename, "exec"), namespace)
         runtime.register_source(filename, source)
+        self.filename = filename
         new_code = runtime.bind_constants(namespace["__capture_make"]().__code__, self.constants)
         if new_code.co_freevars != code.co_freevars:
             raise Unsupported("could not reproduce the closure layout of the frame")
@@ -159,10 +164,7 @@ class FrameCodegen:
             args = ", ".join(self.reconstruct(v) for v in tail.values)
         finally:
             self.handing_over = False
-        if tail.needs_closure:
-            cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__"
-            make = self.runtime_ref(runtime.make_function)
-            fn = f"{make}({self.object_ref(tail.bridge)}, {self.object_ref(self.f_globals)}, {cells})"
-        else:
-            fn = self.object_ref(runtime.make_function(tail.bridge, self.f_globals, None))
-        return f"{fn}({args})"
+        cells = f"(lambda: ({', '.join(code.co_freevars)},)).__closure__" if tail.needs_closure else "None"
+        make = self.runtime_ref(runtime.make_function)
+        self.constants["__capture_globals"] = globals  # the builtin: the running frame's globals
+        return f"{make}({self.object_ref(tail.bridge)}, __capture_globals(), {cells})({args})"

@@ -228,8 +228,8 @@ def _translator(frame: Frame, output: OutputGraph, plan: BreakPlan) -> Instructi
 def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, needed, raised=None) -> CacheEntry:
     """Compile the graph, write the replacement frame (returning ``return_vt``, raising
     ``raised``, or handing over to ``tail``), build its guards."""
-    code, f_globals = frame.code, frame.func.__globals__
-    cg = FrameCodegen(f_globals, output.local_objects)
+    code = frame.code
+    cg = FrameCodegen(output.local_objects)
     cg.counter = HitCounter()
     gm, out_nodes = output.finish(collect_tensors(needed + output.side_effects.values()))
     cg.output_index = {node: i for i, node in enumerate(out_nodes)}
@@ -246,8 +246,9 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
     replay = output.side_effects.replay(cg)
     new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay, raise_vt=raised)
-    guard = build_guard_function(output.guards, frame.arg_names, f_globals, name=guard_name(code),
-                                 example=(frame.func, frame.args), dict_watch=_C.DictWatch)
+    guard = build_guard_function(output.guards, frame.arg_names, name=guard_name(code),
+                                 example=(frame.func, frame.args), dict_watch=_C.DictWatch,
+                                 lifeline=output.guards.lifeline)
     log_bytecode.debug("replacement for %s:\n%s", code.co_name, source)
     if recorder is not None:
         recorder.guards.extend(guard.readable())
@@ -256,13 +257,14 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     return CacheEntry(guard, new_code, "graph", graph=gm, source=source, counter=cg.counter,
                       reason=reason if tail is not None else None, compiled=compiled,
                       specializations=list(output.shapes.specializations),
-                      dynamic_sizes=[output.shapes.read_name(s) for s in output.shapes.reads])
+                      dynamic_sizes=[output.shapes.read_name(s) for s in output.shapes.reads], filename=cg.filename)
 
 
 def _eager(frame: Frame, output: OutputGraph, reason: BreakReason, recorder) -> CacheEntry:
     """The original code, run eagerly under the guards collected up to the failure."""
     _note_break(recorder, reason)
-    guard = build_guard_function(output.guards, frame.arg_names, frame.func.__globals__, name=guard_name(frame.code))
+    guard = build_guard_function(output.guards, frame.arg_names, name=guard_name(frame.code),
+                                 lifeline=output.guards.lifeline)
     return CacheEntry(guard, positional_copy(frame.code), "eager", reason=reason)
 
 

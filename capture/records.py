@@ -1,10 +1,13 @@
 """What we keep about compiled frames: cache entries, recompiles and their guard
 failures, per code object (in ``capture.state.FRAMES``), for capture.report,
-capture.explain and capture.reset."""
+capture.explain and capture.reset. A record holds its code weakly: it goes with it."""
 from __future__ import annotations
 
 import dataclasses
 import types
+import weakref
+
+from capture import config
 
 from capture.dynamic import DynamicDims
 from capture.exc import BreakReason
@@ -19,7 +22,7 @@ class HitCounter:
         self.hits = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class CacheEntry:
     guard: object  # guards.GuardFunction
     code: types.CodeType
@@ -31,6 +34,8 @@ class CacheEntry:
     compiled: object = None  # what the backend returned for the graph
     specializations: list = dataclasses.field(default_factory=list)  # fx_graph.symbolic.Specialization
     dynamic_sizes: list = dataclasses.field(default_factory=list)  # "L['x'].size()[0]" of each symbol
+    filename: str = ""  # the replacement's source in linecache
+    fx_sources: tuple = ()  # names of the GraphModule sources torch.fx kept while compiling it
 
     @property
     def hits(self):
@@ -67,25 +72,38 @@ class Recompile:
     failures: list  # one GuardFailure per existing entry
 
 
-@dataclasses.dataclass
 class FrameRecord:
     """Everything we know about one compiled code object (for explain/report/reset)."""
 
-    code: types.CodeType
-    entries: list = dataclasses.field(default_factory=list)
-    recompiles: list = dataclasses.field(default_factory=list)  # list[Recompile]
-    limit_hit: bool = False
-    dynamic: DynamicDims = dataclasses.field(default_factory=DynamicDims)  # sizes learned across compiles
-    dynamic_mode: object = None  # the ``dynamic=`` it was compiled with
+    def __init__(self, code: types.CodeType):
+        self.code_ref = weakref.ref(code)
+        self.name = code.co_name
+        self.where = f"{code.co_filename}:{code.co_firstlineno}"
+        self.entries: list = []  # CacheEntry, in the order the hook tries them
+        self.recompiles: list = []  # Recompile, the last config.recorded_recompiles of them
+        self.drops: list = []  # why entries were dropped: an object their guards named died
+        self.limit_hit = False
+        self.dynamic = DynamicDims()  # sizes learned across compiles
+        self.dynamic_mode = None  # the ``dynamic=`` it was compiled with
 
     @property
-    def where(self) -> str:
-        return f"{self.code.co_filename}:{self.code.co_firstlineno}"
+    def code(self) -> types.CodeType | None:
+        return self.code_ref()
+
+    def note_recompile(self, recompile: Recompile) -> None:
+        self.recompiles.append(recompile)
+        del self.recompiles[:-config.recorded_recompiles]
+
+    def note_drop(self, entry, cause: str) -> None:
+        """``entry`` was dropped: ``cause`` (an object its guards named) died."""
+        self.entries = [e for e in self.entries if e is not entry]
+        self.drops.append(f"{cause} was collected")
+        del self.drops[:-config.recorded_recompiles]
 
     @property
     def recompile_reasons(self) -> list:
         """Per recompile: (frame name, ["L['x']: shape[0]: expected 8, got 16 (read at f.py:3)", ...])."""
-        return [(self.code.co_name, [f.text() for f in r.failures]) for r in self.recompiles]
+        return [(self.name, [f.text() for f in r.failures]) for r in self.recompiles]
 
 
 class Recorder:

@@ -118,6 +118,11 @@ def register_source(filename: str, source: str) -> None:
     _SOURCES.add(filename)
 
 
+def forget_source(filename: str) -> None:
+    linecache.cache.pop(filename, None)
+    _SOURCES.discard(filename)
+
+
 def forget_sources() -> None:
     for filename in _SOURCES:
         linecache.cache.pop(filename, None)

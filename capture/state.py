@@ -1,29 +1,48 @@
 """The front end's process-wide state, in one place, and ``reset`` that drops it all.
 
-Everything else keeps no state of its own between compiles, except the code
-generator (``codegen.reset``) and the linecache entries of generated sources.
+Every table here holds code objects weakly (by identity, ``capture.weak``): a function
+that is compiled and dropped takes its cache entries, records and resume functions with
+it. Everything else keeps no state of its own between compiles, except the code
+generator (``codegen.reset``), the linecache entries of generated sources and torch's
+own caches our compiles fill (``fx_graph.torch_caches``).
 """
 from __future__ import annotations
 
-import weakref
-
 import codegen
 from capture import _C, runtime
+from capture.weak import WeakIdDict, WeakIdSet
+from fx_graph import torch_caches
 from guards import build as guard_build
 
-FRAMES: dict = {}  # code -> records.FrameRecord: what was compiled (report, explain)
-SKIPPED: set = set()  # codes marked to run as they are (capture.skip_policy)
-FORCED_CODES: set = set()  # codes passed to capture.compile: traced even from skipped files
-# code -> {key: resume function, bridge or native tail made for its breaks} (capture.resume);
-# held by the user's code object, so they go with it
-RESUME_CODES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-ORIGINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code made for a break -> resume.Origin
+def _forget_record(record) -> None:
+    """A compiled code object died: drop what its entries put in linecache and torch.fx."""
+    for entry in record.entries:
+        forget_entry_sources(entry)
+
+
+def forget_entry_sources(entry) -> None:
+    """Drop what ``entry`` (a records.CacheEntry) registered with linecache: its
+    replacement, its guard and the GraphModule sources torch.fx kept while it compiled."""
+    runtime.forget_source(entry.filename)
+    entry.guard.forget_source()
+    torch_caches.forget_sources(entry.fx_sources)
+
+
+FRAMES = WeakIdDict(_forget_record)  # code -> records.FrameRecord: what was compiled (report, explain)
+SKIPPED = WeakIdSet()  # codes marked to run as they are (capture.skip_policy)
+FORCED_CODES = WeakIdSet()  # codes passed to capture.compile: traced even from skipped files
+# code -> {key: resume function, bridge or native tail made for its breaks} (capture.resume)
+RESUME_CODES = WeakIdDict()
+ORIGINS = WeakIdDict()  # code made for a break -> resume.Origin
 
 
 def reset() -> None:
     """Drop every cache entry, skip mark, record and generated code; later calls
     recompile from scratch."""
-    for code in list(FRAMES) + list(SKIPPED):
+    for code, record in FRAMES.items():
+        _C.set_cache(code, None)
+        _forget_record(record)
+    for code in SKIPPED:
         _C.set_cache(code, None)
     FRAMES.clear()
     SKIPPED.clear()
@@ -32,4 +51,5 @@ def reset() -> None:
     ORIGINS.clear()
     runtime.forget_sources()
     guard_build.forget_sources()
+    torch_caches.clear_fake_dispatch_cache()
     codegen.reset()

@@ -19,7 +19,10 @@ the reason in ``stats``; any other failure is a bug of ours and warns
 """
 from __future__ import annotations
 
+import itertools
+import linecache
 import time
+import weakref
 
 import torch
 from torch import fx
@@ -38,8 +41,40 @@ from codegen.runtime.compiled_graph import CompiledGraph, runs_as_captured
 from codegen.schedule.scheduler import Kernel, Scheduler
 from codegen.stats import GraphStats, eager_bytes, extern_bytes, floor_bytes
 
-COMPILED: list = []          # every CompiledGraph since reset(), for stats()
+class LiveGraphs:
+    """The CompiledGraphs made since ``reset()`` that are still alive, oldest first (held
+    weakly: a graph goes with the cache entry, module or caller that holds it)."""
+
+    def __init__(self):
+        self._refs: list = []
+
+    def append(self, compiled: CompiledGraph) -> None:
+        self._refs = [r for r in self._refs if r() is not None][-config.MAX_TRACKED_GRAPHS + 1:]
+        self._refs.append(weakref.ref(compiled))
+
+    def _live(self) -> list:
+        return [g for g in (r() for r in self._refs) if g is not None]
+
+    def __iter__(self):
+        return iter(self._live())
+
+    def __len__(self):
+        return len(self._live())
+
+    def __getitem__(self, index):
+        return self._live()[index]
+
+    def __eq__(self, other):
+        return self._live() == list(other)
+
+    def clear(self) -> None:
+        self._refs.clear()
+
+
+COMPILED = LiveGraphs()      # for stats()
 _GENERATED: dict = {}        # every distinct kernel generated in this process (source, dtypes, launch config)
+_wrapper_numbers = itertools.count()
+_WRAPPER_SOURCES: set = set()  # linecache names of the wrappers of live graphs
 
 
 EMITTERS = ("triton", "cpp")
@@ -55,7 +90,6 @@ def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True
         raise ValueError(f"codegen: unknown emitter {emitter!r}; use one of {EMITTERS}")
     compiled = CompiledGraph(gm)
     COMPILED.append(compiled)
-    del COMPILED[:-config.MAX_TRACKED_GRAPHS]
     start = time.perf_counter()
     reason = runs_as_captured(example_inputs, emitter)
     try:
@@ -116,7 +150,10 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
             autotune = config.use_autotune(lowering.device)
         wrapper = WrapperCodegen(lowering, items, sources, autotune=autotune)
     text, namespace = wrapper.generate()
-    call = compile_wrapper(text, namespace, filename=f"<capture wrapper {len(COMPILED)}>")
+    filename = f"<capture wrapper {next(_wrapper_numbers)}>"
+    call = compile_wrapper(text, namespace, filename=filename)
+    _WRAPPER_SOURCES.add(filename)
+    weakref.finalize(compiled, _forget_wrapper, filename).atexit = False
     compiled.install(call, lowering, decomposed, kernels, text, _stats(gm, lowering, items, kernels, scheduler))
 
 
@@ -139,8 +176,9 @@ def _triton_kernels(items, fx_order):
         sources[id(kernel)] = (source, getattr(cache.load_module(source.source), kernel.name))
         kernels.append(source)
         # The signature too: the same source over other dtypes is another binary.
-        _GENERATED.setdefault((source.source, repr(source.signature()), repr(source.compile_constants()),
-                               source.num_warps), source)
+        if config.RECORD_GENERATED_KERNELS:
+            _GENERATED.setdefault((source.source, repr(source.signature()), repr(source.compile_constants()),
+                                   source.num_warps), source)
     return sources, kernels
 
 
@@ -173,12 +211,21 @@ def stats(compiled: CompiledGraph | None = None) -> GraphStats:
 
 
 def generated_kernels() -> list:
-    """Every distinct kernel generated in this process (``reset`` does not clear it)."""
+    """Every distinct kernel generated in this process (``reset`` does not clear it), if
+    ``config.RECORD_GENERATED_KERNELS`` (CAPTURE_RECORD_KERNELS=1); else none."""
     return list(_GENERATED.values())
 
 
+def _forget_wrapper(filename: str) -> None:
+    linecache.cache.pop(filename, None)
+    _WRAPPER_SOURCES.discard(filename)
+
+
 def reset() -> None:
-    """Forget compiled graphs (for ``stats``) and loaded kernel modules (files stay on disk)."""
+    """Forget compiled graphs (for ``stats``), their wrappers' linecache entries and
+    loaded kernel modules (files stay on disk)."""
     COMPILED.clear()
+    for filename in list(_WRAPPER_SOURCES):
+        _forget_wrapper(filename)
     cache.clear_loaded()
     cpp_build.clear_loaded()

@@ -170,8 +170,14 @@ def attention_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool
 INT32_LIMIT = 2 ** 31 - 1
 
 
-# codegen.stats() reports graphs compiled since codegen.reset(); only the most recent
-# are kept so a long-running process with many recompiles does not hold every graph.
+# codegen.generated_kernels(): every distinct kernel generated in this process, kept
+# across codegen.reset() so the test suite can compile each one for sm_90 at the end.
+# Only with CAPTURE_RECORD_KERNELS=1 (tests/conftest.py sets it): in a user's process the
+# list would grow with every distinct kernel for good.
+RECORD_GENERATED_KERNELS = os.environ.get("CAPTURE_RECORD_KERNELS", "0") not in ("", "0")
+
+# codegen.stats() reports the live graphs compiled since codegen.reset() (held weakly);
+# at most this many of the most recent, so the list of references stays short too.
 MAX_TRACKED_GRAPHS = 1000
 
 

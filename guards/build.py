@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 import linecache
 import math
+import re
 
 from guards.guard import Guard, evaluate
 from guards.kinds import GuardKind
@@ -24,6 +25,7 @@ from guards.watch import pinning_dicts
 # user's global named ``type`` or ``len`` cannot change what a guard means.
 HELPERS = {
     "__type": type,
+    "__id": id,
     "__len": len,
     "__tuple": tuple,
     "__copysign": math.copysign,
@@ -45,31 +47,41 @@ def forget_sources() -> None:
     _SOURCES.clear()
 
 
-def guard_env(arg_names, globals_dict, func, args) -> dict:
+def guard_env(arg_names, func, args) -> dict:
     """The names a guard expression sees, bound to one call's values."""
     env = dict(HELPERS)
     env.update(zip(arg_names, args))
     env["__func"] = func
-    env["__G"] = globals_dict
+    env["__G"] = func.__globals__
     return env
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class GuardFunction:
+    """One entry's guards compiled to ``fn(func, *args)``. It holds no user object that
+    can die (``guards.held``): ``lifeline`` is cut when one it names does; the frame's
+    globals are read from ``func`` on each call."""
+
     fn: object
     source: str
     guards: list
     arg_names: tuple
-    globals_dict: dict
+    lifeline: object = None  # guards.held.Lifeline
+    filename: str = ""  # the source's name in linecache
 
     def __call__(self, func, *args):
         return self.fn(func, *args)
 
+    def forget_source(self) -> None:
+        """Drop this guard's source from linecache (its entry is gone)."""
+        linecache.cache.pop(self.filename, None)
+        _SOURCES.discard(self.filename)
+
     def first_failure(self, func, args) -> tuple[Guard, str] | None:
         """Evaluate each guard alone; return the first failing one and why."""
-        env = guard_env(self.arg_names, self.globals_dict, func, args)
+        env = guard_env(self.arg_names, func, args)
         for guard in sorted(self.guards, key=_order):
-            reason = guard.first_failure(env, self.globals_dict)
+            reason = guard.first_failure(env, func.__globals__)
             if reason is not None:
                 return guard, reason
         return None
@@ -176,13 +188,14 @@ def _watched(guards: list[Guard], example: dict | None) -> tuple[list[Guard], li
     return covered, list(exprs)
 
 
-def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: dict,
-                         name: str = "guard", example: tuple | None = None,
-                         dict_watch: type | None = None) -> GuardFunction:
+def build_guard_function(guards: list[Guard], arg_names: tuple, name: str = "guard",
+                         example: tuple | None = None, dict_watch: type | None = None,
+                         lifeline=None) -> GuardFunction:
     """With ``example`` (the ``(func, args)`` being compiled) and ``dict_watch`` (a class
-    like capture._C.DictWatch), checks on module trees go behind one dict watch."""
+    like capture._C.DictWatch), checks on module trees go behind one dict watch.
+    ``lifeline``: the one the guards' held objects are watched by (``GuardSet.lifeline``)."""
     guards = sorted(dedupe(guards), key=_order)
-    env = guard_env(arg_names, globals_dict, *example) if example is not None and dict_watch else None
+    env = guard_env(arg_names, *example) if example is not None and dict_watch else None
     covered, watched = _watched(guards, env)
     em = _Emitter()
 
@@ -209,8 +222,10 @@ def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: di
         em.lines += [f"{em.indent}# {g.describe()}" for g in joined]
         em.check(" and ".join(f"({g.condition(em)})" for g in joined), f"{len(joined)} size relations")
     params = ", ".join(("__func",) + tuple(arg_names))
-    helper_names = list(HELPERS) + ["__G"] + [f"__c{i}" for i in range(len(em.consts))]
-    body = "\n".join(em.lines + ["    return True"])
+    helper_names = list(HELPERS) + [f"__c{i}" for i in range(len(em.consts))]
+    reads_globals = any(re.search(r"(?<!\w)__G(?!\w)", line) for line in em.lines)
+    globals_read = ["    __G = __func.__globals__"] if reads_globals else []
+    body = "\n".join(globals_read + em.lines + ["    return True"])
     source = (f"def __make_{name}({', '.join(helper_names)}):\n"
               + "\n".join("    " + line for line in f"def {name}({params}):\n{body}".splitlines())
               + f"\n    return {name}\n")
@@ -219,5 +234,5 @@ def build_guard_function(guards: list[Guard], arg_names: tuple, globals_dict: di
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
     _SOURCES.add(filename)
-    fn = namespace[f"__make_{name}"](*HELPERS.values(), globals_dict, *em.consts)
-    return GuardFunction(fn, source, guards, tuple(arg_names), globals_dict)
+    fn = namespace[f"__make_{name}"](*HELPERS.values(), *em.consts)
+    return GuardFunction(fn, source, guards, tuple(arg_names), lifeline, filename)

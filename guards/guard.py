@@ -146,6 +146,13 @@ class Guard:
     def kind(self) -> type:
         return type(self)
 
+    @classmethod
+    def hold(cls, expected, lifeline, label: str):
+        """What a guard of this kind keeps of ``expected``, read through the source named
+        ``label`` (identity and type guards: a ``guards.held.Held``, watched by the
+        entry's ``lifeline``)."""
+        return expected
+
     def condition(self, em) -> str:
         """The check as a Python expression, built with the emitter ``em`` (``em.bind``
         names the source's value once, ``em.const`` holds an object)."""

@@ -9,6 +9,7 @@ graph ran with grad mode on.
 from __future__ import annotations
 
 from guards.guard import Guard, ParameterSpec
+from guards.held import Lifeline
 from guards.kinds import GuardKind
 from guards.sources import GUARD
 from guards.state import GLOBAL_HOOKS, entry_state
@@ -18,6 +19,7 @@ class GuardSet:
     def __init__(self):
         self.guards: list[Guard] = [GuardKind.GLOBAL_STATE(name, expr, value) for name, expr, value in entry_state()]
         self.held_parameters: list = []  # (source, parameter)
+        self.lifeline = Lifeline()  # cut when an object a guard names dies: the entry goes then
         self._global_hooks_guarded = False
 
     def __iter__(self):
@@ -28,8 +30,9 @@ class GuardSet:
 
     def add(self, kind: type, source, expected, where: str | None = None):
         """Guard the value read through ``source`` (``kind``: one of ``GuardKind``)."""
-        self.guards.append(kind(source.name(), source.expr(GUARD), expected, user_line=where,
-                                path=source.watch_path()))
+        name = source.name()
+        self.guards.append(kind(name, source.expr(GUARD), kind.hold(expected, self.lifeline, name),
+                                user_line=where, path=source.watch_path()))
 
     def state_read(self, helper: str, fn_name: str, args: tuple, value, where: str | None = None):
         """Traced code read interpreter state (folded to ``value``): guard it stays so."""

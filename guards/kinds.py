@@ -13,6 +13,7 @@ import torch
 
 from fx_graph.size_expr import SizeRelation, StrideOf, render
 from guards.guard import Guard, const_equal, evaluate, fmt, short
+from guards.held import Held
 from guards.module_hooks import HOOK_TABLES, hooks_present
 from guards.watch import is_immutable
 
@@ -47,16 +48,24 @@ class AbsentGuard(Guard):
 
 
 class IdentityGuard(Guard):
+    """``expected`` is a ``Held``: the object, held weakly where it can die."""
+
     roots_the_watch = True
 
+    @classmethod
+    def hold(cls, expected, lifeline, label):
+        return Held(expected, lifeline, label)
+
     def condition(self, em):
-        return f"{em.bind(self.source_expr)} is {em.const(self.expected)}"
+        return self.expected.test(em, em.bind(self.source_expr))
 
     def describe(self):
-        return f"{self.source_name} is <{type(self.expected).__name__} at {id(self.expected):#x}>"
+        return f"{self.source_name} is {self.expected!r}"
 
     def failure(self, value):
-        e = self.expected
+        e = self.expected.get()
+        if e is None:
+            return f"expected the same object, a {self.expected.type_name} that is gone now"
         return None if value is e else f"expected the same object {short(e)}, got {short(value)}"
 
     def watched_dicts(self, obj, expr):
@@ -64,15 +73,23 @@ class IdentityGuard(Guard):
 
 
 class TypeGuard(Guard):
+    """``expected`` is a ``Held`` class."""
+
+    @classmethod
+    def hold(cls, expected, lifeline, label):
+        return Held(expected, lifeline, f"type({label})")
+
     def condition(self, em):
-        return f"__type({em.bind(self.source_expr)}) is {em.const(self.expected)}"
+        return self.expected.test(em, f"__type({em.bind(self.source_expr)})")
 
     def describe(self):
-        return f"type({self.source_name}) is {self.expected.__qualname__}"
+        return f"type({self.source_name}) is {self.expected.name}"
 
     def failure(self, value):
-        e = self.expected
-        return None if type(value) is e else f"type: expected {e.__qualname__}, got {type(value).__qualname__}"
+        e = self.expected.get()
+        if type(value) is e:
+            return None
+        return f"type: expected {self.expected.name}, got {type(value).__qualname__}"
 
     def watched_dicts(self, obj, expr):
         return [] if is_immutable(obj) else None

@@ -5,6 +5,8 @@
 import os
 
 os.environ["TRITON_INTERPRET"] = "1"
+# codegen.generated_kernels() records every kernel of the session (test_codegen_sm90).
+os.environ["CAPTURE_RECORD_KERNELS"] = "1"
 
 import pytest  # noqa: E402
 

@@ -97,16 +97,19 @@ def n_entries(fn) -> int:
 
 
 def reasons(fn) -> list[str]:
-    """Every recompile reason recorded for fn's frame, flattened."""
+    """Every recompile reason recorded for fn's frame, flattened, and why entries were
+    dropped (an object their guards named died)."""
     code = code_of(fn)
     if code not in FRAMES:
         return []
-    return [r for _, rs in FRAMES[code].recompile_reasons for r in rs]
+    return [r for _, rs in FRAMES[code].recompile_reasons for r in rs] + FRAMES[code].drops
 
 
 def assert_recompiled(fn, before: int, *needles: str):
-    """Entries grew past ``before`` and some recompile reason contains all needles."""
-    after = n_entries(fn)
+    """Compiles (entries, live or dropped) grew past ``before`` and some recompile or
+    drop reason contains all needles."""
+    code = code_of(fn)
+    after = n_entries(fn) + (len(FRAMES[code].drops) if code in FRAMES else 0)
     assert after > before, f"expected a recompile: entries {before} -> {after}"
     rs = reasons(fn)
     assert any(all(n in r for n in needles) for r in rs), f"no recompile reason contains {needles}: {rs}"

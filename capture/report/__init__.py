@@ -42,6 +42,7 @@ class FrameReport:
     cache_limit_hit: bool
     advice: list = dataclasses.field(default_factory=list)  # per recompile, per failure: what to do
     dynamic_why: dict = dataclasses.field(default_factory=dict)  # "L['x'].shape[0]" -> "8 then 16 -> dynamic"
+    drops: list = dataclasses.field(default_factory=list)  # why entries went: an object they named died
 
 
 @dataclasses.dataclass
@@ -77,6 +78,7 @@ class Report:
                     out.append(line)
                     if i < len(f.advice) and j < len(f.advice[i]) and (j == 0 or f.advice[i][j] != f.advice[i][j - 1]):
                         out.append(f"      advice: {f.advice[i][j]}")
+            out.extend(f"  entry dropped: {why}" for why in f.drops)
         return "\n".join(out)
 
     def to_html(self, path: str | None = None) -> str:
@@ -102,7 +104,7 @@ def build(fn=None) -> Report:
                    for i, e in enumerate(record.entries)]
         advice = [[advise(fail, record) for fail in r.failures] for r in record.recompiles]
         frames.append(FrameReport(display_name(code), record.where, entries, list(record.recompiles), record.limit_hit,
-                                  advice, dict(record.dynamic.why)))
+                                  advice, dict(record.dynamic.why), list(record.drops)))
     return Report(frames)
 
 

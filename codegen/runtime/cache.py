@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
 import threading
 
@@ -59,6 +60,23 @@ def load_module(source: str):
 
 
 def clear_loaded() -> None:
-    """Forget imported modules (files stay on disk)."""
+    """Forget imported modules (files stay on disk), also where Triton would keep them
+    for good: its registry of @jit functions by name, and the interpreter's rewritten
+    functions (TRITON_INTERPRET=1)."""
     with _lock:
+        names = {module.__name__ for module in _loaded.values()}
         _loaded.clear()
+    registry = _triton_table("triton.runtime.jit", "_triton_jit_function_registry")
+    for key in [k for k in registry if k.split(":", 1)[0] in names]:
+        registry.pop(key, None)
+    interpreter = sys.modules.get("triton.runtime.interpreter")
+    rewritten = getattr(getattr(interpreter, "InterpretedFunction", None), "rewritten_fn", None)
+    if isinstance(rewritten, dict):
+        for fn in [f for f in rewritten if getattr(f, "__module__", None) in names]:
+            rewritten.pop(fn, None)
+
+
+def _triton_table(module_name: str, attr: str) -> dict:
+    module = sys.modules.get(module_name)  # not imported: nothing registered
+    table = getattr(module, attr, None)
+    return table if isinstance(table, dict) else {}
