@@ -3,7 +3,9 @@
 Cases: a one-op function, a function of 8 tensor arguments, a 100-parameter model,
 and sweeps over the number of tensor arguments and of parameters, so the hit-path
 cost (hook + guards + rewritten frame) can be read against size. Both compilers use
-their "eager" backend, so the graph itself costs the same.
+their "eager" backend, so the graph itself costs the same. A second table sets the
+identity path (one instance of a module class compiled) against the entry that 12
+instances of the class share (guarded by structure, capture.sharing).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from torch import nn
 
 import capture
 from bench.timing import per_call_interleaved
+from capture.state import FRAMES
 
 
 def one_op(x):
@@ -81,7 +84,60 @@ def measure(calls: int = 200, repeats: int = 7, sweep: bool = False) -> list[dic
     return out
 
 
-def _guard_time(fn, args, calls: int = 2000) -> float:
+class Block(nn.Module):
+    """A pre-norm MLP block (6 parameters): the unit of the compile-each-block pattern."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, 2 * width)
+        self.fc2 = nn.Linear(2 * width, width)
+
+    def forward(self, x):
+        return x + self.fc2(self.fc1(self.norm(x)).relu())
+
+
+def sharing_cases():
+    """(name, make a module, input): instances of one class, alone or 12 of them."""
+    return [("block", Block, torch.randn(4, 16)), ("100 params", lambda: Stack(50).eval(), torch.randn(2, 4))]
+
+
+def measure_sharing(calls: int = 200, repeats: int = 7) -> list[dict]:
+    """Per-call overhead and guard time of one instance's entry (identity: one id check,
+    the tree behind a dict watch, parameters bound) against the entry 12 instances of
+    the class share (structure: types, settings and every parameter checked and read)."""
+    out = []
+    for name, make, x in sharing_cases():
+        for path, instances in (("identity", 1), ("structure", 12)):
+            capture.reset()
+            torch.manual_seed(0)
+            modules = [make() for _ in range(instances)]
+            compiled = [capture.compile(m, backend="eager") for m in modules]  # all before any call
+            with torch.no_grad():
+                for c in compiled:
+                    c(x)
+                module, cm = modules[-1], compiled[-1]
+                times = per_call_interleaved({"eager": module, "capture": cm}, (x,), calls, repeats)
+                ok = torch.allclose(cm(x), module(x))
+            graphs = sum(len(r.entries) for r in FRAMES.values())
+            out.append(dict(case=name, path=path, instances=instances, graphs=graphs, correct=bool(ok),
+                            eager_us=times["eager"][0] * 1e6,
+                            capture_overhead_us=(times["capture"][0] - times["eager"][0]) * 1e6,
+                            capture_guard_us=_guard_time(module, (x,), entry=-1) * 1e6))
+    return out
+
+
+def print_sharing_table(rows):
+    print(f"\n{'module':<12} {'path':<10} {'instances':>9} {'graphs':>6} {'eager µs':>9} {'capture +µs':>12} "
+          f"{'guard µs':>9} {'ok':>3}")
+    for r in rows:
+        print(f"{r['case']:<12} {r['path']:<10} {r['instances']:>9} {r['graphs']:>6} {r['eager_us']:>9.1f} "
+              f"{r['capture_overhead_us']:>12.1f} {r['capture_guard_us']:>9.2f} {'yes' if r['correct'] else 'NO':>3}")
+    print("(identity: one instance compiled, its entry checks one id and its tree behind a dict watch; structure: "
+          "12 instances compiled, one entry shared, every member's type and parameter checked on each call)")
+
+
+def _guard_time(fn, args, calls: int = 2000, entry: int = 0) -> float:
     """Seconds one call of capture's generated guard takes on ``args`` (the hit path's check)."""
     import timeit
     from capture import _C
@@ -89,7 +145,7 @@ def _guard_time(fn, args, calls: int = 2000) -> float:
     entries = _C.get_cache(func.__code__) or []
     if not entries:
         return float("nan")
-    guard = entries[0][0]
+    guard = entries[entry][0]
     with torch.no_grad():
         assert guard(func, *full_args) is True
         return min(timeit.repeat(lambda: guard(func, *full_args), number=calls, repeat=5)) / calls
@@ -130,8 +186,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sweep", action="store_true", help="also sweep tensor and parameter counts")
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (1 steadies timings on a busy machine)")
+    parser.add_argument("--no-sharing", action="store_true",
+                        help="skip the table of one instance's entry vs the entry 12 instances share")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print_table(measure(args.calls, sweep=args.sweep))
+    if not args.no_sharing:
+        print_sharing_table(measure_sharing(args.calls))
 
 
 if __name__ == "__main__":

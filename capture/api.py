@@ -7,7 +7,7 @@ import types
 
 import torch
 
-from capture import _C, state
+from capture import _C, sharing, state
 from capture.backends import eager_backend, lookup_backend
 from capture.convert_frame import FrameCompiler
 from capture.dynamic import check_mode
@@ -55,6 +55,7 @@ def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=No
     if unknown:
         raise ValueError(f"capture.compile: unknown option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
     if isinstance(fn_or_module, torch.nn.Module):
+        sharing.note_compiled(fn_or_module)
         forward = type(fn_or_module).forward
         compiler = FrameCompiler(backend_fn, fullgraph, options, force_codes=_forced_codes(forward), dynamic=dynamic)
         return CompiledModule(fn_or_module, compiler)

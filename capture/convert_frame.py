@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextvars
 import warnings
 
-from capture import cache, config, logs
+from torch import nn
+
+from capture import cache, config, logs, sharing
 from capture.debug import dump_entry
 from capture.dynamic import ShapePolicy
 from capture.exc import Unsupported
@@ -20,6 +22,7 @@ from capture.frame_pipeline import Frame, compile_frame
 from capture.records import GuardFailure, Recompile
 from capture.skip_policy import mark_skip, skip_frame
 from fx_graph import torch_caches
+from guards import GuardKind
 
 log_recompiles = logs.get("recompiles")
 log_guards = logs.get("guards")
@@ -75,6 +78,7 @@ class FrameCompiler:
                 failures.append(GuardFailure(index, guard.source_name, why, guard.user_line, guard.describe(),
                                              type(guard).__name__, _value_of(guard, func, args, entry.guard),
                                              guard.source_expr))
+                _note_other_instance(entry.guard, guard, func, args)
         text = failures[-1].text() if failures else "no guard failed (entry could not run)"
         record.note_recompile(Recompile(failures))
         log_recompiles.debug("recompiling %s (%s): %s", record.name, record.where, text)
@@ -103,3 +107,12 @@ def _value_of(guard, func, args, guard_fn):
     except Exception:  # the value is gone: the failure reason already says so
         return None
     return value if type(value) in (int, float, bool, str) else None
+
+
+def _note_other_instance(guard_fn, guard, func, args) -> None:
+    """An entry expected one module (by identity) from the frame's inputs and got another
+    instance of its class: the class's instances share entries from now on."""
+    if guard.kind is GuardKind.IDENTITY and guard.source_name.startswith("L["):
+        expected = guard.expected.get()
+        if isinstance(expected, nn.Module):
+            sharing.note_identity_miss(expected, guard_fn.value_of(guard, func, args))

@@ -34,6 +34,8 @@ FORCED_CODES = WeakIdSet()  # codes passed to capture.compile: traced even from 
 # code -> {key: resume function, bridge or native tail made for its breaks} (capture.resume)
 RESUME_CODES = WeakIdDict()
 ORIGINS = WeakIdDict()  # code made for a break -> resume.Origin
+SHARED_CLASSES = WeakIdSet()  # nn.Module classes whose instances share entries (capture.sharing)
+LAST_COMPILED_INSTANCE = WeakIdDict()  # nn.Module class -> weak reference to the last instance compiled
 
 
 def reset() -> None:
@@ -49,6 +51,8 @@ def reset() -> None:
     FORCED_CODES.clear()
     RESUME_CODES.clear()
     ORIGINS.clear()
+    SHARED_CLASSES.clear()
+    LAST_COMPILED_INSTANCE.clear()
     runtime.forget_sources()
     guard_build.forget_sources()
     torch_caches.clear_fake_dispatch_cache()

@@ -77,6 +77,13 @@ class GuardFunction:
         linecache.cache.pop(self.filename, None)
         _SOURCES.discard(self.filename)
 
+    def value_of(self, guard: Guard, func, args):
+        """The value ``guard`` reads on this call (None if it cannot be read)."""
+        try:
+            return evaluate(guard.source_expr, guard_env(self.arg_names, func, args))
+        except Exception:  # noqa: BLE001 - the value is gone: there is none to report
+            return None
+
     def first_failure(self, func, args) -> tuple[Guard, str] | None:
         """Evaluate each guard alone; return the first failing one and why."""
         env = guard_env(self.arg_names, func, args)
@@ -85,10 +92,6 @@ class GuardFunction:
             if reason is not None:
                 return guard, reason
         return None
-
-    def value_of(self, guard: Guard, func, args):
-        """The current value of ``guard``'s source on one call (miss path only)."""
-        return evaluate(guard.source_expr, guard_env(self.arg_names, self.globals_dict, func, args))
 
     def readable(self) -> list[str]:
         return [g.describe() for g in sorted(self.guards, key=_order)]

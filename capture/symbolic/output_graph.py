@@ -27,7 +27,7 @@ import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import FakeTensor
 
-from capture import config
+from capture import config, sharing
 from capture.exc import NonTensorResult, Unsupported
 from capture.symbolic.side_effects import SideEffects
 from capture.variables.base import VariableTracker
@@ -69,6 +69,7 @@ class OutputGraph:
         self._local_trackers: dict[int, object] = {}
         self._real_cells: dict[int, tuple] = {}  # id(CellBox) -> (box, real cell standing for it)
         self._boxes: dict[int, tuple] = {}  # id(real cell) -> (real cell, CellBox)
+        self.structural_modules: set[str] = set()  # sources of modules guarded by structure (capture.sharing)
 
     @property
     def grad_enabled(self) -> bool:
@@ -129,6 +130,24 @@ class OutputGraph:
         if self.instructions > config.max_unrolled_instructions:
             raise Unsupported(f"more than {config.max_unrolled_instructions} instructions traced (long loop?)")
 
+    # ---- modules shared by their class's instances (capture.sharing) ----
+    def module_by_structure(self, source, module) -> bool:
+        """Whether ``module``, read through ``source``, is guarded by structure (its
+        class is shared, or it is under such a module) rather than by identity."""
+        if self.under_structure(source):
+            return True
+        if sharing.is_shared(type(module)) and sharing.from_frame_inputs(source):
+            self.structural_modules.add(source.name())
+            return True
+        return False
+
+    def under_structure(self, source) -> bool:
+        while source is not None:
+            if source.name() in self.structural_modules:
+                return True
+            source = getattr(source, "base", None)
+        return False
+
     # ---- inputs ----
     def tensor_input(self, tx, source, value: torch.Tensor) -> TensorVariable:
         key = source.name()
@@ -138,7 +157,7 @@ class OutputGraph:
             raise Unsupported(f"tensor subclass {type(value).__name__} at {key}")
         if value.is_sparse or value.layout != torch.strided:
             raise Unsupported(f"non-strided tensor at {key}")
-        bound = _is_module_parameter(source, value)
+        bound = _is_module_parameter(source, value) and not self.under_structure(source)
         dims = self.policy.dynamic_dims(source, value) if self.policy is not None and not bound else ()
         node = self.builder.placeholder(key, value, dims, source.expr(GUARD), source)
         fake = node.meta["val"]

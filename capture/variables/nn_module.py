@@ -376,7 +376,10 @@ def _wrap_module(tx, value, source):
     local = tx.output.local_tracker(value)
     if local is not None:  # built in this trace (capture/variables/new_module.py)
         return local
-    builder.guard(tx, source, GuardKind.IDENTITY, value)
+    if source is not None and tx.output.module_by_structure(source, value) and not is_leaf_module(value):
+        builder.guard(tx, source, GuardKind.TYPE, type(value))  # instances of the class share the entry
+    else:
+        builder.guard(tx, source, GuardKind.IDENTITY, value)
     inner = unwrap_compiled_module(value)
     if inner is not value:
         return NNModuleVariable(inner, AttrSource(source, "_orig_mod") if source is not None else None)
