@@ -14,6 +14,9 @@ import itertools
 import math
 import types
 
+from bytecode import Bytecode, Instr
+from bytecode.instr import InstrLocation
+
 from capture import runtime
 from capture.exc import Unsupported
 from capture.variables.dicts import DictVariable
@@ -119,8 +122,9 @@ class FrameCodegen:
         return expr
 
     def generate(self, code: types.CodeType, graph_fn, input_exprs: list[str], return_vt,
-                 tail=None, replay=(), raise_vt=None) -> tuple[types.CodeType, str]:
-        """``raise_vt``: the frame ends by raising this exception (uncaught in the frame)."""
+                 tail=None, replay=(), raise_vt=None, raise_line=None) -> tuple[types.CodeType, str]:
+        """``raise_vt``: the frame ends by raising this exception (uncaught in the frame),
+        at the user's line ``raise_line``: the traceback shows that line, in the user's file."""
         nargs = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         arg_names = code.co_varnames[:nargs]
         lines = []
@@ -155,6 +159,8 @@ class FrameCodegen:
         if new_code.co_freevars != code.co_freevars:
             raise Unsupported("could not reproduce the closure layout of the frame")
         new_code = new_code.replace(co_name=code.co_name, co_qualname=code.co_qualname)
+        if raise_vt is not None:
+            new_code = in_users_lines(new_code, code, source.count("\n") - 1, raise_line)
         return new_code, source
 
     def _bridge_call(self, code, tail) -> str:
@@ -168,3 +174,17 @@ class FrameCodegen:
         make = self.runtime_ref(runtime.make_function)
         self.constants["__capture_globals"] = globals  # the builtin: the running frame's globals
         return f"{make}({self.object_ref(tail.bridge)}, __capture_globals(), {cells})({args})"
+
+
+def in_users_lines(new_code: types.CodeType, code: types.CodeType, raise_at: int, raise_line: int | None):
+    """``new_code`` (a replacement frame ending in ``raise`` at generated line ``raise_at``)
+    placed in the user's file: the raise on ``raise_line``, all else on the ``def`` line,
+    so a traceback through it shows the user's file, line and source."""
+    bc = Bytecode.from_code(new_code)
+    for instr in bc:
+        if isinstance(instr, Instr) and instr.location is not None and instr.location.lineno is not None:
+            line = raise_line if instr.location.lineno == raise_at and raise_line else code.co_firstlineno
+            instr.location = InstrLocation(line, line, None, None)
+    bc.filename = code.co_filename
+    bc.first_lineno = code.co_firstlineno
+    return bc.to_code()

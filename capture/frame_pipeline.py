@@ -189,11 +189,12 @@ def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult 
     output = OutputGraph(frame.code, frame.func.__globals__, frame.shape_policy)
     try:
         tx = _translator(frame, output, plan)
-        raised = None
+        raised = raise_line = None
         try:
             result = tx.run()
         except TracedRaise as r:  # uncaught in the frame: the rewritten frame raises it
             result = raised = r.exc
+            raise_line = tx.lineno()  # where this frame raises (or calls what raised)
         if raised is not None:
             tail, return_vt, needed = None, None, [raised]
         elif isinstance(result, Stopped):
@@ -204,7 +205,8 @@ def trace(frame: Frame, plan: BreakPlan, backend, recorder=None) -> TraceResult 
             return_vt, needed = None, tail.values
         else:
             tail, return_vt, needed = None, result, [result]
-        entry = _graph_entry(frame, output, return_vt, tail, plan.reason, backend, recorder, needed, raised)
+        entry = _graph_entry(frame, output, return_vt, tail, plan.reason, backend, recorder, needed,
+                             (raised, raise_line))
         return TraceResult(entry, graph_ops=output.has_ops())
     except Unsupported as e:
         return BreakAt(e, output)
@@ -225,9 +227,9 @@ def _translator(frame: Frame, output: OutputGraph, plan: BreakPlan) -> Instructi
     return tx
 
 
-def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, needed, raised=None) -> CacheEntry:
+def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, needed, raising=(None, None)) -> CacheEntry:
     """Compile the graph, write the replacement frame (returning ``return_vt``, raising
-    ``raised``, or handing over to ``tail``), build its guards."""
+    ``raising[0]`` at line ``raising[1]``, or handing over to ``tail``), build its guards."""
     code = frame.code
     cg = FrameCodegen(output.local_objects)
     cg.counter = HitCounter()
@@ -245,7 +247,8 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
     output.finish_size_guards()
     input_exprs = [cg.object_ref(i.example) if i.bound else cg.source_expr(i.source) for i in output.inputs]
     replay = output.side_effects.replay(cg)
-    new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay, raise_vt=raised)
+    new_code, source = cg.generate(code, graph_fn, input_exprs, return_vt, tail=tail, replay=replay,
+                                   raise_vt=raising[0], raise_line=raising[1])
     guard = build_guard_function(output.guards, frame.arg_names, name=guard_name(code),
                                  example=(frame.func, frame.args), dict_watch=_C.DictWatch,
                                  lifeline=output.guards.lifeline)

@@ -16,24 +16,38 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import graph_module as _graph_module
 
 
+_KEY_PREFIX = "<eval_with_key>."
+
+
 def _eval_cache() -> dict:
     return _graph_module._loader.eval_cache
 
 
-def sources_mark():
-    """The newest GraphModule source now (None if there is none)."""
-    cache = _eval_cache()
-    return next(reversed(cache)) if cache else None
+def sources_mark() -> int:
+    """A mark before the GraphModule sources made from now on (torch.fx numbers them)."""
+    return _graph_module._loader.next_id
 
 
-def sources_since(mark) -> tuple:
-    """Names of the GraphModule sources made after ``mark`` (newest first)."""
+def sources_since(mark: int) -> tuple:
+    """Names of the GraphModule sources made after ``mark`` (newest first). The numbers
+    in their names only grow, so sources forgotten meanwhile do not blur the mark."""
     made = []
     for key in reversed(_eval_cache()):
-        if key == mark:
+        number = _number(key)
+        if number is None:
+            continue  # a source named by its maker, not numbered: not ours to claim
+        if number < mark:
             break
         made.append(key)
     return tuple(made)
+
+
+def _number(key: str) -> int | None:
+    """``<eval_with_key>.12`` (or ``<eval_with_key>.12 from file:line in fn``) -> 12."""
+    if not key.startswith(_KEY_PREFIX):
+        return None
+    digits = key[len(_KEY_PREFIX):].split(" ", 1)[0]
+    return int(digits) if digits.isdigit() else None
 
 
 def forget_sources(keys) -> None:

@@ -77,7 +77,7 @@ def test_dropped_modules_and_functions_are_collected_before_reset():
     _compile_and_drop(2, 2)  # warm-up: torch's lazily made objects
     capture.reset()
     fx_sources = len(graph_module._loader.eval_cache)
-    refs = _compile_and_drop(30, 10)
+    refs = _compile_and_drop(20, 8)
     _collect()
     assert not [r for r in refs if r() is not None], "a dropped module or parameter is alive"
     # dead codes took their records along; the class's forward code lives, without entries
@@ -188,7 +188,7 @@ def test_many_calls_of_one_compiled_function_allocate_nothing_that_stays():
     for _ in range(200):
         f(x)
     before = _objects_before()
-    for _ in range(20_000):
+    for _ in range(10_000):
         f(x)
     grown = {k: v for k, v in (_objects() - before).items() if v > 2}
     assert grown == {}, grown
