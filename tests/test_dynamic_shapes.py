@@ -14,7 +14,7 @@ import torch
 
 import capture
 import codegen.compile
-from capture.convert_frame import FRAMES
+from capture.state import FRAMES
 from helpers_modules import assert_same, entries, n_entries
 
 
