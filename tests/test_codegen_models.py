@@ -82,7 +82,8 @@ def test_linear_bias_gelu_module_is_one_extern_and_one_kernel():
 @pytest.mark.parametrize("name", ["gpt2_block", "gpt2_block_inline_mask"])
 def test_gpt2_block_matches_eager(name, emitter):
     make_model, shape = MODEL_SUITE[name]
-    stats = _compiled_and_checked(make_model(), lambda: (torch.randn(shape),))
+    model = make_model()        # alive: its compiled graphs live as long as it does
+    stats = _compiled_and_checked(model, lambda: (torch.randn(shape),))
     if emitter == "triton":
         # qkv, attn proj, fc, mlp proj: matmul templates with the GELU and the residual adds
         # fused in; q @ k^T and att @ v (head size 8 < config.MATMUL_MIN_DIM) call the library
