@@ -229,3 +229,32 @@ def test_bool_of_tensor_in_and_or():
     for x, y in ((torch.ones(2), -torch.ones(2)), (-torch.ones(2), torch.ones(2)),
                  (-torch.ones(2), -torch.ones(2)), (torch.ones(2), torch.ones(2))):
         torch.testing.assert_close(c(x, y), f(x, y))
+
+
+class _Doubling(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+class _KeepsSuper(_Doubling):
+    def forward(self, x):
+        parent = super()
+        y = x.sin()
+        print("between")
+        return parent.forward(y) + 1
+
+
+def test_super_object_kept_across_a_break_resumes_in_a_second_graph(capsys):
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    module, x = _KeepsSuper(), t(3)
+    compiled = capture.compile(module, backend=backend)
+    for _ in range(2):
+        torch.testing.assert_close(compiled(x), module(x))
+    ops = [n.target for g in graphs for n in g.graph.nodes if n.op in ("call_function", "call_method")]
+    assert len(graphs) == 2 and len(ops) == 3  # sin | x * 2 and + 1 traced through the kept super
+    assert capsys.readouterr().out.count("between") == 4

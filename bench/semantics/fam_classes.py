@@ -277,3 +277,26 @@ def dict_subclass_returned_with_attributes(x):
 @program(F, state=_registry_state, reset=_registry_reset)
 def class_attribute_incremented_through_cls(x):
     return x * Registry.bump()
+
+
+# ---- held-out variants: super() objects living across a graph break ----
+
+class _Scaled(nn.Module):
+    def forward(self, t):
+        return t * 2
+
+
+class _Shifted(_Scaled):
+    def forward(self, t):
+        s = super()
+        y = t.sin()
+        print("between")
+        return s.forward(y) + 1, type(s).__name__
+
+
+_SHIFTED = _Shifted()
+
+
+@program(F, tc_whole=False)
+def super_object_kept_across_break(x):
+    return _SHIFTED(x)

@@ -524,3 +524,12 @@ def unhashable_key_raises_type_error(x):
     except TypeError as e:
         return x + len(str(e))
     return x
+
+
+@program(F)
+def custom_hash_objects_as_keys_and_members(x):
+    a, b, c = WithEq(1), WithEq(1), WithEq(2)
+    d = {a: x, c: x * 2}
+    d[b] = x + 1  # equal to a: replaces a's value, keeps a as the key
+    s = {c, a, b, 1}
+    return d[a] + d[c], len(d), [k is a for k in d], len(s), sorted(k.v if isinstance(k, WithEq) else k for k in s), (WithEq(2) in s)

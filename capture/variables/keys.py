@@ -4,11 +4,15 @@ A constant key is itself. An object whose class keeps object's default ``__hash_
 and ``__eq__`` (a user object, a module, an exception ...) hashes and compares by
 identity in Python: its key is an ``IdentityKey`` on the object it stands for (the
 real object when it existed before the frame, else the tracker made for it, which
-every alias shares). ``id(obj)`` of an object made in the frame is an
+every alias shares). An object made in the frame whose class defines ``__hash__`` is a
+``HashedKey``: its traced ``__hash__`` and ``__eq__`` decide, as in Python. ``id(obj)`` of an object made in the frame is an
 ``ObjectIdVariable``: it compares and hashes like the number Python would give (equal
 only for the same object) but cannot leave the frame (the number would differ).
 """
 from __future__ import annotations
+
+import operator
+import types
 
 from capture.exc import TracedRaise, Unsupported
 from capture.variables.base import NO_OBJECT, VariableTracker
@@ -35,6 +39,33 @@ class IdentityKey:
 
     def __repr__(self):
         return f"IdentityKey({self.vt!r})"
+
+
+class HashedKey(IdentityKey):
+    """An object made in the frame whose class defines ``__hash__`` (and ``__eq__``): hashed by
+    its traced ``__hash__`` (a constant), compared by its traced ``__eq__`` when hashes meet,
+    as Python's dict and set do."""
+
+    __slots__ = ("tx", "hash_value")
+
+    def __init__(self, tx, vt):
+        super().__init__(vt, vt)
+        self.tx = tx
+        value = vt.var_getattr(tx, "__hash__").call(tx, [], {})
+        if not value.is_python_constant() or not isinstance(value.as_python_constant(), int):
+            raise Unsupported(f"__hash__ of {vt} is not a constant int")
+        self.hash_value = hash(value.as_python_constant())  # as Python reduces it (-1 is -2 ...)
+
+    def __hash__(self):
+        return self.hash_value
+
+    def __eq__(self, other):
+        if isinstance(other, IdentityKey) and other.vt is self.vt:
+            return True
+        same = self.tx.call_builtin(operator.eq, self.vt, key_tracker(other))
+        if not same.is_python_constant():
+            raise Unsupported(f"__eq__ of {self.vt} gave a non-constant")
+        return bool(same.as_python_constant())
 
 
 def identity_of(tx, vt):
@@ -72,6 +103,8 @@ def to_key(tx, vt):
         cls = None
     if cls is not None and cls.__hash__ is None:
         raise TracedRaise(TypeError(f"unhashable type: {cls.__name__!r}"))
+    if cls is not None and isinstance(cls.__hash__, types.FunctionType) and vt.frame_object and vt.source is None:
+        return HashedKey(tx, vt)
     identity = identity_of(tx, vt) if cls is not None and has_default_hash(cls) else None
     if identity is None:
         raise Unsupported(f"{vt} as a dict key or set member")

@@ -47,6 +47,13 @@ class SuperVariable(VariableTracker):
     def children(self):
         return (self.obj,)
 
+    def python_type(self):
+        return super
+
+    def reconstruct(self, cg):
+        """The same binding, rebuilt (a super object kept across a graph break)."""
+        return f"{cg.object_ref(super)}({cg.object_ref(self.cls)}, {cg.reconstruct(self.obj)})"
+
     def var_getattr(self, tx, name):
         # super() in a classmethod (``super(C, cls)``): the second argument is the class itself
         bound_to_class = isinstance(self.obj, ClassVariable) and issubclass(self.obj.cls, self.cls)
@@ -179,3 +186,14 @@ def _wrap_environ(tx, value, source):
 def _wrap_python_module(tx, value, source):
     builder.guard(tx, source, GuardKind.IDENTITY, value)
     return PythonModuleVariable(value, source)
+
+
+@builder.wraps(builder.Order.CONTAINER, lambda v: type(v) is super)
+def _wrap_super(tx, value, source):
+    """A super object the frame receives (kept across a graph break): its class by
+    identity, its object as any value read through it."""
+    if source is None:
+        raise Unsupported("a super object reached without a source")
+    builder.guard(tx, source, GuardKind.TYPE, super)
+    builder.guard(tx, AttrSource(source, "__thisclass__"), GuardKind.IDENTITY, value.__thisclass__)
+    return SuperVariable(value.__thisclass__, builder.wrap(tx, value.__self__, AttrSource(source, "__self__")))

@@ -9,8 +9,8 @@ an array of ones of the same shape and dtype (``_numpy_answer``; a broadcast vie
 data). The torch op then runs in numpy's result dtype: array inputs are cast to a floating
 result dtype first, as numpy's ufunc loops do (so ``int64 / int64`` keeps float64), and the
 result is cast to numpy's dtype. A torch result whose shape differs from numpy's, a
-function outside the table, integer ``//``/``%``/``**`` (division by zero differs) and
-bool arithmetic are graph breaks naming the reason.
+function outside the table, integer ``//``/``**`` (division by zero differs), ``%`` (the
+sign of zero results differs) and bool arithmetic are graph breaks naming the reason.
 
 Memory, as numpy and torch share it: ``Tensor.numpy()`` shares the tensor's memory, and
 so do views of that array (indexing, reshape, ``.T``); arrays computed by numpy functions
@@ -257,6 +257,8 @@ def _example(vt):
 
 def _check_dtypes(fn, arrays: list):
     kinds = {a.dtype.kind for a in arrays}
+    if fn is operator.mod:
+        raise Unsupported("% of numpy arrays (the sign of zero results differs from torch's remainder)")
     if fn in _INT_UNSAFE and kinds & {"i", "u", "b"}:
         raise Unsupported(f"{getattr(fn, '__name__', fn)} of integer numpy arrays (zero divisors differ from torch)")
     if "b" in kinds and fn in (operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,

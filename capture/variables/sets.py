@@ -5,7 +5,7 @@ from capture.exc import TracedRaise, Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf, VariableTracker
 from capture.variables.constant import ConstantVariable, is_literal
-from capture.variables.keys import is_constant_key, key_expr, key_tracker, to_key
+from capture.variables.keys import HashedKey, is_constant_key, key_expr, key_tracker, to_key
 from guards import GuardKind
 
 
@@ -41,7 +41,8 @@ class SetVariable(VariableTracker):
         return bool(self.values)
 
     def _ordered(self):
-        if len(self.values) > 1 and not self.is_python_constant():
+        by_address = [v for v in self.values if not is_constant_key(v) and not isinstance(v, HashedKey)]
+        if len(self.values) > 1 and by_address:
             raise Unsupported("the order of a set of objects (it follows their addresses)")
         return list(self.values)
 
