@@ -124,3 +124,35 @@ def test_cat_and_gathers_along_a_symbolic_dim():
     graphs = list(COMPILED)
     assert _ran_generated(graphs) == 3
     assert not [e for g in graphs for e in g.stats.externs], [e for g in graphs for e in g.stats.externs]
+
+
+@pytest.mark.usefixtures("emitter")
+def test_slices_and_selects_with_symbolic_bounds_keep_eager_views():
+    def views(x):
+        n = x.shape[0]
+        return x[n // 2:], x[1:] * 2, x[-1] + x[n - 1], x.flip(0) + 1, x[:, :3]
+    cf = capture.compile(views, backend=helpers_codegen.backend(), dynamic=True)
+    for n in (4, 5, 9):
+        x = torch.randn(n, 6)
+        got, want = cf(x), views(x)
+        assert_same(got, want)
+        for g, w in zip(got, want):
+            assert (g._base is x, g.stride(), g.storage_offset()) == (w._base is x, w.stride(), w.storage_offset())
+    graphs = list(COMPILED)
+    assert _ran_generated(graphs) == 3
+    assert not [e for g in graphs for e in g.stats.externs], [e for g in graphs for e in g.stats.externs]
+
+
+def test_matmul_template_over_a_symbolic_row_count():
+    """The tl.dot template with its epilogue: M is a runtime argument, the grid follows it."""
+    def linear_relu(x, w, b):
+        return torch.relu(x @ w + b)
+    w, b = torch.randn(32, 32), torch.randn(32)
+    cf = capture.compile(linear_relu, backend="triton", dynamic=True)
+    for n in (16, 18, 50):
+        x = torch.randn(n, 32)
+        assert_same(cf(x, w, b), linear_relu(x, w, b), atol=1e-4, rtol=1e-4)
+    graphs = list(COMPILED)
+    assert _ran_generated(graphs) == 3
+    assert [k.kind for g in graphs for k in g.kernels] == ["matmul"]
+    assert graphs[0].kernels[0].signature()["M"] == "i32"

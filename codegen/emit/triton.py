@@ -110,10 +110,10 @@ class KernelSource:
         """Source of the launch grid as a function of the chosen config (``meta``)."""
         extents = dict(self.int_args)
         if self.kind == "matmul":
-            return (f"lambda meta: (_cdiv({extents['M']}, meta['BLOCK_M']) * _cdiv({extents['N']}, meta['BLOCK_N']), "
-                    f"{self.grid[1]})")
+            return (f"lambda meta: (_cdiv({sizes.source(extents['M'])}, meta['BLOCK_M']) * "
+                    f"_cdiv({sizes.source(extents['N'])}, meta['BLOCK_N']), {self.grid[1]})")
         if self.kind == "attention":
-            return f"lambda meta: (_cdiv({extents['M']}, meta['BLOCK_M']), {self.grid[1]})"
+            return f"lambda meta: (_cdiv({sizes.source(extents['M'])}, meta['BLOCK_M']), {self.grid[1]})"
         block = "BLOCK_SIZE" if self.kind == "pointwise" else "ROWS"
         return f"lambda meta: (_cdiv({sizes.source(self.int_args[0][1])}, meta[{block!r}]),)"
 

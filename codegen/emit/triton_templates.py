@@ -30,7 +30,7 @@ import torch
 from codegen import config
 from codegen.emit.triton import INDEX_ERROR_FLAG, RESERVED, KernelEmitter, KernelSource, _Scope, _sizes, refusal_lines
 from codegen.emit.triton_ops import HELPERS, TL_DTYPES, convert
-from codegen.ir import IndexValue, Load, indexing
+from codegen.ir import IndexValue, Load, indexing, sizes
 
 TEMPLATES = ("matmul", "attention")   # the template kinds this emitter has (``GraphLowering.templates``)
 TEMPLATE_NAMES = {"bid", "pid_m", "pid_n", "grid_n", "rm", "rn", "rka", "rkb", "m_mask", "n_mask", "ka_mask",
@@ -68,7 +68,7 @@ class MatmulEmitter(KernelEmitter):
         self.taken |= TEMPLATE_NAMES
 
     def configs(self) -> list:
-        return config.matmul_configs(self.m, self.n, self.k, self.fma)
+        return config.matmul_configs(sizes.hint(self.m), sizes.hint(self.n), sizes.hint(self.k), self.fma)
 
     # ---------------------------------------------------------------- blocks and masks
     def _shape_vars(self, names) -> frozenset:
@@ -85,7 +85,8 @@ class MatmulEmitter(KernelEmitter):
     def pointer(self, buffer, index, names=None, shape_vars=None) -> str:
         own = frozenset(v.name for v in index.variables()) - {"b"}
         want = self._shape_vars(own if shape_vars is None else shape_vars)
-        offset = index.const if index.is_constant() else self.index_source(index, names, check=shape_vars is None)
+        offset = sizes.source(index.const) if index.is_constant() else self.index_source(index, names,
+                                                                                          check=shape_vars is None)
         text = f"{buffer.name}_ptr + {offset}"
         return text if own == want else f"{text} + tl.zeros_like({self.block_like(want)})"
 
@@ -192,7 +193,12 @@ class MatmulEmitter(KernelEmitter):
         return [("M", self.m), ("N", self.n), ("K", self.k)]
 
     def grid(self) -> tuple:
-        return (-(-self.m // self.cfg["BLOCK_M"]) * -(-self.n // self.cfg["BLOCK_N"]), self.batch)
+        """Programs over (m, n) tiles and the batch; source for the wrapper where symbolic."""
+        if sizes.is_static(self.m) and sizes.is_static(self.n):
+            tiles = -(-self.m // self.cfg["BLOCK_M"]) * -(-self.n // self.cfg["BLOCK_N"])
+        else:
+            tiles = f"{sizes.blocks(self.m, self.cfg['BLOCK_M'])} * {sizes.blocks(self.n, self.cfg['BLOCK_N'])}"
+        return (tiles, self.batch if sizes.is_static(self.batch) else sizes.source(self.batch))
 
     def description(self) -> str:
         return (f"# matmul template: {self.batch} x ({self.m} x {self.k}) @ ({self.k} x {self.n}), "
@@ -205,11 +211,13 @@ class MatmulEmitter(KernelEmitter):
         constexprs = {k: v for k, v in self.cfg.items() if k.startswith("BLOCK")}
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
+        body = "\n".join(self.lines)
+        used = sizes.symbols_read(body)           # symbolic sizes: runtime ints (see codegen.emit.triton)
         params = [f"{b.name}_ptr" for b in pointers] + ([INDEX_ERROR_FLAG] if self.index_checks else []) + \
-            [f"{n}: tl.constexpr" for n, _ in ints + list(constexprs.items())]
+            [n if not sizes.is_static(v) else f"{n}: tl.constexpr" for n, v in ints] + [str(s) for s in used] + \
+            [f"{n}: tl.constexpr" for n in constexprs]
         header = [f"# fx nodes: {', '.join(fx_nodes)}", f"# reads {_sizes(reads)}; writes {_sizes(writes)}"] + \
             refusal_lines(self.kernel) + [self.description()]
-        body = "\n".join(self.lines)
         lines = [line for line in self.lines                 # tiles and the batch only where used
                  if not (line.startswith(("tile_", "bid ")) and body.count(line.split(" ")[0]) == 1)]
         kernel = ["@triton.jit", f"def {self.name}({', '.join(params)}):"]
@@ -219,7 +227,7 @@ class MatmulEmitter(KernelEmitter):
                                 "import triton.language as tl"] + helpers + ["\n".join(kernel)]) + "\n"
         return KernelSource(self.name, source, pointers, ints, constexprs, self.grid(), self.cfg["num_warps"],
                             fx_nodes, reads, writes, tuple(self.index_checks), num_stages=self.cfg["num_stages"],
-                            fma=self.fma)
+                            fma=self.fma, size_symbols=tuple(used))
 
 
 assert not TEMPLATE_NAMES & RESERVED

@@ -368,8 +368,8 @@ def as_buffer_view(value: TensorValue):
             continue
         v = next(iter(idx.terms))
         stride.append(coefs.pop(v, 0))
-    if coefs or expr.index.const < 0 or any(st < 0 for st in stride):     # torch has no negative strides
-        return None
+    if coefs or not sizes.le(0, expr.index.const) or any(not sizes.le(0, st) for st in stride):
+        return None                                     # torch has no negative strides
     return BufferValue(expr.buffer, value.shape, tuple(stride), expr.index.const)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from codegen import config
-from codegen.ir import BufferValue, Lazy, MatmulTemplate, Op, fresh_index, indexing, walk
+from codegen.ir import BufferValue, Lazy, MatmulTemplate, Op, fresh_index, indexing, sizes, walk
 from codegen.lower.registry import RuleTable, Unlowerable, broadcast, cast, labeled, out_meta, scalar
 
 aten = torch.ops.aten
@@ -51,16 +51,17 @@ def _template(g, node, a, b, batched: bool, exact_product: bool = False):
         raise Unlowerable("library kernel: this emitter has no matmul template")
     if not batched:
         a, b = _Batched(a), _Batched(b)
-    sizes = (a.shape[0], a.shape[1], b.shape[2], a.shape[2])
-    choice = config.use_matmul_template(*sizes, dtype)
+    extents = (a.shape[0], a.shape[1], b.shape[2], a.shape[2])
+    # a heuristic (the template is correct at any size): symbolic extents at this call's values
+    choice = config.use_matmul_template(*[sizes.hint(e) for e in extents], dtype)
     if choice is not None:
         raise Unlowerable(f"library kernel: {choice}")
     a = _operand(g, node, a.value if isinstance(a, _Batched) else a, "a")
     b = _operand(g, node, b.value if isinstance(b, _Batched) else b, "b")
     if not batched:
         a, b = _Batched(a), _Batched(b)
-    template = MatmulTemplate(a, b, sizes, dtype)
-    k = indexing.var("k", sizes[3])
+    template = MatmulTemplate(a, b, extents, dtype)
+    k = indexing.var("k", extents[3])
 
     def body(index):
         bi, m, n = ([indexing.const(0)] + list(index)) if not batched else index

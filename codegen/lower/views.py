@@ -8,6 +8,7 @@ or a graph output gets a zero-copy ``as_strided`` alias instead of a copy.
 """
 from __future__ import annotations
 
+import sympy
 import torch
 
 from codegen.ir import indexing, sizes
@@ -147,9 +148,7 @@ def _expand(g, node, a, size, implicit=False):
 def _slice(g, node, a, dim=0, start=None, end=None, step=1):
     shape, _ = out_meta(node)
     dim = _dim(dim, a.ndim)
-    size = a.shape[dim]
-    start = 0 if start is None else start
-    start = max(0, min(size, start + size if start < 0 else start))
+    start = _slice_start(a.shape[dim], 0 if start is None else start)
     if step <= 0:
         raise Unlowerable("slice with a non-positive step")
 
@@ -159,11 +158,35 @@ def _slice(g, node, a, dim=0, start=None, end=None, step=1):
     return _view(a, shape, to_base)
 
 
+def _slice_start(size, start):
+    """Where a slice starts, clamped like torch (``start`` and ``size`` may be symbolic: the
+    output's shape, from torch's own slice, already says how many elements it has; past
+    the end there are none, so the start needs no clamp there)."""
+    if sizes.is_static(size) and sizes.is_static(start):
+        return max(0, min(size, start + size if start < 0 else start))
+    if sizes.is_static(start):
+        if start >= 0:
+            return start
+        return start + size if sizes.decide(sympy.Ge(start + size, 0)) else 0
+    if sizes.provable(sympy.Ge(start, 0)):
+        return start
+    raise sizes.SymbolicSizeError(f"slice start {start} may be negative")
+
+
+def _position(position, size):
+    """A select's position, counted from the end where negative (either may be symbolic)."""
+    if sizes.is_static(position):
+        return position + size if position < 0 else position
+    if sizes.provable(sympy.Ge(position, 0)):
+        return position
+    raise sizes.SymbolicSizeError(f"select position {position} may be negative")
+
+
 @register(aten.select)
 def _select(g, node, a, dim, position):
     shape, _ = out_meta(node)
     dim = _dim(dim, a.ndim)
-    position = position + a.shape[dim] if position < 0 else position
+    position = _position(position, a.shape[dim])
 
     def to_base(index):
         return index[:dim] + [indexing.const(position)] + index[dim:]
