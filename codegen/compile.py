@@ -29,8 +29,7 @@ from torch import fx
 
 import fx_graph
 from codegen import config
-from codegen.emit import triton_templates
-from codegen.emit.cpp import CppKernelEmitter
+from codegen.emit import cpp_templates, triton_templates
 from codegen.emit.cpp_wrapper import CppWrapperCodegen, translation_unit
 from codegen.emit.wrapper import WrapperCodegen, compile_wrapper
 from codegen.ir import sizes
@@ -125,8 +124,9 @@ def _shape_env(gm):
 
 
 # The templates (matmul, attention) each emitter writes; the lowering keeps a library
-# call where the emitter has none (the C emitter calls torch's GEMM).
-TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": ()}
+# call where the emitter has none (the C emitter: no attention template, and its matmul
+# template only for small float32 products).
+TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": cpp_templates.TEMPLATES}
 
 
 def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter) -> None:
@@ -137,7 +137,7 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
     if reason is not None:
         compiled.run_eagerly(reason)
         return
-    lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter]).run()
+    lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter], emitter=emitter).run()
     scheduler = Scheduler(lowering, fuse=fuse)
     items = scheduler.run()
     fx_order = {n.name: i for i, n in enumerate(decomposed.graph.nodes)}
@@ -160,7 +160,7 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
 def _cpp_kernels(items, fx_order):
     """({id(kernel): (CppKernelSource, function)}, sources): one shared object for the graph."""
     kernels = [item for item in items if isinstance(item, Kernel)]
-    sources = [CppKernelEmitter(k, k.placed, "cpp_" + k.name.removeprefix("triton_"), fx_order).build()
+    sources = [cpp_templates.emitter_for(k, k.placed, "cpp_" + k.name.removeprefix("triton_"), fx_order).build()
                for k in kernels]
     if not sources:
         return {}, []

@@ -90,7 +90,7 @@ MATMUL_PROLOGUE_MAX_OPS = 4
 
 
 def use_matmul_template(batch: int, m: int, n: int, k: int, dtype) -> str | None:
-    """None if the template should compute this product, else why the library GEMM does."""
+    """None if the Triton template should compute this product, else why the library GEMM does."""
     if str(dtype).replace("torch.", "") not in MATMUL_DTYPES:
         return f"{dtype} products stay in the library"
     if min(m, n, k) < MATMUL_MIN_DIM:
@@ -267,6 +267,34 @@ CPP_PARALLEL_MIN_ELEMENTS = 32768
 # stack for the pass that stores them, up to this many elements (64 KiB of float32: it
 # stays in L2; longer rows recompute them).
 CPP_ROW_VALUES_MAX = 16384
+
+# Small float32 matrix products as the C template (codegen/emit/cpp_templates.py: dot
+# products along k, the neighbouring pointwise work fused) instead of torch's GEMM, when
+# b is read along k (a linear layer's weight; the lowering checks). A library call costs
+# ~2-5 us before any arithmetic (dispatch, MKL's setup); the template's dot products do
+# ~15 multiply-adds per ns on one core here against MKL's ~30, so it wins up to a few
+# 10^4 multiply-adds (measured, shared machine: a 4x64x64 linear 1.1x eager alone, more
+# with its bias and activation fused; 16x64x64 already 0.8x). float64 and half types
+# stay in the library.
+CPP_MATMUL_MAX_MACS = 1 << 15
+# Dot products along k (a linear layer's weight is contiguous along k) are computed this
+# many outputs at a time: independent vector accumulators hide the add latency (one
+# accumulator waits ~4 cycles per step), and 4 x 8 lanes fit the 16 AVX2 registers.
+CPP_MATMUL_DOT_BLOCK = 4
+
+
+def use_cpp_matmul_template(batch: int, m: int, n: int, k: int, dtype) -> str | None:
+    """None if the C template should compute this product, else why the library GEMM does."""
+    if str(dtype) != "torch.float32":
+        return f"{dtype} products stay in the library"
+    if not all(isinstance(size, int) for size in (batch, m, n, k)):
+        return "symbolic sizes (dynamic shapes): the library's GEMM serves every size"
+    if batch * m * n * k == 0:
+        return "an empty product"
+    if batch * m * n * k > CPP_MATMUL_MAX_MACS:
+        return f"{batch * m * n * k} multiply-adds > {CPP_MATMUL_MAX_MACS}: the library's GEMM wins"
+    return None
+
 
 # Loops are split where an access divides them (a reshape of a permuted view); each
 # round splits every loop one access divides, a few rounds untangle any view chain.

@@ -63,9 +63,12 @@ def test_rms_norm_is_one_kernel():
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_linear_bias_gelu_is_one_extern_and_at_most_one_kernel(approximate):
+def test_linear_bias_gelu_is_one_extern_and_at_most_one_kernel(approximate, emitter):
     compiled = check(lambda x, w, b: F.gelu(F.linear(x, w, b), approximate=approximate),
                      torch.randn(9, 24), torch.randn(40, 24), torch.randn(40), kernels_only=False, rtol=1e-5)
+    if emitter == "cpp":          # a small product: the C template with the bias and GELU fused
+        assert compiled.stats.n_externs == 0 and compiled.stats.n_kernels == 1
+        return
     assert compiled.stats.n_externs == 1 and compiled.stats.n_kernels <= 1
     assert "addmm" in compiled.stats.externs[0][1]
 
@@ -257,7 +260,7 @@ def test_graph_with_no_elements():
 def test_stats_aggregate_since_reset():
     codegen.reset()
     live = [check(lambda x: x.softmax(-1), torch.randn(4, 9)),  # stats() counts the graphs still alive
-            check(lambda x: x.exp() @ x.t(), torch.randn(4, 9), kernels_only=False, rtol=1e-5)]
+            check(lambda x: x.exp() @ x, torch.randn(9, 9), kernels_only=False, rtol=1e-5)]  # a library product (both emitters)
     total = codegen.stats()
     assert total.n_kernels == 2 and total.n_externs == 1
     assert "2 kernel(s), 1 extern call(s)" in str(total)

@@ -135,12 +135,7 @@ class CppKernelEmitter:
         self.space = kernel.space
         self.rows = self.space.is_rows
         self.original = placed
-        x_sizes, r_sizes = self._factors()
-        self.x_loops = [Loop(f"x{i}", s) for i, s in enumerate(x_sizes)]
-        self.r_loops = [Loop(f"r{i}", s) for i, s in enumerate(r_sizes)]
-        self.placed = self._place()
-        self._split_loops()
-        self._merge_loops()
+        self.loop_nest()
         self.row_vars = frozenset(loop.name for loop in self.x_loops)
         self.stack = [_Scope(frozenset())]
         self.taken = set(RESERVED) | {f"{m.name}_ptr" for m in kernel.members} | {str(s) for s in sizes.known_symbols()}
@@ -156,6 +151,15 @@ class CppKernelEmitter:
         self._deps: dict = {}
 
     # ---------------------------------------------------------------- the loop nest
+    def loop_nest(self) -> None:
+        """``x_loops``, ``r_loops`` and the members ``placed`` over them."""
+        x_sizes, r_sizes = self._factors()
+        self.x_loops = [Loop(f"x{i}", s) for i, s in enumerate(x_sizes)]
+        self.r_loops = [Loop(f"r{i}", s) for i, s in enumerate(r_sizes)]
+        self.placed = self._place()
+        self._split_loops()
+        self._merge_loops()
+
     def _factors(self):
         """Loop sizes for x (and r): the first stored member's dims in memory order."""
         if self.rows:
@@ -508,8 +512,17 @@ class CppKernelEmitter:
         return False
 
     # ---------------------------------------------------------------- assembly
-    def build(self) -> CppKernelSource:
+    def emit_body(self) -> None:
         self.emit_rows() if self.rows else self.emit_pointwise()
+
+    def describe_loops(self) -> str:
+        shape = " x ".join(str(loop.size) for loop in self.x_loops) or "1"
+        if self.rows:
+            shape = f"rows {shape}, reduced {' x '.join(str(loop.size) for loop in self.r_loops) or '1'}"
+        return f"loops: {shape}"
+
+    def build(self) -> CppKernelSource:
+        self.emit_body()
         root = self.stack[0]
         pointers = list(self.params.values()) + [b for n, b in self.stores.items() if n not in self.params]
         params = [f"const {STORAGE_TYPES[b.dtype]}* restrict {b.name}_ptr" for b in self.params.values()]
@@ -518,12 +531,9 @@ class CppKernelEmitter:
         params += [f"const int64_t {s}" for s in used]
         reads, writes = self.traffic()
         fx_nodes = sorted((n for n in self.covered if n in self.fx_order), key=self.fx_order.get)
-        shape = " x ".join(str(loop.size) for loop in self.x_loops) or "1"
-        if self.rows:
-            shape = f"rows {shape}, reduced {' x '.join(str(loop.size) for loop in self.r_loops) or '1'}"
         header = [f"/* fx nodes: {', '.join(fx_nodes)}",
                   f"   reads {_sizes(reads)}; writes {_sizes(writes)}",
-                  f"   loops: {shape} */"]
+                  f"   {self.describe_loops()} */"]
         body = ["int64_t err = 0;"] + root.lines + ["return err;"]
         text = "\n".join(header + [f"int64_t {self.name}({', '.join(params) or 'void'}) {{"]
                          + ["    " + line for line in body] + ["}"]) + "\n"

@@ -71,9 +71,10 @@ class GraphOutput:
 
 
 class GraphLowering:
-    def __init__(self, gm: fx.GraphModule, example_inputs: list, templates: tuple = ()):
+    def __init__(self, gm: fx.GraphModule, example_inputs: list, templates: tuple = (), emitter: str = "triton"):
         self.gm = gm
         self.templates = tuple(templates)     # template kinds the emitter has ("matmul", ...)
+        self.emitter = emitter                # "triton" or "cpp": whose template heuristics apply
         self.example_inputs = list(example_inputs)
         self.device = next((x.device for x in example_inputs if isinstance(x, torch.Tensor)), None)
         self.env: dict = {}

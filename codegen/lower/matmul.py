@@ -2,8 +2,9 @@
 
 A product becomes a ``Computation`` carrying a ``MatmulTemplate`` (its operands read
 through views and cheap pointwise producers, i.e. prologue fusion) when the emitter has
-templates (``GraphLowering.templates``: the Triton emitter does, the C++ one keeps
-library GEMMs) and ``config.use_matmul_template`` says the template wins; otherwise the
+templates (``GraphLowering.templates``: both emitters have one) and
+``config.use_matmul_template`` says the template wins for that emitter (the C one only
+for small float32 products); otherwise the
 rule raises ``Unlowerable`` and the node is an extern call to torch's GEMM. ``addmm``'s
 bias and scaling are a ``Lazy`` over the product, which the scheduler fuses into the
 template's epilogue together with whatever pointwise work follows (activation,
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from codegen import config
-from codegen.ir import BufferValue, Lazy, MatmulTemplate, Op, fresh_index, indexing, sizes, walk
+from codegen.ir import BufferValue, Lazy, Load, MatmulTemplate, Op, fresh_index, indexing, sizes, walk
 from codegen.lower.registry import RuleTable, Unlowerable, broadcast, cast, labeled, out_meta, scalar
 
 aten = torch.ops.aten
@@ -43,6 +44,19 @@ def _operand(g, node, value, name):
     return g.realize(value, f"{node.name}_{name}", [node.name])
 
 
+def _contiguous_along_k(b, extents) -> bool:
+    """Does operand ``b`` (batch, k, n) read memory with stride 1 along k (its first load)?"""
+    batch, _, n, k = extents
+    if k == 1:
+        return True
+    index = [indexing.var("b", batch) if batch > 1 else indexing.const(0), indexing.var("k", k), indexing.var("n", n)]
+    for node in walk(b.load(index)):
+        if isinstance(node, Load):
+            coefs = {atom.name: c for atom, c in node.index.terms.items() if isinstance(atom, indexing.Var)}
+            return coefs.get("k") == 1 and coefs.get("n") != 1
+    return False
+
+
 def _template(g, node, a, b, batched: bool, exact_product: bool = False):
     """The product as a template computation. ``exact_product``: keep it in float32 for a
     bias added before rounding to a half type (eager's addmm rounds once)."""
@@ -52,8 +66,13 @@ def _template(g, node, a, b, batched: bool, exact_product: bool = False):
     if not batched:
         a, b = _Batched(a), _Batched(b)
     extents = (a.shape[0], a.shape[1], b.shape[2], a.shape[2])
-    # a heuristic (the template is correct at any size): symbolic extents at this call's values
-    choice = config.use_matmul_template(*[sizes.hint(e) for e in extents], dtype)
+    if g.emitter == "cpp":           # static sizes only (the C template prints them as literals)
+        choice = config.use_cpp_matmul_template(*extents, dtype)
+        if choice is None and not _contiguous_along_k(b, extents):
+            choice = "the C template reads b along k (a linear layer's weight); this b is not"
+    else:
+        # a heuristic (the template is correct at any size): symbolic extents at this call's values
+        choice = config.use_matmul_template(*[sizes.hint(e) for e in extents], dtype)
     if choice is not None:
         raise Unlowerable(f"library kernel: {choice}")
     a = _operand(g, node, a.value if isinstance(a, _Batched) else a, "a")
