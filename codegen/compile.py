@@ -7,7 +7,8 @@ The pipeline, one stage per folder::
     schedule.Scheduler        fusion into kernels, placed and named, in a valid order
     emit.triton | emit.cpp    one Triton module per kernel (cached on disk by source hash),
                               or one C function per kernel, all of a graph in one shared
-                              object (runtime.cpp_build: system compiler, cached on disk)
+                              object (runtime.cpp_build: system compiler, cached on disk),
+                              consecutive kernels called as one run (emit.cpp_wrapper)
     emit.wrapper              straight-line Python: allocate, call externs, launch
     runtime.CompiledGraph     the callable; runs the graph as captured when it must
 
@@ -30,7 +31,7 @@ from torch import fx
 import fx_graph
 from codegen import config
 from codegen.emit import cpp_templates, triton_templates
-from codegen.emit.cpp_wrapper import CppWrapperCodegen, translation_unit
+from codegen.emit.cpp_wrapper import CppWrapperCodegen, plan_runs, translation_unit
 from codegen.emit.wrapper import WrapperCodegen, compile_wrapper
 from codegen.ir import sizes
 from codegen.lower.graph import ExternCall, GraphLowering
@@ -142,8 +143,8 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
     items = scheduler.run()
     fx_order = {n.name: i for i, n in enumerate(decomposed.graph.nodes)}
     if emitter == "cpp":
-        sources, kernels = _cpp_kernels(items, fx_order)
-        wrapper = CppWrapperCodegen(lowering, items, sources)
+        sources, kernels, runs = _cpp_kernels(lowering, items, fx_order)
+        wrapper = CppWrapperCodegen(lowering, items, sources, runs)
     else:
         sources, kernels = _triton_kernels(items, fx_order)
         if autotune is None:
@@ -157,15 +158,20 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
     compiled.install(call, lowering, decomposed, kernels, text, _stats(gm, lowering, items, kernels, scheduler))
 
 
-def _cpp_kernels(items, fx_order):
-    """({id(kernel): (CppKernelSource, function)}, sources): one shared object for the graph."""
+def _cpp_kernels(lowering, items, fx_order):
+    """({id(kernel): (CppKernelSource, None)}, sources, {id(kernel): KernelRun}): one
+    shared object for the graph; the wrapper calls runs of consecutive kernels."""
     kernels = [item for item in items if isinstance(item, Kernel)]
     sources = [cpp_templates.emitter_for(k, k.placed, "cpp_" + k.name.removeprefix("triton_"), fx_order).build()
                for k in kernels]
     if not sources:
-        return {}, []
-    library = cpp_build.build(translation_unit(sources))
-    return {id(k): (s, cpp_build.bind(library, s.name, len(s.pointer_args), len(s.size_symbols))) for k, s in zip(kernels, sources)}, sources
+        return {}, [], {}
+    runs = plan_runs(lowering, items, {id(k): s for k, s in zip(kernels, sources)})
+    distinct = list({run.name: run for run in runs.values()}.values())
+    library = cpp_build.build(translation_unit(sources, distinct))
+    for run in distinct:
+        run.function = cpp_build.bind(library, run.name, len(run.params), len(run.size_symbols))
+    return {id(k): (s, None) for k, s in zip(kernels, sources)}, sources, runs
 
 
 def _triton_kernels(items, fx_order):

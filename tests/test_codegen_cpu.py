@@ -129,3 +129,22 @@ def test_without_a_compiler_graphs_run_as_captured_with_one_warning(monkeypatch)
     finally:
         monkeypatch.delenv("CC")
         cpp_build.forget_toolchain()
+
+
+def test_consecutive_kernels_are_one_c_call_with_their_temporaries_allocated_in_c():
+    """softmax, then a gather from it: one C call; the softmax buffer never becomes a
+    tensor. An index out of range in the second kernel raises naming that kernel."""
+    def fn(x, i):
+        return F.embedding(i, x.softmax(-1)) * 2, x.sum()
+    x, i = torch.randn(6, 9), torch.tensor([[0, 5], [2, 3]])
+    compiled = check(fn, x, i)
+    calls = [line for line in compiled.wrapper_source.splitlines() if "data_ptr()" in line]
+    assert len(calls) == 1 and "; in C: " in compiled.wrapper_source, compiled.wrapper_source
+    allocated = [line.split(" = ")[0].strip() for line in compiled.wrapper_source.splitlines() if "empty_strided" in line]
+    internal = compiled.wrapper_source.split("; in C: ")[1].splitlines()[0].split(", ")
+    assert internal and not set(internal) & set(allocated)
+    gather = [k.name for k in compiled.kernels if k.index_checks]
+    assert len(gather) == 1 and gather[0] != compiled.kernels[0].name         # not the run's first kernel
+    with pytest.raises(IndexError, match=f"index out of range in embedding .*{gather[0]}"):
+        compiled(x, torch.tensor([[0, 6]]))
+    assert_close(compiled(x, i), fn(x, i))              # and the next call is fine
