@@ -333,3 +333,20 @@ def inspect_signature_of_nested_with_defaults_and_method(x):
     forward = inspect.signature(_LIN.forward)
     return (x * sig.parameters["b"].default, list(sig.parameters), str(sig), list(forward.parameters),
             sig.parameters["c"].kind == inspect.Parameter.KEYWORD_ONLY)
+
+
+class _Guarded:
+    @property
+    def k(self):
+        return 100
+
+    def __getattr__(self, name):
+        return 7
+
+
+@program(F)
+def inspect_getattr_static_skips_getattr_and_defaults(x):
+    m = Manual(3)
+    m.extra = 4
+    return x * inspect.getattr_static(m, "k") + inspect.getattr_static(m, "extra"), \
+        inspect.getattr_static(m, "nope", None), inspect.getattr_static(_Guarded(), "zz", -1)

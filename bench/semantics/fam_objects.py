@@ -533,3 +533,14 @@ def custom_hash_objects_as_keys_and_members(x):
     d[b] = x + 1  # equal to a: replaces a's value, keeps a as the key
     s = {c, a, b, 1}
     return d[a] + d[c], len(d), [k is a for k in d], len(s), sorted(k.v if isinstance(k, WithEq) else k for k in s), (WithEq(2) in s)
+
+
+def _frozen_keys():
+    return (torch.randn(3), WithEq(1), WithEq(1))
+
+
+@program(F, inputs=_frozen_keys)
+def custom_hash_argument_objects_as_keys(x, a, b):
+    d = {a: x}
+    d[b] = x + 1
+    return d[a], len(d), next(iter(d)) is a, b in {a}

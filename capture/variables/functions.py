@@ -95,6 +95,14 @@ class UserFunctionVariable(KnownObjectMixin, VariableTracker):
         fn = self.fn
         if fn is inspect.signature and len(args) == 1 and not kwargs:
             return _signature(args[0])
+        if fn is inspect.getattr_static and 2 <= len(args) <= 3 and not kwargs \
+                and hasattr(args[0], "static_getattr") and args[1].is_python_constant():
+            try:
+                return args[0].static_getattr(tx, args[1].as_python_constant())
+            except MissingAttribute:
+                if len(args) == 3:
+                    return args[2]
+                raise
         if fn in _INSPECT_PREDICATES and len(args) == 1 and not kwargs:
             return ConstantVariable(issubclass(args[0].python_type(), _INSPECT_PREDICATES[fn]))
         filename = fn.__code__.co_filename

@@ -4,8 +4,7 @@ A constant key is itself. An object whose class keeps object's default ``__hash_
 and ``__eq__`` (a user object, a module, an exception ...) hashes and compares by
 identity in Python: its key is an ``IdentityKey`` on the object it stands for (the
 real object when it existed before the frame, else the tracker made for it, which
-every alias shares). An object made in the frame whose class defines ``__hash__`` is a
-``HashedKey``: its traced ``__hash__`` and ``__eq__`` decide, as in Python. ``id(obj)`` of an object made in the frame is an
+every alias shares). An object whose class defines ``__hash__`` is a ``HashedKey``: its traced ``__hash__`` and ``__eq__`` decide, as in Python. ``id(obj)`` of an object made in the frame is an
 ``ObjectIdVariable``: it compares and hashes like the number Python would give (equal
 only for the same object) but cannot leave the frame (the number would differ).
 """
@@ -103,7 +102,8 @@ def to_key(tx, vt):
         cls = None
     if cls is not None and cls.__hash__ is None:
         raise TracedRaise(TypeError(f"unhashable type: {cls.__name__!r}"))
-    if cls is not None and isinstance(cls.__hash__, types.FunctionType) and vt.frame_object and vt.source is None:
+    if cls is not None and isinstance(cls.__hash__, types.FunctionType) and (
+            vt.source is not None or vt.frame_object):  # one tracker per object: the key's identity
         return HashedKey(tx, vt)
     identity = identity_of(tx, vt) if cls is not None and has_default_hash(cls) else None
     if identity is None:

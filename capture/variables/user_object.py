@@ -292,6 +292,18 @@ class NewObjectVariable(VariableTracker):
             raise Unsupported(f"custom __getattr__ on {self.cls.__name__}")
         raise MissingAttribute(f"{self.cls.__name__!r} object has no attribute {name!r}")
 
+    def static_getattr(self, tx, name):
+        """``inspect.getattr_static(obj, name)``: the instance's own attribute unless a data
+        descriptor on the class shadows it (no descriptor, no ``__getattr__`` runs)."""
+        marker = object()
+        static = lookup_on_type(self.cls, name, marker)
+        shadowed = static is not marker and hasattr(type(static), "__set__") and not _is_slot(static)
+        if name in self.attrs and not shadowed:
+            return self.attrs[name]
+        if static is marker:
+            raise MissingAttribute(f"{name!r}")
+        raise Unsupported(f"inspect.getattr_static of the class attribute {self.cls.__name__}.{name}")
+
     def instance_dict(self):
         """``vars(obj)``: a dict tracker over the very attributes (writes through it are stores)."""
         if "__dict__" not in dir(self.cls):
