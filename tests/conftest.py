@@ -2,6 +2,7 @@
 # (capture, codegen, torch's own optional imports) can import triton. Kernels then run
 # on CPU tensors in Triton's interpreter; tests/test_codegen_sm90.py compiles them for
 # an H100 ahead of time in a separate process (without the interpreter).
+import logging
 import os
 
 os.environ["TRITON_INTERPRET"] = "1"
@@ -21,6 +22,11 @@ capture.config.internal_errors = "raise"
 # The test extra installs timm, which brings PyPI's torchvision (built for CUDA torch):
 # give it the two operators it registers at import when its C library cannot load.
 make_importable()
+# torch's structured trace log (for tlparse) emits DEBUG records while fake tensors are
+# made; pytest >= 9.2 also captures loggers that do not propagate and keeps each record
+# until the test ends, which test_lifecycle_memory counts as objects we keep. We never
+# read that log: off in tests.
+logging.getLogger("torch.__trace").disabled = True
 
 import helpers_codegen  # noqa: E402
 
