@@ -91,7 +91,7 @@ def main(argv=None):
 
 
 def _run(args, wants_triton):
-    from bench import harness, models, table
+    from bench import harness, models, table, training
 
     if args.list:
         for spec in models.suite():
@@ -112,6 +112,9 @@ def _run(args, wants_triton):
                                 inductor_budget=args.inductor_budget, progress=not args.no_progress)
     result = harness.run(settings)
     print(table.format_table(result))
+    train_table = training.format_table(result)
+    if train_table:
+        print("\n" + train_table)
     notes = table.format_notes(result)
     if notes:
         print("\nNotes (mismatches, graph-break reasons, warnings):")

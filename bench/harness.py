@@ -55,6 +55,7 @@ import torch
 
 import capture
 from bench import models as model_suite
+from bench import training
 from bench.breaks import _dynamo_where
 from bench.case import Case, _compare, _first_line, _why, _zip_pairs
 from bench.progress import Progress
@@ -236,6 +237,9 @@ class CaptureBackend(Backend):
         if self.backend in CODEGEN_BACKENDS:
             stats = codegen_stats(compiled)
             row.kernels, row.bytes, row.eager_bytes = stats["kernels"], stats["bytes"], stats["eager_bytes"]
+            if row.mode == "train":
+                for key, value in training.role_stats().items():
+                    setattr(row, key, value)
             if row.kernels == 0 and not row.bytes:  # every graph ran as captured: nothing modeled
                 row.bytes = row.eager_bytes = None
             if stats["note"]:
@@ -437,6 +441,9 @@ def run_variant(case: Case, backend: Backend, settings: Settings, explained: dic
         # back, so load from other processes mostly cancels out of their ratio
         row.speedup = statistics.median(e / c for e, c in zip(eager_s, compiled_s) if c > 0)
 
+        if case.train:
+            row.saved_bytes = training.saved_activation_bytes(model, compiled, case.inputs)
+            row.eager_saved_bytes = training.saved_activation_bytes(eager_model, eager_model, case.inputs)
         # again, on inputs with other values (constants baked into a graph show up here)
         try:
             ref2 = case.step(ref_model, ref_model, case.other_inputs)

@@ -35,6 +35,12 @@ class Row:
     kernels: int | None = None
     bytes: int | None = None  # modeled bytes read + written per call
     eager_bytes: int | None = None  # the same for eager PyTorch running the graphs op by op
+    fw_kernels: int | None = None  # train mode, capture codegen backends: the forward graphs' kernels ...
+    bw_kernels: int | None = None  # ... and the backward graphs' (bench.training)
+    fw_bytes: int | None = None
+    bw_bytes: int | None = None
+    saved_bytes: int | None = None  # train mode: bytes kept for the backward after one forward
+    eager_saved_bytes: int | None = None
     notes: list = dataclasses.field(default_factory=list)
 
 

@@ -8,7 +8,7 @@ import types
 import torch
 
 from capture import _C, sharing, state
-from capture.backends import eager_backend, lookup_backend
+from capture.backends import compiled_path_refusal, eager_backend, lookup_backend
 from capture.convert_frame import FrameCompiler
 from capture.dynamic import check_mode
 from capture.records import Recorder
@@ -160,10 +160,22 @@ class ExplainOutput:
     out: object = None
     eager_breaks: list = dataclasses.field(default_factory=list)
     specializations: list = dataclasses.field(default_factory=list)  # symbolic sizes made numbers, with the line
+    example_inputs: list = dataclasses.field(default_factory=list, repr=False)  # per graph
 
     @property
     def all_breaks(self) -> list:
         return list(self.break_reasons) + list(self.eager_breaks)
+
+    def compiled_path_fallbacks(self) -> list:
+        """(graph index, reason) for each graph the compiled path (the code generator
+        backends) would run as captured instead of compiled. It traces every graph to
+        aten, so it is computed on demand, not by ``explain`` itself."""
+        found = []
+        for i, (gm, inputs) in enumerate(zip(self.graphs, self.example_inputs)):
+            reason = compiled_path_refusal(gm, inputs)
+            if reason is not None:
+                found.append((i, reason))
+        return found
 
     def __str__(self):
         lines = [f"Graph count: {self.graph_count}", f"Graph break count: {self.graph_break_count}",
@@ -205,7 +217,12 @@ def explain(fn, *explain_args, **explain_kwargs):
         recorder = Recorder()
         target = fn._capture_orig_mod if isinstance(fn, CompiledModule) else getattr(fn, "_capture_original", fn)
         forced = _forced_codes(type(target).forward if isinstance(target, torch.nn.Module) else target)
-        compiler = FrameCompiler(eager_backend, False, None, force_codes=forced, recorder=recorder)
+        examples = []
+
+        def recording_backend(gm, example_inputs):
+            examples.append(list(example_inputs))
+            return eager_backend(gm, example_inputs)
+        compiler = FrameCompiler(recording_backend, False, None, force_codes=forced, recorder=recorder)
         with _CallbackActive(compiler):
             out = target(*args, **kwargs)
         reset()
@@ -213,7 +230,8 @@ def explain(fn, *explain_args, **explain_kwargs):
         return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),
                              graph_break_count=len(recorder.graphs) - 1, break_reasons=recorder.break_reasons,
                              op_count=sum(len(o) for o in ops), ops_per_graph=ops, guards=recorder.guards, out=out,
-                             eager_breaks=recorder.eager_breaks, specializations=recorder.specializations)
+                             eager_breaks=recorder.eager_breaks, specializations=recorder.specializations,
+                             example_inputs=examples)
     return run
 
 

@@ -6,7 +6,10 @@
   ``TRITON_INTERPRET=1``, the way the tests run Triton kernels without a GPU);
 * ``"eager"``: run the captured graph as is.
 
-The code generator itself decides when a graph runs as captured (and says why).
+The code generator backends go through the compiled path (``compiled_path``: eager's
+aliasing, mutations, grad mode and random numbers at the boundary, a compiled backward),
+each emitter compiling the functional graphs it hands over; a graph the path cannot
+take runs as captured, with the reason in the log and ``capture.explain``.
 
 Built-in backends are named (``BACKENDS``); any other callable is a user backend,
 wrapped in ``UserBackend`` so that its failures reach the user as named errors
@@ -14,6 +17,7 @@ wrapped in ``UserBackend`` so that its failures reach the user as named errors
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -21,9 +25,11 @@ import warnings
 import torch
 
 import codegen
+import fx_graph
 from capture.exc import BackendCompilerFailed, BackendOutputMismatch, BackendReturnedNonCallable
 
 _warned: set = set()
+_log = logging.getLogger("capture.output_code")
 
 
 def eager_backend(gm: torch.fx.GraphModule, example_inputs: list):
@@ -35,22 +41,54 @@ def _on_cuda(example_inputs) -> bool:
     return bool(tensors) and all(x.is_cuda for x in tensors)
 
 
+def compiled_path(gm: torch.fx.GraphModule, example_inputs: list, compile_fn):
+    """``gm`` through the compiled path (``fx_graph.compile_captured``), every functional
+    graph (forward, backward, inference) compiled by an emitter's
+    ``compile_fn(functional_gm, example_inputs) -> callable``. A graph the path cannot
+    take runs as captured; the reason goes to the log (``capture.explain`` lists it too:
+    ``compiled_path_fallbacks()``)."""
+    try:
+        return fx_graph.compile_captured(gm, example_inputs, compile_fn)
+    except fx_graph.CompiledPathError as e:
+        _log.info("compiled path: running a graph as captured: %s", e)
+        return gm.forward
+
+
+def compiled_path_refusal(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
+    """Why the compiled path would run ``gm`` as captured (None: it compiles it). The
+    functional graphs are not handed to an emitter: no kernels are built."""
+    try:
+        fx_graph.compile_captured(gm, example_inputs, lambda functional_gm, inputs: functional_gm)
+    except fx_graph.CompiledPathError as e:
+        return str(e)
+    return None
+
+
+def _generate(gm: torch.fx.GraphModule, example_inputs: list, emitter: str):
+    """``gm`` through the compiled path with ``emitter``; a graph with symbolic sizes
+    (dynamic shapes) goes to ``codegen.compile_graph``, which retraces it from its own
+    symbolic fakes (the compiled path traces from the example inputs: static sizes)."""
+    if fx_graph.has_symbolic_sizes(gm):
+        return codegen.compile_graph(gm, example_inputs, emitter=emitter)
+    return compiled_path(gm, example_inputs, functools.partial(codegen.compile_functional, emitter=emitter))
+
+
 def triton_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Triton kernels: only on a GPU or under TRITON_INTERPRET=1 (CPU tensors); anywhere
     else the graph runs as captured, with one warning."""
     if _on_cuda(example_inputs) or os.environ.get("TRITON_INTERPRET") == "1":
-        return codegen.compile_graph(gm, example_inputs, emitter="triton")
+        return _generate(gm, example_inputs, "triton")
     if "triton" not in _warned:
         _warned.add("triton")
         warnings.warn("capture: Triton kernels need a CUDA device or TRITON_INTERPRET=1; "
                       "graphs run with the 'eager' backend", stacklevel=2)
-        logging.getLogger("capture.output_code").info("triton backend: running graphs eagerly")
+        _log.info("triton backend: running graphs eagerly")
     return gm.forward
 
 
 def cpu_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """C kernels for CPU tensors (a graph on another device runs as captured, with a reason)."""
-    return codegen.compile_graph(gm, example_inputs, emitter="cpp")
+    return _generate(gm, example_inputs, "cpp")
 
 
 def codegen_backend(gm: torch.fx.GraphModule, example_inputs: list):

@@ -2,7 +2,9 @@
 
 The pipeline, one stage per folder::
 
-    fx_graph.decompose        functional core aten, leaf-module tensors lifted to inputs
+    fx_graph                  functional core aten: compile_captured (the compiled path: aliasing,
+                              mutations, joint forward+backward) hands each functional graph to
+                              compile_functional; compile_graph decomposes a captured graph itself
     lower.GraphLowering       aten graph -> loop IR (computations + extern calls)
     schedule.Scheduler        fusion into kernels, placed and named, in a valid order
     emit.triton | emit.cpp    one Triton module per kernel (cached on disk by source hash),
@@ -82,20 +84,43 @@ EMITTERS = ("triton", "cpp")
 
 def compile_graph(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True,
                   autotune: bool | None = None, emitter: str = "triton") -> CompiledGraph:
-    """A CompiledGraph for ``gm``; it runs ``gm`` as captured where it must (see above).
-    ``emitter``: "triton" (CUDA, or CPU tensors under TRITON_INTERPRET=1) or "cpp" (CPU
-    tensors). ``autotune``: launch through ``triton.autotune`` (default: only on a CUDA
-    device outside the interpreter, see ``config.use_autotune``)."""
+    """A CompiledGraph for a captured ``gm``, decomposed here (inference only: the
+    compiled path, ``fx_graph.compile_captured``, handles autograd and aliasing and
+    hands its graphs to ``compile_functional``); it runs ``gm`` as captured where it must
+    (see above). ``emitter``: "triton" (CUDA, or CPU tensors under TRITON_INTERPRET=1)
+    or "cpp" (CPU tensors). ``autotune``: launch through ``triton.autotune`` (default:
+    only on a CUDA device outside the interpreter, see ``config.use_autotune``)."""
+    def build(compiled):
+        decomposed = fx_graph.decompose(gm, example_inputs)
+        inputs = list(example_inputs) + fx_graph.lifted_values(decomposed)
+        reason = runs_as_captured(inputs, emitter)
+        if reason is not None:
+            compiled.run_eagerly(reason)
+            return
+        _build(compiled, decomposed, inputs, fuse, autotune, emitter)
+    return _compile(CompiledGraph(gm), example_inputs, emitter, build)
+
+
+def compile_functional(gm: fx.GraphModule, example_inputs: list, *, fuse: bool = True,
+                       autotune: bool | None = None, emitter: str = "triton") -> CompiledGraph:
+    """A CompiledGraph for a functional aten graph: what the compiled path hands over
+    (forward, backward and inference graphs of ``fx_graph.compile_captured``). It takes
+    every input positionally and returns a tuple; autograd is the caller's business."""
+    compiled = CompiledGraph(gm, functional=True)
+    return _compile(compiled, example_inputs, emitter,
+                    lambda c: _build(c, gm, list(example_inputs), fuse, autotune, emitter))
+
+
+def _compile(compiled: CompiledGraph, example_inputs, emitter, build) -> CompiledGraph:
     if emitter not in EMITTERS:
         raise ValueError(f"codegen: unknown emitter {emitter!r}; use one of {EMITTERS}")
-    compiled = CompiledGraph(gm)
     COMPILED.append(compiled)
     start = time.perf_counter()
-    reason = runs_as_captured(example_inputs, emitter)
+    reason = runs_as_captured(example_inputs, emitter, functional=compiled.functional)
     try:
         if reason is None:
-            with sizes.shape_env(_shape_env(gm)):
-                _build(compiled, gm, example_inputs, fuse, autotune, emitter)
+            with sizes.shape_env(_shape_env(compiled.gm)):
+                build(compiled)
         else:
             compiled.run_eagerly(reason)
     except (fx_graph.DecomposeError, Unlowerable) as e:
@@ -130,14 +155,8 @@ def _shape_env(gm):
 TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": cpp_templates.TEMPLATES}
 
 
-def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter) -> None:
-    decomposed = fx_graph.decompose(gm, example_inputs)
-    lifted = decomposed.meta["lifted_inputs"]
-    inputs = list(example_inputs) + [item.fetch() for item in lifted]
-    reason = runs_as_captured(inputs, emitter)
-    if reason is not None:
-        compiled.run_eagerly(reason)
-        return
+def _build(compiled: CompiledGraph, decomposed, inputs, fuse, autotune, emitter) -> None:
+    """Lower, schedule, emit and install the generated code for a functional aten graph."""
     lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter], emitter=emitter).run()
     scheduler = Scheduler(lowering, fuse=fuse)
     items = scheduler.run()
@@ -155,7 +174,7 @@ def _build(compiled: CompiledGraph, gm, example_inputs, fuse, autotune, emitter)
     call = compile_wrapper(text, namespace, filename=filename)
     _WRAPPER_SOURCES.add(filename)
     weakref.finalize(compiled, _forget_wrapper, filename).atexit = False
-    compiled.install(call, lowering, decomposed, kernels, text, _stats(gm, lowering, items, kernels, scheduler))
+    compiled.install(call, lowering, decomposed, kernels, text, _stats(compiled.gm, lowering, items, kernels, scheduler))
 
 
 def _cpp_kernels(lowering, items, fx_order):

@@ -8,10 +8,11 @@ each carrying its fake tensor in ``node.meta["val"]``:
   generator prefers to see as their parts: softmax, layer norm, batch norm ...);
 * functionalization: in-place ops become out-of-place ops, and a mutated graph input
   is written back by one ``aten.copy_(input, new_value)`` at the end of the graph;
-* parameters and buffers of leaf modules (``nn.Linear`` called as one graph op by the
-  front end) are lifted to extra placeholders after the graph's own inputs, so the
-  trace never mixes real and fake tensors and a module update (optimizer step,
-  BatchNorm running statistics) is read or written at call time.
+* parameters and buffers of leaf modules (``nn.BatchNorm2d`` called as one graph op by
+  the front end) are lifted to extra placeholders after the graph's own inputs
+  (``fx_graph.lifting``), so the trace never mixes real and fake tensors and a module
+  update (optimizer step, BatchNorm running statistics) is read or written at call time;
+* random ops are not decomposed (``passes.is_random``): they draw eager's numbers.
 
 ``gm.meta["lifted_inputs"]`` lists those extra placeholders as ``LiftedInput``s;
 ``lifted_values(gm)`` fetches their current tensors for a call. The decomposed graph
@@ -26,16 +27,14 @@ symbols: its nodes' fake tensors have ``SymInt`` sizes and sizes the graph reads
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
 import functools
 
 import torch
 from torch import fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from fx_graph.leaf import leaf_module_of
-from fx_graph.passes import common_subexpressions, dead_code
+from fx_graph.lifting import FlatGraph
+from fx_graph.passes import common_subexpressions, dead_code, is_random
 from fx_graph.symbolic import has_symbolic_sizes
 
 aten = torch.ops.aten
@@ -62,19 +61,39 @@ def decomposition_table() -> dict:
     table = dict(core_aten_decompositions())
     extra = [getattr(aten, name) for name in _EXTRA_DECOMPOSITIONS if hasattr(aten, name)]
     table.update(get_decompositions(extra))
-    return table
+    # Random ops stay ops: run by torch on its generator, they draw eager's numbers in
+    # eager's order (a decomposition may draw differently: bernoulli -> rand < p). An op
+    # random only through a dropout argument (attention) still decomposes without dropout.
+    return {op: (_unless_dropout(op, fn) if is_random(op) else fn) for op, fn in table.items()
+            if not is_random(op) or _dropout_position(op) is not None}
 
 
-@dataclasses.dataclass(frozen=True)
-class LiftedInput:
-    """A leaf module's parameter or buffer, passed to the decomposed graph as a placeholder."""
-    owner: torch.nn.Module
-    table: str          # "_parameters" or "_buffers"
-    key: str
-    qualname: str       # leaf name + attribute path, for printing
+# Decompositions whose outputs are not what the op's backward reads: right without
+# autograd, wrong in a joint graph (the CPU flash-attention kernel's logsumexp comes
+# back as the probabilities). A graph reaching them with autograd keeps the op.
+_NOT_UNDER_AUTOGRAD = ("_scaled_dot_product_flash_attention_for_cpu",)
 
-    def fetch(self) -> torch.Tensor:
-        return self.owner.__dict__[self.table][self.key]
+
+def autograd_decomposition_table() -> dict:
+    """``decomposition_table()`` for tracing joint forward+backward graphs."""
+    drop = {getattr(aten, name).default for name in _NOT_UNDER_AUTOGRAD if hasattr(aten, name)}
+    return {op: fn for op, fn in decomposition_table().items() if op not in drop}
+
+
+def _dropout_position(op) -> int | None:
+    names = [a.name for a in op._schema.arguments]
+    return names.index("dropout_p") if "dropout_p" in names else None
+
+
+def _unless_dropout(op, fn):
+    """``fn`` where the call draws no random numbers (``dropout_p == 0``); otherwise
+    NotImplemented: the tracer keeps the op itself."""
+    position = _dropout_position(op)
+
+    def decompose_without_dropout(*args, **kwargs):
+        p = kwargs.get("dropout_p", args[position] if position < len(args) else 0.0)
+        return fn(*args, **kwargs) if p == 0 else NotImplemented
+    return decompose_without_dropout
 
 
 def lifted_values(gm: fx.GraphModule) -> list:
@@ -86,22 +105,13 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     if not all(isinstance(x, torch.Tensor) for x in example_inputs):
         kinds = sorted({type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)})
         raise DecomposeError(f"graph inputs that are not tensors: {', '.join(kinds)}")
-    leaves, lifted = _leaf_modules(gm)
-    n_user = len(example_inputs)
-    runner = _LeafLiftingInterpreter(gm, leaves)
-    output_kind = {}
-
-    def flat_fn(*flat):
-        runner.lifted_tensors = flat[n_user:]
-        out = runner.run(*flat[:n_user])
-        output_kind["kind"] = "tuple" if isinstance(out, tuple) else "list" if isinstance(out, list) else "single"
-        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
-
-    inputs, mode, context = _trace_inputs(gm, list(example_inputs) + [item.fetch() for item in lifted], n_user)
+    flat = FlatGraph(gm, len(example_inputs))
+    lifted = flat.lifted
+    inputs, mode, context = _trace_inputs(gm, list(example_inputs) + flat.lifted_values(), len(example_inputs))
     table = decomposition_table()
     try:
         with context:
-            traced = make_fx(flat_fn, decomposition_table=table, tracing_mode=mode)(*inputs)
+            traced = make_fx(flat.fn, decomposition_table=table, tracing_mode=mode)(*inputs)
             # Decompositions run below functionalization and may emit in-place ops
             # (rms_norm's add_): functionalize the decomposed graph until none is left.
             for _ in range(3):
@@ -115,12 +125,12 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     if _inner_mutations(traced):
         raise DecomposeError("in-place ops left after functionalization: "
                              + ", ".join(sorted({str(n.target) for n in _inner_mutations(traced)})))
-    _name_placeholders(traced, gm, lifted)
+    _name_placeholders(traced, flat.placeholder_names())
     dead_code(traced)
     common_subexpressions(traced)
     traced.meta["lifted_inputs"] = tuple(lifted)
-    traced.meta["n_user_inputs"] = n_user
-    traced.meta["output_kind"] = output_kind.get("kind", "tuple")
+    traced.meta["n_user_inputs"] = len(example_inputs)
+    traced.meta["output_kind"] = flat.output_kind
     return traced
 
 
@@ -134,62 +144,6 @@ def _trace_inputs(gm, inputs, n_user):
     fake_mode = torch._guards.detect_fake_mode(fakes)
     lifted = [fake_mode.from_tensor(t, static_shapes=True) for t in inputs[n_user:]]
     return fakes + lifted, "real", fake_mode
-
-
-# --------------------------------------------------------------------------- leaf modules
-
-
-def _leaf_modules(gm: fx.GraphModule):
-    """{leaf call target: (detached copy, [names])} and the LiftedInputs, in graph order."""
-    leaves, lifted = {}, []
-    for node in gm.graph.nodes:
-        module = leaf_module_of(node)
-        if module is None or node.target in leaves:
-            continue
-        slots = []
-        base = getattr(node.target, "__name__", type(module).__name__)
-        clone = _detached_copy(module)
-        clones = dict(clone.named_modules(remove_duplicate=False))
-        for prefix, owner in module.named_modules(remove_duplicate=False):
-            for table in ("_parameters", "_buffers"):
-                for key, value in owner.__dict__[table].items():
-                    if isinstance(value, torch.Tensor):
-                        name = f"{prefix}.{key}" if prefix else key
-                        slots.append((clones[prefix].__dict__[table], key))
-                        lifted.append(LiftedInput(owner, table, key, f"{base}.{name}"))
-        leaves[node.target] = (clone, slots, len(lifted) - len(slots))
-    return leaves, lifted
-
-
-def _detached_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A shallow copy whose parameter/buffer/submodule tables are its own: tracing puts
-    fake tensors in the copy and never touches the user's module (another thread may be
-    running it)."""
-    clone = copy.copy(module)
-    clone.__dict__["_parameters"] = dict(module._parameters)
-    clone.__dict__["_buffers"] = dict(module._buffers)
-    clone.__dict__["_modules"] = {k: (None if m is None else _detached_copy(m))
-                                  for k, m in module._modules.items()}
-    return clone
-
-
-class _LeafLiftingInterpreter(fx.Interpreter):
-    """Runs the captured graph, calling each leaf module with lifted tensors."""
-
-    def __init__(self, gm, leaves):
-        super().__init__(gm, garbage_collect_values=True)
-        self.leaves = leaves
-        self.lifted_tensors = ()
-
-    def call_function(self, target, args, kwargs):
-        leaf = self.leaves.get(target)
-        if leaf is None:
-            return super().call_function(target, args, kwargs)
-        module, slots, start = leaf
-        for (table, key), tensor in zip(slots, self.lifted_tensors[start:start + len(slots)]):
-            table[key] = tensor
-        # forward itself, like the captured graph's leaf call: hooks are already in the graph.
-        return type(module).forward(module, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- cleanup
@@ -208,11 +162,9 @@ def _inner_mutations(gm: fx.GraphModule) -> list:
     return found
 
 
-def _name_placeholders(traced: fx.GraphModule, gm: fx.GraphModule, lifted) -> None:
+def _name_placeholders(traced: fx.GraphModule, names: list) -> None:
     """Placeholders named after the captured graph's inputs (``l_x``) and the lifted
     attributes (``linear_0_weight``) instead of make_fx's ``arg0_1``."""
-    names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
-    names += [item.qualname.replace(".", "_") for item in lifted]
     taken = {n.name for n in traced.graph.nodes if n.op != "placeholder"}
     for node, name in zip([n for n in traced.graph.nodes if n.op == "placeholder"], names):
         if name not in taken and name.isidentifier():

@@ -20,9 +20,13 @@ def is_impure(node: fx.Node) -> bool:
     if schema is not None:
         if schema.is_mutable:
             return True
-        tags = getattr(target, "tags", ())
-        return torch.Tag.nondeterministic_seeded in tags
+        return is_random(target)
     return not _known_pure(target)
+
+
+def is_random(op) -> bool:
+    """An op drawing from torch's generator (``bernoulli``, ``rand_like``, ``native_dropout``)."""
+    return torch.Tag.nondeterministic_seeded in getattr(op, "tags", ())
 
 
 def _known_pure(target) -> bool:

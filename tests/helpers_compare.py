@@ -4,9 +4,11 @@
   1. runs ``fn`` eagerly on a deep copy of the inputs;
   2. runs ``capture.compile(fn, backend=...)`` on another deep copy;
   3. compares the outputs (same types, nested containers, tensors with
-     ``torch.testing.assert_close``, other values with ``==``), the identity of
-     returned input tensors (``out is x`` exactly when eager returns ``x``), and the
-     state of the inputs afterwards (in-place mutations);
+     ``torch.testing.assert_close``, other values with ``==``), how they alias the
+     inputs and each other (``out is x``, ``_base``, storage sharing, strides, storage
+     offset, ``requires_grad``, ``is_leaf``), the state of the inputs afterwards
+     (in-place and metadata mutations), and grad mode / autocast / default dtype after
+     the call;
   4. calls both again on fresh random inputs of the same shapes/dtypes (the cache-hit
      path of the compiled function) and compares again; with ``expect_entries`` set
      it also checks how many cache entries the code object has (1 = no recompile);
@@ -18,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import types
 
 import torch
@@ -109,7 +112,7 @@ def assert_same(actual, expected, path="out"):
         assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
         assert actual.device == expected.device, f"{path}: device {actual.device} != {expected.device}"
         assert actual.requires_grad == expected.requires_grad, f"{path}: requires_grad differs"
-        torch.testing.assert_close(actual, expected, equal_nan=True, msg=lambda m: f"{path}: {m}")
+        torch.testing.assert_close(actual.detach(), expected.detach(), equal_nan=True, msg=lambda m: f"{path}: {m}")
     elif isinstance(expected, (tuple, list)):
         assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
         for i, (a, e) in enumerate(zip(actual, expected)):
@@ -137,22 +140,66 @@ def assert_same(actual, expected, path="out"):
 
 
 def assert_same_aliasing(c_out, c_inputs, e_out, e_inputs):
-    """An output is an input tensor object in the compiled run exactly when it is in eager."""
-    e_in = {id(t): p for p, t in tree_leaves(e_inputs, "in")}
-    c_in = {id(t): p for p, t in tree_leaves(c_inputs, "in")}
-    e_leaves = list(tree_leaves(e_out))
-    c_leaves = list(tree_leaves(c_out))
+    """Outputs relate to the inputs and to each other as in eager: the same objects
+    (``out is x``), the same ``_base`` (an input, another output, or none), the same
+    storage sharing, and each output laid out as eager's (strides, storage offset)."""
+    e_in, c_in = list(tree_leaves(e_inputs, "in")), list(tree_leaves(c_inputs, "in"))
+    e_leaves, c_leaves = list(tree_leaves(e_out)), list(tree_leaves(c_out))
     assert [p for p, _ in c_leaves] == [p for p, _ in e_leaves]
+    e_all, c_all = e_in + e_leaves, c_in + c_leaves
+    e_where = _positions(e_all)
+    c_where = _positions(c_all)
     for (path, ct), (_, et) in zip(c_leaves, e_leaves):
-        assert c_in.get(id(ct)) == e_in.get(id(et)), (
-            f"{path}: eager returns input {e_in.get(id(et))}, compiled returns input {c_in.get(id(ct))}")
-    # two outputs are the same object in compiled iff they are in eager
-    e_ids = [id(t) for _, t in e_leaves]
-    c_ids = [id(t) for _, t in c_leaves]
-    for i in range(len(e_ids)):
-        for j in range(i + 1, len(e_ids)):
-            assert (e_ids[i] == e_ids[j]) == (c_ids[i] == c_ids[j]), (
-                f"{e_leaves[i][0]} and {e_leaves[j][0]}: aliasing differs from eager")
+        assert c_where[id(ct)] == e_where[id(et)], (
+            f"{path}: eager returns {e_where[id(et)]}, compiled returns {c_where[id(ct)]}")
+        assert_same_layout(ct, et, path)
+        e_base = None if et._base is None else e_where.get(id(et._base), "a tensor made inside the function")
+        c_base = None if ct._base is None else c_where.get(id(ct._base), "a tensor made inside the function")
+        assert c_base == e_base, f"{path}._base: eager {e_base}, compiled {c_base}"
+    e_storage, c_storage = _storage_groups(e_all), _storage_groups(c_all)
+    for i in range(len(e_all)):
+        for j in range(i + 1, len(e_all)):
+            if i < len(e_in) and j < len(e_in):
+                continue                # inputs sharing storage is the caller's business
+            assert (e_storage[i] == e_storage[j]) == (c_storage[i] == c_storage[j]), (
+                f"{e_all[i][0]} and {e_all[j][0]}: share storage in eager: {e_storage[i] == e_storage[j]}, "
+                f"in compiled: {c_storage[i] == c_storage[j]}")
+
+
+def assert_same_layout(actual, expected, path):
+    """Same strides (dimensions of size 1 aside) and storage offset as eager's tensor."""
+    strides_agree = all(s <= 1 or a == e for s, a, e in zip(expected.shape, actual.stride(), expected.stride()))
+    assert strides_agree, f"{path}: strides {actual.stride()} != eager's {expected.stride()}"
+    assert actual.storage_offset() == expected.storage_offset(), (
+        f"{path}: storage offset {actual.storage_offset()} != eager's {expected.storage_offset()}")
+    assert _is_leaf(actual) == _is_leaf(expected), (
+        f"{path}: is_leaf {_is_leaf(actual)} != eager's {_is_leaf(expected)}")
+
+
+def _is_leaf(t):
+    """``t.is_leaf``, or the error autograd raises for a view made under no_grad whose
+    base changed since (reading its autograd state is refused)."""
+    try:
+        return t.is_leaf
+    except RuntimeError as e:
+        return f"refused: {str(e)[:40]}"
+
+
+def _positions(leaves) -> dict:
+    """id(tensor) -> the first path it appears at."""
+    where = {}
+    for path, t in leaves:
+        where.setdefault(id(t), path)
+    return where
+
+
+def _storage_groups(leaves) -> list:
+    """For each leaf, the index of the first leaf sharing its storage (empty tensors share none)."""
+    first, groups = {}, []
+    for i, (_, t) in enumerate(leaves):
+        key = t.untyped_storage().data_ptr() if t.numel() else ("empty", i)
+        groups.append(first.setdefault(key, i))
+    return groups
 
 
 def _cache_entries(fn):
@@ -164,14 +211,38 @@ def _cache_entries(fn):
 
 
 def run_both(fn, compiled, args, kwargs):
+    """Run eager and compiled on copies of the inputs and compare everything observable:
+    outputs, how they alias the inputs and each other, the inputs afterwards (mutations,
+    metadata), grad mode and autocast after the call."""
     e_args, e_kwargs = clone_inputs(args, kwargs)
     c_args, c_kwargs = clone_inputs(args, kwargs)
+    state = global_state()
     e_out = fn(*e_args, **e_kwargs)
+    e_state = global_state()
+    restore_global_state(state)
     c_out = compiled(*c_args, **c_kwargs)
+    c_state = global_state()
+    restore_global_state(state)
+    assert c_state == e_state, f"global state after the call: compiled {c_state}, eager {e_state}"
     assert_same(c_out, e_out)
     assert_same_aliasing(c_out, (c_args, c_kwargs), e_out, (e_args, e_kwargs))
     assert_same((c_args, c_kwargs), (e_args, e_kwargs), "inputs after the call")
+    for (path, ct), (_, et) in zip(tree_leaves((c_args, c_kwargs), "in"), tree_leaves((e_args, e_kwargs), "in")):
+        assert_same_layout(ct, et, f"{path} after the call")
     return c_out, e_out
+
+
+def global_state() -> dict:
+    """Grad mode, autocast and default dtype: what a call may leave changed."""
+    return {"grad": torch.is_grad_enabled(), "autocast_cpu": torch.is_autocast_enabled("cpu"),
+            "autocast_cpu_dtype": torch.get_autocast_dtype("cpu"), "default_dtype": torch.get_default_dtype()}
+
+
+def restore_global_state(state: dict) -> None:
+    torch.set_grad_enabled(state["grad"])
+    torch.set_autocast_enabled("cpu", state["autocast_cpu"])
+    torch.set_autocast_dtype("cpu", state["autocast_cpu_dtype"])
+    torch.set_default_dtype(state["default_dtype"])
 
 
 def define(source: str, name: str, namespace: dict | None = None, filename: str = "<user code>"):
@@ -186,7 +257,7 @@ def define(source: str, name: str, namespace: dict | None = None, filename: str 
     return ns[name]
 
 
-def check(fn, *args, backend="eager", expect_graphs=1, expect_breaks=0, expect_entries=1,
+def check(fn, *args, backend=os.environ.get("CAPTURE_TEST_BACKEND", "eager"), expect_graphs=1, expect_breaks=0, expect_entries=1,
           fresh=True, fresh_args=None, **kwargs):
     """Compile ``fn`` with capture and compare it against eager; see the module docstring.
 

@@ -11,7 +11,8 @@ from bench.__main__ import main as bench_main
 
 ROW_FIELDS = {"model", "mode", "backend", "status", "reason", "correct", "max_err", "first_call_s", "eager_ms",
               "eager_spread_ms", "ms", "spread_ms", "speedup", "calls", "rounds", "graphs", "breaks",
-              "break_reasons", "recompiles", "guards", "kernels", "bytes", "eager_bytes", "notes"}
+              "break_reasons", "recompiles", "guards", "kernels", "bytes", "eager_bytes", "fw_kernels", "bw_kernels",
+              "fw_bytes", "bw_bytes", "saved_bytes", "eager_saved_bytes", "notes"}
 
 
 def test_quick_mlp_json_and_csv(tmp_path, capsys):
@@ -41,6 +42,8 @@ def test_quick_mlp_json_and_csv(tmp_path, capsys):
         assert r["graphs"] == 1 and r["breaks"] == 0 and r["recompiles"] == 0
         assert r["guards"] > 0
         assert r["kernels"] is None and r["bytes"] is None  # eager backends generate no kernels
+        if r["mode"] == "train":                            # replaying the captured graph saves what eager saves
+            assert r["saved_bytes"] == r["eager_saved_bytes"] > 0
 
     with open(out_csv) as f:
         csv_rows = list(csv.DictReader(f))
@@ -113,6 +116,20 @@ def test_capture_cpu_row_reports_c_kernels_and_bytes(tmp_path, capsys):
     assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
     assert row["kernels"] == 3 and row["bytes"] > 0          # three C matmul templates, the ReLUs fused in
     assert "capture-cpu" in capsys.readouterr().out
+
+
+def test_train_mode_reports_forward_and_backward_kernels_and_saved_bytes(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    bench_main(["--quick", "--models", "mlp", "--backends", "capture-cpu", "--modes", "train", "--repeats", "2",
+                "--no-progress", "--json", str(out_json)])
+    row, = json.loads(out_json.read_text())["rows"]
+    assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
+    assert row["fw_kernels"] == 2 and row["bw_kernels"] >= 2       # ReLUs forward, their masks backward
+    assert row["fw_bytes"] > 0 and row["bw_bytes"] > 0
+    assert row["kernels"] == row["fw_kernels"] + row["bw_kernels"]
+    assert 0 < row["saved_bytes"] <= row["eager_saved_bytes"]
+    printed = capsys.readouterr().out
+    assert "bw kern" in printed and "eager saved" in printed
 
 
 def test_codegen_mode_times_c_kernels_against_a_streaming_copy(capsys):

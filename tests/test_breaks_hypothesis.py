@@ -2,8 +2,9 @@
 source text (tensor ops, Python int control flow, for/while loops over ints,
 data-dependent ``if`` on tensors, prints, ``.item()`` in arithmetic, list appends,
 early returns, calls to helpers that break, ``torch.no_grad()`` blocks), ``exec``s them into functions, and compares capture
-(backend="eager") against eager: outputs, printed text, raised exceptions and the
-list argument the program appends to.
+(backend="eager", and a third of them also backend="triton") against eager: outputs
+and how they alias the inputs, printed text, raised exceptions, grad mode afterwards
+and the list argument the program appends to.
 
 The second setting's programs take ``(x, *rest, **kw)`` and append to ``kw["out"]``.
 Every program starts by binding every variable it may read, so any statement can go
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capture
-from helpers_compare import assert_same
+from helpers_compare import assert_same, assert_same_aliasing, global_state, restore_global_state
 
 TENSORS = ("x", "y", "a", "b")
 INTS = ("n", "m")
@@ -197,39 +198,45 @@ def define(source: str):
 
 def run(fn, args, with_out=False):
     buf = io.StringIO()
+    state = global_state()
     with contextlib.redirect_stdout(buf):
         try:
             out, exc = (fn(*args[:-1], out=args[-1]) if with_out else fn(*args)), None
         except Exception as e:  # noqa: BLE001 - compared with eager
             out, exc = None, (type(e), str(e))
-    return out, exc, buf.getvalue()
+    after = global_state()
+    restore_global_state(state)
+    return out, exc, buf.getvalue(), after
 
 
-def inputs(seed: int, with_out: bool, flip: bool):
+def inputs(seed: int, with_out: bool, flip: bool, grad: bool = False):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, 3, generator=g)
+    x = torch.randn(2, 3, generator=g, requires_grad=grad)
     y = torch.randn(2, 3, generator=g)
     if flip:
-        x, y = -x, -y * 2
+        with torch.no_grad():
+            x, y = (-x).requires_grad_(grad), -y * 2
     return (x, y, []) if with_out else (x, y)
 
 
-def differential(source: str, seed: int, with_out: bool):
+def differential(source: str, seed: int, with_out: bool, backend: str = "eager", grad: bool = False):
     fn = define(source)
-    compiled = capture.compile(fn, backend="eager")
+    compiled = capture.compile(fn, backend=backend)
     # first call compiles, the second takes other branches (signs flipped), the
     # third repeats the first inputs (cache hits on every frame)
     for flip in (False, True, False):
-        args = inputs(seed, with_out, flip)
+        args = inputs(seed, with_out, flip, grad)
         e_args, c_args = copy.deepcopy(args), copy.deepcopy(args)
-        e_out, e_exc, e_text = run(fn, e_args, with_out)
-        c_out, c_exc, c_text = run(compiled, c_args, with_out)
-        note = f"\n--- program ---\n{source}\n--- flip={flip} seed={seed}"
+        e_out, e_exc, e_text, e_state = run(fn, e_args, with_out)
+        c_out, c_exc, c_text, c_state = run(compiled, c_args, with_out)
+        note = f"\n--- program ---\n{source}\n--- flip={flip} seed={seed} backend={backend} grad={grad}"
         assert c_exc == e_exc, f"exception {c_exc} != eager {e_exc}{note}"
         assert c_text == e_text, f"printed {c_text!r} != eager {e_text!r}{note}"
+        assert c_state == e_state, f"global state after the call {c_state} != eager {e_state}{note}"
         try:
             assert_same(c_out, e_out)
             assert_same(c_args, e_args, "inputs after the call")
+            assert_same_aliasing(c_out, c_args, e_out, e_args)
         except AssertionError as err:
             raise AssertionError(f"{err}{note}") from None
 
@@ -241,10 +248,10 @@ COMMON = dict(deadline=None, derandomize=True, print_blob=True,
 
 
 @settings(max_examples=EXAMPLES, **COMMON)
-@given(source=program(), seed=st.integers(0, 2 ** 16))
-def test_generated_programs_match_eager(source, seed):
+@given(source=program(), seed=st.integers(0, 2 ** 16), grad=st.booleans())
+def test_generated_programs_match_eager(source, seed, grad):
     capture.reset()
-    differential(source, seed, with_out=False)
+    differential(source, seed, with_out=False, grad=grad)
 
 
 @settings(max_examples=EXAMPLES, **COMMON)
@@ -252,6 +259,16 @@ def test_generated_programs_match_eager(source, seed):
 def test_generated_programs_with_list_argument_side_effects(source, seed):
     capture.reset()
     differential(source, seed, with_out=True)
+
+
+@settings(max_examples=max(EXAMPLES // 3, 1), **COMMON)
+@given(source=program(), seed=st.integers(0, 2 ** 16), grad=st.booleans())
+def test_generated_programs_match_eager_on_the_compiled_path(source, seed, grad):
+    """The same programs through backend="triton" (each graph functionalized, kernels in
+    the interpreter), an input that requires grad or not: also grad mode afterwards
+    and requires_grad of every output."""
+    capture.reset()
+    differential(source, seed, with_out=False, backend="triton", grad=grad)
 
 
 def test_grammar_produces_valid_programs():

@@ -9,7 +9,8 @@ TRITON_INTERPRET, and reads registers and spills from ``ptxas -v``.
 Kernels are checked as launched: the JIT specializes pointers torch allocated as
 16-byte aligned (then loads and stores vectorize, which changes register allocation),
 and views at an odd offset are not. Both compiles of every kernel are checked; the
-model suite (issue 5) also with every config the CUDA launch autotunes over.
+model suite (issue 5) and the forward and backward kernels of training steps (issue
+10) also with every config the CUDA launch autotunes over.
 """
 import dataclasses
 import os
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 import codegen
 from codegen.emit import sm90 as aot
 from helpers_codegen import compile_fn
-from test_codegen_models import model_suite_kernels
+from test_codegen_models import model_suite_kernels, model_suite_training_kernels
 
 pytestmark = pytest.mark.skipif(not aot.have_cuda_backend(),
                                 reason="the installed triton has no CUDA (nvidia) backend to compile for sm_90")
@@ -96,6 +97,15 @@ def test_model_suite_kernels_compile_for_sm90_as_launched_without_spills():
     for aligned in (True, False):
         results = _check_no_spills(kernels, aligned)
         print(_summary(results, "model-suite kernel configs compiled for sm_90", aligned))
+
+
+def test_training_kernels_compile_for_sm90_as_launched_without_spills():
+    """Forward and backward graphs of a training step (MLP, GPT-2 block, CNN): every
+    kernel, aligned and not, at each autotune config."""
+    kernels = with_autotune_configs(model_suite_training_kernels())
+    for aligned in (True, False):
+        results = _check_no_spills(kernels, aligned)
+        print(_summary(results, "training kernel configs compiled for sm_90", aligned))
 
 
 def test_sizes_with_power_of_two_factors_vectorize_on_sm90():

@@ -1,10 +1,13 @@
 """Real-world programs (tests/programs): compiled must match eager; most must be one graph.
 
-For every program: compile with backend="eager", and again with backend="cpu" (the graphs
-run as generated C kernels wherever the code generator takes them), and compare against
-eager on two sets of fresh inputs — outputs (nested structures included), in-place mutations of the inputs,
-module state (parameters, buffers, plain Python attributes), what was printed, and,
-where outputs require grad, the gradients of a backward pass.
+For every program: compile with backend="eager", and again with backend="cpu" and
+backend="triton" (the compiled path: graphs functionalized, run as generated C kernels /
+Triton kernels in the interpreter wherever the code generator takes them, backward
+graphs too), and compare against eager on two sets of fresh inputs — outputs (nested
+structures included), how outputs alias the inputs and each other (identity, ``_base``,
+storage sharing, strides, storage offset), in-place mutations of the inputs, module
+state (parameters, buffers, plain Python attributes), what was printed, and, where
+outputs require grad, the gradients of a backward pass.
 
 ``test_single_graph_capture_rate`` runs ``capture.explain`` on every program with
 ``needs_break=False`` and asserts that at least 80% are captured as exactly one graph
@@ -23,6 +26,8 @@ import torch
 
 import capture
 import codegen
+import fx_graph
+from helpers_compare import assert_same_aliasing, assert_same_layout, tree_leaves
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from programs import PROGRAMS, Call  # noqa: E402
@@ -163,14 +168,16 @@ def _no_codegen_bug():
     """Programs run with warnings ignored: a code generator bug (a graph it failed on)
     must still fail the test."""
     bugs = [g.stats.eager_reason for g in codegen.COMPILED if g.runs_eagerly and g.stats.internal]
+    bugs += fx_graph.compiled_path.INTERNAL_ERRORS
     assert not bugs, f"code generator failed: {bugs}"
 
 
-@pytest.mark.parametrize("backend", ["eager", "cpu"])
+@pytest.mark.parametrize("backend", ["eager", "cpu", "triton"])
 @pytest.mark.parametrize("prog", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_compiled_matches_eager(prog, backend, capsys):
     capture.reset()
     codegen.reset()
+    fx_graph.compiled_path.INTERNAL_ERRORS.clear()
     model = _build(prog)
     eager_model = copy.deepcopy(model) if isinstance(model, torch.nn.Module) else model
     compiled = capture.compile(model, backend=backend)
@@ -182,6 +189,9 @@ def test_compiled_matches_eager(prog, backend, capsys):
         where = f"{prog.name} call {call}"
         assert_same(expected, actual, f"{where}: output")
         assert_same((e_args, e_kwargs), (args, kwargs), f"{where}: inputs after the call (in-place mutation)")
+        assert_same_aliasing(actual, (args, kwargs), expected, (e_args, e_kwargs))
+        for (path, a), (_, e) in zip(tree_leaves((args, kwargs), "in"), tree_leaves((e_args, e_kwargs), "in")):
+            assert_same_layout(a, e, f"{where}: {path} after the call")
         assert actual_print == expected_print, f"{where}: printed output differs"
         assert_same(_module_state(eager_model), _module_state(model), f"{where}: module state")
         e_grads = _backward(expected, eager_model, e_args, e_kwargs)

@@ -156,4 +156,11 @@ class TensorMethodVariable(VariableTracker):
 def _wrap_tensor(tx, value, source):
     if source is None:
         raise Unsupported("tensor reached without a source")
+    try:
+        value.grad_fn  # noqa: B018 - raises for a tensor autograd forbids reading
+    except RuntimeError:
+        # A view made under no_grad whose base was changed in place with grad on: eager
+        # raises only if the program uses it, so the frame runs as is.
+        raise Unsupported(f"{source.name()}: a view made under no_grad whose base was modified in place "
+                          "(autograd forbids reading it)") from None
     return tx.output.tensor_input(tx, source, value)

@@ -99,6 +99,8 @@ def _dim(d, ndim):
 
 @register(aten.view, aten._unsafe_view, aten.reshape)
 def _reshape(g, node, a, size):
+    if node.target is aten.view.dtype:
+        raise Unlowerable("a view as another dtype reinterprets bits")     # extern: torch's own view
     shape, _ = out_meta(node)
     return reshape(a, shape)
 

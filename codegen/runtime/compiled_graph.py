@@ -11,6 +11,7 @@ import warnings
 
 import torch
 
+import fx_graph
 from codegen.emit.wrapper import IndexOutOfRangeError
 from codegen.lower.graph import ExternCall
 from codegen.stats import GraphStats
@@ -18,14 +19,22 @@ from codegen.stats import GraphStats
 log = logging.getLogger("capture.output_code")
 
 
-class InternalErrorWarning(RuntimeWarning):
-    """The code generator failed on a graph it should handle (a bug of ours); the graph
-    runs as captured. The test suite turns this warning into an error."""
+# The code generator failing on a graph it should handle is a bug of ours: it warns with
+# the project's one InternalErrorWarning of the compiled path (the test suite turns it
+# into an error).
+InternalErrorWarning = fx_graph.InternalErrorWarning
 
 
 class CompiledGraph:
-    def __init__(self, gm):
+    """``functional``: a graph of the compiled path (``role`` "forward", "backward" or
+    "inference"), which takes every input positionally and never runs as captured for
+    autograd's sake; ``calls`` counts the calls (kernel launches = calls x kernels)."""
+
+    def __init__(self, gm, functional: bool = False):
         self.gm = gm
+        self.functional = functional
+        self.role = gm.meta.get(fx_graph.GRAPH_ROLE)
+        self.calls = 0
         self.decomposed = None
         self.kernels: list = []              # KernelSource
         self.wrapper_source = ""
@@ -42,7 +51,7 @@ class CompiledGraph:
         """Use the generated wrapper ``call`` from now on."""
         self._call, self.lowering, self.decomposed = call, lowering, decomposed
         self.kernels, self.wrapper_source, self.stats = kernels, wrapper_source, stats
-        self._lifted = decomposed.meta["lifted_inputs"]
+        self._lifted = decomposed.meta.get("lifted_inputs", ())
         self._output_kind = decomposed.meta.get("output_kind", "tuple")
 
     @property
@@ -61,10 +70,11 @@ class CompiledGraph:
             log.info("codegen: running a graph as captured: %s", reason)
 
     def __call__(self, *args):
+        self.calls += 1
         if self._call is None:
             return self.gm(*args)
         lifted = [item.fetch() for item in self._lifted]
-        reason = runs_as_captured(list(args) + lifted)
+        reason = None if self.functional else runs_as_captured(list(args) + lifted)
         if reason is not None:
             log.debug("codegen: this call runs as captured: %s", reason)
             return self.gm(*args)
@@ -111,11 +121,14 @@ class CompiledGraph:
         return "\n".join(lines)
 
 
-def runs_as_captured(tensors, emitter: str = "triton") -> str | None:
-    """The one place that decides a call runs the captured graph instead of generated
-    code: None to run generated code, else the reason."""
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
-        return "a tensor requires grad while grad mode is on (no compiled backward yet)"
+def runs_as_captured(tensors, emitter: str = "triton", functional: bool = False) -> str | None:
+    """The one place that decides a graph (or a call) runs the captured graph instead of
+    generated code: None to run generated code, else the reason. A captured graph
+    compiled directly (``compile_graph``) is inference only; the compiled path's graphs
+    (``functional``, from ``compile_functional``) run under its autograd.Function."""
+    if not functional and torch.is_grad_enabled() and any(
+            isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+        return "a tensor requires grad while grad mode is on (compile_graph is inference only)"
     if emitter == "cpp" and any(isinstance(t, torch.Tensor) and t.device.type != "cpu" for t in tensors):
         return "the C emitter compiles graphs of CPU tensors only"
     return None

@@ -1,0 +1,268 @@
+"""The compiled path: a captured graph with eager's semantics, around a code generator.
+
+A captured graph has eager semantics (views, in-place ops, grad mode, leaf modules);
+a code generator wants pure dataflow over aten ops. ``compile_captured(gm,
+example_inputs, compile_fn)`` sits between them:
+
+1. ``fx_graph.lifting.FlatGraph``: the graph as a flat function of tensors, leaf
+   modules' parameters and buffers lifted to inputs (a BatchNorm running-stat update
+   becomes an input mutation applied to the real buffer, its weight gets a gradient);
+2. ``fx_graph.output_aliases``: outputs that are inputs or views (of inputs, of
+   intermediates) are taken out of the traced function and rebuilt after the call as
+   eager has them (identity, storage, sizes, strides, offset, ``_base``);
+3. ``fx_graph.aot_bridge``: functorch's AOT autograd functionalizes and decomposes it
+   (random ops are kept: they draw eager's numbers), builds a joint forward+backward
+   graph when an output requires grad, partitions it (``partition``) and restores
+   eager's semantics at the boundary (aliased outputs as views of the caller's
+   tensors, input mutations applied once, grad mode);
+4. every functional graph goes to ``compile_fn(functional_gm, example_inputs) ->
+   callable(*inputs) -> sequence`` — our code generator, or any emitter — tagged with
+   its role in ``gm.meta[GRAPH_ROLE]`` ("forward", "backward", "inference");
+   ``fx_graph.layout`` holds each compiled graph to the layouts its graph promised.
+
+What this module adds on top: inputs must alias each other as they did when the graph
+was traced if the graph mutates an input or returns a view of inputs that shared
+storage (checked per call; another aliasing pattern compiles another variant), and every reason not to take the path is a
+``CompiledPathError`` whose text the caller shows (it then runs the graph as captured).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+
+import torch
+from torch import fx
+
+from fx_graph import aot_bridge, grad_presence, input_bases, layout, partition
+from fx_graph.decompose import autograd_decomposition_table
+from fx_graph.input_bases import InputBaseError, InputBases, plan_bases
+from fx_graph.lifting import FlatGraph, restore_output_kind
+from fx_graph.overlap import PartialOverlap
+from fx_graph.symbolic import has_symbolic_sizes
+from fx_graph.output_aliases import OutputAliases, OutputAliasError, plan_outputs
+
+log = logging.getLogger("capture.output_code")
+
+GRAPH_ROLE = "compiled_path_role"      # gm.meta key of a graph handed to compile_fn
+INTERNAL_ERRORS: list = []             # the last internal errors (tests check it is empty)
+# Distinct input-aliasing patterns compiled for one graph before the rest run as
+# captured: each is a full retrace; programs see one or two (f(x, x) and f(x, y)).
+MAX_ALIAS_VARIANTS = 4
+
+
+class CompiledPathError(RuntimeError):
+    """The graph cannot take the compiled path; the message says why."""
+
+
+class InternalErrorWarning(RuntimeWarning):
+    """A compiler of ours failed on a graph it should handle (a bug of ours); the graph
+    runs as captured. The test suite turns this warning into an error."""
+
+
+def _expected_failures() -> tuple:
+    """What a graph the compiled path does not take raises (anything else is a bug of ours)."""
+    from torch._subclasses.fake_tensor import (DataDependentOutputException, DynamicOutputShapeException,
+                                               UnsupportedOperatorException)
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+    return (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException,
+            GuardOnDataDependentSymNode, OutputAliasError, PartialOverlap, InputBaseError)
+
+
+def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn) -> "CompiledCapture":
+    """A callable behaving like ``gm`` whose functional graphs ``compile_fn`` compiled;
+    raises ``CompiledPathError`` when the graph cannot take this path."""
+    if has_symbolic_sizes(gm):     # never traced from real inputs: that would make its sizes static
+        raise CompiledPathError("symbolic sizes (dynamic shapes) are not compiled yet")
+    others = sorted({type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)})
+    if others:
+        raise CompiledPathError(f"graph inputs that are not tensors: {', '.join(others)}")
+    return CompiledCapture(gm, list(example_inputs), compile_fn)
+
+
+class CompiledCapture:
+    """Callable like the captured graph. ``graphs``: (role, compiled graph) for every
+    functional graph handed to ``compile_fn`` (a backward one only after the first
+    ``backward()``)."""
+
+    def __init__(self, gm: fx.GraphModule, example_inputs: list, compile_fn):
+        self.gm = gm
+        self.compile_fn = compile_fn
+        self.flat = FlatGraph(gm, len(example_inputs))
+        self.graphs: list = []
+        self.layout_fixups = layout.FixupCounter()
+        flat_inputs = example_inputs + self.flat.lifted_values()
+        first = self._compile(flat_inputs)
+        self.needs_autograd = first.needs_autograd
+        self._output_kind = self.flat.output_kind
+        # How inputs share storage matters to a graph that writes an input, and to one
+        # returning a view of an input when inputs shared storage as it was traced.
+        shared = bool(shared_storage(flat_inputs))
+        self._check_aliasing = bool(first.plan.written) or (first.plan.views_inputs() and shared)
+        self._variants = {variant_key(flat_inputs) if self._check_aliasing else None: first}
+        self._default = first
+
+    def __call__(self, *args):
+        flat = [*args, *self.flat.lifted_values()]
+        variant = self._default
+        if self._check_aliasing:
+            key = variant_key(flat)
+            variant = self._variants.get(key, False)
+            if variant is False:
+                variant = self._variant(key, flat)
+            if variant is None:
+                return self.gm(*args)
+        if any(flat[j].storage_offset() for j in variant.plan.metadata_written):
+            # AOT autograd re-applies a metadata mutation (x.t_()) at the compiled result's
+            # storage offset, 0: only right for an input that starts its storage.
+            return self.gm(*args)
+        outs = variant.compiled(variant.bases.inputs(flat) if variant.bases else list(flat))
+        if variant.needs_autograd:
+            grad_presence.track(outs)
+        if variant.plan:
+            outs = variant.plan.rebuild(flat, outs)
+        return restore_output_kind(outs, self._output_kind)
+
+    # ------------------------------------------------------------------ compiling
+    def _compile(self, flat_inputs: list) -> "_Variant":
+        try:
+            plan = plan_outputs(self.flat.fn, flat_inputs)
+            bases = plan_bases(flat_inputs, plan.written, plan.metadata_written)
+            _refuse_with_autograd(flat_inputs, plan, bases)
+            traced = plan.wrap(self.flat.fn) if plan else self.flat.fn
+            aot_inputs = flat_inputs
+            if bases:
+                traced, aot_inputs = bases.wrap(traced), bases.inputs(flat_inputs)
+            names = self.flat.placeholder_names()
+            if bases:
+                names = [names[i] for i in bases.kept] + [f"{names[p]}_base" for p in bases.bases]
+            compilers = aot_bridge.Compilers(forward=self._compiler("forward", names),
+                                             backward=self._compiler("backward", names),
+                                             inference=self._compiler("inference", names),
+                                             partition=partition.partitioner(shared_storage(aot_inputs)))
+            # Tracing runs the graph's own grad-mode switches: the caller gets its mode back.
+            with torch.set_grad_enabled(torch.is_grad_enabled()):
+                result = aot_bridge.aot_compile(traced, aot_inputs, compilers, autograd_decomposition_table())
+        except CompiledPathError:
+            raise
+        except _expected_failures() as e:
+            raise CompiledPathError(_describe(e)) from e
+        except Exception as e:  # noqa: BLE001 - a bug of ours: warned, and the graph still runs
+            reason = f"internal error: {_describe(e)}"
+            INTERNAL_ERRORS.append(reason)
+            del INTERNAL_ERRORS[:-20]
+            warnings.warn(f"capture compiled path: {reason}; running the graph as captured", InternalErrorWarning,
+                          stacklevel=2)
+            log.warning("compiled path: %s; running the graph as captured", reason, exc_info=True)
+            raise CompiledPathError(reason) from e
+        return _Variant(result.compiled, plan, bases, result.needs_autograd)
+
+    def _compiler(self, role: str, input_names: list):
+        def compile_graph(gm: fx.GraphModule, example_inputs: list):
+            gm.meta[GRAPH_ROLE] = role
+            _name_inputs(gm, input_names)
+            compiled = self.compile_fn(gm, list(example_inputs))
+            self.graphs.append((role, compiled))
+            held = layout.held_to_layouts(compiled, gm, example_inputs, self.layout_fixups)
+            dependencies = gm.meta.get("grad_dependencies")
+            return held if dependencies is None else grad_presence.without_unused_gradients(held, dependencies)
+        return compile_graph
+
+    def _variant(self, key, flat: list):
+        """The graph compiled for inputs aliasing each other as ``flat``'s do (None: run
+        as captured, with the reason in the log)."""
+        reason = None
+        if len(self._variants) >= MAX_ALIAS_VARIANTS:
+            reason = f"more than {MAX_ALIAS_VARIANTS} patterns of aliased inputs"
+        else:
+            try:
+                self._variants[key] = self._compile(list(flat))
+                return self._variants[key]
+            except CompiledPathError as e:
+                reason = str(e)
+        self._variants[key] = None
+        log.warning("compiled path: running a graph as captured for inputs aliased as %s: %s", key, reason)
+        return None
+
+    def source(self) -> str:
+        """The generated code of every functional graph compiled so far, by role (for
+        CAPTURE_DEBUG_DIR; a graph whose compiler offers no ``source()`` is named only)."""
+        parts = []
+        for role, compiled in self.graphs:
+            generated = getattr(compiled, "source", None)
+            text = generated() if callable(generated) else f"# {type(compiled).__name__}: no generated source\n"
+            parts.append(f"# ---- {role} graph ----\n{text}")
+        return "\n".join(parts)
+
+    def kernels_by_role(self) -> dict:
+        """{role: [compiled graph, ...]} of the graphs compiled so far."""
+        out: dict = {}
+        for role, compiled in self.graphs:
+            out.setdefault(role, []).append(compiled)
+        return out
+
+
+@dataclasses.dataclass
+class _Variant:
+    compiled: object              # AOT autograd's boxed callable
+    plan: OutputAliases           # outputs to put back as eager has them; which inputs the graph writes
+    bases: InputBases             # written inputs sharing storage, handed over as their base
+    needs_autograd: bool
+
+
+def variant_key(flat: list) -> tuple:
+    """What a compiled variant depends on: which inputs share storage, and where in it."""
+    return alias_pattern(flat), input_bases.key(flat)
+
+
+def alias_pattern(flat: list) -> tuple:
+    """For each input, the position of the first input sharing its storage."""
+    first: dict = {}
+    pattern = []
+    for i, x in enumerate(flat):
+        if isinstance(x, torch.Tensor) and x.numel() > 0:
+            key = x.untyped_storage().data_ptr()
+            pattern.append(first.setdefault(key, i))
+        else:
+            pattern.append(i)
+    return tuple(pattern)
+
+
+def _refuse_with_autograd(flat_inputs: list, plan: OutputAliases, bases) -> None:
+    """What AOT autograd's joint graph gets wrong (found by the differential programs):
+    an input requiring grad whose metadata the graph changes (``x.t_()``), and written
+    inputs sharing storage (handed over as their base) when any input requires grad."""
+    grad = [i for i, x in enumerate(flat_inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+    if any(i in plan.metadata_written for i in grad):
+        raise CompiledPathError("metadata mutation (t_(), resize_ ...) of an input that requires grad")
+    if bases and grad:
+        raise CompiledPathError("written inputs sharing storage while inputs require grad")
+
+
+def _name_inputs(gm: fx.GraphModule, names: list) -> None:
+    """Placeholders standing for the traced function's inputs named after the captured
+    graph's (``l_x``, ``linear_0_weight``) instead of ``primals_1`` / ``arg0_1``, so the
+    generated code reads like the program."""
+    taken = {n.name for n in gm.graph.nodes}
+    for node in gm.graph.nodes:
+        position = aot_bridge.input_position(node.meta.get("desc")) if node.op == "placeholder" else None
+        if position is not None and position < len(names):
+            name = names[position]
+            if name.isidentifier() and name not in taken:
+                taken.discard(node.name)
+                node._rename(name)
+                node.target = node.name
+                taken.add(node.name)
+    gm.recompile()
+
+
+def shared_storage(flat: list) -> frozenset:
+    """Positions of the inputs sharing storage with another input."""
+    pattern = alias_pattern(flat)
+    shared = {p for i, p in enumerate(pattern) if p != i}
+    return frozenset(i for i, p in enumerate(pattern) if p in shared)
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"

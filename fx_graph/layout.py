@@ -1,0 +1,129 @@
+"""Hold a compiled functional graph to the layouts its graph promised.
+
+AOT autograd traces with fake tensors and trusts their strides: the backward graph is
+traced for saved activations laid out as the forward graph's outputs say, and aliased
+outputs are rebuilt from a base laid out as traced. A code generator that gives an
+output other strides (a non-dense result made contiguous), or an input that arrives
+with other strides, would make later kernels read the wrong elements. So every
+compiled graph is called through ``held_to_layouts``: an input whose strides differ
+from the example input's is copied into the expected layout, an output whose strides
+differ from its ``meta["val"]`` likewise, and the count of such copies is kept
+(``FixupCounter``: zero for our code generator, the tests check it). An output that is
+a view of the generator's own buffer is handed out as a plain tensor over the same
+storage (``unviewed``): which outputs are views is the compiled path's business.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import torch
+from torch import fx
+
+log = logging.getLogger("capture.output_code")
+aten = torch.ops.aten
+
+
+@dataclasses.dataclass
+class FixupCounter:
+    inputs: int = 0
+    outputs: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inputs + self.outputs
+
+
+class LayoutError(RuntimeError):
+    """An input the graph writes into arrived with other strides (an internal error:
+    front-end guards and AOT autograd both promise the traced layout)."""
+
+
+def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter: FixupCounter):
+    """``compiled(*inputs)`` as a boxed callable (``fn(list_of_inputs)``, what AOT
+    autograd calls) that restrides mismatching inputs and outputs."""
+    inputs = _layouts(example_inputs)
+    values = _output_values(gm)
+    outputs = _layouts(values)
+    views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+    written = _written_inputs(gm)
+
+    def call(args: list):
+        for i, shape, stride in inputs:
+            tensor = args[i]
+            if tensor.stride() != stride and not same_strides(tensor.shape, tensor.stride(), stride):
+                if i in written:
+                    raise LayoutError(f"graph input {i} is written in place but arrived with strides "
+                                      f"{tuple(tensor.stride())}, expected {stride}")
+                args[i] = restrided(tensor, shape, stride)
+                counter.inputs += 1
+        outs = list(compiled(*args))
+        args.clear()                      # AOT autograd hands the list over: free inputs early
+        for i, shape, stride in outputs:
+            tensor = outs[i]
+            if isinstance(tensor, torch.Tensor) and tensor.stride() != stride \
+                    and not same_strides(tensor.shape, tensor.stride(), stride):
+                outs[i] = restrided(tensor, shape, stride)
+                counter.outputs += 1
+                log.debug("compiled path: output %d of a %s graph restrided from %s to %s", i,
+                          gm.meta.get("compiled_path_role"), tuple(tensor.stride()), stride)
+        for i in views:
+            if outs[i]._base is not None:
+                outs[i] = unviewed(outs[i])
+        return outs
+
+    call._boxed_call = True
+    return call
+
+
+def unviewed(tensor: torch.Tensor) -> torch.Tensor:
+    """The same elements of the same storage, as a tensor that is nobody's view: a code
+    generator may hand out a view of a buffer of its own (``_alias(buf, ...)``) where the
+    graph's op makes a new tensor, and ``out._base`` is visible to the caller."""
+    return tensor.new_empty((0,)).set_(tensor.untyped_storage(), tensor.storage_offset(), tensor.shape,
+                                       tensor.stride())
+
+
+def same_strides(shape, actual, expected) -> bool:
+    """Same layout: strides agree on every dimension longer than 1."""
+    return all(s <= 1 or a == e for s, a, e in zip(shape, actual, expected))
+
+
+def restrided(tensor: torch.Tensor, shape, stride) -> torch.Tensor:
+    out = torch.empty_strided(shape, stride, dtype=tensor.dtype, device=tensor.device)
+    return out.copy_(tensor)
+
+
+def _layouts(values) -> list:
+    return [(i, tuple(v.shape), tuple(v.stride())) for i, v in enumerate(values)
+            if isinstance(v, torch.Tensor) and _dense(v)]
+
+
+def _dense(v: torch.Tensor) -> bool:
+    """Non-overlapping and dense (some order of the dimensions is contiguous): only such
+    layouts can be restrided into (an expanded tensor is a view of something smaller)."""
+    expected = 1
+    for stride, size in sorted((st, s) for s, st in zip(v.shape, v.stride()) if s != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _output_values(gm: fx.GraphModule) -> list:
+    output = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
+    items = output.args[0]
+    items = items if isinstance(items, (tuple, list)) else (items,)
+    return [item.meta.get("val") if isinstance(item, fx.Node) else item for item in items]
+
+
+def _written_inputs(gm: fx.GraphModule) -> set:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    written = set()
+    for node in gm.graph.nodes:
+        schema = getattr(node.target, "_schema", None)
+        if node.op == "call_function" and schema is not None and schema.is_mutable:
+            for arg in node.args:
+                if isinstance(arg, fx.Node) and arg.op == "placeholder":
+                    written.add(placeholders.index(arg))
+    return written

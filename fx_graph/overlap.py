@@ -1,0 +1,65 @@
+"""Eager's partial-overlap check, on fake tensors.
+
+Eager refuses an in-place op whose written tensor partially overlaps one of its
+inputs (``x.add_(x[0])``, ``x.copy_(x.t())``, ``y += x`` for overlapping views of one
+storage): "unsupported operation: some elements of the input tensor and the
+written-to tensor refer to a single memory location". A functional graph has no
+memory and would compute an answer. ``PartialOverlapCheck`` is a dispatch mode that
+raises ``PartialOverlap`` where eager would raise, following eager's rule
+(``get_overlap_status`` in ATen's MemoryOverlap.cpp): two tensors on one storage
+overlap partially when both are non-overlapping and dense, their byte ranges
+intersect, and they are not the same range with the same strides. The compiled path
+then runs such a graph as captured, so the user sees eager's own error.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+
+class PartialOverlap(RuntimeError):
+    pass
+
+
+class PartialOverlapCheck(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        schema = getattr(func, "_schema", None)
+        if schema is not None and schema.is_mutable:
+            _check(func, schema, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _check(func, schema, args, kwargs) -> None:
+    written, read = [], []
+    for i, argument in enumerate(schema.arguments):
+        value = args[i] if i < len(args) else kwargs.get(argument.name)
+        tensors = [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
+        is_written = argument.alias_info is not None and argument.alias_info.is_write
+        (written if is_written else read).extend(tensors)
+    for out in written:
+        for other in read:
+            if partially_overlap(out, other):
+                raise PartialOverlap(f"{func}: the written tensor partially overlaps an input (eager raises)")
+
+
+def partially_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a is b or a.numel() == 0 or b.numel() == 0:
+        return False
+    if not (_dense(a) and _dense(b)) or a.untyped_storage()._cdata != b.untyped_storage()._cdata:
+        return False
+    a_begin, b_begin = a.storage_offset() * a.element_size(), b.storage_offset() * b.element_size()
+    a_end, b_end = a_begin + a.numel() * a.element_size(), b_begin + b.numel() * b.element_size()
+    if (a_begin, a_end) == (b_begin, b_end):
+        return tuple(a.stride()) != tuple(b.stride())
+    return a_begin < b_end and b_begin < a_end
+
+
+def _dense(t: torch.Tensor) -> bool:
+    expected = 1
+    for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride()) if s != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True

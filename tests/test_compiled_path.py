@@ -1,0 +1,187 @@
+"""The compiled path's boundary, case by case (``backend="triton"``, kernels in Triton's
+interpreter): every check compares with eager through ``helpers_compare.check`` —
+values, ``out is x``, ``_base``, storage sharing, strides, storage offset,
+``requires_grad``, inputs afterwards, grad mode — on the first call and on a cache hit.
+The generated-program version of these is ``test_compiled_path_hypothesis.py``."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import capture
+import codegen
+from helpers_compare import check, define
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
+
+
+@pytest.fixture(autouse=True)
+def _fresh_codegen():
+    codegen.reset()
+
+
+def triton(fn, *args, **kwargs):
+    return check(fn, *args, backend="triton", expect_graphs=None, **kwargs)
+
+
+def compiled_graphs() -> list:
+    return [g for g in codegen.COMPILED if not g.runs_eagerly]
+
+
+# --------------------------------------------------------------------------- outputs aliasing inputs
+
+@pytest.mark.parametrize("returned", ["x", "x[0]", "x.view(-1)", "x.t()", "x.flatten()", "x[:, 1:]", "x.add_(1)",
+                                      "(x, x[1], x.t())", "x.unsqueeze(0).expand(2, 3, 4)"])
+def test_returned_inputs_and_views_of_inputs_are_eagers(returned):
+    fn = define(f"def f(x, y):\n    z = x * y\n    return {returned}, z\n", "f")
+    triton(fn, torch.randn(3, 4), torch.randn(3, 4))
+    assert compiled_graphs()
+
+
+def test_outputs_viewing_an_intermediate_share_its_storage():
+    def f(x):
+        y = x * 2
+        return y, y[0], y.t(), y.sum(0, keepdim=True).expand(3, 4)
+    triton(f, torch.randn(3, 4))
+
+
+def test_view_of_an_input_that_is_itself_a_view():
+    base = torch.randn(4, 6)
+    triton(lambda x: (x.t(), x[1:] * 2), base[1:, ::2], fresh_args=(torch.randn(4, 6)[1:, ::2],))
+
+
+# --------------------------------------------------------------------------- mutations
+
+def test_mutations_through_views_of_inputs_are_applied_once_in_order():
+    def f(x, y):
+        x.div_(2)
+        t = x[..., 0]
+        t.mul_(3)
+        for _ in range(3):
+            y += 1
+        y.add_(2)
+        return x.sum() + y.sum()
+    triton(f, torch.randn(3, 4), torch.randn(4))
+
+
+@pytest.mark.parametrize("change", ["x.t_()", "x.unsqueeze_(0)", "x.resize_(6)", "x.resize_(20); x.fill_(1.0)"])
+def test_metadata_mutation_of_an_input(change):
+    fn = define(f"def f(x):\n    x.mul_(2)\n    {change}\n    return x + 1\n", "f")
+    triton(fn, torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("aliasing", ["same", "overlapping", "disjoint"])
+def test_aliased_inputs_that_are_written(aliasing):
+    def f(x, y):
+        x.mul_(2)
+        y.add_(1)
+        return x + y, y[0]
+
+    def inputs():
+        base = torch.randn(4, 3)
+        return {"same": (base, base), "overlapping": (base[:2], base[1:3]), "disjoint": (base[:2], base[2:])}[aliasing]
+    triton(f, *inputs(), fresh_args=inputs())
+
+
+def test_partially_overlapping_in_place_op_raises_like_eager():
+    def f(x, y):
+        y += x
+        return y
+
+    def inputs():
+        base = torch.randn(4, 3)
+        return base[:2], base[1:3]
+    with pytest.raises(RuntimeError, match="single memory location"):
+        f(*inputs())
+    with pytest.raises(RuntimeError, match="single memory location"):
+        capture.compile(f, backend="triton")(*inputs())
+
+
+def test_batchnorm_buffers_and_parameters_updated_under_no_grad():
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6)).train()
+    triton(model, torch.randn(5, 4))
+
+    def sgd_step(w, g):
+        with torch.no_grad():
+            w.sub_(0.1 * g)
+        return w
+
+    triton(sgd_step, torch.randn(3, requires_grad=True), torch.randn(3))
+
+
+# --------------------------------------------------------------------------- grad mode, requires_grad
+
+def test_grad_mode_set_inside_the_graph_stays_set():
+    def f(x):
+        y = x * 2
+        torch.set_grad_enabled(False)
+        return y + 1, x.exp()
+    try:
+        triton(f, torch.randn(3, requires_grad=True))
+    finally:
+        torch.set_grad_enabled(True)
+
+
+def test_requires_grad_of_outputs_under_no_grad_blocks():
+    def f(x):
+        with torch.no_grad():
+            a = x * 2
+            v = x[0]
+        return a, v, x * 3
+    triton(f, torch.randn(3, 4, requires_grad=True))
+
+
+# --------------------------------------------------------------------------- what runs as captured
+
+def test_view_as_another_dtype_reinterprets_the_bits():
+    def f(x):
+        y = x * 2
+        return y.view(torch.int32), y
+    triton(f, torch.randn(4))
+
+
+def test_a_graph_the_path_cannot_take_runs_as_captured_with_the_reason_in_explain_and_log(caplog):
+    def f(x, y):
+        x.add_(1)                # y shares x's storage without being a view of it
+        return y * 2
+
+    def inputs():
+        t = torch.randn(4)
+        return t, t.detach()
+    with caplog.at_level(logging.INFO, logger="capture.output_code"):
+        triton(f, *inputs(), fresh_args=inputs())
+    assert not compiled_graphs()
+    assert any("without being views of one tensor" in r.getMessage() for r in caplog.records)
+    fallbacks = capture.explain(f)(*inputs()).compiled_path_fallbacks()
+    assert len(fallbacks) == 1 and "without being views of one tensor" in fallbacks[0][1]
+    assert capture.explain(lambda x: x * 2)(torch.randn(4)).compiled_path_fallbacks() == []
+
+
+def test_a_view_made_under_no_grad_whose_base_changes_later_runs_as_captured(caplog):
+    # Autograd forbids reading v after x.add_ (eager raises only if the program reads
+    # it): the graph returning v for the code after the break runs as captured, and the
+    # resumed frame, which receives v, runs as is.
+    def f(x):
+        with torch.no_grad():
+            v = x.view(-1)
+            v.mul_(1.5)
+        x.add_(1)
+        print("break")
+        return x * 2
+
+    def run(fn):
+        leaf = torch.arange(6.0).reshape(2, 3).requires_grad_()
+        x = leaf * 1.0
+        out = fn(x)
+        out.sum().backward()
+        return out, x, leaf.grad
+
+    expected = run(f)
+    with caplog.at_level(logging.INFO, logger="capture.output_code"):
+        actual = run(capture.compile(f, backend="triton"))
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e)
+    assert any("view made under no_grad" in r.getMessage() for r in caplog.records)
