@@ -125,8 +125,10 @@ class CompiledCapture:
 
     # ------------------------------------------------------------------ compiling
     def _compile(self, flat_inputs: list) -> "_Variant":
+        metadata_mutation = False
         try:
             plan = plan_outputs(self.flat.fn, flat_inputs)
+            metadata_mutation = bool(plan.metadata_written)
             bases = plan_bases(flat_inputs, plan.written, plan.metadata_written)
             _refuse_with_autograd(flat_inputs, plan, bases)
             traced = plan.wrap(self.flat.fn) if plan else self.flat.fn
@@ -148,6 +150,11 @@ class CompiledCapture:
         except _expected_failures() as e:
             raise CompiledPathError(_describe(e)) from e
         except Exception as e:  # noqa: BLE001 - a bug of ours: warned, and the graph still runs
+            if metadata_mutation:
+                # AOT autograd replays an input's metadata change (x.t_()) only alone: with a
+                # data change of that input it copies across shapes. A documented limit.
+                raise CompiledPathError(f"metadata mutation of an input AOT autograd cannot replay here "
+                                        f"(with other changes of it): {_describe(e)}") from e
             reason = f"internal error: {_describe(e)}"
             INTERNAL_ERRORS.append(reason)
             del INTERNAL_ERRORS[:-20]

@@ -99,7 +99,11 @@ def test_compile_and_drop_keeps_no_objects_after_reset():
 
 
 def test_compile_and_drop_with_the_default_backend_keeps_no_graphs():
-    _compile_and_drop(6, 4, backend="codegen")  # warm-up: torch makes some objects once, lazily
+    # warm-up: torch makes some objects once, lazily; the compiled path's AOT autograd
+    # fills the ABC caches of torch's higher-order-operator classes (one weak reference
+    # per class) on a second round only (measured: stable from then on, 4 rounds)
+    for _ in range(2):
+        _compile_and_drop(6, 4, backend="codegen")
     capture.reset()
     before = _objects_before()
     refs = _compile_and_drop(6, 4, backend="codegen")
