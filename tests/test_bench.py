@@ -124,7 +124,7 @@ def test_train_mode_reports_forward_and_backward_kernels_and_saved_bytes(tmp_pat
                 "--no-progress", "--json", str(out_json)])
     row, = json.loads(out_json.read_text())["rows"]
     assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
-    assert row["fw_kernels"] == 2 and row["bw_kernels"] >= 2       # ReLUs forward, their masks backward
+    assert row["fw_kernels"] >= 2 and row["bw_kernels"] >= 2       # ReLUs (and small GEMMs) forward, masks backward
     assert row["fw_bytes"] > 0 and row["bw_bytes"] > 0
     assert row["kernels"] == row["fw_kernels"] + row["bw_kernels"]
     assert 0 < row["saved_bytes"] <= row["eager_saved_bytes"]
