@@ -23,6 +23,7 @@ import weakref
 from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 from capture import _C
+from capture.exception_table import exception_entries
 from capture.state import ORIGINS, RESUME_CODES
 
 VALUE, NULL = "value", "null"
@@ -126,7 +127,7 @@ def _restore_handler_depths(code, body: list):
             for label in pending:
                 label_offset[id(label)] = offset
             pending = []
-    depth_of = {(target, lasti): depth for _, _, target, depth, lasti in _exception_entries(code)}
+    depth_of = {(target, lasti): depth for _, _, target, depth, lasti in exception_entries(code)}
     for item in body:
         if isinstance(item, TryBegin):
             key = (label_offset.get(id(item.target)), item.push_lasti)
@@ -303,36 +304,12 @@ def _call_preamble(body: list, label: Label) -> list:
     return preamble
 
 
-def _exception_entries(code) -> list:
-    """(start, end, target, depth, lasti) per entry of the 3.11 exception table."""
-    table = code.co_exceptiontable
-    ranges, i = [], 0
-
-    def varint():
-        nonlocal i
-        b = table[i]
-        i += 1
-        value = b & 63
-        while b & 64:
-            b = table[i]
-            i += 1
-            value = (value << 6) | (b & 63)
-        return value
-    while i < len(table):
-        start = varint() * 2
-        length = varint() * 2
-        target = varint() * 2
-        depth_lasti = varint()
-        ranges.append((start, start + length, target, depth_lasti >> 1, bool(depth_lasti & 1)))
-    return ranges
-
-
 IN_HANDLER_REGION = "break inside a try/with block"
 
 
 def covering_handlers(code, offset: int) -> int:
     """How many try/with regions (by distinct handler) cover ``offset``."""
-    return len({target for start, end, target, _, _ in _exception_entries(code) if start <= offset < end})
+    return len({target for start, end, target, _, _ in exception_entries(code) if start <= offset < end})
 
 
 def why_not_resumable(code: types.CodeType, inst: dis.Instruction) -> str | None:

@@ -9,50 +9,24 @@ and the caller's translator (an inlined call) handles it at its CALL instruction
 """
 from __future__ import annotations
 
-import functools
-
 from capture.exc import TracedRaise, Unsupported
+from capture.exception_table import exception_entries
 from capture.variables.constant import ConstantVariable
 from capture.variables.exceptions import ExceptionVariable, as_exception
 from capture.variables.user_object import ClassVariable
 
 
-@functools.lru_cache(maxsize=None)
-def exception_table(code) -> tuple:
-    """(start, end, target, depth, lasti) per entry of the 3.11 exception table."""
-    table = code.co_exceptiontable
-    entries, i = [], 0
-
-    def varint():
-        nonlocal i
-        b = table[i]
-        i += 1
-        value = b & 63
-        while b & 64:
-            b = table[i]
-            i += 1
-            value = (value << 6) | (b & 63)
-        return value
-    while i < len(table):
-        start = varint() * 2
-        length = varint() * 2
-        target = varint() * 2
-        depth_lasti = varint()
-        entries.append((start, start + length, target, depth_lasti >> 1, bool(depth_lasti & 1)))
-    return tuple(entries)
-
-
 class ExceptionOps:
     def handler_covers(self, inst) -> bool:
         """Whether a try/with handler of this code covers ``inst``."""
-        return any(start <= inst.offset < end for start, end, *_ in exception_table(self.code))
+        return any(start <= inst.offset < end for start, end, *_ in exception_entries(self.code))
 
     def raise_to_handler(self, raised: TracedRaise) -> bool:
         """Continue at the handler covering the current instruction; False if none."""
         if isinstance(raised.exc, BaseException):  # raised by Python on traced constants
             raised.exc = ExceptionVariable.from_exception(raised.exc)
         offset = self.current.offset
-        for start, end, target, depth, lasti in exception_table(self.code):
+        for start, end, target, depth, lasti in exception_entries(self.code):
             if start <= offset < end:
                 del self.stack[depth:]
                 if lasti:
