@@ -20,6 +20,8 @@ import logging
 import torch
 from torch import fx
 
+from fx_graph.overlap import is_dense
+
 log = logging.getLogger("capture.output_code")
 aten = torch.ops.aten
 
@@ -96,18 +98,7 @@ def restrided(tensor: torch.Tensor, shape, stride) -> torch.Tensor:
 
 def _layouts(values) -> list:
     return [(i, tuple(v.shape), tuple(v.stride())) for i, v in enumerate(values)
-            if isinstance(v, torch.Tensor) and _dense(v)]
-
-
-def _dense(v: torch.Tensor) -> bool:
-    """Non-overlapping and dense (some order of the dimensions is contiguous): only such
-    layouts can be restrided into (an expanded tensor is a view of something smaller)."""
-    expected = 1
-    for stride, size in sorted((st, s) for s, st in zip(v.shape, v.stride()) if s != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
+            if isinstance(v, torch.Tensor) and is_dense(v)]
 
 
 def _output_values(gm: fx.GraphModule) -> list:

@@ -47,7 +47,7 @@ def _check(func, schema, args, kwargs) -> None:
 def partially_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a is b or a.numel() == 0 or b.numel() == 0:
         return False
-    if not (_dense(a) and _dense(b)) or a.untyped_storage()._cdata != b.untyped_storage()._cdata:
+    if not (is_dense(a) and is_dense(b)) or a.untyped_storage()._cdata != b.untyped_storage()._cdata:
         return False
     a_begin, b_begin = a.storage_offset() * a.element_size(), b.storage_offset() * b.element_size()
     a_end, b_end = a_begin + a.numel() * a.element_size(), b_begin + b.numel() * b.element_size()
@@ -56,7 +56,9 @@ def partially_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a_begin < b_end and b_begin < a_end
 
 
-def _dense(t: torch.Tensor) -> bool:
+def is_dense(t: torch.Tensor) -> bool:
+    """Non-overlapping and dense (some order of the dimensions is contiguous): only such
+    layouts can be restrided into (an expanded tensor is a view of something smaller)."""
     expected = 1
     for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride()) if s != 1):
         if stride != expected:

@@ -23,11 +23,11 @@ from capture.exc import Unsupported
 from capture.variables import builder
 from capture.variables.base import BoundMethodOf
 from capture.variables.constant import ConstantVariable
-from capture.variables.functions import UserFunctionVariable
 from capture.variables.misc import NoOpInit
 from capture.variables.nn_module import NNModuleVariable
 from capture.variables.tensor import TensorVariable
 from capture.variables.type_lookup import lookup_on_type
+from capture.variables.user_object import run_init
 
 
 _TABLES = ("_parameters", "_buffers", "__dict__")  # not kept up to date (only _modules is)
@@ -109,12 +109,6 @@ def _construct_module(tx, cls, args, kwargs, cls_source=None):
     nn.Module.__init__(shell)
     vt = NewModuleVariable(shell, cls_source)
     tx.output.add_local_object(shell, tracker=vt)  # read back (as a submodule) as this tracker
-    init = lookup_on_type(cls, "__init__")
-    if init is not nn.Module.__init__:
-        if not isinstance(init, types.FunctionType):
-            raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")
-        UserFunctionVariable(init).call(tx, [vt] + list(args), kwargs)
-    elif args or kwargs:
-        raise Unsupported(f"{cls.__name__}() takes no arguments")
+    run_init(tx, cls, vt, args, kwargs, nn.Module.__init__)
     return vt
 

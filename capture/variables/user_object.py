@@ -401,11 +401,17 @@ def _wrap_object(tx, value, source):
 @builder.constructs(builder.Order.FALLBACK, _plain_class, takes_source=True)
 def construct_plain_object(tx, cls, args, kwargs, cls_source=None):
     obj = NewObjectVariable(cls, cls_source)
+    run_init(tx, cls, obj, args, kwargs, object.__init__)
+    return obj
+
+
+def run_init(tx, cls, obj, args, kwargs, base_init) -> None:
+    """Trace ``cls.__init__(obj, *args, **kwargs)`` on a tracked object made in the frame;
+    ``base_init`` (object's or nn.Module's, already applied) takes no arguments."""
     init = lookup_on_type(cls, "__init__")
-    if init is not object.__init__:
+    if init is not base_init:
         if not isinstance(init, types.FunctionType):
             raise Unsupported(f"{cls.__name__}.__init__ is not a Python function")
         UserFunctionVariable(init).call(tx, [obj] + list(args), kwargs)
     elif args or kwargs:
         raise Unsupported(f"{cls.__name__}() takes no arguments")
-    return obj
