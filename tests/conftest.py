@@ -54,6 +54,15 @@ def emitter(request):
     helpers_codegen.EMITTER = previous
 
 
+@pytest.fixture
+def cpp_only():
+    """The C emitter only (test modules about it: ``pytest.mark.usefixtures("cpp_only")``)."""
+    previous = helpers_codegen.EMITTER
+    helpers_codegen.EMITTER = "cpp"
+    yield
+    helpers_codegen.EMITTER = previous
+
+
 @pytest.fixture(autouse=True)
 def _capture_reset():
     """Every test starts and ends with empty capture caches."""

@@ -17,14 +17,6 @@ from helpers_codegen import assert_close, check, graph_of
 pytestmark = pytest.mark.usefixtures("cpp_only")
 
 
-@pytest.fixture
-def cpp_only():
-    previous = helpers_codegen.EMITTER
-    helpers_codegen.EMITTER = "cpp"
-    yield
-    helpers_codegen.EMITTER = previous
-
-
 def _two_kernels(x):
     return x.softmax(-1), (x * 2).sum(0)
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import helpers_codegen
 from helpers_codegen import compile_fn
 
 pytestmark = pytest.mark.usefixtures("cpp_only")
@@ -21,14 +20,6 @@ SPECIALS = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-45, -1e-45,
 
 # Documented bounds (cpp_math's docstring) against the float64 function.
 FUNCTIONS = {"exp": (torch.exp, 1.05), "tanh": (torch.tanh, 1.33), "erf": (torch.erf, 1.55)}
-
-
-@pytest.fixture
-def cpp_only():
-    previous = helpers_codegen.EMITTER
-    helpers_codegen.EMITTER = "cpp"
-    yield
-    helpers_codegen.EMITTER = previous
 
 
 def _sweep() -> torch.Tensor:

@@ -5,18 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import helpers_codegen
 from helpers_codegen import check, compile_fn
 
+pytestmark = pytest.mark.usefixtures("cpp_only")
+
 MATMUL_TOL = dict(rtol=1e-5, atol=1e-5)
-
-
-@pytest.fixture(autouse=True)
-def cpp_only():
-    previous = helpers_codegen.EMITTER
-    helpers_codegen.EMITTER = "cpp"
-    yield
-    helpers_codegen.EMITTER = previous
 
 
 def _randn(*shape, seed=0):
