@@ -157,12 +157,7 @@ TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": cpp_templates.TEMPLATE
 
 def _build(compiled: CompiledGraph, decomposed, inputs, fuse, autotune, emitter) -> None:
     """Lower, schedule, emit and install the generated code for a functional aten graph."""
-    templates = TEMPLATES[emitter]
-    if emitter == "cpp" and compiled.role in ("forward", "backward"):
-        # The C small-GEMM template gives NaN gradients in training graphs
-        # (tests/programs gru_seq2seq_greedy): off there until fixed.
-        templates = ()
-    lowering = GraphLowering(decomposed, inputs, templates=templates, emitter=emitter).run()
+    lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter], emitter=emitter).run()
     scheduler = Scheduler(lowering, fuse=fuse)
     items = scheduler.run()
     fx_order = {n.name: i for i, n in enumerate(decomposed.graph.nodes)}

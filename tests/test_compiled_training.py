@@ -330,3 +330,32 @@ def test_saved_activations_take_no_more_memory_than_eagers(name):
     saved = training.saved_activation_bytes(model, compiled, inputs)
     eager_saved = training.saved_activation_bytes(eager, eager, inputs)
     assert 0 < saved <= eager_saved, (saved, eager_saved)
+
+
+def _gru_gate_step(x, h, w, b):
+    """A GRU gate: the product is split in three, one slice saved for backward."""
+    gates = torch.addmm(b, h, w.t()).view(1, 2, 48)
+    r, z, n = gates.split([16, 16, 16], 2)
+    return torch.tanh(n * torch.sigmoid(r + x)) + z
+
+
+def _pointwise_split_step(x, a):
+    r, z, n = (a * 3 + 1).split([16, 16, 16], 2)
+    return torch.tanh(n * torch.sigmoid(r + x)) + z
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("fn, shapes", [(_gru_gate_step, [(1, 2, 16), (2, 16), (48, 16), (48,)]),
+                                        (_pointwise_split_step, [(1, 2, 16), (1, 2, 48)])])
+def test_saved_slice_of_a_fused_result_keeps_eagers_strides_for_backward(fn, shapes, backend):
+    """The slice ``n`` is saved for backward but not stored by the fused forward kernel:
+    the forward must still write it with eager's strides (a view of a 48-wide row), which
+    the backward graph was traced with — a dense copy made it read the wrong elements."""
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(*s, generator=g) for s in shapes]
+    ours = [t.clone().requires_grad_() for t in inputs]
+    theirs = [t.clone().requires_grad_() for t in inputs]
+    capture.compile(fn, backend=backend)(*ours).sum().backward()
+    fn(*theirs).sum().backward()
+    for a, e in zip(ours, theirs):
+        torch.testing.assert_close(a.grad, e.grad, rtol=RTOL, atol=ATOL)

@@ -298,8 +298,13 @@ class GraphLowering:
             if not isinstance(value, TensorValue):
                 raise Unlowerable(f"graph output {item.name} is not a tensor")
             bv = self.realize(value, item.name, [item.name], item)
-            if bv.buffer.kind == "extern" and not _same_layout(bv, item.meta.get("val")):
-                bv = self.realize(value, item.name, [item.name], item, copy=True)   # eager's strides
+            if bv.buffer.kind in ("extern", "computed") and not _same_layout(bv, item.meta.get("val")):
+                # eager's strides, gaps included: a saved-for-backward tensor that is a view
+                # in eager (a chunk of a GRU's gate product) is read by the backward graph
+                # with the strides it was traced with
+                stride = _eager_view_strides(item.meta.get("val"))
+                if stride is not None or bv.buffer.kind == "extern":
+                    bv = self.realize(value, item.name, [item.name], item, copy=True, stride=stride)
             if bv.buffer.kind in ("input", "constant"):
                 source = _aliased_placeholder(item)
                 if source is None:                      # eager returns a fresh tensor
@@ -420,6 +425,20 @@ def _eager_strides(node, shape):
         if _dense(_shape(val), stride):
             return stride
     return None
+
+
+def _eager_view_strides(val):
+    """``val``'s strides when a buffer can be laid out so (static, no two elements at one
+    address: dense, or with gaps like a slice of a wider tensor); else None."""
+    if not isinstance(val, torch.Tensor) or not all(sizes.is_static(x) for x in (*val.shape, *val.stride())):
+        return None
+    shape, stride = _shape(val), tuple(sizes.of(s) for s in val.stride())
+    extent = 1
+    for st, s in sorted((st, s) for s, st in zip(shape, stride) if s != 1):
+        if st < extent:
+            return None
+        extent = st * s
+    return stride
 
 
 def _dense(shape, stride) -> bool:
