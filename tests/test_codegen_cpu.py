@@ -53,6 +53,17 @@ def test_large_kernels_run_in_parallel_small_ones_do_not():
     assert "#pragma omp parallel for" in big and "parallel" not in small
 
 
+@pytest.mark.parametrize("widths", [(5, 3, 9), (16, 1)])
+def test_a_loop_over_a_cat_runs_once_per_input_without_the_others_loads(widths):
+    parts = [torch.randn(4, w) for w in widths]
+    source = check(lambda *xs: torch.cat([x * (i + 1) for i, x in enumerate(xs)], -1).sigmoid(),
+                   *parts).kernels[0].source
+    seams = [0, *torch.tensor(widths).cumsum(0).tolist()]
+    assert [f"for (int64_t x1 = {lo}; x1 < {hi}; x1++)" in source for lo, hi in zip(seams, seams[1:])] == \
+        [True] * len(widths)
+    check(lambda x, y: torch.cat([x, y], 0).exp(), torch.randn(2, 3), torch.randn(4, 3))     # not along the loop
+
+
 def test_reductions_accumulate_in_vector_lanes_and_propagate_nan():
     x = torch.randn(5, 300)
     x[2, 7] = float("nan")

@@ -64,6 +64,7 @@ ROW_VALUE_OPS = {"exp", "exp2", "log", "log2", "tanh", "erf", "sigmoid", "pow", 
 class Loop:
     name: str
     size: int
+    cuts: tuple = ()            # run as one loop per segment between these (``_cut_points``)
 
 
 @dataclasses.dataclass
@@ -257,11 +258,12 @@ class CppKernelEmitter:
         scope = self.stack.pop()
         pragma = scope.pragma
         clauses = list(scope.reductions) + (["reduction(|:err)"] if scope.uses_err and pragma else [])
-        lines = [f"{pragma} {' '.join(clauses)}".rstrip()] if pragma else []
-        n = scope.loop.name
-        lines.append(f"for (int64_t {n} = 0; {n} < {sizes.source(scope.loop.size, 'c')}; {n}++) {{")
-        lines += ["    " + line for line in scope.lines]
-        lines.append("}")
+        n, bounds, lines = scope.loop.name, [0, *scope.loop.cuts, scope.loop.size], []
+        for lo, hi in zip(bounds, bounds[1:]):
+            lines += [f"{pragma} {' '.join(clauses)}".rstrip()] if pragma else []
+            lines.append(f"for (int64_t {n} = {lo}; {n} < {sizes.source(hi, 'c')}; {n}++) {{")
+            lines += ["    " + line for line in scope.lines]
+            lines.append("}")
         self.stack[-1].lines += lines
 
     def scope_for(self, deps) -> _Scope:
@@ -404,6 +406,8 @@ class CppKernelEmitter:
             self.close_loop()
 
     def emit_pointwise(self) -> None:
+        if self.x_loops:
+            self.x_loops[-1].cuts = _cut_points([m.value() for m in self.placed.values()], self.x_loops[-1])
         self._open_x_loops(innermost_simd=True)
         for member in self.placed.values():
             if member.comp.name in self.kernel.stored:
@@ -555,6 +559,17 @@ class CppKernelEmitter:
             reads[name] = min(touched, max(sizes.hint(buffer.extent), 1)) * buffer.dtype.itemsize
         writes = {name: sizes.hint(buffer.nbytes) for name, buffer in self.stores.items()}
         return reads, writes
+
+
+def _cut_points(values, loop: Loop) -> tuple:
+    """Where ``values`` compare ``loop``'s variable with a constant (a ``cat``'s seams): per
+    segment, the compiler knows each comparison and drops the other inputs' loads."""
+    var = indexing.Index.of(indexing.Var(loop.name, loop.size))
+    cuts = {e.args[1].value for value in values for e in walk(value)
+            if isinstance(e, Op) and e.name in ("lt", "ge") and isinstance(e.args[0], IndexValue)
+            and e.args[0].index == var and isinstance(e.args[1], Const) and sizes.is_static(loop.size)
+            and 0 < e.args[1].value < loop.size}
+    return tuple(sorted(cuts)) if len(cuts) < config.CPP_MAX_LOOP_CUTS else ()
 
 
 def _splits(size, divisor) -> bool:
