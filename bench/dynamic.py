@@ -10,12 +10,18 @@ interpreter without CUDA, vs TorchInductor). Capture's ``cpu`` backend (C kernel
 too: ``generated`` counts the graphs that run generated kernels (the others run as
 captured) and the calls that ran them, so a sweep shows one set of kernels serving
 every size. ``--full`` runs every (batch, sequence)
-pair; the default samples them (batch sizes 1, 2, 3, 8, 17 and 12 sequence lengths).
+pair; the default samples them (batch sizes 1, 2, 3, 8, 17 and 12 sequence lengths);
+``--sweep issue`` is issue 12's check (3 batch sizes x 20 sequence lengths). ``--order``
+says which size varies first (``batch``: every sequence length of the first batch size,
+then the next batch size; ``seq``: the other way round; ``random``: shuffled with a fixed
+seed), ``--no-ones`` drops batch size 1 and sequence length 1 (user code branches on
+them, e.g. transformers' ``q_length > 1``: those need graphs of their own).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import time
 import warnings
 
@@ -25,6 +31,10 @@ FULL_BATCHES = list(range(1, 18))
 FULL_SEQS = list(range(1, 65))
 QUICK_BATCHES = [1, 2, 3, 8, 17]
 QUICK_SEQS = [1, 2, 3, 5, 8, 13, 16, 21, 32, 34, 55, 64]
+ISSUE_BATCHES = [1, 4, 9]
+ISSUE_SEQS = [1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 17, 21, 24, 31, 32, 40, 47, 55, 63, 64]
+SWEEPS = {"quick": (QUICK_BATCHES, QUICK_SEQS), "issue": (ISSUE_BATCHES, ISSUE_SEQS),
+          "full": (FULL_BATCHES, FULL_SEQS)}
 
 
 def _mlp():
@@ -52,11 +62,18 @@ def scenarios() -> dict:
             "hf_bert": (_hf(models._hf_bert), "BERT tiny over batch x sequence length")}
 
 
-def sizes(name: str, full: bool) -> list:
+def sizes(name: str, sweep: str = "quick", order: str = "batch", ones: bool = True) -> list:
     if name == "mlp_batch":
         return [(b, 0) for b in range(2, 22)]
-    batches, seqs = (FULL_BATCHES, FULL_SEQS) if full else (QUICK_BATCHES, QUICK_SEQS)
-    return [(b, s) for b in batches for s in seqs]
+    batches, seqs = SWEEPS[sweep]
+    if not ones:
+        batches, seqs = [b for b in batches if b != 1], [s for s in seqs if s != 1]
+    pairs = [(b, s) for b in batches for s in seqs]
+    if order == "seq":
+        pairs = [(b, s) for s in seqs for b in batches]
+    elif order == "random":
+        random.Random(0).shuffle(pairs)
+    return pairs
 
 
 def _main_output(out):
@@ -140,11 +157,11 @@ def _sweep(model, compiled, make_inputs, pairs, counts, kernels) -> dict:
     return out
 
 
-def measure(names, full=False, with_kernels=False) -> list:
+def measure(names, full=False, with_kernels=False, order="batch", ones=True, sweep=None) -> list:
     rows = []
     for name in names:
         factory, _ = scenarios()[name]
-        pairs = sizes(name, full)
+        pairs = sizes(name, sweep or ("full" if full else "quick"), order, ones)
         variants = [("capture", "eager", run_capture), ("torch.compile", "eager", run_torch_compile),
                     ("capture", "cpu", run_capture)]
         if with_kernels:
@@ -177,6 +194,10 @@ def main(argv=None):
     parser.add_argument("--scenarios", default="mlp_batch,hf_gpt2,hf_llama",
                         help=f"comma list of {', '.join(scenarios())}")
     parser.add_argument("--full", action="store_true", help="every (batch 1..17, sequence 1..64) pair")
+    parser.add_argument("--sweep", choices=sorted(SWEEPS), help="which (batch, sequence) pairs (default quick)")
+    parser.add_argument("--order", choices=["batch", "seq", "random"], default="batch",
+                        help="batch: all sequence lengths per batch size; seq: all batch sizes per length")
+    parser.add_argument("--no-ones", action="store_true", help="leave out batch size 1 and sequence length 1")
     parser.add_argument("--kernels", action="store_true",
                         help="also capture's triton backend and TorchInductor, counting kernels (slow on CPU)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
@@ -185,7 +206,8 @@ def main(argv=None):
         os.environ.setdefault("TRITON_INTERPRET", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print_table(measure(args.scenarios.split(","), args.full, args.kernels))
+    print_table(measure(args.scenarios.split(","), args.full, args.kernels, args.order, not args.no_ones,
+                        args.sweep))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,16 @@ internal_errors = os.environ.get("CAPTURE_INTERNAL_ERRORS", "warn")
 # weights, and kernels specialize on them.
 dynamic_leading_dims = True
 
+# dynamic=None: once a frame recompiled because a size changed, the batch/sequence-like
+# dimensions of every input tensor of the frame (capture.dynamic.size_like_dims: all dims
+# of integer/bool tensors such as token ids and masks, all but the last of floating
+# tensors of rank >= 3, the first of rank 1-2) are dynamic in later entries. A sweep over
+# batch sizes and sequence lengths then costs one extra compile per frame in any order
+# (learning one dimension at a time cost one per dimension: 3 graphs when the batch
+# varied first). A dimension made symbolic that never varies costs no recompile (an op
+# needing it fixed pins it with a guard) and keeps the static feature dims static.
+dynamic_size_like_dims = True
+
 # Largest numpy array computed from constants while tracing (np.array([...]),
 # np.linspace(...)) that enters the graph as a constant tensor: its values are written
 # into the graph as a literal; a bigger one is a graph break (it runs eagerly).

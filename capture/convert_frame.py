@@ -53,6 +53,7 @@ class FrameCompiler:
             if len(entries) >= self.cache_limit:
                 return self._cache_limit_hit(record, code)
         frame = Frame(func, args, ShapePolicy(self.dynamic, record.dynamic))
+        frame.shape_policy.notice_arguments(frame.arg_names, args)
         mark = torch_caches.sources_mark()
         try:
             # In a copy of the thread's context: torch sets a new context variable for each

@@ -41,6 +41,51 @@ def test_twenty_batch_sizes_default_dynamic_two_graphs():
     assert "L['x'].size()[0] >= 2" in report
 
 
+def token_model(ids, mask):
+    emb = EMB[ids] * mask.unsqueeze(-1)
+    pos = torch.arange(ids.shape[1]).float().unsqueeze(-1)
+    return torch.softmax(emb @ emb.transpose(1, 2), -1) @ (emb + pos)
+
+
+EMB = torch.randn(50, 8)
+
+
+def seq_major(batches, seqs):
+    return [(b, s) for s in seqs for b in batches]
+
+
+@pytest.mark.parametrize("order", ["batch varies first", "sequence varies first"])
+def test_batch_and_sequence_sweep_costs_one_extra_compile_in_any_order(order):
+    batches, seqs = (2, 4, 9), (3, 5, 8, 13)
+    pairs = seq_major(batches, seqs) if order == "batch varies first" else [(b, s) for b in batches for s in seqs]
+    cf = capture.compile(token_model, backend="eager")
+    for b, s in pairs:
+        check(cf, token_model, torch.randint(0, 50, (b, s)), torch.randint(0, 2, (b, s)).bool())
+    assert n_entries(token_model) == 2
+    assert "batch/sequence-like dims of every input vary together" in str(capture.report(cf))
+
+
+def test_without_size_like_dims_each_dimension_costs_a_compile(monkeypatch):
+    monkeypatch.setattr(capture.config, "dynamic_size_like_dims", False)
+    cf = capture.compile(token_model, backend="eager")
+    for b, s in seq_major((2, 4, 9), (3, 5)):
+        check(cf, token_model, torch.randint(0, 50, (b, s)), torch.randint(0, 2, (b, s)).bool())
+    assert n_entries(token_model) == 3
+
+
+def hidden_fn(h):
+    return torch.nn.functional.layer_norm(h, (6,)) * h.shape[1]
+
+
+def test_float_inputs_keep_their_feature_dim_static_after_a_size_recompile():
+    cf = capture.compile(hidden_fn, backend="eager")
+    for b, s in seq_major((2, 3, 5), (4, 7)):
+        check(cf, hidden_fn, torch.randn(b, s, 6))
+    assert n_entries(hidden_fn) == 2
+    tensor_guards = [g for g in entries(hidden_fn)[-1].guard.readable() if "L['h']: Tensor" in g]
+    assert tensor_guards and "shape=(*, *, 6)" in tensor_guards[0]
+
+
 def test_mark_dynamic_on_first_call_one_graph():
     cf = capture.compile(mlp_like, backend="eager")
     for b in range(2, 22):
