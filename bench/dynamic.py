@@ -157,13 +157,13 @@ def _sweep(model, compiled, make_inputs, pairs, counts, kernels) -> dict:
     return out
 
 
-def measure(names, full=False, with_kernels=False, order="batch", ones=True, sweep=None) -> list:
+def measure(names, full=False, with_kernels=False, order="batch", ones=True, sweep=None, counts_only=False) -> list:
     rows = []
     for name in names:
         factory, _ = scenarios()[name]
         pairs = sizes(name, sweep or ("full" if full else "quick"), order, ones)
         variants = [("capture", "eager", run_capture), ("torch.compile", "eager", run_torch_compile),
-                    ("capture", "cpu", run_capture)]
+                    ("capture", "cpu", run_capture)][:2 if counts_only else 3]
         if with_kernels:
             variants += [("capture", "triton", run_capture), ("torch.compile", "inductor", run_torch_compile)]
         for compiler, backend, runner in variants:
@@ -198,6 +198,8 @@ def main(argv=None):
     parser.add_argument("--order", choices=["batch", "seq", "random"], default="batch",
                         help="batch: all sequence lengths per batch size; seq: all batch sizes per length")
     parser.add_argument("--no-ones", action="store_true", help="leave out batch size 1 and sequence length 1")
+    parser.add_argument("--counts-only", action="store_true",
+                        help="graphs and recompiles only: capture and torch.compile with the eager backend")
     parser.add_argument("--kernels", action="store_true",
                         help="also capture's triton backend and TorchInductor, counting kernels (slow on CPU)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
@@ -207,7 +209,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     print_table(measure(args.scenarios.split(","), args.full, args.kernels, args.order, not args.no_ones,
-                        args.sweep))
+                        args.sweep, args.counts_only))
 
 
 if __name__ == "__main__":
