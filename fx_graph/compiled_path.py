@@ -98,7 +98,8 @@ class CompiledCapture:
         # How inputs share storage matters to a graph that writes an input, and to one
         # returning a view of an input when inputs shared storage as it was traced.
         shared = bool(shared_storage(flat_inputs))
-        self._check_aliasing = bool(first.plan.written) or (first.plan.views_inputs() and shared)
+        self._check_aliasing = bool(first.plan.written) or (first.plan.views_inputs() and shared) \
+            or bool(first.bases and first.bases.duplicates)
         self._variants = {variant_key(flat_inputs) if self._check_aliasing else None: first}
         self._default = first
 
@@ -150,6 +151,10 @@ class CompiledCapture:
         except _expected_failures() as e:
             raise CompiledPathError(_describe(e)) from e
         except Exception as e:  # noqa: BLE001 - a bug of ours: warned, and the graph still runs
+            if _saved_value_overwritten(e):
+                # The program writes a value its backward needs (``a = x * y; x.add_(1)``):
+                # eager raises in ``backward()``, the joint trace raises now.
+                raise CompiledPathError(f"the program's backward reads a value it overwrites: {_describe(e)}") from e
             if metadata_mutation:
                 # AOT autograd replays an input's metadata change (x.t_()) only alone: with a
                 # data change of that input it copies across shapes. A documented limit.
@@ -242,7 +247,7 @@ def _refuse_with_autograd(flat_inputs: list, plan: OutputAliases, bases) -> None
     grad = [i for i, x in enumerate(flat_inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
     if any(i in plan.metadata_written for i in grad):
         raise CompiledPathError("metadata mutation (t_(), resize_ ...) of an input that requires grad")
-    if bases and grad:
+    if bases.members and grad:
         raise CompiledPathError("written inputs sharing storage while inputs require grad")
 
 
@@ -268,6 +273,11 @@ def shared_storage(flat: list) -> frozenset:
     pattern = alias_pattern(flat)
     shared = {p for i, p in enumerate(pattern) if p != i}
     return frozenset(i for i, p in enumerate(pattern) if p in shared)
+
+
+def _saved_value_overwritten(e: BaseException) -> bool:
+    """Autograd's error for a tensor saved for the backward and then changed in place."""
+    return isinstance(e, RuntimeError) and "modified by an inplace operation" in str(e)
 
 
 def _describe(e: BaseException) -> str:

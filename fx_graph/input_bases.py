@@ -9,8 +9,14 @@ one of them, is replaced by the tensor they all view (their common ``_base``), a
 traced function rebuilds each member with ``as_strided`` at its size, strides and
 storage offset. To AOT autograd the graph then mutates one plain input.
 
+One tensor passed twice (``f(x, x)``) is handed over once, and the traced function
+reads it at both positions: AOT autograd's own de-duplication miscounts the gradients
+of mutated inputs when some mutated input needs none (a BatchNorm's running statistics
+beside ``f(x, x)`` writing ``x`` raised IndexError inside it).
+
 The storage offsets are part of the plan: ``key(flat)`` changes when they do (the
-caller compiles another variant), as does the aliasing pattern.
+caller compiles another variant), as does the aliasing pattern and which positions
+hold the same tensor.
 """
 from __future__ import annotations
 
@@ -33,15 +39,16 @@ class Member:
 
 
 class InputBases:
-    def __init__(self, n_inputs: int, members: list, bases: list):
+    def __init__(self, n_inputs: int, members: list, bases: list, duplicates: dict):
         self.n_inputs = n_inputs
         self.members = members                       # Member per rebased input
         self.bases = bases                           # flat position of a member whose base it is
+        self.duplicates = duplicates                 # position -> earlier position of the same tensor
         rebased = {m.position for m in members}
-        self.kept = [i for i in range(n_inputs) if i not in rebased]
+        self.kept = [i for i in range(n_inputs) if i not in rebased and i not in duplicates]
 
     def __bool__(self) -> bool:
-        return bool(self.members)
+        return bool(self.members or self.duplicates)
 
     def inputs(self, flat: list) -> list:
         """What AOT autograd's function takes: the kept inputs, then one base per group."""
@@ -58,6 +65,8 @@ class InputBases:
             bases = args[n_kept:]
             for m in self.members:
                 flat[m.position] = bases[m.base].as_strided(m.size, m.stride, m.offset)
+            for position, first in self.duplicates.items():
+                flat[position] = flat[first]
             return fn(*flat)
         return rebuilt
 
@@ -82,16 +91,26 @@ def plan_bases(flat: list, written: set, metadata_written: set) -> InputBases:
             x = flat[i]
             members.append(Member(i, len(bases), tuple(x.shape), tuple(x.stride()), x.storage_offset()))
         bases.append(positions[0])
-    return InputBases(len(flat), members, bases)
+    rebased = {m.position for m in members}
+    duplicates = {i: first for i, first in enumerate(same_tensor(flat)) if first != i and i not in rebased}
+    return InputBases(len(flat), members, bases, duplicates)
+
+
+def same_tensor(flat: list) -> tuple:
+    """For each input, the position of the first input that is the same object."""
+    first: dict = {}
+    return tuple(first.setdefault(id(x), i) if isinstance(x, torch.Tensor) else i for i, x in enumerate(flat))
 
 
 def key(flat: list) -> tuple:
-    """Storage offsets of the inputs that share storage (part of a variant's key)."""
+    """Storage offsets of the inputs that share storage, and which positions hold the
+    same tensor (part of a variant's key)."""
     seen: dict = {}
     for i, x in enumerate(flat):
         if isinstance(x, torch.Tensor) and x.numel() > 0:
             seen.setdefault(x.untyped_storage()._cdata, []).append(i)
-    return tuple((i, flat[i].storage_offset()) for group in seen.values() if len(group) > 1 for i in group)
+    offsets = tuple((i, flat[i].storage_offset()) for group in seen.values() if len(group) > 1 for i in group)
+    return offsets, same_tensor(flat)
 
 
 def _base_of(x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ tensors a forward graph saves. The backward graph carries, in
 from __future__ import annotations
 
 import logging
+import operator
 
 import torch
 from torch import fx
@@ -43,6 +44,7 @@ def partitioner(shares_storage: frozenset = frozenset()):
     that share storage with another input (see ``_protect_mutated_inputs``)."""
     def partition(joint_gm: fx.GraphModule, joint_inputs, *, num_fwd_outputs: int, **kwargs):
         _save_values_computed_from_inputs(joint_gm)
+        _read_unused_multi_outputs(joint_gm)
         # min-cut rewrites the joint graph it is given (CSE): the default partition gets a copy
         default = aot_bridge.default_partition(_copy(joint_gm), joint_inputs, num_fwd_outputs=num_fwd_outputs,
                                                **kwargs)
@@ -58,6 +60,24 @@ def partitioner(shares_storage: frozenset = frozenset()):
         bw.meta["grad_dependencies"] = grad_presence.dependencies(bw, _tangent_keys(joint_gm))
         return fw, bw
     return partition
+
+
+def _read_unused_multi_outputs(joint_gm: fx.GraphModule) -> None:
+    """Give an op returning several tensors that nothing reads a reader of its first.
+
+    A random op whose results are dead stays in the graph (it advances the generator
+    as eager's did: ``F.dropout(x)`` assigned and never used), and functorch's default
+    partition takes an op with several results for a tensor unless every user of it is
+    a ``getitem`` and it has at least one (it raised "Expected native_dropout to be a
+    tensor"). The reader saves nothing and is dropped again with the dead code."""
+    for node in list(joint_gm.graph.nodes):
+        val = node.meta.get("val")
+        if node.op == "call_function" and not node.users and isinstance(val, (tuple, list)) and val:
+            with joint_gm.graph.inserting_after(node):
+                first = joint_gm.graph.call_function(operator.getitem, (node, 0))
+            first.meta["val"] = val[0]
+            first.meta.update({k: node.meta[k] for k in ("partitioner_tag",) if k in node.meta})
+    joint_gm.recompile()
 
 
 def _save_values_computed_from_inputs(joint_gm: fx.GraphModule) -> None:

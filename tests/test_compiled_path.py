@@ -185,3 +185,28 @@ def test_a_view_made_under_no_grad_whose_base_changes_later_runs_as_captured(cap
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e)
     assert any("view made under no_grad" in r.getMessage() for r in caplog.records)
+
+
+def test_a_program_overwriting_a_value_its_backward_reads_runs_as_captured():
+    # Eager raises only in backward(); the joint trace would raise at compile time.
+    def f(x, y):
+        a = x * y
+        x.add_(1)
+        return a
+
+    def run(fn):
+        x = torch.randn(3, requires_grad=True) * 1.0
+        out = fn(x, torch.randn(3, requires_grad=True))
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
+        return out, x
+
+    torch.manual_seed(0)
+    expected = run(f)
+    torch.manual_seed(0)
+    actual = run(capture.compile(f, backend="triton"))
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e)
+    x = torch.randn(3, requires_grad=True) * 1.0
+    fallbacks = capture.explain(f)(x, torch.randn(3, requires_grad=True)).compiled_path_fallbacks()
+    assert len(fallbacks) == 1 and "backward reads a value it overwrites" in fallbacks[0][1]
