@@ -61,6 +61,7 @@ class AotResult:
     needs_autograd: bool        # a joint graph was built (forward + backward)
     mutated_inputs: tuple       # flat input positions whose data or metadata the graph mutates
     metadata_mutations: tuple   # flat input positions whose metadata (sizes, strides) it mutates
+    plain: bool = False         # AOT's runtime wrapper only calls the inference graph, grad off (see _plain)
 
 
 def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions: dict) -> AotResult:
@@ -85,7 +86,24 @@ def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions
         capture = aot_stage1_graph_capture(state, flat_fn)
         compiled, _ = aot_stage2_compile(state, capture, compilers.partition, compilers.forward,
                                          compilers.backward, compilers.inference)
-    return AotResult(compiled, needs_autograd, mutated, metadata)
+    return AotResult(compiled, needs_autograd, mutated, metadata, _plain(state, flat_inputs))
+
+
+def _plain(state, flat_inputs: list) -> bool:
+    """Whether AOT autograd's runtime wrapper, around an inference graph, does nothing
+    but call it with grad mode off: no input mutated (data or metadata), every output a
+    fresh tensor (no alias of an input or of another output), grad mode not set by the
+    graph, no effect tokens, no tensor subclasses, no autocast while tracing (the
+    wrapper would turn it off), no random ops functionalized. Then the caller may call
+    the compiled inference graph itself and skip the wrapper's per-call work."""
+    from torch._functorch._aot_autograd.schemas import OutputType
+    meta = state.fw_metadata
+    return (not state.needs_autograd
+            and not any(x.mutates_data or x.mutates_metadata for x in meta.input_info)
+            and all(x.output_type == OutputType.non_alias for x in meta.output_info)
+            and meta.num_intermediate_bases == 0 and meta.grad_enabled_mutation is None and not meta.tokens
+            and not meta.is_rng_op_functionalized and not torch._C._is_any_autocast_enabled()
+            and all(type(x) in (torch.Tensor, torch.nn.Parameter) for x in flat_inputs))
 
 
 def min_cut_partition(joint_gm, joint_inputs, **kwargs):

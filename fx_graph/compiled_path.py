@@ -102,8 +102,24 @@ class CompiledCapture:
             or bool(first.bases and first.bases.duplicates)
         self._variants = {variant_key(flat_inputs) if self._check_aliasing else None: first}
         self._default = first
+        # The fast path: nothing to put back at the boundary, no autograd (see __call__).
+        self._direct = None if self._check_aliasing else first.direct
 
     def __call__(self, *args):
+        direct = self._direct
+        if direct is not None:
+            # An inference graph with no input mutation and no aliased output: AOT
+            # autograd's wrapper would only turn grad mode off around it (outputs must
+            # not require grad when an input does); layouts are still held (``direct``
+            # is the ``layout.held_to_layouts`` callable).
+            if not torch.is_grad_enabled():
+                return restore_output_kind(direct([*args, *self.flat.lifted_values()]), self._output_kind)
+            torch._C._set_grad_enabled(False)
+            try:
+                outs = direct([*args, *self.flat.lifted_values()])
+            finally:
+                torch._C._set_grad_enabled(True)
+            return restore_output_kind(outs, self._output_kind)
         flat = [*args, *self.flat.lifted_values()]
         variant = self._default
         if self._check_aliasing:
@@ -143,6 +159,7 @@ class CompiledCapture:
                                              backward=self._compiler("backward", names),
                                              inference=self._compiler("inference", names),
                                              partition=partition.partitioner(shared_storage(aot_inputs)))
+            self._inference = None
             # Tracing runs the graph's own grad-mode switches: the caller gets its mode back.
             with torch.set_grad_enabled(torch.is_grad_enabled()):
                 result = aot_bridge.aot_compile(traced, aot_inputs, compilers, autograd_decomposition_table())
@@ -167,7 +184,8 @@ class CompiledCapture:
                           stacklevel=2)
             log.warning("compiled path: %s; running the graph as captured", reason, exc_info=True)
             raise CompiledPathError(reason) from e
-        return _Variant(result.compiled, plan, bases, result.needs_autograd)
+        direct = self._inference if result.plain and not plan and not bases else None
+        return _Variant(result.compiled, plan, bases, result.needs_autograd, direct)
 
     def _compiler(self, role: str, input_names: list):
         def compile_graph(gm: fx.GraphModule, example_inputs: list):
@@ -176,6 +194,8 @@ class CompiledCapture:
             compiled = self.compile_fn(gm, list(example_inputs))
             self.graphs.append((role, compiled))
             held = layout.held_to_layouts(compiled, gm, example_inputs, self.layout_fixups)
+            if role == "inference":
+                self._inference = held
             dependencies = gm.meta.get("grad_dependencies")
             return held if dependencies is None else grad_presence.without_unused_gradients(held, dependencies)
         return compile_graph
@@ -195,6 +215,11 @@ class CompiledCapture:
         self._variants[key] = None
         log.warning("compiled path: running a graph as captured for inputs aliased as %s: %s", key, reason)
         return None
+
+    @property
+    def fast_path(self) -> bool:
+        """Calls go straight to the compiled inference graph (nothing to put back)."""
+        return self._direct is not None
 
     def source(self) -> str:
         """The generated code of every functional graph compiled so far, by role (for
@@ -220,6 +245,7 @@ class _Variant:
     plan: OutputAliases           # outputs to put back as eager has them; which inputs the graph writes
     bases: InputBases             # written inputs sharing storage, handed over as their base
     needs_autograd: bool
+    direct: object = None         # the compiled inference graph, when AOT's wrapper has nothing to do
 
 
 def variant_key(flat: list) -> tuple:

@@ -43,32 +43,27 @@ class LayoutError(RuntimeError):
 
 def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter: FixupCounter):
     """``compiled(*inputs)`` as a boxed callable (``fn(list_of_inputs)``, what AOT
-    autograd calls) that restrides mismatching inputs and outputs."""
+    autograd calls) that restrides mismatching inputs and outputs.
+
+    Per call it compares the inputs' and outputs' strides with the expected ones as one
+    list each (a call where everything matches, the usual case, costs one ``stride()``
+    per tensor); only a mismatch takes the per-tensor path."""
     inputs = _layouts(example_inputs)
+    in_positions, in_strides = [i for i, _, _ in inputs], [stride for _, _, stride in inputs]
     values = _output_values(gm)
     outputs = _layouts(values)
+    out_positions, out_strides = [i for i, _, _ in outputs], [stride for _, _, stride in outputs]
     views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
     written = _written_inputs(gm)
+    role = gm.meta.get("compiled_path_role")
 
     def call(args: list):
-        for i, shape, stride in inputs:
-            tensor = args[i]
-            if tensor.stride() != stride and not same_strides(tensor.shape, tensor.stride(), stride):
-                if i in written:
-                    raise LayoutError(f"graph input {i} is written in place but arrived with strides "
-                                      f"{tuple(tensor.stride())}, expected {stride}")
-                args[i] = restrided(tensor, shape, stride)
-                counter.inputs += 1
+        if _strides(args, in_positions) != in_strides:
+            _restride_inputs(args, inputs, written, counter)
         outs = list(compiled(*args))
         args.clear()                      # AOT autograd hands the list over: free inputs early
-        for i, shape, stride in outputs:
-            tensor = outs[i]
-            if isinstance(tensor, torch.Tensor) and tensor.stride() != stride \
-                    and not same_strides(tensor.shape, tensor.stride(), stride):
-                outs[i] = restrided(tensor, shape, stride)
-                counter.outputs += 1
-                log.debug("compiled path: output %d of a %s graph restrided from %s to %s", i,
-                          gm.meta.get("compiled_path_role"), tuple(tensor.stride()), stride)
+        if _strides(outs, out_positions) != out_strides:
+            _restride_outputs(outs, outputs, counter, role)
         for i in views:
             if outs[i]._base is not None:
                 outs[i] = unviewed(outs[i])
@@ -76,6 +71,32 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
 
     call._boxed_call = True
     return call
+
+
+def _strides(values: list, positions: list) -> list:
+    return [values[i].stride() if isinstance(values[i], torch.Tensor) else None for i in positions]
+
+
+def _restride_inputs(args: list, inputs: list, written: set, counter: FixupCounter) -> None:
+    for i, shape, stride in inputs:
+        tensor = args[i]
+        if tensor.stride() != stride and not same_strides(tensor.shape, tensor.stride(), stride):
+            if i in written:
+                raise LayoutError(f"graph input {i} is written in place but arrived with strides "
+                                  f"{tuple(tensor.stride())}, expected {stride}")
+            args[i] = restrided(tensor, shape, stride)
+            counter.inputs += 1
+
+
+def _restride_outputs(outs: list, outputs: list, counter: FixupCounter, role) -> None:
+    for i, shape, stride in outputs:
+        tensor = outs[i]
+        if isinstance(tensor, torch.Tensor) and tensor.stride() != stride \
+                and not same_strides(tensor.shape, tensor.stride(), stride):
+            outs[i] = restrided(tensor, shape, stride)
+            counter.outputs += 1
+            log.debug("compiled path: output %d of a %s graph restrided from %s to %s", i, role,
+                      tuple(tensor.stride()), stride)
 
 
 def unviewed(tensor: torch.Tensor) -> torch.Tensor:
@@ -97,7 +118,8 @@ def restrided(tensor: torch.Tensor, shape, stride) -> torch.Tensor:
 
 
 def _layouts(values) -> list:
-    return [(i, tuple(v.shape), tuple(v.stride())) for i, v in enumerate(values)
+    # strides as torch returns them (tuples of int): compared with ``stride()`` as is
+    return [(i, tuple(v.shape), tuple(int(s) for s in v.stride())) for i, v in enumerate(values)
             if isinstance(v, torch.Tensor) and is_dense(v)]
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 import capture
 import codegen
+import fx_graph
 from helpers_compare import check, define
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
@@ -210,3 +211,36 @@ def test_a_program_overwriting_a_value_its_backward_reads_runs_as_captured():
     x = torch.randn(3, requires_grad=True) * 1.0
     fallbacks = capture.explain(f)(x, torch.randn(3, requires_grad=True)).compiled_path_fallbacks()
     assert len(fallbacks) == 1 and "backward reads a value it overwrites" in fallbacks[0][1]
+
+
+FAST_PATH_CASES = {   # program, whether the weight requires grad, grad mode -> takes the fast path
+    "inference": ("(x @ w).relu()", False, True, True),
+    "under no_grad, weight requiring grad": ("(x @ w).relu()", True, False, True),
+    "no output requires grad": ("x.detach() * w.detach()", True, True, True),
+    "training": ("(x @ w).relu()", True, True, False),
+    "input written": ("x.add_(1) @ w", False, True, False),
+    "view of an input returned": ("x[0]", False, True, False),
+    "output viewing another": ("(lambda y: (y, y.t()))(x @ w)", False, True, False),
+}
+
+
+@pytest.mark.parametrize("case", FAST_PATH_CASES)
+def test_fast_path_only_where_there_is_nothing_to_put_back(case):
+    body, w_grad, grad_mode, fast = FAST_PATH_CASES[case]
+    fn = define(f"def f(x, w):\n    return {body}\n", "f")
+    gm = torch.fx.symbolic_trace(fn)
+
+    def inputs():
+        return torch.randn(3, 3), torch.randn(3, 3, requires_grad=w_grad)
+    with torch.set_grad_enabled(grad_mode):
+        compiled = fx_graph.compile_captured(gm, list(inputs()), lambda functional_gm, example: functional_gm)
+        assert compiled.fast_path is fast
+        for _ in range(2):
+            args = inputs()
+            e_args = [a.detach().clone().requires_grad_(a.requires_grad) for a in args]
+            out, expected = compiled(*args), fn(*e_args)
+            assert torch.is_grad_enabled() is grad_mode
+            for o, e in zip(out if isinstance(out, tuple) else (out,), expected if isinstance(expected, tuple) else (expected,)):
+                torch.testing.assert_close(o, e)
+                assert o.requires_grad == e.requires_grad and (o._base is None) == (e._base is None)
+            torch.testing.assert_close(args[0], e_args[0])
