@@ -192,3 +192,37 @@ def test_half_type_attention_written_out_rounds_the_probabilities_in_the_kernel(
     compiled = check(attention, *_qkv(torch.bfloat16, keys=37), rtol=2e-2, atol=2e-2)
     _one_attention_kernel(compiled)
     assert "tl.bfloat16 operands" in compiled.kernels[0].source
+
+
+def test_projection_split_into_heads_is_the_templates_epilogue():
+    """``(x @ W + b) * s`` viewed as (batch, rows, heads, dim), permuted to heads first
+    and made contiguous (attention's q under training): the permuted copy is stored by
+    the template itself; ragged rows, heads and head size exercise the masks."""
+    batch, rows, heads, dim = 2, 19, 3, 17
+    def fn(x, w, b):
+        return (F.linear(x, w, b) * 0.5).view(batch, rows, heads, dim).permute(0, 2, 1, 3).contiguous()
+    g = torch.Generator().manual_seed(4)
+    args = (torch.randn(batch, rows, 24, generator=g), torch.randn(heads * dim, 24, generator=g),
+            torch.randn(heads * dim, generator=g))
+    compiled = check(fn, *args, rtol=1e-5, atol=1e-5)
+    assert compiled.stats.n_kernels == 1
+
+
+def test_batched_product_merged_back_from_heads_is_the_templates_epilogue():
+    """Attention's output (batch*heads, rows, dim) permuted back to (batch, rows, heads*dim)."""
+    batch, heads, rows, dim = 2, 3, 18, 16
+    def fn(p, v):
+        return torch.bmm(p, v).view(batch, heads, rows, dim).transpose(1, 2).reshape(batch, rows, heads * dim)
+    g = torch.Generator().manual_seed(5)
+    args = (torch.randn(batch * heads, rows, 20, generator=g), torch.randn(batch * heads, 20, dim, generator=g))
+    compiled = check(fn, *args, rtol=1e-5, atol=1e-5)
+    assert compiled.stats.n_kernels == 1
+
+
+def test_a_reversed_copy_of_a_product_stays_outside_the_template_with_a_reason():
+    """Reversed rows are read from another program's tile: refused, still correct."""
+    g = torch.Generator().manual_seed(6)
+    args = (torch.randn(24, 20, generator=g), torch.randn(20, 18, generator=g))
+    compiled = check(lambda x, y: (x @ y).flip(0) * 2, *args, rtol=1e-5, atol=1e-5)
+    assert compiled.stats.n_kernels == 2
+    assert any("does not map" in d.reason or "another program" in d.reason for d in compiled.stats.fusion_decisions)

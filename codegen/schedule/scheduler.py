@@ -37,7 +37,7 @@ from codegen import config
 from codegen.ir import indexing, sizes
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
-from codegen.schedule import naming
+from codegen.schedule import epilogue, naming
 from codegen.ir import AttentionTemplate, Computation, loads
 
 
@@ -252,6 +252,9 @@ def place(members, space):
     placed = {}
     for comp in members:
         mapped = member_index(comp, space)
+        if mapped is None and space.matmul:
+            index = epilogue.permuted_index(comp, placed, space.matmul_variables())
+            mapped = None if index is None else ("full", index)
         if mapped is None:
             return None, f"{comp.name} does not map onto the kernel's iteration space"
         role, index = mapped
