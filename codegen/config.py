@@ -70,6 +70,19 @@ def recompute_in_consumers(reads: float, ops: int) -> bool:
     return ops <= RECOMPUTE_MAX_OPS and reads <= RECOMPUTE_MAX_READS
 
 
+# A sum over at most UNROLL_REDUCTION_MAX elements is lowered as that many loads and adds
+# in a pointwise value instead of a reduction: it then fuses into its consumers (and
+# recomputes) like any pointwise work, where a reduction needs a kernel over its own row
+# space. Grouped-query attention's backward sums the gradients of the query heads
+# sharing a key/value head (2-8 of them) over a middle dimension: a kernel per sum
+# otherwise. 8 loads stay cheap next to a kernel launch and a buffer round trip.
+UNROLL_REDUCTION_MAX = 8
+
+
+def unroll_reduction(count: int) -> bool:
+    return 1 <= count <= UNROLL_REDUCTION_MAX
+
+
 # Matrix products (mm, bmm, addmm, baddbmm) as a ``tl.dot`` template with the pointwise
 # work around them fused (epilogue: bias, activation, residual add, cast; prologue: views,
 # scaling) — or torch's GEMM (cuBLAS) as an extern call:

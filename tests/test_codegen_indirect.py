@@ -239,3 +239,34 @@ def test_softmax_of_cat_along_the_row_is_one_kernel(cols):
     a, b = torch.randn(4, cols[0]), torch.randn(4, cols[1])
     compiled = check(lambda a, b: torch.cat([a, b], -1).softmax(-1), a, b, rtol=1e-5)
     assert compiled.stats.n_kernels == 1
+
+
+# --------------------------------------------------------------------------- slice_scatter
+
+
+SLICE_SCATTERS = {
+    "middle_of_dim0": (lambda b, s: torch.slice_scatter(b, s, 0, 2, 5), lambda: (torch.randn(7, 5), torch.randn(3, 5))),
+    "negative_start_last_dim": (lambda b, s: torch.slice_scatter(b, s, -1, -4), lambda: (torch.randn(3, 9), torch.randn(3, 4))),
+    "whole_dim_transposed_src": (lambda b, s: torch.slice_scatter(b, s.t(), 1), lambda: (torch.randn(3, 6), torch.randn(6, 3))),
+    "empty_slice": (lambda b, s: torch.slice_scatter(b, s, 0, 4, 4), lambda: (torch.randn(6, 2), torch.randn(0, 2))),
+    "end_past_the_size": (lambda b, s: torch.slice_scatter(b, s, 1, 3, 100), lambda: (torch.randn(2, 5), torch.randn(2, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLICE_SCATTERS))
+def test_slice_scatter_matches_eager(name):
+    fn, make = SLICE_SCATTERS[name]
+    assert check(fn, *make()).stats.n_kernels == 1
+
+
+def test_rotate_half_backward_is_one_kernel():
+    """RoPE's ``rotate_half`` backward: two slice_scatters into zeros, negated, added to
+    the gradient of the other term — pointwise, so one kernel without library calls."""
+    def fn(g, cos, sin):
+        half = g.shape[-1] // 2
+        zeros = torch.zeros_like(g)
+        first = torch.slice_scatter(zeros, g[..., half:] * sin[..., half:], -1, 0, half)
+        second = torch.slice_scatter(zeros, -(g[..., :half] * sin[..., :half]), -1, half)
+        return g * cos + first + second
+    args = (torch.randn(2, 3, 5, 8), torch.randn(5, 8), torch.randn(5, 8))
+    assert check(fn, *args).stats.n_kernels == 1

@@ -18,7 +18,9 @@ still masked to the range, so a bad index never reads outside the table.
 
 ``cat`` is pointwise over its output: each input is read, under a predicate, only in
 its own range along the cat dimension, and ``tl.where`` picks the right one.
-(``stack`` decomposes to ``cat`` + ``view``.)
+(``stack`` decomposes to ``cat`` + ``view``.) ``slice_scatter`` (the backward of a
+slice, e.g. RoPE's ``rotate_half``) is the same with two inputs: the source inside the
+slice, the base outside.
 """
 from __future__ import annotations
 
@@ -230,5 +232,39 @@ def _cat(g, node, tensors, dim=0):
         result = values[-1]
         for value, (_, hi) in zip(reversed(values[:-1]), reversed(bounds[:-1])):
             result = Op("where", [below(hi), value, result], compute)
+        return labeled(cast(result, dtype), node)
+    return Lazy(shape, dtype, body)
+
+
+# --------------------------------------------------------------------------- slice_scatter
+
+
+@register(aten.slice_scatter)
+def _slice_scatter(g, node, base, src, dim=0, start=None, end=None, step=1):
+    """``base`` with ``src`` written over ``base[..., start:end:step, ...]`` along ``dim``,
+    pointwise over the output: inside the slice ``src`` is read (under the predicate,
+    so its load never leaves its range), elsewhere ``base``."""
+    shape, dtype = out_meta(node)
+    dim = _dim(dim, len(shape))
+    size = shape[dim]
+    if step != 1 or not all(sizes.is_static(v) for v in (size, start or 0, end or 0)):
+        raise Unlowerable("slice_scatter with a step or symbolic bounds")
+    start = 0 if start is None else min(max(start + size if start < 0 else start, 0), size)
+    end = size if end is None else min(max(end + size if end < 0 else end, start), size)
+    compute = compute_dtype(dtype)
+    index_dtype = torch.int32 if size <= config.INT32_LIMIT else torch.int64
+
+    def body(index):
+        k = index[dim]
+        position = IndexValue(k, index_dtype)
+        conditions = ([Op("ge", [position, size_value(start, index_dtype)], torch.bool)] if start > 0 else []) + \
+                     ([Op("lt", [position, size_value(end, index_dtype)], torch.bool)] if end < size else [])
+        own = list(index)
+        own[dim] = k - start
+        inside = cast(src.load(own), compute)
+        if not conditions:
+            return labeled(cast(inside, dtype), node)
+        predicate = conditions[0] if len(conditions) == 1 else Op("and", conditions, torch.bool)
+        result = Op("where", [predicate, guarded(inside, predicate), cast(base.load(index), compute)], compute)
         return labeled(cast(result, dtype), node)
     return Lazy(shape, dtype, body)

@@ -1,17 +1,22 @@
 """Lowering rules for reductions: sum, mean, amax, amin, prod, var, var_mean, any, all.
 
 Each reduction becomes one ``Computation`` (realized at once: a reduction is never
-recomputed) through ``GraphLowering.reduce``; what follows it (mean's division, var's
+recomputed) through ``GraphLowering.reduce`` — except a sum over a few elements, which is
+unrolled into a pointwise value (``config.unroll_reduction``); what follows it (mean's division, var's
 normalisation) is a ``Lazy`` per-row value that the scheduler fuses into the same
 kernel. ``var`` is two passes (mean, then squared deviations) — exact where a
 one-pass sum of squares would cancel.
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 import sympy
 
+from codegen import config
+from codegen.ir import indexing
 from codegen.ir import Const, Lazy, Op, compute_dtype, reduction_output_index, size_value, sizes
 from codegen.lower.registry import RuleTable, Unlowerable, cast, labeled, out_meta
 
@@ -59,7 +64,36 @@ def _simple(g, node, a, dims, keepdim, reduction):
         raise Unlowerable(f"{reduction} of a bool tensor")
     dims = reduced_dims(a, dims)
     acc = _accumulator(dtype)
+    count = _count(a, dims)
+    if reduction == "sum" and dims and sizes.is_static(count) and config.unroll_reduction(count):
+        return _unrolled_sum(node, a, dims, keepdim, shape, dtype, acc)
     return g.reduce(node, a, dims, reduction, keepdim, acc, dtype, name=node.name)
+
+
+def _unrolled_sum(node, a, dims, keepdim, shape, dtype, acc):
+    """A sum over a few elements (``config.unroll_reduction``) as a pointwise Lazy: one
+    load per reduced position, added in order — fused into its consumers like any
+    pointwise value (grouped-query attention's backward sums over the query groups)."""
+    positions = list(itertools.product(*[range(a.shape[d]) for d in dims]))
+
+    def body(index):
+        kept = iter(index)
+        outer = [None] * a.ndim
+        for d in range(a.ndim):
+            if d in dims:
+                if keepdim:
+                    next(kept)
+            else:
+                outer[d] = next(kept)
+        total = None
+        for position in positions:
+            full = list(outer)
+            for d, p in zip(dims, position):
+                full[d] = indexing.const(p)
+            value = cast(a.load(full), acc)
+            total = value if total is None else Op("add", [total, value], acc)
+        return labeled(cast(total, dtype), node)
+    return Lazy(shape, dtype, body)
 
 
 @register(aten.sum)
