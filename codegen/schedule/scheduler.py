@@ -23,7 +23,9 @@ Computations are visited in graph order; one joins the kernel of a producer when
 3. no path leaves the kernel and comes back (through an extern call or another kernel).
 
 Producer kernels are tried first, then *siblings*: kernels reading the same buffers
-(mean and variance of one tensor share a single read).
+(mean and variance of one tensor share a single read), then, for a reduction, row
+kernels over exactly its space that share nothing with it (*horizontal* fusion: a
+layer's bias and norm-weight gradients are column sums over the same rows, one launch).
 
 Every refusal is recorded as a ``FusionDecision`` (kind, where, reason). A member's
 buffer is stored only if something outside the kernel reads it (or it is a graph
@@ -355,7 +357,7 @@ class Scheduler:
         # of one tensor) — fused, the shared input is read once.
         siblings = [k for k in reversed(self.items) if isinstance(k, Kernel) and k not in producers
                     and not k.space.matmul and any(reads & self.reads(m) for m in k.members)]
-        for kernel in producers + siblings:
+        for kernel in producers + siblings + self._horizontal(comp, producers + siblings):
             space = kernel.space
             where = f"{comp.name} -> kernel of {kernel.members[0].name}"
             if space.matmul and comp.is_reduction:
@@ -379,6 +381,15 @@ class Scheduler:
             kernel.space = space
             return kernel
         return None
+
+    def _horizontal(self, comp, tried) -> list:
+        """Row kernels over exactly ``comp``'s reduction space that share nothing with it
+        (independent column sums: a layer's bias and norm-weight gradients): one launch,
+        the same programs. Only for reductions, whose space is their own."""
+        if not comp.is_reduction:
+            return []
+        space = reduction_space(comp)
+        return [k for k in reversed(self.items) if isinstance(k, Kernel) and k not in tried and k.space == space]
 
     def _creates_cycle(self, kernel, comp) -> bool:
         """Would ``kernel`` + ``comp`` depend on itself through another item?"""
