@@ -22,6 +22,16 @@ scheduler nodes after fusion (``get_read_write_buffers_sizes``, Inductor's own m
 capture's bytes from ``codegen.stats()`` (kernels' modeled loads/stores plus externs'
 inputs/outputs). ``floor``: inputs read once and outputs written once.
 
+``--train`` compiles one training step instead (eval mode, so no dropout; parameters
+require grad; loss ``output.float().sum()``): a forward and a backward row per model.
+capture's graphs are split by their ``role``; its gradients are checked against eager
+(``ok``). Inductor compiles its backward lazily at the first ``backward()``, which the
+stub kernels never reach, so ``force_non_lazy_backward_lowering`` compiles it with the
+forward, and each scheduler run is attributed by ``V.graph.is_backward``. Note that in
+training capture runs ``scaled_dot_product_attention`` as its math composite (matmuls
+and a softmax, see ``fx_graph/lifting.py``), while Inductor calls a library attention
+kernel (an extern) forward and backward.
+
 The goal (issue 15): capture <= Inductor on every model: launches, and kernels other
 than matmul templates (the ``<=`` column checks both).
 """
@@ -131,8 +141,8 @@ def _patch_inductor(record: dict) -> None:
         counts = record["backward" if V.graph.is_backward else "forward"]
         for node in self.nodes:
             kind = type(node).__name__
-            if kind == "NopKernelSchedulerNode":
-                continue
+            if kind == "NopKernelSchedulerNode" or type(node.node).__name__ == "MultiOutput":
+                continue      # MultiOutput picks an output of a library call's tuple: no launch
             counts["bytes"] += node.get_read_write_buffers_sizes()
             if kind == "ExternKernelSchedulerNode":
                 counts["externs"] += 1

@@ -70,10 +70,12 @@ def recompute_in_consumers(reads: float, ops: int) -> bool:
     return ops <= RECOMPUTE_MAX_OPS and reads <= RECOMPUTE_MAX_READS
 
 
-# A sum over at most UNROLL_REDUCTION_MAX elements is lowered as that many loads and adds
-# in a pointwise value instead of a reduction: it then fuses into its consumers (and
-# recomputes) like any pointwise work, where a reduction needs a kernel over its own row
-# space. Grouped-query attention's backward sums the gradients of the query heads
+# A sum over at most UNROLL_REDUCTION_MAX elements along outer dimensions (not the last)
+# is lowered as that many loads and adds in a pointwise value instead of a reduction: it
+# then fuses into its consumers (and recomputes) like any pointwise work, where a
+# reduction needs a kernel over its own row space. (A sum along the last dimension reads
+# contiguous rows and joins its producers' row kernel; unrolled it would repeat their
+# whole expression per element.) Grouped-query attention's backward sums the gradients of the query heads
 # sharing a key/value head (2-8 of them) over a middle dimension: a kernel per sum
 # otherwise. 8 loads stay cheap next to a kernel launch and a buffer round trip.
 UNROLL_REDUCTION_MAX = 8

@@ -310,14 +310,16 @@ def test_long_row_softmax_finds_max_and_sum_in_one_pass_even_with_inf_and_nan(fn
 def test_sum_over_a_few_elements_is_unrolled_into_its_consumer():
     """Grouped-query attention's backward: the gradient of the repeated key/value heads
     summed over the query groups (a middle dimension of 2) — pointwise loads and adds,
-    one kernel with its consumer; a sum over more elements stays a reduction."""
+    one kernel with its consumer; a sum over more elements, or along the last dimension
+    (contiguous rows), stays a reduction."""
     def gqa(g, s):
         return g.view(2, 3, 2, 5, 7).sum(2) * s
     compiled = check(gqa, torch.randn(2, 6, 5, 7), torch.randn(5, 7), rtol=1e-5)
     assert compiled.stats.n_kernels == 1
     assert not any(node.is_reduction for node in compiled.lowering.nodes if hasattr(node, "is_reduction"))
-    for keepdim, shape in ((True, (4, 2)), (False, (9, 3))):
-        x = torch.randn(*shape, 6).transpose(1, 2)
-        check(lambda x: x.sum(-1, keepdim=keepdim) + 1, x, rtol=1e-5)
-    wide = check(lambda x: x.sum(0) * 2, torch.randn(9, 6), rtol=1e-5)
-    assert any(getattr(node, "is_reduction", False) for node in wide.lowering.nodes)
+    for keepdim, shape in ((True, (4, 2)), (False, (3, 5))):
+        x = torch.randn(6, *shape).transpose(0, 2)
+        check(lambda x: x.sum(1, keepdim=keepdim) + 1, x, rtol=1e-5)
+    for fn, x in ((lambda x: x.sum(0) * 2, torch.randn(9, 6)), (lambda x: x.sum(-1) * 2, torch.randn(6, 3))):
+        kept = check(fn, x, rtol=1e-5)
+        assert any(getattr(node, "is_reduction", False) for node in kept.lowering.nodes)

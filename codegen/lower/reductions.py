@@ -65,7 +65,8 @@ def _simple(g, node, a, dims, keepdim, reduction):
     dims = reduced_dims(a, dims)
     acc = _accumulator(dtype)
     count = _count(a, dims)
-    if reduction == "sum" and dims and sizes.is_static(count) and config.unroll_reduction(count):
+    if reduction == "sum" and dims and a.ndim - 1 not in dims and sizes.is_static(count) \
+            and config.unroll_reduction(count):
         return _unrolled_sum(node, a, dims, keepdim, shape, dtype, acc)
     return g.reduce(node, a, dims, reduction, keepdim, acc, dtype, name=node.name)
 
