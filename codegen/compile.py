@@ -198,13 +198,29 @@ def _triton_kernels(items, fx_order):
     sources, kernels = {}, []
     for kernel in (item for item in items if isinstance(item, Kernel)):
         source = triton_templates.emitter_for(kernel, kernel.placed, kernel.name, fx_order).build()
+        if _bucketed(kernel):
+            variant = triton_templates.emitter_for(kernel, kernel.placed, f"{kernel.name}_persistent", fx_order,
+                                                   persistent=True).build()
+            source.persistent_variant = (variant, getattr(cache.load_module(variant.source), variant.name))
+            _record_generated(variant)
         sources[id(kernel)] = (source, getattr(cache.load_module(source.source), kernel.name))
         kernels.append(source)
-        # The signature too: the same source over other dtypes is another binary.
-        if config.RECORD_GENERATED_KERNELS:
-            _GENERATED.setdefault((source.source, repr(source.signature()), repr(source.compile_constants()),
-                                   source.num_warps), source)
+        _record_generated(source)
     return sources, kernels
+
+
+def _bucketed(kernel) -> bool:
+    """A row kernel over a symbolic row length gets a persistent variant besides its looped
+    kernel; the wrapper picks by the row length at each call."""
+    space = kernel.space
+    return space.is_rows and not space.template and not sizes.is_static(space.rnumel)
+
+
+def _record_generated(source) -> None:
+    # The signature too: the same source over other dtypes is another binary.
+    if config.RECORD_GENERATED_KERNELS:
+        _GENERATED.setdefault((source.source, repr(source.signature()), repr(source.compile_constants()),
+                               source.num_warps), source)
 
 
 def _stats(gm, lowering, items, kernels, scheduler) -> GraphStats:

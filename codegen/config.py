@@ -210,13 +210,23 @@ def pointwise_config(numel: int) -> dict:
 
 
 def dynamic_rows_config(n_rows: int, n_cols: int) -> dict:
-    """Block shape for a row kernel whose row length is symbolic (dynamic shapes), from this
-    call's sizes: one kernel serves every length, so a row cannot be sized to fit registers
-    whole; it loops over column blocks of the length's power of two (at most LOOP_COLS),
-    which for rows up to that length is one pass, as a persistent kernel would make."""
-    cols = min(LOOP_COLS, next_power_of_2(max(n_cols, 1)))
-    rows = max(1, min(next_power_of_2(n_rows), ROW_BLOCK_ELEMENTS // cols))
-    return {"persistent": False, "ROWS": rows, "COLS": cols, "num_warps": warps_for(rows * cols)}
+    """Block shape of the looped kernel of a row kernel whose row length is symbolic
+    (dynamic shapes). The wrapper launches it only for rows longer than
+    PERSISTENT_MAX_COLS (shorter rows run the kernel's persistent variant, its block from
+    ``rows_config`` at each call's sizes: ``persistent_bucket``), so its column block is
+    LOOP_COLS, as a static row that long gets."""
+    rows = max(1, min(next_power_of_2(n_rows), ROW_BLOCK_ELEMENTS // LOOP_COLS))
+    return {"persistent": False, "ROWS": rows, "COLS": LOOP_COLS, "num_warps": warps_for(rows * LOOP_COLS)}
+
+
+def persistent_bucket(n_rows: int, n_cols: int) -> dict:
+    """The launch block of a symbolic row kernel's persistent variant at this call's sizes
+    (rows of at most PERSISTENT_MAX_COLS): ``rows_config``'s, so each power-of-two bucket
+    of the row length gets the block a static row of that length gets. The Triton JIT
+    compiles one binary per bucket (ROWS and COLS are constexprs): at most 12 column
+    buckets up to 2048, not one per size."""
+    block = rows_config(n_rows, n_cols)
+    return {"ROWS": block["ROWS"], "COLS": block["COLS"], "num_warps": block["num_warps"]}
 
 
 def rows_config(n_rows: int, n_cols: int) -> dict:

@@ -8,6 +8,8 @@ generated code.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -68,9 +70,9 @@ def test_twenty_batch_sizes_two_graphs_all_generated():
 
 
 def test_row_lengths_share_at_most_two_kernels():
-    """Softmax and layer norm over row lengths 3 ... 2100: the symbolic entry's row kernel
-    loops over column blocks, so it serves short and long rows alike (``python -m bench
-    dynamic`` runs 20 lengths; the interpreter makes each one slow here)."""
+    """Softmax and layer norm over row lengths 3 ... 2100 (one fused kernel): the static
+    first entry's, then the symbolic entry's persistent variant and looped kernel serve
+    every other length (the interpreter makes each length slow here)."""
     def norms(x):
         return torch.softmax(x, -1), F.layer_norm(x, (x.shape[-1],))
     before = len(codegen.generated_kernels())
@@ -82,7 +84,27 @@ def test_row_lengths_share_at_most_two_kernels():
     assert n_entries(norms) <= 2
     assert _ran_generated(list(COMPILED)) == len(lengths)
     sources = {k.source for k in codegen.generated_kernels()[before:]}
-    assert len(sources) <= 2 * 2          # softmax and layer norm kernels, static + symbolic entry
+    assert len(sources) <= 3              # static entry: 1; symbolic entry: persistent + looped
+
+
+def test_symbolic_rows_branch_between_persistent_and_looped_kernels():
+    """One symbolic row kernel, two variants: rows of at most PERSISTENT_MAX_COLS run the
+    persistent one with the block of their power-of-two bucket (chosen at each call),
+    longer rows the looped one; lengths either side of each boundary are checked."""
+    def norms(x):
+        return torch.softmax(x, -1), F.layer_norm(x, (x.shape[-1],))
+    before = len(codegen.generated_kernels())
+    cf = capture.compile(norms, backend="triton", dynamic=True)
+    lengths = [3, 16, 17, 2048, 2049]
+    for cols in lengths:
+        x = torch.randn(3, cols)
+        assert_same(cf(x), norms(x), atol=1e-5, rtol=1e-5)
+    assert n_entries(norms) == 1 and _ran_generated(list(COMPILED)) == len(lengths)
+    sources = [k.source for k in codegen.generated_kernels()[before:]]
+    assert len(set(sources)) == 2                       # the persistent variant and the looped kernel
+    assert any("persistent (whole rows in registers)" in s for s in sources)
+    wrapper = COMPILED[-1].source()
+    assert "<= 2048:  # whole rows in registers" in wrapper and "_persistent_bucket(" in wrapper
 
 
 @pytest.mark.usefixtures("emitter")
@@ -99,14 +121,24 @@ def test_sizes_that_vary_together_and_a_broadcast():
     assert _ran_generated(list(COMPILED)) == 5
 
 
+# The persistent variants' column buckets compiled for sm_90 in CI: the largest, unaligned
+# (every bucket holds ROW_BLOCK_ELEMENTS at 8 warps; each compile costs seconds on our
+# CPUs). CAPTURE_SM90_ALL_BUCKETS=1 compiles all 12, aligned and not.
+QUICK_SM90 = os.environ.get("CAPTURE_SM90_ALL_BUCKETS", "") in ("", "0")
+SM90_BUCKET_COLS = (2048,)
+
+
 @pytest.mark.skipif(not aot.have_cuda_backend(), reason="the installed triton has no CUDA backend")
 def test_symbolic_kernels_compile_for_sm90_without_spills():
     cf = capture.compile(pointwise_reduction_views, backend="triton", dynamic=True)
     cf(torch.randn(5, 40), torch.randn(40))
     kernels = [k for g in COMPILED for k in g.kernels]
     assert kernels and all(any(t == "i32" for t in k.signature().values()) for k in kernels)
+    buckets = [b for k in kernels for b in k.buckets()]   # the persistent variants at the blocks launches pick
+    assert {b.constexprs["COLS"] for b in buckets} >= set(SM90_BUCKET_COLS)
+    buckets = [b for b in buckets if not QUICK_SM90 or b.constexprs["COLS"] in SM90_BUCKET_COLS]
     for aligned in (False, True):
-        results = aot.check_kernels(kernels, aligned=aligned)
+        results = aot.check_kernels(kernels + (buckets if not aligned or not QUICK_SM90 else []), aligned=aligned)
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]
         assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]
 

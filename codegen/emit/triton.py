@@ -31,7 +31,7 @@ is a runtime argument instead: ``n_elements``/``n_rows``/``n_cols`` take the exp
 value at launch, and every size symbol the kernel's index arithmetic reads (``s0`` in
 ``768*s0``) is an ``int`` parameter of its own; the wrapper reads the symbols from the
 inputs' sizes. The launch grid is computed at run time. A row kernel over a symbolic
-row length loops over column blocks (``config.dynamic_rows_config``). The JIT still
+row length also has a persistent variant (``wrapper.launch_bucketed`` picks). The JIT still
 specializes int arguments divisible by 16 (one variant each way), like pointers.
 """
 from __future__ import annotations
@@ -70,6 +70,9 @@ class KernelSource:
     num_stages: int | None = None   # software pipelining depth (templates; Triton's default otherwise)
     fma: bool = False               # a template multiplying exact float32 (config.*_FMA_CONFIGS)
     size_symbols: tuple = ()        # size symbols read by the index arithmetic (runtime int parameters)
+    # A row kernel over a symbolic row length: (its persistent variant's KernelSource, its
+    # jit function); the wrapper picks one of the two at each call (``buckets``).
+    persistent_variant: tuple | None = None
 
     @property
     def bytes_moved(self) -> int:
@@ -117,6 +120,18 @@ class KernelSource:
         block = "BLOCK_SIZE" if self.kind == "pointwise" else "ROWS"
         return f"lambda meta: (_cdiv({sizes.source(self.int_args[0][1])}, meta[{block!r}]),)"
 
+    def buckets(self) -> list:
+        """The persistent variant at the largest block of each column bucket its launches
+        can pick (many rows: the most live values per thread; fewer rows only shrink ROWS)
+        for the sm_90 checks."""
+        if self.persistent_variant is None:
+            return []
+        variant = self.persistent_variant[0]
+        blocks = {tuple(config.persistent_bucket(config.ROW_BLOCK_ELEMENTS, 2 ** k).items())
+                  for k in range(config.PERSISTENT_MAX_COLS.bit_length())}
+        return [dataclasses.replace(variant, constexprs={"ROWS": b["ROWS"], "COLS": b["COLS"]},
+                                    num_warps=b["num_warps"]) for b in map(dict, sorted(blocks))]
+
     def launch_options(self) -> dict:
         """``num_warps`` (and ``num_stages`` where set) for a launch without autotuning."""
         return {"num_warps": self.num_warps, **({"num_stages": self.num_stages} if self.num_stages else {})}
@@ -133,7 +148,8 @@ class _Scope:
 
 
 class KernelEmitter:
-    def __init__(self, kernel, placed: dict, name: str, fx_order: dict):
+    def __init__(self, kernel, placed: dict, name: str, fx_order: dict, persistent: bool = False):
+        """``persistent``: a symbolic-length row kernel's persistent variant (``wrapper.launch_bucketed``)."""
         self.kernel, self.placed, self.name, self.fx_order = kernel, placed, name, fx_order
         self.space = kernel.space
         self.rows = self.space.is_rows
@@ -142,6 +158,8 @@ class KernelEmitter:
             self.cfg = config.pointwise_config(x_hint)
         elif sizes.is_static(self.space.rnumel):
             self.cfg = config.rows_config(x_hint, r_hint)
+        elif persistent:
+            self.cfg = {"persistent": True, **config.persistent_bucket(x_hint, min(r_hint, config.PERSISTENT_MAX_COLS))}
         else:
             self.cfg = config.dynamic_rows_config(x_hint, r_hint)
         self.persistent = not self.rows or self.cfg["persistent"]

@@ -44,9 +44,12 @@ _SHAPES = {frozenset({"m"}): "rm", frozenset({"n"}): "rn", frozenset({"ka"}): "r
            frozenset({"m", "n"}): "tile_mn", frozenset({"m", "ka"}): "tile_mk", frozenset({"kb", "n"}): "tile_kn"}
 
 
-def emitter_for(kernel, placed, name, fx_order):
-    """The emitter for ``kernel``: a template's or the pointwise/rows one."""
+def emitter_for(kernel, placed, name, fx_order, persistent: bool = False):
+    """The emitter for ``kernel``: a template's or the pointwise/rows one (``persistent``:
+    a symbolic row kernel's persistent variant, see ``KernelEmitter``)."""
     from codegen.emit.triton_attention import AttentionEmitter     # it builds on this module
+    if persistent:
+        return KernelEmitter(kernel, placed, name, fx_order, persistent=True)
     cls = {"matmul": MatmulEmitter, "attention": AttentionEmitter}.get(kernel.space.template, KernelEmitter)
     return cls(kernel, placed, name, fx_order)
 

@@ -168,14 +168,22 @@ class WrapperCodegen:
                 self.allocate(buffer)
         kernel_fn = self.sources[id(kernel)][1]
         assert kernel_fn is not None
-        args = [b.name for b in source.pointer_args]
         flag = None
         if source.index_checks:
             flag = f"{self.index_errors}[{self.n_flags}]"
             self.n_flags += 1
-            args.append(flag)
-        args += [sizes.source(v) for _, v in source.int_args] + [str(s) for s in source.size_symbols]
         self.lines.append(f"# {source.name}: {', '.join(source.fx_nodes)}")
+        empty = any(v == 0 for _, v in source.int_args)
+        if source.persistent_variant is not None:
+            self.launch_bucketed(source, kernel_fn, flag)
+        else:
+            launch = self.launch_line(source, kernel_fn, _kernel_args(source, flag))
+            self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
+        if flag is not None and not empty:
+            message = f"index out of range in {' or '.join(source.index_checks)} (capture triton kernel {source.name})"
+            self.lines.append(f"_check_indices({flag}, {message!r})")
+
+    def launch_line(self, source, kernel_fn, args) -> str:
         if self.autotune:
             configs = source.autotune_configs()
             self.namespace[source.name] = autotuned(kernel_fn, configs)
@@ -185,15 +193,38 @@ class WrapperCodegen:
             grid = source.autotuned_grid()
         else:
             self.namespace[source.name] = kernel_fn
-            args += [f"{k}={v}" for k, v in {**source.constexprs, **source.launch_options()}.items()]
+            args = args + [f"{k}={v}" for k, v in {**source.constexprs, **source.launch_options()}.items()]
             grid = source.grid_source()
-        args += [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
-        launch = f"{source.name}[{grid}]({', '.join(args)})"
-        empty = any(v == 0 for _, v in source.int_args)
-        self.lines.append(launch if not empty else f"pass  # {launch}: no elements")
-        if flag is not None and not empty:
-            message = f"index out of range in {' or '.join(source.index_checks)} (capture triton kernel {source.name})"
-            self.lines.append(f"_check_indices({flag}, {message!r})")
+        args = args + [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
+        return f"{source.name}[{grid}]({', '.join(args)})"
+
+    def launch_bucketed(self, source, kernel_fn, flag) -> None:
+        """A row kernel over a symbolic row length: its persistent variant where the row fits
+        in registers (``config.PERSISTENT_MAX_COLS``), with the block ``config.rows_config``
+        gives at this call's sizes (one binary per power-of-two bucket), else the looped
+        kernel. A branch at run time: no guard, no recompile::
+
+            if n_cols <= 2048:
+                _block = _persistent_bucket(n_rows, n_cols)
+                k_persistent[(_cdiv(n_rows, _block["ROWS"]),)](..., **_block)
+            else:
+                k[(_cdiv(n_rows, 4),)](..., ROWS=4, COLS=1024, num_warps=8)
+        """
+        variant, variant_fn = source.persistent_variant
+        self.namespace[variant.name] = variant_fn
+        self.namespace[source.name] = kernel_fn
+        self.namespace["_persistent_bucket"] = config.persistent_bucket
+        n_rows, n_cols = (sizes.source(v) for _, v in source.int_args)
+        options = [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
+        looped = _kernel_args(source, flag) + [f"{k}={v}" for k, v in {**source.constexprs,
+                                                                         **source.launch_options()}.items()]
+        block = self.graph.unique("_block")
+        persistent = _kernel_args(variant, flag) + options + [f"**{block}"]
+        self.lines += [f"if {n_cols} <= {config.PERSISTENT_MAX_COLS}:  # whole rows in registers",
+                       f"    {block} = _persistent_bucket({n_rows}, {n_cols})",
+                       f"    {variant.name}[(_cdiv({n_rows}, {block}['ROWS']),)]({', '.join(persistent)})",
+                       "else:  # rows looped over column blocks",
+                       f"    {source.name}[{source.grid_source()}]({', '.join(looped + options)})"]
 
     def error_flags(self, kernels) -> None:
         """One int32 per kernel that checks indices, zeroed per call."""
@@ -247,6 +278,13 @@ class WrapperCodegen:
         params = ", ".join(b.name for b in self.graph.inputs)
         source = f"def {name}({params}):\n" + "\n".join("    " + line for line in self.lines) + "\n"
         return source, self.namespace
+
+
+def _kernel_args(source, flag) -> list:
+    """A kernel's positional arguments, in its parameters' order: pointers, the index-error
+    flag, size arguments, size symbols."""
+    args = [b.name for b in source.pointer_args] + ([flag] if flag is not None else [])
+    return args + [sizes.source(v) for _, v in source.int_args] + [str(s) for s in source.size_symbols]
 
 
 def _shape(buffer) -> str:

@@ -105,6 +105,8 @@ class CompiledGraph:
     def source(self) -> str:
         """Every kernel module and the wrapper, as one readable text."""
         parts = [f"# ---- kernel {k.name}\n{k.source}" for k in self.kernels]
+        parts += [f"# ---- kernel {v.name} (persistent variant of {k.name})\n{v.source}"
+                  for k in self.kernels if getattr(k, "persistent_variant", None) for v in k.persistent_variant[:1]]
         parts.append(f"# ---- wrapper\n{self.wrapper_source}")
         return "\n".join(parts)
 
