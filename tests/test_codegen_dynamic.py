@@ -143,6 +143,23 @@ def test_symbolic_kernels_compile_for_sm90_without_spills():
         assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]
 
 
+@pytest.mark.skipif(not aot.have_cuda_backend(), reason="the installed triton has no CUDA backend")
+def test_symbolic_rows_vectorize_where_the_jit_sees_sizes_divisible_by_16():
+    """Inductor's 16-byte divisibility without a compile per size: the JIT specializes an
+    int argument that is a multiple of 16 at launch; the row kernel over a symbolic length
+    then loads and stores 128 bits at a time (and without it, one element at a time)."""
+    def norms(x):
+        return torch.softmax(x, -1), F.layer_norm(x, (x.shape[-1],))
+    cf = capture.compile(norms, backend="triton", dynamic=True)
+    cf(torch.randn(6, 48))
+    variant = [b for g in COMPILED for k in g.kernels for b in k.buckets() if b.constexprs["COLS"] == 64]
+    assert len(variant) == 1
+    plain, = aot.check_kernels(variant, aligned=True)
+    divisible, = aot.check_kernels(variant, aligned=True, divisible=True)
+    assert plain.ok and divisible.ok and plain.spill_bytes == divisible.spill_bytes == 0
+    assert plain.vector_accesses == 0 and divisible.vector_accesses > 0 and divisible.scalar_accesses == 0
+
+
 @pytest.mark.usefixtures("emitter")
 def test_cat_and_gathers_along_a_symbolic_dim():
     def gathers(x, i, table):

@@ -6,7 +6,10 @@ kernels for an H100 (``GPUTarget("cuda", 90, 32)``) down to cubins with Triton's
 ptxas and reads registers and spills from ``ptxas -v``, and counts the vector (64/128-bit)
 loads and stores in the PTX. With ``aligned=True`` pointer arguments are marked 16-byte
 aligned, as the JIT specializes them at launch for tensors torch allocated (without it
-nothing vectorizes).
+nothing vectorizes). With ``divisible=True`` the int arguments (symbolic sizes) are marked
+divisible by 16 too: the JIT specializes an int argument that is a multiple of 16 at
+launch (Inductor's 16-byte divisibility, one binary each way, never one per size), and
+that is what lets a kernel over a symbolic row length load 128 bits at a time.
 
 The numbers are those of the ptxas run that built the cubin, with Triton's flags
 (``--regAllocOptLevel=2``, ``--fmad=false``, ...): each child compiles into an empty
@@ -61,9 +64,10 @@ def have_cuda_backend() -> bool:
         return False
 
 
-def _entry(kernel_source, aligned: bool = False) -> dict:
+def _entry(kernel_source, aligned: bool = False, divisible: bool = False) -> dict:
     from codegen.runtime import cache
     return {"path": str(cache.write_source(kernel_source.source)), "name": kernel_source.name, "aligned": aligned,
+            "divisible": divisible,
             "source_hash": cache.source_hash(kernel_source.source),
             "signature": kernel_source.signature(), "constexprs": kernel_source.compile_constants(),
             "num_warps": kernel_source.num_warps, "num_stages": kernel_source.num_stages}
@@ -74,19 +78,21 @@ def _result_path(key: str):
     return config.cache_dir().parent / "aot" / key[:2] / f"{key}.json"
 
 
-def check_kernels(kernel_sources, target=H100, jobs: int = 1, aligned: bool = False) -> list:
+def check_kernels(kernel_sources, target=H100, jobs: int = 1, aligned: bool = False, divisible: bool = False) -> list:
     """Compile every kernel for ``target``; one TargetResult per distinct kernel
-    (``aligned``: as launched on 16-byte aligned tensors, see the module docstring).
+    (``aligned``: as launched on 16-byte aligned tensors; ``divisible``: with int arguments
+    that are multiples of 16; see the module docstring).
 
     Results are cached on disk next to the kernels (keyed by source, launch config,
     target and Triton version), so only new kernels are compiled."""
     import triton
     pending, results, seen = [], [], set()
     for ks in kernel_sources:
-        entry = _entry(ks, aligned)
-        key = hashlib.sha256(json.dumps([entry["source_hash"], entry["signature"], entry["constexprs"], aligned,
-                                         entry["num_warps"], entry["num_stages"], list(target), triton.__version__,
-                                         _RESULT_VERSION],
+        entry = _entry(ks, aligned, divisible)
+        key = hashlib.sha256(json.dumps([entry["source_hash"], entry["signature"], entry["constexprs"], aligned]
+                                        + (["divisible"] if divisible else [])   # earlier keys unchanged
+                                        + [entry["num_warps"], entry["num_stages"], list(target), triton.__version__,
+                                           _RESULT_VERSION],
                                         sort_keys=True).encode()).hexdigest()
         if key in seen:
             continue
@@ -145,7 +151,7 @@ def _compile_one(entry: dict, target) -> dict:
     spec.loader.exec_module(module)
     fn = getattr(module, entry["name"])
     aligned = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(entry["signature"].values())
-               if kind.startswith("*") and entry.get("aligned")}
+               if (kind.startswith("*") and entry.get("aligned")) or (kind == "i32" and entry.get("divisible"))}
     src = triton.compiler.ASTSource(fn, signature=entry["signature"], constexprs=entry["constexprs"], attrs=aligned)
     options = {"num_warps": entry["num_warps"], **config.TRITON_OPTIONS}
     if entry.get("num_stages"):
