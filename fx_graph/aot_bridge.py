@@ -45,6 +45,10 @@ _FUNCTORCH_CONFIG = {"donated_buffer": False, "functionalize_rng_ops": False,
                      "view_replay_for_aliased_outputs": True}
 
 
+class AotRefusal(RuntimeError):
+    """A graph AOT autograd would get wrong (the message says what); it runs as captured."""
+
+
 @dataclasses.dataclass
 class Compilers:
     """Callbacks ``(functional_gm, example_inputs) -> boxed callable`` and the partitioner
@@ -73,6 +77,7 @@ def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions
     config = aot.AOTConfig(fw_compiler=None, bw_compiler=None, inference_compiler=None, partition_fn=None,
                            decompositions=decompositions, num_params_buffers=0, aot_id=next(_AOT_IDS),
                            keep_inference_input_mutations=True, dynamic_shapes=False, enable_log=False)
+    entry_grad_mode = torch.is_grad_enabled()
     fake_mode, shape_env = aot.construct_fake_mode(flat_inputs, config)
     fake_inputs, act_indices = aot.process_inputs(flat_inputs, config, fake_mode, shape_env)
     descriptors = [aot.PlainAOTInput(i) for i in range(len(fake_inputs))]
@@ -83,10 +88,23 @@ def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions
         mutated = tuple(i for i, x in enumerate(info) if x.mutates_data or x.mutates_metadata)
         metadata = tuple(i for i, x in enumerate(info) if x.mutates_metadata)
         needs_autograd = state.needs_autograd
+        _refuse_grad_enabling_writes(state.fw_metadata, entry_grad_mode)
         capture = aot_stage1_graph_capture(state, flat_fn)
         compiled, _ = aot_stage2_compile(state, capture, compilers.partition, compilers.forward,
                                          compilers.backward, compilers.inference)
     return AotResult(compiled, needs_autograd, mutated, metadata, _plain(state, flat_inputs))
+
+
+def _refuse_grad_enabling_writes(meta, entry_grad_mode: bool) -> None:
+    """AOT autograd's runtime wrapper applies input mutations (``copy_``) in the grad
+    mode the graph was entered with (it sets the mode the graph leaves only after): a
+    graph entered under ``no_grad`` that turns grad on and writes an input requiring
+    grad (``with no_grad(): <break>`` then ``y.mul_(2)``) would have its write hidden
+    from autograd (wrong gradients)."""
+    if not entry_grad_mode and any(
+            x.mutates_data and x.requires_grad and not x.mutations_under_no_grad_or_inference_mode
+            and not x.mutations_hidden_from_autograd for x in meta.input_info):
+        raise AotRefusal("the graph turns grad mode on and then writes an input that requires grad")
 
 
 def _plain(state, flat_inputs: list) -> bool:

@@ -66,7 +66,7 @@ def _expected_failures() -> tuple:
                                                UnsupportedOperatorException)
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
     return (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException,
-            GuardOnDataDependentSymNode, OutputAliasError, PartialOverlap, InputBaseError)
+            GuardOnDataDependentSymNode, OutputAliasError, PartialOverlap, InputBaseError, aot_bridge.AotRefusal)
 
 
 def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn) -> "CompiledCapture":

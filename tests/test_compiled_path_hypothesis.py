@@ -251,10 +251,17 @@ DEAD_DROPOUT = "def prog(x, y):\n    b = F.dropout(y, 0.5, training=True)\n    x
 SAME_INPUT_WRITTEN = ("def forward(self, x, y):\n    x.add_(1)\n    y.mul_(2.0)\n    a = self.bn(x)\n"
                       "    return a, self.bn.running_mean\n")
 
+# A graph entered under no_grad (resumed inside a ``with torch.no_grad()`` block) that
+# turns grad on and writes an input requiring grad: AOT autograd applied the write
+# with grad off (wrong gradients, silently); it runs as captured.
+GRAD_ON_WRITE = ("def prog(x, y):\n    y.add_(1)\n    with torch.no_grad():\n        print('break', y.shape)\n"
+                 "    y.mul_(1.5)\n    return x\n")
+
 
 @settings(max_examples=EXAMPLES, **COMMON)
 @example(source=DEAD_DROPOUT, seed=204, aliasing="same", grad=True, backend="cpu")
 @example(source=DEAD_DROPOUT, seed=204, aliasing="separate", grad=True, backend="triton")
+@example(source=GRAD_ON_WRITE, seed=2, aliasing="separate", grad=True, backend="cpu")
 @given(source=program(), seed=st.integers(0, 2 ** 16), aliasing=st.sampled_from(ALIASING), grad=st.booleans(),
        backend=st.sampled_from(BACKENDS))
 def test_generated_functions_match_eager_at_the_boundary(source, seed, aliasing, grad, backend):
