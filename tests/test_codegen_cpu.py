@@ -6,10 +6,12 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.proxy_tensor import make_fx
 
 import capture
 import codegen
 import helpers_codegen
+from codegen.lower.graph import library_layouts
 from codegen.runtime import cpp_build
 from codegen.runtime.compiled_graph import InternalErrorWarning
 from helpers_codegen import assert_close, check, graph_of
@@ -151,3 +153,17 @@ def test_consecutive_kernels_are_one_c_call_with_their_temporaries_allocated_in_
     with pytest.raises(IndexError, match=f"index out of range in embedding .*{gather[0]}"):
         compiled(x, torch.tensor([[0, 6]]))
     assert_close(compiled(x, i), fn(x, i))              # and the next call is fine
+
+
+def test_convolutions_run_channels_last_in_inference_graphs_only():
+    """Training graphs keep eager's NCHW for convolutions: their saved activations and the
+    convolution backward are NCHW, and channels-last made the kernels write both layouts
+    (config.CHANNELS_LAST_CONV_IN_TRAINING)."""
+    def conv(x, w):
+        return torch.ops.aten.convolution(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+    gm = make_fx(conv)(torch.randn(2, 4, 9, 9), torch.randn(6, 4, 3, 3))
+    node = next(n for n in gm.graph.nodes if n.target is torch.ops.aten.convolution.default)
+    cpu = torch.device("cpu")
+    assert library_layouts(node, cpu, "inference")[1] == (36, 1, 12, 4)
+    assert library_layouts(node, cpu, None)[1] == (36, 1, 12, 4)
+    assert library_layouts(node, cpu, "forward") == {} == library_layouts(node, cpu, "backward")

@@ -26,6 +26,7 @@ from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, Load, Op,
 from codegen.lower import attention
 from codegen.lower.registry import Unlowerable, cast
 from codegen.lower.rules import lookup
+from fx_graph import GRAPH_ROLE
 
 aten = torch.ops.aten
 
@@ -230,7 +231,7 @@ class GraphLowering:
 
     # ---------------------------------------------------------------- externs
     def extern(self, node, args, kwargs, reason) -> object:
-        layouts = library_layouts(node, self.device)
+        layouts = library_layouts(node, self.device, self.gm.meta.get(GRAPH_ROLE))
         args = tuple(self._realize_arg(a, v, node, layouts.get(i)) for i, (a, v) in enumerate(zip(node.args, args)))
         kwargs = {k: self._realize_arg(node.kwargs[k], v, node) for k, v in kwargs.items()}
         val = node.meta.get("val")
@@ -384,11 +385,15 @@ def _needs_realize(node, value) -> bool:
     return not config.recompute_in_consumers(sum(reads.values()), ops)
 
 
-def library_layouts(node, device) -> dict:
+def library_layouts(node, device, role=None) -> dict:
     """Layouts a library kernel is handed instead of eager's: {argument position or "out":
     strides}. On the CPU a 2-d convolution runs channels-last (oneDNN's native layout, see
     config.CHANNELS_LAST_CONV_ON_CPU): its input and weight are realized so (our kernels
-    write them that way, or a copy is made) and its output is channels-last."""
+    write them that way, or a copy is made) and its output is channels-last. Not in the
+    compiled path's training graphs (``role`` "forward"/"backward", see
+    config.CHANNELS_LAST_CONV_IN_TRAINING)."""
+    if role in ("forward", "backward") and not config.CHANNELS_LAST_CONV_IN_TRAINING:
+        return {}
     if not (config.CHANNELS_LAST_CONV_ON_CPU and device is not None and device.type == "cpu"
             and node.target is aten.convolution.default and not node.args[6]):
         return {}
