@@ -3,7 +3,8 @@
 ``<dir>/<function>_<first line>_<n>/`` holds the original and rewritten bytecode
 (``dis``), the FX graph, the guard function's source, the replacement frame's source
 and, when the backend is our code generator (its compiled graph offers ``source()``),
-the generated kernels and wrapper. ``<n>`` numbers the entries of one process in
+the generated kernels and wrapper (rewritten when a backward graph compiles at the
+first ``backward()``). ``<n>`` numbers the entries of one process in
 order.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dis
 import io
 import itertools
 import os
+import weakref
 
 from capture import config
 from capture.resume import display_name
@@ -38,7 +40,23 @@ def dump_entry(code, entry) -> str | None:
     generated = getattr(entry.compiled, "source", None)  # codegen.CompiledGraph.source(): kernels + wrapper
     if callable(generated):
         parts["kernels.py"] = generated()
+        if hasattr(entry.compiled, "on_graph"):  # the compiled path: backward graphs come later
+            entry.compiled.on_graph = _rewriter(os.path.join(folder, "kernels.py"), weakref.WeakMethod(generated))
     for name, text in parts.items():
-        with open(os.path.join(folder, name), "w") as f:
-            f.write(text)
+        _write(os.path.join(folder, name), text)
     return folder
+
+
+def _rewriter(path: str, generated: weakref.WeakMethod):
+    """Rewrite ``path`` with the compiled entry's source each time it compiles a graph
+    (held weakly: the dump must not keep the compiled entry alive)."""
+    def rewrite():
+        source = generated()
+        if source is not None:
+            _write(path, source())
+    return rewrite
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)

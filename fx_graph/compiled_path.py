@@ -90,6 +90,9 @@ class CompiledCapture:
         self.compile_fn = compile_fn
         self.flat = FlatGraph(gm, len(example_inputs))
         self.graphs: list = []
+        # Called after each graph compiles (a backward one at the first backward()):
+        # CAPTURE_DEBUG_DIR rewrites the entry's kernels.py with it.
+        self.on_graph = None
         self.layout_fixups = layout.FixupCounter()
         flat_inputs = example_inputs + self.flat.lifted_values()
         first = self._compile(flat_inputs)
@@ -193,6 +196,8 @@ class CompiledCapture:
             _name_inputs(gm, input_names)
             compiled = self.compile_fn(gm, list(example_inputs))
             self.graphs.append((role, compiled))
+            if self.on_graph is not None:
+                self.on_graph()
             held = layout.held_to_layouts(compiled, gm, example_inputs, self.layout_fixups)
             if role == "inference":
                 self._inference = held

@@ -73,3 +73,25 @@ def test_generated_sources_show_in_tracebacks_and_nothing_is_added_to_user_globa
 def raise_it(value):
     # .tolist() needs real data: a graph break (a raise alone is traced into the rewritten frame)
     raise ValueError(f"bad {value.tolist()}")
+
+
+def test_debug_dir_kernels_include_the_backward_graph_after_backward(tmp_path, monkeypatch):
+    """The compiled path compiles a backward graph at the first backward(): its kernels
+    join the entry's kernels.py then."""
+    monkeypatch.setattr(config, "debug_dir", str(tmp_path))
+
+    def h(x, w):
+        return (x @ w).tanh().sum(0)
+
+    x, w = torch.randn(8, 4), torch.randn(4, 6, requires_grad=True)
+    compiled = capture.compile(h, backend="cpu")
+    out = compiled(x, w)
+    (folder,) = [tmp_path / n for n in os.listdir(tmp_path) if n.startswith("h_")]
+    assert "backward graph" not in (folder / "kernels.py").read_text()
+    out.sum().backward()
+    kernels = (folder / "kernels.py").read_text()
+    assert "---- forward graph ----" in kernels and "---- backward graph ----" in kernels
+    expected = w.grad.clone()
+    w.grad = None
+    h(x, w).sum().backward()
+    torch.testing.assert_close(expected, w.grad)
