@@ -108,22 +108,24 @@ def test_codegen_mode_reports_kernels_and_bytes_against_the_floor(capsys):
     assert "softmax 128x1000" in out and "floor KiB" in out
 
 
-def test_capture_cpu_row_reports_c_kernels_and_bytes(tmp_path, capsys):
+def _mlp_capture_cpu_row(tmp_path, mode: str) -> dict:
+    """The quick bench's one capture-cpu row for the MLP in ``mode``, checked ok and correct."""
     out_json = tmp_path / "bench.json"
-    bench_main(["--quick", "--models", "mlp", "--backends", "capture-cpu", "--modes", "eval", "--repeats", "2",
+    bench_main(["--quick", "--models", "mlp", "--backends", "capture-cpu", "--modes", mode, "--repeats", "2",
                 "--no-progress", "--json", str(out_json)])
     row, = json.loads(out_json.read_text())["rows"]
     assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
+    return row
+
+
+def test_capture_cpu_row_reports_c_kernels_and_bytes(tmp_path, capsys):
+    row = _mlp_capture_cpu_row(tmp_path, "eval")
     assert row["kernels"] == 3 and row["bytes"] > 0          # three C matmul templates, the ReLUs fused in
     assert "capture-cpu" in capsys.readouterr().out
 
 
 def test_train_mode_reports_forward_and_backward_kernels_and_saved_bytes(tmp_path, capsys):
-    out_json = tmp_path / "bench.json"
-    bench_main(["--quick", "--models", "mlp", "--backends", "capture-cpu", "--modes", "train", "--repeats", "2",
-                "--no-progress", "--json", str(out_json)])
-    row, = json.loads(out_json.read_text())["rows"]
-    assert (row["backend"], row["status"], row["correct"]) == ("capture-cpu", "ok", True)
+    row = _mlp_capture_cpu_row(tmp_path, "train")
     assert row["fw_kernels"] >= 2 and row["bw_kernels"] >= 2       # ReLUs (and small GEMMs) forward, masks backward
     assert row["fw_bytes"] > 0 and row["bw_bytes"] > 0
     assert row["kernels"] == row["fw_kernels"] + row["bw_kernels"]

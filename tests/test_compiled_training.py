@@ -159,13 +159,18 @@ def assert_close(actual, expected, what, atol=ATOL):
 
 # --------------------------------------------------------------------------- training
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_adamw_steps_match_eager(name):
+def _model_pair(name: str):
+    """(model, output picker, eager copy, compiled model, input maker) for MODELS[name],
+    built with seed 0."""
     make, make_inputs = MODELS[name]
     torch.manual_seed(0)
     model, pick = make()
-    eager = copy.deepcopy(model)
-    compiled = capture.compile(model, backend="triton")
+    return model, pick, copy.deepcopy(model), capture.compile(model, backend="triton"), make_inputs
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_adamw_steps_match_eager(name):
+    model, pick, eager, compiled, make_inputs = _model_pair(name)
     # eps above the rounding noise of gradients that are zero in exact arithmetic (a key
     # bias under softmax): AdamW divides by sqrt(v) + eps and would turn noise of 1e-9
     # into full-size steps, different in two runs that both compute the noise correctly.
@@ -320,11 +325,7 @@ def test_rand_like_and_bernoulli_reproduce_eagers_values():
 
 @pytest.mark.parametrize("name", ["mlp", "convnet_batchnorm", "gpt2_block"])
 def test_saved_activations_take_no_more_memory_than_eagers(name):
-    make, make_inputs = MODELS[name]
-    torch.manual_seed(0)
-    model, _ = make()
-    eager = copy.deepcopy(model)
-    compiled = capture.compile(model, backend="triton")
+    model, _, eager, compiled, make_inputs = _model_pair(name)
     inputs = make_inputs()
     compiled(*inputs)                                   # compile first
     saved = training.saved_activation_bytes(model, compiled, inputs)
