@@ -115,11 +115,12 @@ class CompiledCapture:
             # autograd's wrapper would only turn grad mode off around it (outputs must
             # not require grad when an input does); layouts are still held (``direct``
             # is the ``layout.held_to_layouts`` callable).
+            flat = [*args, *self.flat.lifted_values()]
             if not torch.is_grad_enabled():
-                return restore_output_kind(direct([*args, *self.flat.lifted_values()]), self._output_kind)
+                return restore_output_kind(direct(flat), self._output_kind)
             torch._C._set_grad_enabled(False)
             try:
-                outs = direct([*args, *self.flat.lifted_values()])
+                outs = direct(flat)
             finally:
                 torch._C._set_grad_enabled(True)
             return restore_output_kind(outs, self._output_kind)
