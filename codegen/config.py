@@ -304,6 +304,16 @@ CPP_PARALLEL_MIN_ELEMENTS = 32768
 # stays in L2; longer rows recompute them).
 CPP_ROW_VALUES_MAX = 16384
 
+# Column sums (a reduction along an outer dimension: bias and layer-norm weight gradients)
+# run rows outside, columns inside (codegen/emit/cpp_outer.py), the rows cut into this
+# many chunks: OpenMP's unit of work, each with its own row of partial sums, combined in
+# chunk order (results depend on shapes only, not on threads). 8 chunks keep 2-4 cores
+# busy and add 7 vector adds per column at the end.
+CPP_OUTER_CHUNKS = 8
+# The partial sums live on the calling thread's stack: at most this many bytes (else
+# fewer chunks; the row form when even one row does not fit).
+CPP_OUTER_PARTIALS_MAX_BYTES = 64 << 10
+
 # Small float32 matrix products as the C template (codegen/emit/cpp_templates.py: dot
 # products along k, the neighbouring pointwise work fused) instead of torch's GEMM, when
 # b is read along k (a linear layer's weight; the lowering checks). A library call costs
