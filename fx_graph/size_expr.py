@@ -47,6 +47,8 @@ class _Printer:
             return self._mul(e)
         if isinstance(e, (sympy.Pow, F.PowByNatural)) and isinstance(e.args[1], sympy.Integer):
             return f"{self.atom(e.args[0])} ** {int(e.args[1])}"
+        if isinstance(e, (F.FloatPow, sympy.Pow)):             # 1 / sqrt(head size): SDPA's scale
+            return f"{self.atom(e.args[0])} ** {self.atom(e.args[1])}"
         if isinstance(e, F.FloorDiv):
             return f"{self.atom(e.args[0])} // {self.atom(e.args[1])}"
         if isinstance(e, F.CleanDiv):

@@ -205,3 +205,61 @@ def test_matmul_template_over_a_symbolic_row_count():
     assert _ran_generated(graphs) == 3
     assert [k.kind for g in graphs for k in g.kernels] == ["matmul"]
     assert graphs[0].kernels[0].signature()["M"] == "i32"
+
+
+def gpt2_attention(x, w, tril):
+    """GPT-2's block: q, k, v split into heads, scaled scores, the causal mask buffer
+    sliced to the sequence length, softmax, heads merged back."""
+    batch, seq, width = x.shape
+    q, k, v = (x @ w).split(width, 2)
+    q, k, v = (t.view(batch, seq, 2, width // 2).transpose(1, 2) for t in (q, k, v))
+    att = (q @ k.transpose(-2, -1)) * 0.25
+    att = att.masked_fill(tril[:, :, :seq, :seq] == 0, float("-inf"))
+    return (att.softmax(-1) @ v).transpose(1, 2).contiguous().view(batch, seq, width)
+
+
+def sdpa_with_padding_mask(q, k, v, keep):
+    """BERT's: an additive mask from a (batch, keys) padding mask."""
+    additive = (1.0 - keep[:, None, None, :].to(q.dtype)) * -10000.0
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=additive), \
+        F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_attention_template_over_symbolic_batch_and_sequence_length():
+    """The fused flash-attention kernel serves every (batch, sequence length): rows and
+    keys are runtime arguments, ragged blocks masked, the grid follows them; the heads'
+    merge stays the kernel's epilogue. Automatic dynamic: a static graph, then one
+    symbolic graph per function for the other sizes; outputs equal eager at each."""
+    w, tril = torch.randn(32, 96), torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64)
+    gpt2 = capture.compile(gpt2_attention, backend="triton")
+    bert = capture.compile(sdpa_with_padding_mask, backend="triton")
+    pairs = [(2, 5), (3, 17), (2, 40), (5, 3)]
+    for batch, seq in pairs:
+        x = torch.randn(batch, seq, 32)
+        assert_same(gpt2(x, w, tril), gpt2_attention(x, w, tril), atol=1e-4, rtol=1e-4)
+        q, k, v = (torch.randn(batch, 2, seq, 16) for _ in range(3))
+        keep = torch.rand(batch, seq) > 0.3
+        keep[:, 0] = True
+        assert_same(bert(q, k, v, keep), sdpa_with_padding_mask(q, k, v, keep), atol=1e-5, rtol=1e-5)
+    assert n_entries(gpt2_attention) == n_entries(sdpa_with_padding_mask) == 2
+    graphs = list(COMPILED)
+    assert _ran_generated(graphs) == 2 * len(pairs)
+    symbolic = [g for g in graphs if any("i32" in k.signature().values() for k in g.kernels)]
+    assert len(symbolic) == 2
+    attention = [k for g in symbolic for k in g.kernels if k.kind == "attention"]
+    assert len(attention) == 3                           # GPT-2's, BERT's padded and causal ones
+    assert all(k.signature()["M"] == k.signature()["KV"] == "i32" for k in attention)
+    assert all(k.source.count("tl.dot(") == 2 for k in attention)        # the scores never reach memory
+
+
+def test_half_type_attention_over_symbolic_sizes_fills_the_mask_in_the_kernel():
+    """bf16 GPT-2 attention: the mask's -inf, a bf16 constant, is converted in the kernel
+    (a literal becomes a 0-d block first); the symbolic graph keeps the fused kernel."""
+    w, tril = torch.randn(32, 96).bfloat16(), torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64).bfloat16()
+    gpt2 = capture.compile(gpt2_attention, backend="triton")
+    for batch, seq in [(2, 5), (3, 17), (2, 33)]:
+        x = torch.randn(batch, seq, 32).bfloat16()
+        assert_same(gpt2(x, w, tril), gpt2_attention(x, w, tril), atol=3e-2, rtol=3e-2)
+    graphs = list(COMPILED)
+    assert _ran_generated(graphs) == 3
+    assert [k.kind for g in graphs for k in g.kernels].count("attention") == 2

@@ -142,6 +142,22 @@ def test_shape_arithmetic_views_slices_and_returned_sizes():
     assert "L['y'].size()[1] == L['x'].size()[1]" in guards  # the add
 
 
+def sdpa(q, k, v):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def test_a_float_computed_from_a_size_is_guarded_readably():
+    """SDPA's default scale is 1 / sqrt(head size): with ``dynamic=True`` a float power of
+    a symbolic size; the decomposition's relation on it is guarded and printed (it raised
+    an internal error before)."""
+    cf = capture.compile(sdpa, backend="cpu", dynamic=True)
+    for rows, dim in ((5, 8), (7, 12)):
+        q, k, v = (torch.randn(2, rows, dim) for _ in range(3))
+        check(cf, sdpa, q, k, v)
+    assert n_entries(sdpa) == 1
+    assert any("** (0.5)" in g for g in entries(sdpa)[0].guard.readable()), [g for g in entries(sdpa)[0].guard.readable() if "size" in g]
+
+
 def test_a_call_breaking_a_slice_relation_fails_like_eager():
     cf = capture.compile(shape_code, backend="eager", dynamic=True)
     check(cf, shape_code, torch.randn(8, 3), torch.randn(8, 3))

@@ -26,7 +26,7 @@ import torch
 from codegen import config
 from codegen.emit.triton_ops import TL_DTYPES, convert
 from codegen.emit.triton_templates import MatmulEmitter
-from codegen.ir import Load, indexing
+from codegen.ir import Load, indexing, sizes
 
 _BLOCKS = {"b": ("bid", None), "m": ("rm", "m_mask"), "n": ("rn", "n_mask"), "qd": ("rqd", "qd_mask"),
            "kd": ("rkd", "kd_mask"), "kvc": ("rkvc", "kvc_mask"), "kvr": ("rkvr", "kvr_mask")}
@@ -54,7 +54,9 @@ class AttentionEmitter(MatmulEmitter):
         self.taken |= ATTENTION_NAMES
 
     def configs(self) -> list:
-        return config.attention_configs(self.m, self.k, self.template.head_dim, self.n, self.fma)
+        # symbolic rows/keys: blocks for this call's sizes (a speed choice, no guard)
+        return config.attention_configs(sizes.hint(self.m), sizes.hint(self.k), self.template.head_dim, self.n,
+                                        self.fma)
 
     def _shape_vars(self, names) -> frozenset:
         names = frozenset(names) - {"b"}
@@ -125,7 +127,9 @@ class AttentionEmitter(MatmulEmitter):
         return [("M", self.m), ("N", self.n), ("KV", self.keys), ("D", self.head_dim)]
 
     def grid(self) -> tuple:
-        return (-(-self.m // self.cfg["BLOCK_M"]), self.batch)
+        """Programs over query-row blocks and (batch, head); source for the wrapper where symbolic."""
+        batch = self.batch if sizes.is_static(self.batch) else sizes.source(self.batch)
+        return (sizes.blocks(self.m, self.cfg["BLOCK_M"]), batch)
 
     def description(self) -> str:
         return (f"# attention template: {self.batch} x softmax(({self.m} x {self.head_dim}) @ ({self.head_dim} x "

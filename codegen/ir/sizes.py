@@ -128,6 +128,13 @@ def lt(a, b) -> bool:
     return provable(sympy.Lt(a, b))
 
 
+def equal(a, b) -> bool:
+    """``a == b`` for every size."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return sympy.expand(a - b) == 0 or provable(sympy.Eq(a, b))
+
+
 def divides(d, n) -> bool:
     """``d`` divides ``n`` for every size."""
     if isinstance(d, int) and isinstance(n, int):

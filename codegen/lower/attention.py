@@ -19,12 +19,13 @@ masks are computed in the kernel. The emitter runs an online softmax over key bl
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import fx
 
 from codegen import config
-from codegen.ir import AttentionTemplate, Buffer, BufferValue, Lazy, Load, indexing
+from codegen.ir import AttentionTemplate, Buffer, BufferValue, Lazy, Load, indexing, sizes
 from codegen.lower.registry import Unlowerable
 from codegen.lower.rules import lookup
 
@@ -51,6 +52,16 @@ def _packet(node):
 def _shape(node):
     val = node.meta.get("val")
     return tuple(val.shape) if isinstance(val, torch.Tensor) else None
+
+
+# reads of a tensor's metadata: the lowering takes them from the fake tensors, not the data
+_SIZE_READS = {aten.sym_size.int, aten.sym_stride.int, aten.sym_numel.default, aten.sym_storage_offset.default}
+
+
+def _data_inputs(node) -> list:
+    """The tensors ``node`` reads (not the sizes: a symbolic graph's ``sym_size`` reads of
+    other tensors are no data path)."""
+    return [a for a in node.all_input_nodes if isinstance(a.meta.get("val"), torch.Tensor)]
 
 
 def _through_reshapes(node, internal: set):
@@ -117,8 +128,8 @@ def _chain(scores, t) -> list | None:
         if node.op != "call_function":
             return None
         found.add(node)
-        stack += [a for a in node.all_input_nodes]
-    reached = {a for n in found for a in n.all_input_nodes}
+        stack += _data_inputs(node)
+    reached = {a for n in found for a in _data_inputs(n)}
     if scores not in reached and t is not scores:
         return None
     return sorted(found, key=order.get)
@@ -147,7 +158,7 @@ def match(gm: fx.GraphModule) -> dict:
             continue
         scores, chain = chain
         internal |= set(chain) | {scores}
-        users_ok = all(u in internal or u is out for n in internal for u in n.users)
+        users_ok = all(u in internal or u is out or u.target in _SIZE_READS for n in internal for u in n.users)
         if users_ok:
             found[out] = Match(out, scores, t, chain, internal, safe)
     return found
@@ -164,7 +175,7 @@ def _chain_from(t, internal):
         if _packet(node) is aten.bmm and node is not t:
             chain = _chain(node, t)
             return None if chain is None else (node, chain)
-        stack += node.all_input_nodes
+        stack += _data_inputs(node)
     return None
 
 
@@ -177,7 +188,10 @@ def lower(g, m: Match):
     shape, dtype = _shape(m.out), m.out.meta["val"].dtype
     batch, rows, depth = q.shape
     cols, dv = k.shape[2], v.shape[2]
-    reason = config.use_attention_template(batch, rows, cols, depth, dv, dtype)
+    if not (sizes.is_static(depth) and sizes.is_static(dv)):
+        return None               # a head is one block (BLOCK_D, BLOCK_N): its sizes must be known
+    # batch, rows and keys may be symbolic: runtime arguments, any value (this call's for heuristics)
+    reason = config.use_attention_template(sizes.hint(batch), sizes.hint(rows), sizes.hint(cols), depth, dv, dtype)
     if reason is not None or any(getattr(x, "dtype", None) != dtype for x in (q, k, v)):
         return None
     marker = Buffer(g.unique(f"{m.scores.name}_tile"), (batch, rows, cols),
@@ -222,7 +236,7 @@ def _score_function(g, m: Match, marker: Buffer, shape):
                 g.env[n] = value
     if t.shape == shape:
         return t.load
-    if len(t.shape) < 1 or torch.Size(t.shape).numel() != torch.Size(shape).numel():
+    if len(t.shape) < 1 or not sizes.equal(math.prod(t.shape), math.prod(shape)):
         return None
 
     def load(index):              # t is a reshape of the scores: same row-major order

@@ -102,8 +102,7 @@ class GraphLowering:
     # ---------------------------------------------------------------- driver
     def run(self) -> "GraphLowering":
         placeholders = iter(self.example_inputs)
-        # the fused attention template is generated for static sizes only (yet)
-        fused = attention.match(self.gm) if "attention" in self.templates and not self.symbolic else {}
+        fused = attention.match(self.gm) if "attention" in self.templates else {}
         deferred = {n: out for out, m in fused.items() for n in m.internal}    # lowered only if not fused
         for node in self.gm.graph.nodes:
             if node in deferred:

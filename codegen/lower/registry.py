@@ -80,6 +80,8 @@ def cast(expr: Expr, dtype: torch.dtype) -> Expr:
     if dtype != target:                     # float16/bfloat16: round, then compute in float32
         if expr.dtype == dtype:
             return expr
+        if isinstance(expr, Const):         # rounded here (a literal has no .to() in Triton)
+            return Const(torch.tensor(expr.value, dtype=dtype).item(), target)
         return Op("to", [Op("to", [expr], dtype, (dtype,))], target, (target,))
     if expr.dtype == target:
         return expr

@@ -26,8 +26,6 @@ def permuted_index(comp, placed: dict, variables: list):
     if comp.is_reduction or comp.template is not None:
         return None
     shape = list(comp.buffer.shape)
-    if not all(sizes.is_static(s) for s in shape):
-        return None
     loop = fresh_index(shape, prefix="e")
     target = _product_load(comp.body(loop), placed)
     if target is None:
@@ -37,14 +35,15 @@ def permuted_index(comp, placed: dict, variables: list):
     if not strides or store_index.const != 0:
         return None
     by_var = {v.terms and next(iter(v.terms)): v for v in variables if not v.is_constant()}
-    template_vars = sorted(((sv, atom) for atom, sv in strides.items() if atom in by_var and sizes.is_static(sv)),
-                           key=lambda p: -p[0])
+    # largest stride first (this call's sizes order symbolic strides; place() checks the result)
+    template_vars = sorted(((sv, atom) for atom, sv in strides.items() if atom in by_var),
+                           key=lambda p: -sizes.hint(p[0]))
     if load_index.const != 0:
         return None
     parts: dict = {}                # loop var name -> [(radix, extent, digit over template vars)]
     for atom, coef in load_index.terms.items():
         digit = _digit(atom)
-        if digit is None or not sizes.is_static(coef):
+        if digit is None:
             return None
         name, radix, extent = digit
         mapped = _as_template_digit(coef, extent, template_vars, by_var)
@@ -53,7 +52,7 @@ def permuted_index(comp, placed: dict, variables: list):
         parts.setdefault(name, []).append((radix, extent, mapped))
     index = []
     for d, size in enumerate(shape):
-        if size == 1:
+        if sizes.is_static(size) and size == 1:
             index.append(indexing.const(0))
             continue
         rebuilt = _rebuild(parts.get(f"e{d}", []), size)
@@ -82,7 +81,11 @@ def _digit(atom):
         if not _is_var(inner):
             return None
         (var, _), = inner.terms.items()
-        return var.name, atom.divisor, -(-var.size // atom.divisor)
+        if sizes.is_static(var.size) and sizes.is_static(atom.divisor):
+            return var.name, atom.divisor, -(-var.size // atom.divisor)
+        if not sizes.divides(atom.divisor, var.size):
+            return None
+        return var.name, atom.divisor, sizes.quotient(var.size, atom.divisor)
     if not isinstance(atom, indexing.Mod):
         return None
     if len(inner.terms) == 1 and inner.const == 0:
@@ -99,16 +102,16 @@ def _is_var(expr) -> bool:
     if len(expr.terms) != 1 or expr.const != 0:
         return False
     (atom, coef), = expr.terms.items()
-    return coef == 1 and isinstance(atom, indexing.Var) and sizes.is_static(atom.size)
+    return coef == 1 and isinstance(atom, indexing.Var)
 
 
 def _as_template_digit(coef, extent, template_vars, by_var):
     """``(v // (coef / stride_v)) % extent`` for the template variable whose stride
     divides ``coef`` (the largest such stride), or None."""
     for stride, atom in template_vars:
-        if stride <= coef and coef % stride == 0:
-            step = coef // stride
-            if step * extent > atom.size:
+        if sizes.le(stride, coef) and sizes.divides(stride, coef):
+            step = sizes.quotient(coef, stride)
+            if not sizes.le(step * extent, atom.size):
                 return None
             return indexing.mod(indexing.floordiv(by_var[atom], step), extent)
     return None
@@ -117,9 +120,9 @@ def _as_template_digit(coef, extent, template_vars, by_var):
 def _rebuild(pieces, size):
     """``sum(radix * digit)`` when the pieces' radices tile ``[1, size)`` exactly."""
     total, expected = indexing.const(0), 1
-    for radix, extent, digit in sorted(pieces, key=lambda p: p[0]):
-        if radix != expected:
+    for radix, extent, digit in sorted(pieces, key=lambda p: sizes.hint(p[0])):
+        if not sizes.equal(radix, expected):
             return None
         total = total + digit * radix
-        expected = radix * extent
-    return total if expected == size else None
+        expected = sizes.of(radix * extent)
+    return total if sizes.equal(expected, size) else None
