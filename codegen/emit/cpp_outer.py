@@ -180,11 +180,14 @@ def outer_chunks(emitter: CppKernelEmitter) -> int:
 
 
 def _columns_contiguous(emitter) -> bool:
-    """More accesses step by one element along the innermost column loop than along the
-    innermost reduced loop."""
+    """Of the accesses that walk the reduced loops, more step by one element along the
+    innermost column loop than along the innermost reduced loop."""
     x, r = emitter.x_loops[-1].name, emitter.r_loops[-1].name
+    reduced = {loop.name for loop in emitter.r_loops}
     along_x = along_r = 0
     for index in emitter._indices():
+        if not reduced & {v.name for v in index.variables()}:
+            continue
         coefs = {atom.name: coef for atom, coef in index.terms.items() if isinstance(atom, indexing.Var)}
         along_x += coefs.get(x) == 1
         along_r += coefs.get(r) == 1

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from codegen import config
 from codegen.emit.cpp import CppKernelEmitter, Loop, index_c
+from codegen.emit.cpp_lanes import CppLanesEmitter
 from codegen.emit.cpp_outer import CppOuterReductionEmitter
 from codegen.ir import Load, indexing
 
@@ -45,14 +46,15 @@ TEMPLATES = ("matmul",)     # the template kinds this emitter has (``GraphLoweri
 
 
 def emitter_for(kernel, placed, name: str, fx_order: dict) -> CppKernelEmitter:
-    """The emitter for ``kernel``: the template's, the outer-reduction one (column sums)
-    or the pointwise/rows one."""
+    """The emitter for ``kernel``: the template's, the outer-reduction one (column sums),
+    the rows one (with lanes of partial sums where they apply) or the pointwise one."""
     if kernel.space.template == "matmul":
         return CppMatmulEmitter(kernel, placed, name, fx_order)
     if kernel.space.is_rows:
         outer = CppOuterReductionEmitter(kernel, placed, name, fx_order)
         if outer.chunks:
             return outer
+        return CppLanesEmitter(kernel, placed, name, fx_order)
     return CppKernelEmitter(kernel, placed, name, fx_order)
 
 

@@ -1,7 +1,10 @@
-"""Column sums in the C emitter (codegen/emit/cpp_outer.py): rows outside, contiguous
-columns inside with chunked partial sums; against eager, with full-size values stored
-in the same pass or after the sums, per-column values, half types and integers, row
-counts the chunks do not divide, and the same bits for any thread count."""
+"""Reductions in the C emitter's two special forms, against eager.
+
+Column sums (codegen/emit/cpp_outer.py): rows outside, contiguous columns inside with
+chunked partial sums; full-size values stored in the same pass or after the sums,
+per-column values, half types and integers, row counts the chunks do not divide, and
+the same bits for any thread count. Row sums and max/min along a contiguous row
+(codegen/emit/cpp_lanes.py): lanes of partials, NaN and infinities in any lane."""
 import pytest
 import torch
 
@@ -69,3 +72,40 @@ def test_same_bits_for_any_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
+
+
+def _lanes(compiled) -> bool:
+    return any("_lanes[" in k.source for k in compiled.kernels)
+
+
+def test_layer_norm_sums_keep_lanes_of_partials():
+    compiled = check(lambda x, w, b: torch.nn.functional.layer_norm(x, (768,), w, b),
+                     _randn(8, 768), _randn(768, seed=1), _randn(768, seed=2), **SUM_TOL)
+    assert _lanes(compiled) and compiled.stats.n_kernels == 1
+
+
+@pytest.mark.parametrize("op", ["amax", "amin", "softmax"])
+def test_max_and_min_lanes_with_nan_and_infinities_in_single_lanes(op):
+    x = _randn(6, 4, 96)
+    x[1, 2, 37] = float("nan")
+    x[2, 0, 5] = float("inf")
+    x[3, 1, 95] = float("-inf")
+    x[4, 3, :] = float("-inf")
+    x[5, 0, 64] = float("nan")
+    fn = {"amax": lambda x: x.amax(-1), "amin": lambda x: x.amin(-1),
+          "softmax": lambda x: torch.softmax(x, -1)}[op]
+    compiled = check(fn, x, **SUM_TOL)
+    assert _lanes(compiled)
+
+
+def test_rows_not_a_multiple_of_the_lanes_keep_one_accumulator():
+    compiled = check(lambda x: x.sum(-1), _randn(16, 100), **SUM_TOL)
+    assert not _lanes(compiled) and not _outer(compiled)
+
+
+def test_gathered_rows_check_their_index_once_per_row_and_still_raise():
+    weight, ids = _randn(10, 64), torch.tensor([[1, 9], [0, 3]])
+    compiled = check(lambda w, i: torch.nn.functional.embedding(i, w).sum(-1), weight, ids, **SUM_TOL)
+    assert _lanes(compiled)
+    with pytest.raises(IndexError):
+        compiled(weight, torch.tensor([[1, 10], [0, 3]]))
