@@ -219,6 +219,9 @@ class GraphLowering:
         def body(full, value=value):
             return cast(value.load(full), acc_dtype)
         buffer = self.new_buffer(name, out_shape, out_dtype)
+        if buffer.numel == 0:
+            self.empty_buffers.append(buffer)            # no rows to reduce: allocated only
+            return BufferValue(buffer)
         self.nodes.append(Computation(buffer, body, [node.name], tuple(value.shape), tuple(dims), reduction, keepdim))
         return BufferValue(buffer)
 

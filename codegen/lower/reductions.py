@@ -188,9 +188,18 @@ def _all(g, node, a, dim=None, keepdim=False):
     return _logical(g, node, a, dim, keepdim, "min")
 
 
+def _nonzero(n, what: str):
+    """``n``, a divisor; a static 0 (a mean over an empty dimension, a variance over one
+    element) divides by zero: eager's nan or inf, not written by our kernels."""
+    if sizes.is_static(n) and n == 0:
+        raise Unlowerable(f"{what} divides by a count of 0")
+    return n
+
+
 def _divided(node, total, n, shape, dtype):
     """Lazy ``total / n`` with the output's shape and dtype."""
     compute = compute_dtype(dtype)
+    n = _nonzero(n, "a mean")
 
     def body(index):
         value = Op("truediv", [cast(total.load(index), compute), size_value(n, compute)], compute)
@@ -227,7 +236,7 @@ def _variance(g, node, a, dim, correction, keepdim, shape, dtype):
         return Op("mul", [deviation, deviation], acc)
     squares = Lazy(a.shape, acc, squared_deviation)
     ssd = g.reduce(node, squares, dims, "sum", keepdim, acc, acc, name=f"{node.name}_ssd")
-    divisor = _corrected(n, 1 if correction is None else correction)
+    divisor = _nonzero(_corrected(n, 1 if correction is None else correction), "a variance")
 
     def var_body(index):
         value = Op("truediv", [ssd.load(index), size_value(divisor, acc)], acc, label=f"{node.name}_var")

@@ -119,7 +119,9 @@ def _merged(pairs):
 
 
 def reduction_space(comp: Computation) -> Space:
-    pairs = _merged((s, "r" if d in comp.reduced_dims else "x") for d, s in enumerate(comp.input_shape))
+    # A reduction over one element (every input dim 1: ``x.sum()`` of a 1-element
+    # tensor) keeps one reduced dim of size 1, so its space is still a row space.
+    pairs = _merged((s, "r" if d in comp.reduced_dims else "x") for d, s in enumerate(comp.input_shape)) or [(1, "r")]
     x_dims = tuple(s for s, k in pairs if k == "x")
     r_dims = tuple(s for s, k in pairs if k == "r")
     return Space(_product(x_dims), _product(r_dims), x_dims, r_dims,
