@@ -43,6 +43,7 @@ class CompiledGraph:
         self.compile_seconds = 0.0
         self._call = None
         self._lifted = ()
+        self._written = ()                   # positions of the inputs the graph writes back
         self._output_kind = "tuple"
         self._ran = False
         self.generated_calls = 0             # calls that ran the generated code (not the captured graph)
@@ -52,6 +53,7 @@ class CompiledGraph:
         self._call, self.lowering, self.decomposed = call, lowering, decomposed
         self.kernels, self.wrapper_source, self.stats = kernels, wrapper_source, stats
         self._lifted = decomposed.meta.get("lifted_inputs", ())
+        self._written = written_inputs(decomposed)
         self._output_kind = decomposed.meta.get("output_kind", "tuple")
 
     @property
@@ -74,7 +76,7 @@ class CompiledGraph:
         if self._call is None:
             return self.gm(*args)
         lifted = [item.fetch() for item in self._lifted]
-        reason = None if self.functional else runs_as_captured(list(args) + lifted)
+        reason = None if self.functional else runs_as_captured(list(args) + lifted, written=self._written)
         if reason is not None:
             log.debug("codegen: this call runs as captured: %s", reason)
             return self.gm(*args)
@@ -123,14 +125,33 @@ class CompiledGraph:
         return "\n".join(lines)
 
 
-def runs_as_captured(tensors, emitter: str = "triton", functional: bool = False) -> str | None:
+def runs_as_captured(tensors, emitter: str = "triton", functional: bool = False, written=()) -> str | None:
     """The one place that decides a graph (or a call) runs the captured graph instead of
     generated code: None to run generated code, else the reason. A captured graph
-    compiled directly (``compile_graph``) is inference only; the compiled path's graphs
-    (``functional``, from ``compile_functional``) run under its autograd.Function."""
+    compiled directly (``compile_graph``) is inference only, and its functionalized
+    graph reads its inputs as distinct tensors: a call where an input it writes
+    (``written``: positions) shares memory with another input runs as captured (the
+    compiled path's graphs, ``functional``, rebase such inputs themselves and run under
+    its autograd.Function)."""
     if not functional and torch.is_grad_enabled() and any(
             isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
         return "a tensor requires grad while grad mode is on (compile_graph is inference only)"
+    if written and _shares_written_memory(tensors, written):
+        return "an input the graph writes shares memory with another input (compile_graph reads them as distinct)"
     if emitter == "cpp" and any(isinstance(t, torch.Tensor) and t.device.type != "cpu" for t in tensors):
         return "the C emitter compiles graphs of CPU tensors only"
     return None
+
+
+def written_inputs(decomposed) -> tuple:
+    """Positions of the placeholders a decomposed graph writes back (``aten.copy_`` into
+    an input: ``fx_graph.decompose``'s functionalization)."""
+    positions = {n: i for i, n in enumerate(n for n in decomposed.graph.nodes if n.op == "placeholder")}
+    return tuple(sorted({positions[n.args[0]] for n in decomposed.graph.nodes
+                         if n.op == "call_function" and n.target is torch.ops.aten.copy_.default
+                         and n.args[0] in positions}))
+
+
+def _shares_written_memory(tensors, written) -> bool:
+    storages = [t.untyped_storage()._cdata if isinstance(t, torch.Tensor) and t.numel() else None for t in tensors]
+    return any(storages[i] is not None and storages.count(storages[i]) > 1 for i in written)
