@@ -12,7 +12,11 @@ each carrying its fake tensor in ``node.meta["val"]``:
   the front end) are lifted to extra placeholders after the graph's own inputs
   (``fx_graph.lifting``), so the trace never mixes real and fake tensors and a module
   update (optimizer step, BatchNorm running statistics) is read or written at call time;
-* random ops are not decomposed (``passes.is_random``): they draw eager's numbers.
+* random ops are not decomposed (``passes.is_random``): they draw eager's numbers;
+* an output eager returns as a written input or a view of it (``return x.add_(1)``,
+  ``x.mul_(2); return x[0]``) is functionalized into a view of the new value: it is
+  pointed back at the input's placeholder (the code generator returns inputs and their
+  views as the caller's tensors, after the write-back).
 
 ``gm.meta["lifted_inputs"]`` lists those extra placeholders as ``LiftedInput``s;
 ``lifted_values(gm)`` fetches their current tensors for a call. The decomposed graph
@@ -126,6 +130,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
         raise DecomposeError("in-place ops left after functionalization: "
                              + ", ".join(sorted({str(n.target) for n in _inner_mutations(traced)})))
     _name_placeholders(traced, flat.placeholder_names())
+    _return_written_inputs(traced, gm, len(example_inputs))
     dead_code(traced)
     common_subexpressions(traced)
     traced.meta["lifted_inputs"] = tuple(lifted)
@@ -144,6 +149,75 @@ def _trace_inputs(gm, inputs, n_user):
     fake_mode = torch._guards.detect_fake_mode(fakes)
     lifted = [fake_mode.from_tensor(t, static_shapes=True) for t in inputs[n_user:]]
     return fakes + lifted, "real", fake_mode
+
+
+# --------------------------------------------------------------------------- written inputs returned
+
+
+def _return_written_inputs(traced: fx.GraphModule, gm: fx.GraphModule, n_user: int) -> None:
+    """Outputs the captured graph returns as a written input (or a view of one) come
+    out of functionalization as views of the value copied back into that input: rebuild
+    each view chain on the input's placeholder instead. Raises DecomposeError when an
+    output aliases a written input in a way not rebuilt here."""
+    captured_in = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"][:n_user]
+    captured_out = gm.graph.output_node().args[0]
+    captured_out = list(captured_out) if isinstance(captured_out, (tuple, list)) else [captured_out]
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    written = {n.args[0]: n.args[1] for n in traced.graph.nodes
+               if n.op == "call_function" and n.target is aten.copy_.default and n.args[0].op == "placeholder"}
+    output = traced.graph.output_node()
+    outs = list(output.args[0])
+    if not written or len(outs) != len(captured_out):
+        return
+    for i, item in enumerate(captured_out):
+        source = _input_aliased(getattr(item, "meta", {}).get("val"), captured_in)
+        if source is None or not isinstance(outs[i], fx.Node) or placeholders[source] not in written:
+            continue
+        chain = _view_chain(outs[i])
+        target = placeholders[source]
+        if chain[-1] is target:
+            continue
+        if chain[-1] is not written[target] or not _same_layout(chain[-1], target):
+            raise DecomposeError(f"output {i} is a written input or its view, not rebuilt as one")
+        rebuilt = target
+        with traced.graph.inserting_before(output):
+            for node in reversed(chain[:-1]):
+                rebuilt = traced.graph.node_copy(node, lambda a, n=node, r=rebuilt: r if a is n.args[0] else a)
+        outs[i] = rebuilt
+    output.args = (tuple(outs),)
+
+
+def _input_aliased(fake, inputs) -> int | None:
+    """The position of the input whose storage ``fake`` (an output's fake tensor) shares."""
+    if not isinstance(fake, torch.Tensor):
+        return None
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.untyped_storage()._cdata == fake.untyped_storage()._cdata:
+            return i
+    return None
+
+
+def _view_chain(node: fx.Node) -> list:
+    """[node, its view source, ..., the first node that is not a view of its first argument]."""
+    chain = [node]
+    while node.op == "call_function" and isinstance(node.args[0] if node.args else None, fx.Node) and _is_view(node):
+        node = node.args[0]
+        chain.append(node)
+    return chain
+
+
+def _is_view(node: fx.Node) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    if schema is None or node.target is aten.as_strided.default:      # absolute storage offsets
+        return False
+    return bool(schema.returns) and schema.returns[0].alias_info is not None and not schema.is_mutable
+
+
+def _same_layout(a: fx.Node, b: fx.Node) -> bool:
+    """Same sizes and strides (compared as text: comparing SymInts would add guards)."""
+    va, vb = a.meta.get("val"), b.meta.get("val")
+    return (isinstance(va, torch.Tensor) and isinstance(vb, torch.Tensor)
+            and str(tuple(va.shape)) == str(tuple(vb.shape)) and str(va.stride()) == str(vb.stride()))
 
 
 # --------------------------------------------------------------------------- cleanup
