@@ -68,6 +68,13 @@ def convert(value: str, target: torch.dtype) -> str:
     return _to(value, (target,), target)
 
 
+def _in_range(i: str, size, scalar: bool) -> str:
+    test = f"({i} >= 0) & ({i} < {sizes.source(size)})"
+    # A scalar comparison is int64, not int1, in Triton's interpreter (3.9): a load mask
+    # made with it fails ("mask has unsupported dtype"). tl.where gives int1; a GPU folds it.
+    return f"tl.where({test}, True, False)" if scalar else test
+
+
 # name -> (emitter(*arg_sources, attrs, dtype) -> source, helpers used: a tuple or attrs -> tuple)
 OPS = {
     "add": (_binary("+"), ()),
@@ -106,7 +113,7 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
-    "in_range": (lambda i, attrs, dtype: f"({i} >= 0) & ({i} < {sizes.source(attrs[0])})", ()),   # a gathered index, attrs: (size,)
+    "in_range": (lambda i, attrs, dtype: _in_range(i, *attrs), ()),   # a gathered index, attrs: (size, scalar)
     "div_floor_float": (_call("_div_floor_float"), ("_div_floor_float",)),
     "div_floor_int": (_call("_div_floor_int"), ("_div_floor_int",)),
     "div_trunc_int": (_binary("//"), ()),            # Triton's // on integers truncates, like C
