@@ -165,7 +165,12 @@ def build(source: str, module: bool):
 
 def run(fn, seed: int, aliasing: str, grad: bool):
     """Everything one call shows: outputs, inputs, grad mode, exception, printed text, grads."""
-    args, leaves = make_inputs(seed, aliasing, grad)
+    return run_call(fn, lambda: make_inputs(seed, aliasing, grad), seed, grad)
+
+
+def run_call(fn, inputs, seed: int, grad: bool):
+    """``run`` with inputs made by ``inputs()`` -> (args, leaves whose gradients are compared)."""
+    args, leaves = inputs()
     state = global_state()
     torch.manual_seed(seed)                          # random ops draw the same numbers
     printed = io.StringIO()
@@ -211,7 +216,9 @@ def differential(source: str, module: bool, seed: int, aliasing: str, grad: bool
     assert not fx_graph.compiled_path.INTERNAL_ERRORS, f"compiled path failed: {fx_graph.compiled_path.INTERNAL_ERRORS}{note}"
 
 
-def compare(c, e, e_module, c_module):
+def compare(c, e, e_module, c_module, intermediate_views=True):
+    """Everything ``run`` recorded, compiled ``c`` against eager ``e`` (``intermediate_views``:
+    see ``helpers_compare.assert_same_aliasing``)."""
     (c_out, c_args, c_state, c_exc, c_text, c_grads) = c
     (e_out, e_args, e_state, e_exc, e_text, e_grads) = e
     assert c_exc == e_exc, f"exception {c_exc} != eager's {e_exc}"
@@ -222,7 +229,7 @@ def compare(c, e, e_module, c_module):
         assert c_state == e_state, f"global state after the call {c_state} != eager's {e_state}"
     assert_same(c_out, e_out)
     assert_same(c_args, e_args, "inputs after the call")
-    assert_same_aliasing(c_out, c_args, e_out, e_args)
+    assert_same_aliasing(c_out, c_args, e_out, e_args, intermediate_views)
     for (path, ct), (_, et) in zip(tree_leaves(c_args, "in"), tree_leaves(e_args, "in")):
         assert_same_layout(ct, et, f"{path} after the call")
     if e_module is not None:
