@@ -4,6 +4,7 @@
 # an H100 ahead of time in a separate process (without the interpreter).
 import logging
 import os
+import warnings
 
 os.environ["TRITON_INTERPRET"] = "1"
 # codegen.generated_kernels() records every kernel of the session (test_codegen_sm90).
@@ -14,6 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import capture  # noqa: E402
+import fx_graph  # noqa: E402
 from bench.torchvision_cpu import make_importable  # noqa: E402
 
 # An internal error of capture fails the test that hit it (users get a warning and an
@@ -69,6 +71,17 @@ def _capture_reset():
     capture.reset()
     yield
     capture.reset()
+
+
+@pytest.fixture(autouse=True)
+def _internal_errors_fail():
+    """The compiled path's and the code generator's InternalErrorWarning fails the test
+    (pyproject's filter), also in modules that ignore RuntimeWarning (numpy's
+    divide-by-zero in masked-off interpreter lanes): a mark's filter wins over the ini's,
+    and InternalErrorWarning is a RuntimeWarning, so those modules hid our bugs. Set
+    here, inside pytest's per-test warning filters, it comes first."""
+    warnings.filterwarnings("error", category=fx_graph.InternalErrorWarning)
+    yield
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import codegen
+import fx_graph
 from helpers_codegen import assert_close, check, compile_fn, count_calls, count_loads, count_stores
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.usefixtures("emitter")]   # masked-off lanes divide by zero
@@ -275,7 +276,8 @@ def test_failure_on_first_call_falls_back_to_the_captured_graph(monkeypatch, cap
         raise RuntimeError("kernel failed to compile")
     monkeypatch.setattr(compiled, "_call", broken)
     x = torch.randn(4, 5)
-    with caplog.at_level(logging.WARNING, logger="capture.output_code"):
+    with caplog.at_level(logging.WARNING, logger="capture.output_code"), \
+            pytest.warns(fx_graph.InternalErrorWarning, match="kernel failed to compile"):
         assert_close(compiled(x), x.exp() * 2)
     assert compiled.runs_eagerly and "kernel failed to compile" in compiled.stats.eager_reason
     assert any("first call" in r.getMessage() for r in caplog.records)
@@ -287,7 +289,8 @@ def test_code_generator_errors_run_the_graph_as_captured(monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("bug")
     monkeypatch.setattr(compile_module, "_build", broken)
-    compiled = codegen.compile_graph(__import__("helpers_codegen").graph_of(lambda x: x + 1, 1), [torch.ones(2)])
+    with pytest.warns(fx_graph.InternalErrorWarning, match="KeyError"):
+        compiled = codegen.compile_graph(__import__("helpers_codegen").graph_of(lambda x: x + 1, 1), [torch.ones(2)])
     assert compiled.runs_eagerly and "internal error: KeyError" in compiled.stats.eager_reason
     assert_close(compiled(torch.ones(2)), torch.ones(2) + 1)
 
