@@ -45,7 +45,7 @@ from codegen import config
 from codegen.ir import indexing, sizes
 from codegen.ir import Const, IndexCheck, IndexValue, Load, Op, compute_dtype, in_range, loop_variables, unique_name, walk
 from codegen.stats import format_bytes
-from codegen.emit.triton_ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity
+from codegen.emit.triton_ops import HELPERS, OPS, SIGNATURE_DTYPES, TL_DTYPES, convert, literal, reduction_combine, reduction_identity, scalar_bool
 
 # The int32 a kernel sets to 1 where an index is out of range (``codegen.lower.indirect``); not
 # ``*_ptr``, so it can never be a buffer's parameter.
@@ -308,7 +308,7 @@ class KernelEmitter:
         names = {g: self.emit(g.value) for g in expr.index.gathered()}
         conditions = [self.emit(test) for test in in_range(expr.index.gathered())]
         if expr.predicate is not None:
-            conditions.append(self.emit(expr.predicate))
+            conditions.append(scalar_bool(self.emit(expr.predicate), loop_variables(expr.predicate)))
         shape_vars = {v.name for v in expr.index.variables()}
         for child in expr.children():
             shape_vars |= {v.name for v in loop_variables(child)}
@@ -322,7 +322,7 @@ class KernelEmitter:
         tests = [self.emit(t) for t in check.tests]
         conditions = list(check.tests) + ([check.predicate] if check.predicate is not None else [])
         shape_vars = {v.name for c in conditions for v in loop_variables(c)}
-        lanes = [self.mask_for(None, shape_vars)] + ([self.emit(check.predicate)] if check.predicate is not None else [])
+        lanes = [self.mask_for(None, shape_vars)] + [scalar_bool(self.emit(p), loop_variables(p)) for p in [check.predicate] if p is not None]
         bad = tests[0] if len(tests) == 1 else f"({' & '.join(tests)})"
         self._lines(scope).append(f"tl.store({INDEX_ERROR_FLAG} + tl.zeros_like({self.block_like(shape_vars)}), 1, "
                                   f"{' & '.join(lanes)} & ~{bad})")

@@ -68,11 +68,16 @@ def convert(value: str, target: torch.dtype) -> str:
     return _to(value, (target,), target)
 
 
+def scalar_bool(test: str, loop_variables) -> str:
+    """A bool test for a mask. One that depends on no loop variable is a scalar
+    comparison, which Triton's interpreter (3.9) types int64, not int1: a load or store
+    mask made with it fails ("mask has unsupported dtype"). tl.where gives int1 there; a
+    GPU compile folds it away."""
+    return test if loop_variables else f"tl.where({test}, True, False)"
+
+
 def _in_range(i: str, size, scalar: bool) -> str:
-    test = f"({i} >= 0) & ({i} < {sizes.source(size)})"
-    # A scalar comparison is int64, not int1, in Triton's interpreter (3.9): a load mask
-    # made with it fails ("mask has unsupported dtype"). tl.where gives int1; a GPU folds it.
-    return f"tl.where({test}, True, False)" if scalar else test
+    return scalar_bool(f"({i} >= 0) & ({i} < {sizes.source(size)})", not scalar)
 
 
 # name -> (emitter(*arg_sources, attrs, dtype) -> source, helpers used: a tuple or attrs -> tuple)
