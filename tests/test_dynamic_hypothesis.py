@@ -27,6 +27,8 @@ to count the programs per backend and mode.
 """
 from __future__ import annotations
 
+import copy
+import math
 import os
 import re
 import warnings
@@ -286,6 +288,9 @@ RETURNED_WRITE = "def prog(x, y):\n    a = x.add_(1)\n    y.mul_(2.0)\n    retur
 # a gather through one index for the whole kernel (a row of a 1-row tensor): its range
 # test was a scalar comparison, which Triton's interpreter does not type as a bool mask.
 SCALAR_GATHER = "def prog(x, y):\n    return x.index_select(0, torch.arange(x.shape[0] - 1, -1, -1)) * -1.0\n"
+# the same for a load's predicate: writing an empty slice of a 1-row input
+# (x[: x.shape[0] // 2] *= -1) reads under a scalar predicate.
+SCALAR_PREDICATE = "def prog(x, y):\n    x[: x.shape[0] // 2] *= -1.0\n    return x\n"
 
 
 @settings(max_examples=EXAMPLES, **COMMON)
@@ -295,6 +300,7 @@ SCALAR_GATHER = "def prog(x, y):\n    return x.index_select(0, torch.arange(x.sh
 @example(source=WRITTEN_ALIAS, sizes=[(8, 4), (5, 3)], mode="true", aliasing="same", backend="triton")
 @example(source=WRITTEN_ALIAS, sizes=[(8, 4), (5, 3)], mode="mark", aliasing="overlapping", backend="cpu")
 @example(source=SCALAR_GATHER, sizes=[(1, 5), (1, 3)], mode="none", aliasing="separate", backend="triton")
+@example(source=SCALAR_PREDICATE, sizes=[(1, 4), (1, 5)], mode="none", aliasing="separate", backend="triton")
 @example(source=RETURNED_WRITE, sizes=[(4, 3), (5, 6)], mode="true", aliasing="separate", backend="cpu")
 @given(source=program(), sizes=size_sequence(), mode=st.sampled_from(MODES),
        aliasing=st.sampled_from(ALIASING), backend=st.sampled_from(BACKENDS))
@@ -320,3 +326,54 @@ def test_symbolic_graph_returns_views_of_intermediates_as_eager():
     compiled = capture.compile(prog, backend="cpu", dynamic=True)
     a, t = compiled(torch.randn(4, 3))
     assert t._base is a
+
+
+# ------------------------------------------------------------------ training-shaped programs
+
+class TinyAttention(torch.nn.Module):
+    """A training step's shape: projections, layer norm, causal attention over the
+    sequence (mask from ``torch.arange`` of it), a pooled head and cross-entropy."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp, self.qkv = torch.nn.Linear(6, 8), torch.nn.Linear(8, 24)
+        self.norm, self.head = torch.nn.LayerNorm(8), torch.nn.Linear(8, 3)
+
+    def forward(self, x, target):
+        h = self.norm(torch.relu(self.inp(x)))
+        q, k, v = self.qkv(h).split(8, dim=-1)
+        seq = x.shape[1]
+        causal = torch.arange(seq)[None, :] > torch.arange(seq)[:, None]
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))).masked_fill(causal, float("-inf"))
+        out = h + torch.softmax(scores, -1) @ v
+        logits = self.head(out.mean(1))
+        return F.cross_entropy(logits, target), logits
+
+
+TRAIN_SIZES = [(4, 8), (3, 5), (1, 7), (6, 8), (2, 1)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_step_gradients_match_eager_at_every_size(backend, mode):
+    eager = TinyAttention()
+    model = copy.deepcopy(eager)
+    compiled = capture.compile(model, backend=backend, dynamic={"true": True}.get(mode))
+    for call, (batch, seq) in enumerate(TRAIN_SIZES):
+        g = torch.Generator().manual_seed(call)
+        x, target = torch.randn(batch, seq, 6, generator=g), torch.randint(0, 3, (batch,), generator=g)
+        if mode == "mark":
+            capture.mark_dynamic(x, [0, 1])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", fx_graph.InternalErrorWarning)
+            loss, logits = compiled(x, target)
+            loss.backward()
+        e_loss, e_logits = eager(x, target)
+        e_loss.backward()
+        where = f"call {call} at (batch, seq) = {(batch, seq)}, backend={backend}, dynamic={mode}"
+        assert not [w for w in caught if issubclass(w.category, fx_graph.InternalErrorWarning)], where
+        torch.testing.assert_close(logits, e_logits, rtol=1e-4, atol=1e-5, msg=lambda m: f"{where}: logits: {m}")
+        for (name, p), e_p in zip(model.named_parameters(), eager.parameters()):
+            torch.testing.assert_close(p.grad, e_p.grad, rtol=1e-4, atol=1e-5, msg=lambda m: f"{where}: {name}.grad: {m}")
+            p.grad, e_p.grad = None, None
