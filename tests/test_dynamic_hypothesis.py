@@ -289,8 +289,9 @@ RETURNED_WRITE = "def prog(x, y):\n    a = x.add_(1)\n    y.mul_(2.0)\n    retur
 # test was a scalar comparison, which Triton's interpreter does not type as a bool mask.
 SCALAR_GATHER = "def prog(x, y):\n    return x.index_select(0, torch.arange(x.shape[0] - 1, -1, -1)) * -1.0\n"
 # the same for a load's predicate: writing an empty slice of a 1-row input
-# (x[: x.shape[0] // 2] *= -1) reads under a scalar predicate.
-SCALAR_PREDICATE = "def prog(x, y):\n    x[: x.shape[0] // 2] *= -1.0\n    return x\n"
+# (x[: x.shape[0] // 2] *= -1) reads under a scalar predicate, alone or and-ed with a
+# block one (the row kernel of a (3, 13) input).
+SCALAR_PREDICATE = "def prog(x, y):\n    x[: x.shape[0] // 2] *= -1.0\n    return x * torch.arange(x.shape[1])\n"
 
 
 @settings(max_examples=EXAMPLES, **COMMON)
@@ -300,7 +301,7 @@ SCALAR_PREDICATE = "def prog(x, y):\n    x[: x.shape[0] // 2] *= -1.0\n    retur
 @example(source=WRITTEN_ALIAS, sizes=[(8, 4), (5, 3)], mode="true", aliasing="same", backend="triton")
 @example(source=WRITTEN_ALIAS, sizes=[(8, 4), (5, 3)], mode="mark", aliasing="overlapping", backend="cpu")
 @example(source=SCALAR_GATHER, sizes=[(1, 5), (1, 3)], mode="none", aliasing="separate", backend="triton")
-@example(source=SCALAR_PREDICATE, sizes=[(1, 4), (1, 5)], mode="none", aliasing="separate", backend="triton")
+@example(source=SCALAR_PREDICATE, sizes=[(1, 4), (3, 13)], mode="none", aliasing="separate", backend="triton")
 @example(source=RETURNED_WRITE, sizes=[(4, 3), (5, 6)], mode="true", aliasing="separate", backend="cpu")
 @given(source=program(), sizes=size_sequence(), mode=st.sampled_from(MODES),
        aliasing=st.sampled_from(ALIASING), backend=st.sampled_from(BACKENDS))

@@ -299,7 +299,7 @@ class KernelEmitter:
             self.covered.add(expr.label)
         args = [self.emit(a) for a in expr.args]
         hint = f"{args[0]}_in_range" if expr.name == "in_range" else expr.label
-        return emitter(*args, expr.attrs, expr.dtype), hint
+        return scalar_bool(emitter(*args, expr.attrs, expr.dtype), expr.dtype is not torch.bool or loop_variables(expr)), hint
 
     def _indirect_load(self, expr) -> str:
         """A load through gathered indices and/or under a predicate. A gathered index is
@@ -308,7 +308,7 @@ class KernelEmitter:
         names = {g: self.emit(g.value) for g in expr.index.gathered()}
         conditions = [self.emit(test) for test in in_range(expr.index.gathered())]
         if expr.predicate is not None:
-            conditions.append(scalar_bool(self.emit(expr.predicate), loop_variables(expr.predicate)))
+            conditions.append(self.emit(expr.predicate))
         shape_vars = {v.name for v in expr.index.variables()}
         for child in expr.children():
             shape_vars |= {v.name for v in loop_variables(child)}
@@ -322,7 +322,7 @@ class KernelEmitter:
         tests = [self.emit(t) for t in check.tests]
         conditions = list(check.tests) + ([check.predicate] if check.predicate is not None else [])
         shape_vars = {v.name for c in conditions for v in loop_variables(c)}
-        lanes = [self.mask_for(None, shape_vars)] + [scalar_bool(self.emit(p), loop_variables(p)) for p in [check.predicate] if p is not None]
+        lanes = [self.mask_for(None, shape_vars)] + ([self.emit(check.predicate)] if check.predicate is not None else [])
         bad = tests[0] if len(tests) == 1 else f"({' & '.join(tests)})"
         self._lines(scope).append(f"tl.store({INDEX_ERROR_FLAG} + tl.zeros_like({self.block_like(shape_vars)}), 1, "
                                   f"{' & '.join(lanes)} & ~{bad})")

@@ -68,16 +68,12 @@ def convert(value: str, target: torch.dtype) -> str:
     return _to(value, (target,), target)
 
 
-def scalar_bool(test: str, loop_variables) -> str:
-    """A bool test for a mask. One that depends on no loop variable is a scalar
+def scalar_bool(test: str, varies) -> str:
+    """A bool value that depends on no loop variable (not ``varies``) is a scalar
     comparison, which Triton's interpreter (3.9) types int64, not int1: a load or store
     mask made with it fails ("mask has unsupported dtype"). tl.where gives int1 there; a
     GPU compile folds it away."""
-    return test if loop_variables else f"tl.where({test}, True, False)"
-
-
-def _in_range(i: str, size, scalar: bool) -> str:
-    return scalar_bool(f"({i} >= 0) & ({i} < {sizes.source(size)})", not scalar)
+    return test if varies else f"tl.where({test}, True, False)"
 
 
 # name -> (emitter(*arg_sources, attrs, dtype) -> source, helpers used: a tuple or attrs -> tuple)
@@ -118,7 +114,7 @@ OPS = {
     "expm1": (_call("_expm1"), ("_expm1",)),
     "pow": (_call("_pow"), ("_pow",)),
     "where": (lambda c, a, b, attrs, dtype: f"tl.where({c}, {a}, {b})", ()),
-    "in_range": (lambda i, attrs, dtype: _in_range(i, *attrs), ()),   # a gathered index, attrs: (size, scalar)
+    "in_range": (lambda i, attrs, dtype: f"({i} >= 0) & ({i} < {sizes.source(attrs[0])})", ()),   # a gathered index, attrs: (size,)
     "div_floor_float": (_call("_div_floor_float"), ("_div_floor_float",)),
     "div_floor_int": (_call("_div_floor_int"), ("_div_floor_int",)),
     "div_trunc_int": (_binary("//"), ()),            # Triton's // on integers truncates, like C

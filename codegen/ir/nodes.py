@@ -218,9 +218,8 @@ def size_value(n, dtype: torch.dtype) -> Expr:
 
 def in_range(atoms) -> list:
     """One bool ``in_range`` Op per ``Gathered`` atom: true where it is in ``0 .. size-1``.
-    A load's mask and its op's ``IndexCheck`` share them (hash-consing). attrs: (size,
-    whether the value is one scalar for the whole kernel: no loop variable under it)."""
-    return [Op("in_range", [g.value], torch.bool, (g.size, not g.deps)) for g in atoms]
+    A load's mask and its op's ``IndexCheck`` share them (hash-consing)."""
+    return [Op("in_range", [g.value], torch.bool, (g.size,)) for g in atoms]
 
 
 def walk(expr: Expr):
