@@ -65,10 +65,10 @@ def compiled_path_refusal(gm: torch.fx.GraphModule, example_inputs: list) -> str
 
 
 def _generate(gm: torch.fx.GraphModule, example_inputs: list, emitter: str):
-    """``gm`` through the compiled path with ``emitter``; a graph with symbolic sizes
-    (dynamic shapes) goes to ``codegen.compile_graph``, which retraces it from its own
-    symbolic fakes (the compiled path traces from the example inputs: static sizes)."""
-    if fx_graph.has_symbolic_sizes(gm):
+    """``gm`` through the compiled path with ``emitter``; an inference graph with symbolic
+    sizes (dynamic shapes) goes to ``codegen.compile_graph``, which retraces it from its
+    own symbolic fakes (a training one: the compiled path traces those fakes too)."""
+    if fx_graph.has_symbolic_sizes(gm) and not fx_graph.needs_autograd(gm, example_inputs):
         return codegen.compile_graph(gm, example_inputs, emitter=emitter)
     return compiled_path(gm, example_inputs, functools.partial(codegen.compile_functional, emitter=emitter))
 

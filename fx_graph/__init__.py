@@ -7,7 +7,7 @@ core aten ops with fake-tensor metadata, dead-code and common-subexpression pass
 readable printing."""
 from fx_graph.builder import FakeRunError, GraphBuilder
 from fx_graph.compiled_path import (GRAPH_ROLE, CompiledCapture, CompiledPathError, InternalErrorWarning,
-                                    compile_captured)
+                                    compile_captured, needs_autograd, records_autograd)
 from fx_graph.decompose import DecomposeError, decompose, decomposition_table, lifted_values
 from fx_graph.leaf import leaf_module_of
 from fx_graph.lifting import LiftedInput
@@ -18,4 +18,4 @@ from fx_graph.symbolic import has_symbolic_sizes
 __all__ = ["GRAPH_ROLE", "CompiledCapture", "CompiledPathError", "DecomposeError", "FakeRunError", "GraphBuilder",
            "InternalErrorWarning", "LiftedInput", "common_subexpressions", "compile_captured", "dead_code", "decompose",
            "decomposition_table", "describe_value", "format_graph", "has_symbolic_sizes", "leaf_module_of",
-           "lifted_values", "short_dtype"]
+           "lifted_values", "needs_autograd", "records_autograd", "short_dtype"]

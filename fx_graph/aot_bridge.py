@@ -9,8 +9,12 @@ decomposed, and returns a boxed callable ``compiled(list_of_inputs) -> list``:
   (``keep_inference_input_mutations``);
 * otherwise a joint forward+backward graph is traced, split by ``compilers.partition``
   and each half goes to ``compilers.forward`` / ``compilers.backward`` (the backward
-  lazily, on the first ``backward()``); the halves are wired as a
-  ``torch.autograd.Function``.
+  lazily, on the first ``backward()``, except with symbolic sizes); the halves are wired
+  as a ``torch.autograd.Function``.
+
+Fake inputs with symbolic sizes (``fx_graph.compiled_path`` hands a dynamic-shape
+graph's own fakes) are traced under their fake mode and ShapeEnv: the graphs have
+symbolic sizes, and every relation the trace relies on lands in the frame's guards.
 
 What AOT autograd's runtime wrappers guarantee around the compiled graphs (we rely on
 it): outputs that are inputs come back as the input objects, outputs that alias inputs
@@ -74,9 +78,14 @@ def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions
     from torch._functorch import config as functorch_config
     from torch._functorch._aot_autograd.graph_compile import aot_stage1_graph_capture, aot_stage2_compile
 
+    symbolic = _symbolic(flat_inputs)
+    # Symbolic sizes: the backward compiles now, not at the first backward(): the
+    # relations its code generator decides must be in the ShapeEnv before the front end
+    # takes the entry's guards (and a failure is raised, not suppressed).
     config = aot.AOTConfig(fw_compiler=None, bw_compiler=None, inference_compiler=None, partition_fn=None,
                            decompositions=decompositions, num_params_buffers=0, aot_id=next(_AOT_IDS),
-                           keep_inference_input_mutations=True, dynamic_shapes=False, enable_log=False)
+                           keep_inference_input_mutations=True, dynamic_shapes=symbolic, enable_log=False,
+                           force_non_lazy_backward_lowering=symbolic)
     entry_grad_mode = torch.is_grad_enabled()
     fake_mode, shape_env = aot.construct_fake_mode(flat_inputs, config)
     fake_inputs, act_indices = aot.process_inputs(flat_inputs, config, fake_mode, shape_env)
@@ -93,6 +102,13 @@ def aot_compile(flat_fn, flat_inputs: list, compilers: Compilers, decompositions
         compiled, _ = aot_stage2_compile(state, capture, compilers.partition, compilers.forward,
                                          compilers.backward, compilers.inference)
     return AotResult(compiled, needs_autograd, mutated, metadata, _plain(state, flat_inputs))
+
+
+def _symbolic(flat_inputs: list) -> bool:
+    """Fake inputs with symbolic sizes (a dynamic-shape graph): traced with their fake
+    mode and ShapeEnv (``construct_fake_mode`` finds them), not faked again."""
+    return any(isinstance(x, torch.Tensor) and any(isinstance(s, torch.SymInt) for s in x.shape)
+               for x in flat_inputs)
 
 
 def _refuse_grad_enabling_writes(meta, entry_grad_mode: bool) -> None:

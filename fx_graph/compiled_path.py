@@ -35,7 +35,7 @@ import torch
 from torch import fx
 
 from fx_graph import aot_bridge, grad_presence, input_bases, layout, partition
-from fx_graph.decompose import autograd_decomposition_table
+from fx_graph.decompose import autograd_decomposition_table, trace_inputs
 from fx_graph.input_bases import InputBaseError, InputBases, plan_bases
 from fx_graph.lifting import FlatGraph, restore_output_kind
 from fx_graph.overlap import PartialOverlap
@@ -72,12 +72,21 @@ def _expected_failures() -> tuple:
 def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn) -> "CompiledCapture":
     """A callable behaving like ``gm`` whose functional graphs ``compile_fn`` compiled;
     raises ``CompiledPathError`` when the graph cannot take this path."""
-    if has_symbolic_sizes(gm):     # never traced from real inputs: that would make its sizes static
-        raise CompiledPathError("symbolic sizes (dynamic shapes) are not compiled yet")
     others = sorted({type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)})
     if others:
         raise CompiledPathError(f"graph inputs that are not tensors: {', '.join(others)}")
     return CompiledCapture(gm, list(example_inputs), compile_fn)
+
+
+def records_autograd(tensors) -> bool:
+    """Grad mode is on and one of ``tensors`` requires grad: a call records autograd."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def needs_autograd(gm: fx.GraphModule, example_inputs: list) -> bool:
+    """Whether calling ``gm`` now records autograd (its inputs or the tensors of its leaf
+    modules, which the compiled path lifts to inputs)."""
+    return records_autograd(list(example_inputs) + FlatGraph(gm, len(example_inputs)).lifted_values())
 
 
 class CompiledCapture:
@@ -89,6 +98,9 @@ class CompiledCapture:
         self.gm = gm
         self.compile_fn = compile_fn
         self.flat = FlatGraph(gm, len(example_inputs))
+        self.n_user = len(example_inputs)
+        # symbolic sizes (dynamic shapes): AOT autograd traces the graph's own symbolic fakes
+        self.symbolic = has_symbolic_sizes(gm)
         self.graphs: list = []
         # Called after each graph compiles (a backward one at the first backward()):
         # CAPTURE_DEBUG_DIR rewrites the entry's kernels.py with it.
@@ -148,7 +160,7 @@ class CompiledCapture:
     def _compile(self, flat_inputs: list) -> "_Variant":
         metadata_mutation = False
         try:
-            plan = plan_outputs(self.flat.fn, flat_inputs)
+            plan = plan_outputs(self.flat.fn, flat_inputs, self._symbolic_copies(flat_inputs) if self.symbolic else None)
             metadata_mutation = bool(plan.metadata_written)
             bases = plan_bases(flat_inputs, plan.written, plan.metadata_written)
             _refuse_with_autograd(flat_inputs, plan, bases)
@@ -163,6 +175,8 @@ class CompiledCapture:
                                              backward=self._compiler("backward", names),
                                              inference=self._compiler("inference", names),
                                              partition=partition.partitioner(shared_storage(aot_inputs)))
+            if self.symbolic:
+                aot_inputs = self._symbolic_inputs(flat_inputs, plan, bases)
             self._inference = None
             # Tracing runs the graph's own grad-mode switches: the caller gets its mode back.
             with torch.set_grad_enabled(torch.is_grad_enabled()):
@@ -190,6 +204,29 @@ class CompiledCapture:
             raise CompiledPathError(reason) from e
         direct = self._inference if result.plain and not plan and not bases else None
         return _Variant(result.compiled, plan, bases, result.needs_autograd, direct)
+
+    def _symbolic_copies(self, flat_inputs: list) -> tuple:
+        """(fresh fakes with the graph's symbolic sizes, their fake mode) to plan with."""
+        fakes, _, mode = trace_inputs(self.gm, flat_inputs, self.n_user)
+        with mode:
+            copies = [torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device,
+                                          requires_grad=x.requires_grad) for x in fakes]
+        return copies, mode
+
+    def _symbolic_inputs(self, flat_inputs: list, plan, bases) -> list:
+        """What AOT autograd traces a graph with symbolic sizes with: its placeholders'
+        symbolic fakes (the trace's ShapeEnv, so the relations AOT autograd and the code
+        generator rely on are guarded with the trace's) and the lifted tensors faked
+        statically. Traced from real inputs its sizes would be static."""
+        if plan or plan.metadata_written:
+            raise CompiledPathError("symbolic sizes (dynamic shapes) with outputs aliasing inputs or "
+                                    "intermediates, a grad-mode change or an input's metadata changed "
+                                    "are not compiled yet")
+        if bases.members:
+            raise CompiledPathError("symbolic sizes (dynamic shapes) with written inputs sharing storage "
+                                    "are not compiled yet")
+        fakes, _, _ = trace_inputs(self.gm, flat_inputs, self.n_user)
+        return bases.inputs(fakes) if bases else fakes      # a tensor passed twice (tied weights): once
 
     def _compiler(self, role: str, input_names: list):
         def compile_graph(gm: fx.GraphModule, example_inputs: list):

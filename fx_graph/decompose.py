@@ -111,7 +111,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
         raise DecomposeError(f"graph inputs that are not tensors: {', '.join(kinds)}")
     flat = FlatGraph(gm, len(example_inputs))
     lifted = flat.lifted
-    inputs, mode, context = _trace_inputs(gm, list(example_inputs) + flat.lifted_values(), len(example_inputs))
+    inputs, mode, context = trace_inputs(gm, list(example_inputs) + flat.lifted_values(), len(example_inputs))
     table = decomposition_table()
     try:
         with context:
@@ -139,7 +139,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     return traced
 
 
-def _trace_inputs(gm, inputs, n_user):
+def trace_inputs(gm, inputs, n_user):
     """(inputs to trace with, make_fx tracing mode, context): the real tensors for a
     static graph (make_fx fakes them), else the placeholders' symbolic fakes and the
     lifted tensors faked statically, traced under the trace's own fake mode."""

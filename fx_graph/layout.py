@@ -8,7 +8,8 @@ with other strides, would make later kernels read the wrong elements. So every
 compiled graph is called through ``held_to_layouts``: an input whose strides differ
 from the example input's is copied into the expected layout, an output whose strides
 differ from its ``meta["val"]`` likewise, and the count of such copies is kept
-(``FixupCounter``: zero for our code generator, the tests check it). An output that is
+(``FixupCounter``: zero for our code generator, the tests check it); a graph with
+symbolic sizes is not held (see ``_unviewing``). An output that is
 a view of the generator's own buffer is handed out as a plain tensor over the same
 storage (``unviewed``): which outputs are views is the compiled path's business.
 """
@@ -48,12 +49,14 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
     Per call it compares the inputs' and outputs' strides with the expected ones as one
     list each (a call where everything matches, the usual case, costs one ``stride()``
     per tensor); only a mismatch takes the per-tensor path."""
+    values = _output_values(gm)
+    views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+    if _symbolic(list(example_inputs) + values):
+        return _unviewing(compiled, views)
     inputs = _layouts(example_inputs)
     in_positions, in_strides = [i for i, _, _ in inputs], [stride for _, _, stride in inputs]
-    values = _output_values(gm)
     outputs = _layouts(values)
     out_positions, out_strides = [i for i, _, _ in outputs], [stride for _, _, stride in outputs]
-    views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
     written = _written_inputs(gm)
     role = gm.meta.get("compiled_path_role")
 
@@ -66,6 +69,27 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
             _restride_outputs(outs, outputs, counter, role)
         for i in views:
             if outs[i]._base is not None:
+                outs[i] = unviewed(outs[i])
+        return outs
+
+    call._boxed_call = True
+    return call
+
+
+def _symbolic(values: list) -> bool:
+    return any(isinstance(v, torch.SymInt) or isinstance(v, torch.Tensor) and any(
+        isinstance(s, torch.SymInt) for s in (*v.shape, *v.stride())) for v in values)
+
+
+def _unviewing(compiled, views: list):
+    """A graph with symbolic sizes: its layouts are expressions over this call's sizes, not
+    held per call (our code generator lays every output out as its ``meta["val"]`` says,
+    and the front end guards the user inputs' strides); outputs are still unviewed."""
+    def call(args: list):
+        outs = list(compiled(*args))
+        args.clear()
+        for i in views:
+            if isinstance(outs[i], torch.Tensor) and outs[i]._base is not None:
                 outs[i] = unviewed(outs[i])
         return outs
 

@@ -127,13 +127,18 @@ class OutputAliases:
         return outs
 
 
-def plan_outputs(fn, flat_inputs: list) -> OutputAliases:
+def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     """Run ``fn`` on fakes of ``flat_inputs`` and record how its outputs alias and which
     inputs it writes (raises ``fx_graph.overlap.PartialOverlap`` where eager would
-    refuse an in-place op)."""
+    refuse an in-place op). ``symbolic``: (fakes, their fake mode) of a graph with
+    symbolic sizes, run instead (its graph holds symbolic sizes: static fakes would make
+    the ShapeEnv specialize them)."""
     rng, grad = torch.get_rng_state(), torch.is_grad_enabled()
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    fakes = [mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else x for x in flat_inputs]
+    if symbolic is None:
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        fakes = [mode.from_tensor(x, static_shapes=True) if isinstance(x, torch.Tensor) else x for x in flat_inputs]
+    else:
+        fakes, mode = symbolic
     before = [_state(x) for x in fakes]
     try:
         with mode, PartialOverlapCheck():
@@ -168,7 +173,7 @@ def _state(x):
     """Version counter and metadata of a fake input (None for a non-tensor)."""
     if not isinstance(x, torch.Tensor):
         return None
-    return (x._version, tuple(x.shape), tuple(x.stride()), x.storage_offset())
+    return (x._version, *(str(v) for v in (tuple(x.shape), tuple(x.stride()), x.storage_offset())))   # no guard
 
 
 def _plan(inputs: list, outputs: list) -> OutputAliases:

@@ -236,6 +236,10 @@ class WrapperCodegen:
     def bind_sizes(self) -> None:
         """Read every size symbol from the first input dimension that is exactly it."""
         needed = set(sizes.known_symbols())
+        for symbol, name in self.graph.size_params.items():
+            if symbol in needed:
+                self.lines.append(f"{symbol} = {name}")
+                needed.discard(symbol)
         for buffer in self.graph.inputs:
             for dim, size in enumerate(buffer.shape):
                 if size in needed:
@@ -275,7 +279,7 @@ class WrapperCodegen:
         self.lines.append(f"return {self.outputs()}")
         for buffer in self.graph.constant_buffers:
             self.namespace[buffer.name] = self.graph.constants[buffer.name]
-        params = ", ".join(b.name for b in self.graph.inputs)
+        params = ", ".join(self.graph.params)
         source = f"def {name}({params}):\n" + "\n".join("    " + line for line in self.lines) + "\n"
         return source, self.namespace
 

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import operator
 
+import sympy
 import torch
 from torch import fx
 from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
@@ -67,8 +68,8 @@ class ExternCall:
 
 @dataclasses.dataclass
 class GraphOutput:
-    kind: str                # "buffer", "input" (the input tensor itself), "constant"
-    value: object            # BufferValue, input position, or the constant
+    kind: str                # "buffer", "input" (the input tensor itself), "constant" (a size too)
+    value: object            # BufferValue, input position, or the constant (int or sympy size)
 
 
 class GraphLowering:
@@ -81,6 +82,8 @@ class GraphLowering:
         self.env: dict = {}
         self.names: set = set()
         self.inputs: list = []           # Buffers of the placeholders, in order
+        self.params: list = []           # the wrapper's parameters: every placeholder's name, in order
+        self.size_params: dict = {}      # symbol -> the int parameter that is exactly it
         self.constants: dict = {}        # buffer name -> tensor (get_attr)
         self.constant_buffers: list = []
         self.nodes: list = []            # Computation | ExternCall, in a valid order
@@ -116,7 +119,9 @@ class GraphLowering:
                     if deferred.get(inner) is node:
                         self.env[inner] = self._call(inner)
             if node.op == "placeholder":
-                self.env[node] = self._placeholder(node, next(placeholders))
+                example = next(placeholders)
+                is_size = isinstance(example, (int, torch.SymInt)) and not isinstance(example, bool)
+                self.env[node] = self._size_input(node, example) if is_size else self._placeholder(node, example)
             elif node.op == "get_attr":
                 self.env[node] = self._constant(node)
             elif node.op == "call_function":
@@ -134,7 +139,19 @@ class GraphLowering:
         buffer = Buffer(self.unique(node.name), tuple(sizes.of(s) for s in example.shape),
                         tuple(sizes.of(s) for s in example.stride()), example.dtype, "input")
         self.inputs.append(buffer)
+        self.params.append(buffer.name)
         return BufferValue(buffer)
+
+    def _size_input(self, node, example):
+        """An int input (a backward graph's size the forward saved): a parameter of the
+        wrapper; the IR uses its size expression, whose symbols the wrapper reads from the
+        tensors' sizes or from this parameter where it is exactly one symbol."""
+        name = self.unique(node.name)
+        self.params.append(name)
+        value = _size_value(node, node.meta.get("val", example))
+        if not sizes.is_static(value) and value.is_Symbol:
+            self.size_params.setdefault(value, name)
+        return value
 
     def _constant(self, node):
         value = getattr(self.gm, node.target)
@@ -298,6 +315,9 @@ class GraphLowering:
                 self.outputs.append(GraphOutput("constant", item))
                 continue
             value = self.env[item]
+            if isinstance(value, int) or isinstance(value, sympy.Expr) and value.is_integer:
+                self.outputs.append(GraphOutput("constant", value))     # a size (the forward saves it)
+                continue
             if not isinstance(value, TensorValue):
                 raise Unlowerable(f"graph output {item.name} is not a tensor")
             bv = self.realize(value, item.name, [item.name], item)

@@ -133,8 +133,7 @@ def runs_as_captured(tensors, emitter: str = "triton", functional: bool = False,
     (``written``: positions) shares memory with another input runs as captured (the
     compiled path's graphs, ``functional``, rebase such inputs themselves and run under
     its autograd.Function)."""
-    if not functional and torch.is_grad_enabled() and any(
-            isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+    if not functional and fx_graph.records_autograd(tensors):
         return "a tensor requires grad while grad mode is on (compile_graph is inference only)"
     if written and _shares_written_memory(tensors, written):
         return "an input the graph writes shares memory with another input (compile_graph reads them as distinct)"
