@@ -55,8 +55,11 @@ def compiled_path(gm: torch.fx.GraphModule, example_inputs: list, compile_fn):
 
 
 def compiled_path_refusal(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
-    """Why the compiled path would run ``gm`` as captured (None: it compiles it). The
-    functional graphs are not handed to an emitter: no kernels are built."""
+    """Why the compiled path would run ``gm`` as captured (None: it compiles it, or the
+    graph does not take it). The functional graphs are not handed to an emitter: no
+    kernels are built."""
+    if not _takes_compiled_path(gm, example_inputs):
+        return None
     try:
         fx_graph.compile_captured(gm, example_inputs, lambda functional_gm, inputs: functional_gm)
     except fx_graph.CompiledPathError as e:
@@ -68,9 +71,14 @@ def _generate(gm: torch.fx.GraphModule, example_inputs: list, emitter: str):
     """``gm`` through the compiled path with ``emitter``; an inference graph with symbolic
     sizes (dynamic shapes) goes to ``codegen.compile_graph``, which retraces it from its
     own symbolic fakes (a training one: the compiled path traces those fakes too)."""
-    if fx_graph.has_symbolic_sizes(gm) and not fx_graph.needs_autograd(gm, example_inputs):
+    if not _takes_compiled_path(gm, example_inputs):
         return codegen.compile_graph(gm, example_inputs, emitter=emitter)
     return compiled_path(gm, example_inputs, functools.partial(codegen.compile_functional, emitter=emitter))
+
+
+def _takes_compiled_path(gm: torch.fx.GraphModule, example_inputs: list) -> bool:
+    """Every static graph; one with symbolic sizes when it records autograd (training)."""
+    return not fx_graph.has_symbolic_sizes(gm) or fx_graph.needs_autograd(gm, example_inputs)
 
 
 def triton_backend(gm: torch.fx.GraphModule, example_inputs: list):
