@@ -286,6 +286,17 @@ def autotune_configs(kind: str, xnumel: int, rnumel: int = 1) -> list:
     return unique[:AUTOTUNE_MAX_CONFIGS]
 
 
+# With symbolic sizes one kernel serves every size, but the best tile depends on the
+# size: a CUDA launch autotunes once per size bucket (each symbolic extent rounded up to
+# a power of two, at least SIZE_BUCKET_MIN: the blocks the configs clamp to change only
+# at powers of two), over the configs the heuristics give at the bucket's sizes.
+SIZE_BUCKET_MIN = 16
+
+
+def size_bucket(n: int) -> int:
+    return max(SIZE_BUCKET_MIN, next_power_of_2(n))
+
+
 def use_autotune(device) -> bool:
     """Launch through ``triton.autotune`` only on a real CUDA device (see above)."""
     return (device is not None and getattr(device, "type", None) == "cuda"

@@ -8,6 +8,7 @@ generated code.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 import capture
 import codegen
+from codegen import config
 from codegen.compile import COMPILED
 from codegen.emit import sm90 as aot
 from helpers_modules import assert_same, n_entries
@@ -263,3 +265,52 @@ def test_half_type_attention_over_symbolic_sizes_fills_the_mask_in_the_kernel():
     graphs = list(COMPILED)
     assert _ran_generated(graphs) == 3
     assert [k.kind for g in graphs for k in g.kernels].count("attention") == 2
+
+
+def _autotuning_backend(gm, example_inputs):
+    """The triton emitter with the CUDA launch path (autotune) forced on."""
+    return codegen.compile_graph(gm, example_inputs, autotune=True, emitter="triton")
+
+
+def test_autotune_over_symbolic_sizes_is_keyed_by_size_bucket():
+    """On CUDA a kernel over symbolic sizes tunes once per size bucket, over the configs
+    the heuristics give at the bucket's sizes. In the interpreter only buckets with one
+    config run (timing several needs a GPU); the larger bucket's configs are listed."""
+    def linear_softmax(x, w):
+        return torch.relu(x @ w).softmax(-1)
+    w = torch.randn(32, 32)
+    cf = capture.compile(linear_softmax, backend=_autotuning_backend, dynamic=True)
+    for n in (20, 24, 12):
+        x = torch.randn(n, 32)
+        assert_same(cf(x, w), linear_softmax(x, w), atol=1e-5, rtol=1e-5)
+    graph, = COMPILED
+    assert _ran_generated([graph]) == 3 and ".at(" in graph.wrapper_source
+    tuned = graph._call.__globals__[graph.kernels[0].name]
+    assert sorted(tuned.tuners) == [(16, 32, 32), (32, 32, 32)]        # 20 and 24 share a bucket
+    fma = graph.kernels[0].fma
+    assert tuned.configs(20, 32, 32) == config.matmul_configs(32, 32, 32, fma) and len(tuned.configs(20, 32, 32)) == 1
+    assert tuned.configs(100, 32, 32) == config.matmul_configs(128, 32, 32, fma) != config.matmul_configs(32, 32, 32, fma)
+
+
+@pytest.mark.skipif(not aot.have_cuda_backend(), reason="the installed triton has no CUDA backend")
+def test_symbolic_template_configs_of_every_size_bucket_compile_for_sm90_without_spills():
+    """The matmul and attention templates over symbolic sizes, at the configs a CUDA launch
+    tunes over in the smallest bucket and one of 4096 rows/keys."""
+    cf = capture.compile(gpt2_attention, backend="triton")
+    for batch, seq in ((2, 9), (3, 17)):           # the second call compiles the symbolic graph
+        cf(torch.randn(batch, seq, 32), torch.randn(32, 96), torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64))
+    kernels = [k for g in COMPILED for k in g.kernels if k.kind in ("matmul", "attention")
+               and "i32" in k.signature().values()]
+    assert {k.kind for k in kernels} == {"matmul", "attention"}
+    variants = {}
+    for kernel in kernels:
+        names = [n for n, v in kernel.int_args if not isinstance(v, int)]
+        for n in (16, 4096):
+            for cfg in kernel.autotune_configs({name: n for name in names}):
+                constexprs = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")}
+                key = (kernel.name, tuple(sorted(cfg.items())))
+                variants[key] = dataclasses.replace(kernel, constexprs=constexprs, num_warps=cfg["num_warps"],
+                                                    num_stages=cfg.get("num_stages"))
+    results = aot.check_kernels(list(variants.values()), aligned=True)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]

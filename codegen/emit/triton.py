@@ -96,9 +96,9 @@ class KernelSource:
             return "attention"
         return "matmul" if "BLOCK_K" in self.constexprs else "rows" if "ROWS" in self.constexprs else "pointwise"
 
-    def autotune_configs(self) -> list:
-        """The configs a GPU launch autotunes over; the first is this source's own."""
-        extents = {n: sizes.hint(v) for n, v in self.int_args}
+    def autotune_configs(self, bucket: dict | None = None) -> list:
+        """The configs a GPU launch autotunes over, heuristic first (``bucket``: symbolic extents' values)."""
+        extents = {n: (bucket or {}).get(n) or sizes.hint(v) for n, v in self.int_args}
         if self.kind == "matmul":
             return config.matmul_configs(extents["M"], extents["N"], extents["K"], self.fma)
         if self.kind == "attention":

@@ -27,6 +27,10 @@ from the chosen block::
 
     # fused_gelu: autotuned over BLOCK_SIZE/num_warps (128, 1) (64, 1) ...
     fused_gelu[lambda meta: (_cdiv(128, meta["BLOCK_SIZE"]),)](addmm, gelu, 128)
+
+and a kernel over symbolic sizes once per size bucket (``BucketedAutotune``)::
+
+    fused_gelu.at(128*s0)[lambda meta: (_cdiv(128*s0, meta["BLOCK_SIZE"]),)](addmm, gelu, 128*s0, s0)
 """
 from __future__ import annotations
 
@@ -83,6 +87,28 @@ def autotuned(kernel_fn, configs: list):
     tuned = [triton.Config({k: v for k, v in c.items() if k not in options}, num_warps=c["num_warps"],
                            num_stages=c.get("num_stages", 3)) for c in configs]
     return triton.autotune(configs=tuned, key=[])(kernel_fn)
+
+
+class BucketedAutotune:
+    """A kernel over symbolic sizes, autotuned per size bucket (``config.size_bucket`` of
+    each symbolic extent): the first launch in a bucket tunes over the configs for the
+    bucket's sizes (``KernelSource.autotune_configs``); later launches reuse its choice."""
+
+    def __init__(self, kernel_fn, source):
+        self.kernel_fn, self.source = kernel_fn, source
+        self.names = [n for n, v in source.int_args if not sizes.is_static(v)]
+        self.tuners: dict = {}
+
+    def configs(self, *extents) -> list:
+        return self.source.autotune_configs(dict(zip(self.names, (config.size_bucket(e) for e in extents))))
+
+    def at(self, *extents):
+        """The autotuned kernel for this launch's symbolic extents (in ``int_args`` order)."""
+        key = tuple(config.size_bucket(e) for e in extents)
+        tuner = self.tuners.get(key)
+        if tuner is None:
+            tuner = self.tuners[key] = autotuned(self.kernel_fn, self.configs(*extents))
+        return tuner
 
 
 class WrapperCodegen:
@@ -184,7 +210,15 @@ class WrapperCodegen:
             self.lines.append(f"_check_indices({flag}, {message!r})")
 
     def launch_line(self, source, kernel_fn, args) -> str:
-        if self.autotune:
+        symbolic = [v for _, v in source.int_args if not sizes.is_static(v)]
+        target = source.name
+        if self.autotune and symbolic:
+            self.namespace[source.name] = BucketedAutotune(kernel_fn, source)
+            names = "/".join(n for n, v in source.int_args if not sizes.is_static(v))
+            self.lines.append(f"# {source.name}: autotuned per size bucket of {names} (config.size_bucket)")
+            target = f"{source.name}.at({', '.join(sizes.source(v) for v in symbolic)})"
+            grid = source.autotuned_grid()
+        elif self.autotune:
             configs = source.autotune_configs()
             self.namespace[source.name] = autotuned(kernel_fn, configs)
             keys = list(configs[0])
@@ -196,7 +230,7 @@ class WrapperCodegen:
             args = args + [f"{k}={v}" for k, v in {**source.constexprs, **source.launch_options()}.items()]
             grid = source.grid_source()
         args = args + [f"{k}={v!r}" for k, v in config.TRITON_OPTIONS.items()]
-        return f"{source.name}[{grid}]({', '.join(args)})"
+        return f"{target}[{grid}]({', '.join(args)})"
 
     def launch_bucketed(self, source, kernel_fn, flag) -> None:
         """A row kernel over a symbolic row length: its persistent variant where the row fits
