@@ -235,7 +235,7 @@ def test_attention_template_over_symbolic_batch_and_sequence_length():
     w, tril = torch.randn(32, 96), torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64)
     gpt2 = capture.compile(gpt2_attention, backend="triton")
     bert = capture.compile(sdpa_with_padding_mask, backend="triton")
-    pairs = [(2, 5), (3, 17), (2, 40), (5, 3)]
+    pairs = [(2, 5), (3, 17), (2, 40)]
     for batch, seq in pairs:
         x = torch.randn(batch, seq, 32)
         assert_same(gpt2(x, w, tril), gpt2_attention(x, w, tril), atol=1e-4, rtol=1e-4)
