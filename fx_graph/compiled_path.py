@@ -222,9 +222,9 @@ class CompiledCapture:
             raise CompiledPathError("symbolic sizes (dynamic shapes) with outputs aliasing inputs or "
                                     "intermediates, a grad-mode change or an input's metadata changed "
                                     "are not compiled yet")
-        if bases.members:
-            raise CompiledPathError("symbolic sizes (dynamic shapes) with written inputs sharing storage "
-                                    "are not compiled yet")
+        if plan.written:      # BatchNorm's running statistics: AOT autograd's float-size pass fails on them
+            raise CompiledPathError("symbolic sizes (dynamic shapes) with written inputs (e.g. BatchNorm's "
+                                    "running statistics) are not compiled yet")
         fakes, _, _ = trace_inputs(self.gm, flat_inputs, self.n_user)
         return bases.inputs(fakes) if bases else fakes      # a tensor passed twice (tied weights): once
 
@@ -249,6 +249,8 @@ class CompiledCapture:
         reason = None
         if len(self._variants) >= MAX_ALIAS_VARIANTS:
             reason = f"more than {MAX_ALIAS_VARIANTS} patterns of aliased inputs"
+        elif self.symbolic:        # a trace now would add relations after the entry's guards were taken
+            reason = "symbolic sizes (dynamic shapes): another pattern of aliased inputs after the first call"
         else:
             try:
                 self._variants[key] = self._compile(list(flat))

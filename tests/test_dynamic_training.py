@@ -65,17 +65,28 @@ def test_training_steps_over_batch_and_sequence_sizes_share_one_symbolic_graph()
     assert backward.lowering.size_params                    # sizes the forward saved, read as ints
 
 
-def test_symbolic_training_graph_returning_an_input_view_runs_as_captured_with_the_reason(caplog):
+def test_symbolic_training_graphs_the_path_does_not_take_run_as_captured_with_the_reason(caplog):
+    """An output that is a view of an input; BatchNorm's running statistics (written
+    inputs). Both stay eager's (views, buffers, gradients) and the log names why."""
     def scale(x, w):
         return x * w, x[1:]
     w = torch.randn(4, requires_grad=True)
-    compiled = capture.compile(scale, backend="cpu")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    reference = copy.deepcopy(model)
+    compiled, compiled_model = capture.compile(scale, backend="cpu"), capture.compile(model, backend="cpu")
     with caplog.at_level(logging.INFO, logger="capture.output_code"):
         for n in (3, 5, 6):
             x = torch.randn(n, 4, requires_grad=True)
             got, want = compiled(x, w), scale(x, w)
             assert_same(got, want)
             assert got[1]._base is x
-            got[0].sum().backward()
+            for m in (model, reference):
+                m.zero_grad()
+            compiled_model(x.detach()).sum().backward()
+            reference(x.detach()).sum().backward()
+            assert_same(_grads(model) + list(model[0].buffers()), _grads(reference) + list(reference[0].buffers()),
+                        atol=1e-5, rtol=1e-5)
     assert n_entries(scale) == 2
     assert "symbolic sizes (dynamic shapes) with outputs aliasing inputs" in caplog.text
+    assert "symbolic sizes (dynamic shapes) with written inputs (e.g. BatchNorm's" in caplog.text
