@@ -64,16 +64,18 @@ def _key(value):
 
 
 def common_subexpressions(gm: fx.GraphModule) -> int:
-    """Merge pure call_function nodes with the same target and arguments; returns the count."""
+    """Merge pure call_function nodes with the same target and arguments; returns the count.
+    Two graph outputs are never merged: eager returns them as distinct tensors."""
     seen: dict = {}
     merged = 0
+    outputs = set(gm.graph.output_node().all_input_nodes) if gm.graph.find_nodes(op="output") else set()
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or is_impure(node):
             continue
         key = (node.target, _key(node.args), _key(node.kwargs))
         twin = seen.get(key)
-        if twin is None:
-            seen[key] = node
+        if twin is None or node in outputs and twin in outputs:
+            seen.setdefault(key, node)
             continue
         node.replace_all_uses_with(twin)
         gm.graph.erase_node(node)

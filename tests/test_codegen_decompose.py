@@ -108,13 +108,17 @@ def test_common_subexpressions_merge_pure_ops_only():
     a = graph.call_function(aten.add.Tensor, (x, 1))
     b = graph.call_function(aten.add.Tensor, (x, 1))
     c = graph.call_function(aten.add.Tensor, (x, 1.0))                    # 1.0 is not 1
+    s = graph.call_function(aten.mul.Tensor, (a, b))
     r1 = graph.call_function(aten.rand.default, ([3],))
     r2 = graph.call_function(aten.rand.default, ([3],))
-    graph.output((a, b, c, r1, r2))
+    n1 = graph.call_function(aten.neg.default, (x,))                         # two outputs: eager's
+    n2 = graph.call_function(aten.neg.default, (x,))                         # are distinct tensors
+    graph.output((s, c, r1, r2, n1, n2))
     gm = fx.GraphModule(nn.Module(), graph)
     assert fx_graph.common_subexpressions(gm) == 1
     out = list(gm.graph.nodes)[-1].args[0]
-    assert out[0] is out[1] and out[2] is not out[0] and out[3] is not out[4]
+    assert out[0].args[0] is out[0].args[1] and out[1] is not out[0].args[0]
+    assert out[2] is not out[3] and out[4] is not out[5]
 
 
 def test_graph_prints_one_line_per_node_with_dtype_and_shape():
