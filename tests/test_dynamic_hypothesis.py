@@ -292,6 +292,11 @@ SCALAR_GATHER = "def prog(x, y):\n    return x.index_select(0, torch.arange(x.sh
 # (x[: x.shape[0] // 2] *= -1) reads under a scalar predicate, alone or and-ed with a
 # block one (the row kernel of a (3, 13) input).
 SCALAR_PREDICATE = "def prog(x, y):\n    x[: x.shape[0] // 2] *= -1.0\n    return x * torch.arange(x.shape[1])\n"
+# an output that is a view of an input through view -> slice -> view -> split with
+# symbolic sizes, which the index arithmetic did not see as strided: it came back as a
+# copy (no shared storage with the input); now the graph runs as captured.
+INPUT_VIEW_COPIED = ("def prog(x, y):\n    b = y.flatten()[: y.numel()].view_as(y)\n"
+                     "    return b.split(max(b.size(-1) // 2, 1), dim=-1)\n")
 # two equal outputs computed from sizes (b / (b.numel() + 1) twice): the code generator's
 # common-subexpression pass merged them, so one tensor came back at both positions.
 TWIN_OUTPUTS = "def prog(x, y):\n    b = y * y.shape[0]\n    return b / (b.numel() + 1), b / (b.numel() + 1)\n"
@@ -305,6 +310,7 @@ TWIN_OUTPUTS = "def prog(x, y):\n    b = y * y.shape[0]\n    return b / (b.numel
 @example(source=WRITTEN_ALIAS, sizes=[(8, 4), (5, 3)], mode="mark", aliasing="overlapping", backend="cpu")
 @example(source=SCALAR_GATHER, sizes=[(1, 5), (1, 3)], mode="none", aliasing="separate", backend="triton")
 @example(source=SCALAR_PREDICATE, sizes=[(1, 4), (3, 13)], mode="none", aliasing="separate", backend="triton")
+@example(source=INPUT_VIEW_COPIED, sizes=[(8, 7), (5, 6)], mode="true", aliasing="separate", backend="triton")
 @example(source=TWIN_OUTPUTS, sizes=[(16, 5), (7, 8)], mode="true", aliasing="separate", backend="cpu")
 @example(source=RETURNED_WRITE, sizes=[(4, 3), (5, 6)], mode="true", aliasing="separate", backend="cpu")
 @given(source=program(), sizes=size_sequence(), mode=st.sampled_from(MODES),

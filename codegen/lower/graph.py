@@ -328,6 +328,11 @@ class GraphLowering:
                 stride = _eager_view_strides(item.meta.get("val"))
                 if stride is not None or bv.buffer.kind == "extern":
                     bv = self.realize(value, item.name, [item.name], item, copy=True, stride=stride)
+            if bv.buffer.kind not in ("input", "constant") and self.gm.meta.get(GRAPH_ROLE) is None \
+                    and _aliased_placeholder(item) is not None:
+                # a captured graph (compile_graph) returning a view of an input the index
+                # arithmetic could not keep a strided view: a copy would not share its storage
+                raise Unlowerable(f"output {item.name} is a view of an input not expressed as a strided view")
             if bv.buffer.kind in ("input", "constant"):
                 source = _aliased_placeholder(item)
                 if source is None:                      # eager returns a fresh tensor
