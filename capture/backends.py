@@ -41,14 +41,14 @@ def _on_cuda(example_inputs) -> bool:
     return bool(tensors) and all(x.is_cuda for x in tensors)
 
 
-def compiled_path(gm: torch.fx.GraphModule, example_inputs: list, compile_fn):
+def compiled_path(gm: torch.fx.GraphModule, example_inputs: list, compile_fn, fused_attention: bool = False):
     """``gm`` through the compiled path (``fx_graph.compile_captured``), every functional
     graph (forward, backward, inference) compiled by an emitter's
     ``compile_fn(functional_gm, example_inputs) -> callable``. A graph the path cannot
     take runs as captured; the reason goes to the log (``capture.explain`` lists it too:
     ``compiled_path_fallbacks()``)."""
     try:
-        return fx_graph.compile_captured(gm, example_inputs, compile_fn)
+        return fx_graph.compile_captured(gm, example_inputs, compile_fn, fused_attention)
     except fx_graph.CompiledPathError as e:
         _log.info("compiled path: running a graph as captured: %s", e)
         return gm.forward
@@ -73,7 +73,8 @@ def _generate(gm: torch.fx.GraphModule, example_inputs: list, emitter: str):
     own symbolic fakes (a training one: the compiled path traces those fakes too)."""
     if not _takes_compiled_path(gm, example_inputs):
         return codegen.compile_graph(gm, example_inputs, emitter=emitter)
-    return compiled_path(gm, example_inputs, functools.partial(codegen.compile_functional, emitter=emitter))
+    return compiled_path(gm, example_inputs, functools.partial(codegen.compile_functional, emitter=emitter),
+                         fused_attention=codegen.has_template(emitter, "attention"))
 
 
 def _takes_compiled_path(gm: torch.fx.GraphModule, example_inputs: list) -> bool:

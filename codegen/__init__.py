@@ -8,8 +8,8 @@ inference graphs) into a callable running generated kernels plus torch extern ca
 only); ``stats()`` reports kernels, extern calls and modeled bytes moved (compiled vs
 eager vs floor).
 """
-from codegen.compile import COMPILED, compile_functional, compile_graph, generated_kernels, reset, stats
+from codegen.compile import COMPILED, compile_functional, compile_graph, generated_kernels, has_template, reset, stats
 from codegen.runtime.compiled_graph import CompiledGraph, InternalErrorWarning
 
 __all__ = ["COMPILED", "CompiledGraph", "InternalErrorWarning", "compile_functional", "compile_graph",
-           "generated_kernels", "reset", "stats"]
+           "generated_kernels", "has_template", "reset", "stats"]

@@ -155,6 +155,12 @@ def _shape_env(gm):
 TEMPLATES = {"triton": triton_templates.TEMPLATES, "cpp": cpp_templates.TEMPLATES}
 
 
+def has_template(emitter: str, kind: str) -> bool:
+    """Whether ``emitter`` writes ``kind`` templates (the compiled path asks about
+    "attention": differentiated attention then stays one op, ``fx_graph.attention_op``)."""
+    return kind in TEMPLATES.get(emitter, ())
+
+
 def _build(compiled: CompiledGraph, decomposed, inputs, fuse, autotune, emitter) -> None:
     """Lower, schedule, emit and install the generated code for a functional aten graph."""
     lowering = GraphLowering(decomposed, inputs, templates=TEMPLATES[emitter], emitter=emitter).run()

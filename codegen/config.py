@@ -186,6 +186,36 @@ def attention_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool
     return out[:AUTOTUNE_MAX_CONFIGS]
 
 
+# Flash attention's backward (codegen.emit.triton_attention_bw): a program holds a
+# BLOCK_M x BLOCK_N tile of scores, its probabilities and their gradient, plus two
+# accumulators of head width (dk and dv, or dq) — more live registers than the forward,
+# so the tiles are smaller, and chosen by head width (BLOCK_D up to 64, or 128; wider
+# heads keep the op's library form). (BLOCK_M, BLOCK_N, num_warps, num_stages); the
+# tables keep only configs that compile for sm_90 without spills for causal and masked
+# attention at head sizes 32/64/128 (``ptxas -v``: e.g. half types at 128-wide heads,
+# 64x64 dk/dv tiles spill 56 bytes at 255 registers; exact float32 at 32x32 over 8 warps
+# spills 8 bytes at 32-wide heads, and at 128-wide ones only 16x16 over 8 warps keeps the
+# dq kernel (q, do and dq of head width live across the loop) from spilling 200+ bytes).
+ATTENTION_BACKWARD_MAX_HEAD_DIM = 128
+ATTENTION_BACKWARD_CONFIGS = {64: ((64, 64, 4, 1), (64, 32, 4, 1), (32, 32, 4, 1)),
+                              128: ((64, 32, 4, 1), (32, 32, 4, 1))}
+ATTENTION_BACKWARD_FMA_CONFIGS = {64: ((16, 32, 4, 1), (32, 16, 4, 1)),
+                                  128: ((16, 16, 8, 1),)}
+
+
+def attention_backward_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool = False) -> list:
+    """Launch configs (BLOCK_M, BLOCK_N, BLOCK_D, BLOCK_DV, num_warps, num_stages), heuristic first."""
+    width = 64 if max(head_dim, v_dim) <= 64 else 128
+    out = []
+    for bm, bn, warps, stages in (ATTENTION_BACKWARD_FMA_CONFIGS if fma else ATTENTION_BACKWARD_CONFIGS)[width]:
+        c = {"BLOCK_M": max(16, min(bm, next_power_of_2(rows))), "BLOCK_N": max(16, min(bn, next_power_of_2(keys))),
+             "BLOCK_D": max(16, next_power_of_2(head_dim)), "BLOCK_DV": max(16, next_power_of_2(v_dim)),
+             "num_warps": warps, "num_stages": stages}
+        if c not in out:
+            out.append(c)
+    return out[:AUTOTUNE_MAX_CONFIGS]
+
+
 # Index arithmetic is int32 unless some tensor or loop has 2**31 elements or more.
 INT32_LIMIT = 2 ** 31 - 1
 

@@ -69,13 +69,15 @@ def _expected_failures() -> tuple:
             GuardOnDataDependentSymNode, OutputAliasError, PartialOverlap, InputBaseError, aot_bridge.AotRefusal)
 
 
-def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn) -> "CompiledCapture":
+def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn,
+                     fused_attention: bool = False) -> "CompiledCapture":
     """A callable behaving like ``gm`` whose functional graphs ``compile_fn`` compiled;
-    raises ``CompiledPathError`` when the graph cannot take this path."""
+    raises ``CompiledPathError`` when the graph cannot take this path. ``fused_attention``:
+    differentiated attention becomes ``capture::flash_attention`` (``lifting``)."""
     others = sorted({type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)})
     if others:
         raise CompiledPathError(f"graph inputs that are not tensors: {', '.join(others)}")
-    return CompiledCapture(gm, list(example_inputs), compile_fn)
+    return CompiledCapture(gm, list(example_inputs), compile_fn, fused_attention)
 
 
 def records_autograd(tensors) -> bool:
@@ -94,10 +96,10 @@ class CompiledCapture:
     functional graph handed to ``compile_fn`` (a backward one only after the first
     ``backward()``)."""
 
-    def __init__(self, gm: fx.GraphModule, example_inputs: list, compile_fn):
+    def __init__(self, gm: fx.GraphModule, example_inputs: list, compile_fn, fused_attention: bool = False):
         self.gm = gm
         self.compile_fn = compile_fn
-        self.flat = FlatGraph(gm, len(example_inputs))
+        self.flat = FlatGraph(gm, len(example_inputs), fused_attention)
         self.n_user = len(example_inputs)
         # symbolic sizes (dynamic shapes): AOT autograd traces the graph's own symbolic fakes
         self.symbolic = has_symbolic_sizes(gm)

@@ -24,6 +24,7 @@ import dataclasses
 import torch
 from torch import fx
 
+from fx_graph import attention_op
 from fx_graph.leaf import leaf_module_of
 
 
@@ -42,11 +43,11 @@ class LiftedInput:
 class FlatGraph:
     """``gm`` as ``fn(*user_inputs, *lifted_inputs) -> tuple``; see the module docstring."""
 
-    def __init__(self, gm: fx.GraphModule, n_user_inputs: int):
+    def __init__(self, gm: fx.GraphModule, n_user_inputs: int, fused_attention: bool = False):
         self.gm = gm
         self.n_user = n_user_inputs
         leaves, self.lifted = _leaf_modules(gm)
-        self._runner = _LeafLiftingInterpreter(gm, leaves)
+        self._runner = _LeafLiftingInterpreter(gm, leaves, fused_attention)
         self.output_kind = "tuple"
 
     def lifted_values(self) -> list:
@@ -114,15 +115,16 @@ def _detached_copy(module: torch.nn.Module) -> torch.nn.Module:
 class _LeafLiftingInterpreter(fx.Interpreter):
     """Runs the captured graph, calling each leaf module with lifted tensors."""
 
-    def __init__(self, gm, leaves):
+    def __init__(self, gm, leaves, fused_attention: bool = False):
         super().__init__(gm, garbage_collect_values=True)
         self.leaves = leaves
         self.lifted_tensors = ()
+        self.fused_attention = fused_attention
 
     def run_node(self, node):
         if node.op == "call_function" and node.target is torch._C._nn.scaled_dot_product_attention:
             args, kwargs = self.fetch_args_kwargs_from_env(node)
-            out = attention_above_autograd(*args, **kwargs)
+            out = attention_above_autograd(*args, fused=self.fused_attention, **kwargs)
             if out is not None:
                 return _like(out, node.meta.get("val"))
         return super().run_node(node)
@@ -139,17 +141,23 @@ class _LeafLiftingInterpreter(fx.Interpreter):
 
 
 def attention_above_autograd(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                             enable_gqa=False):
+                             enable_gqa=False, *, fused=False):
     """``scaled_dot_product_attention`` as its math composite (matmuls and a softmax),
     differentiated op by op; None with dropout (the op keeps eager's random draws).
     On CPU, sdpa runs a fused kernel whose backward reads the forward's logsumexp; the
     decomposition table's version of that kernel returns the probabilities in its place,
     right without autograd but giving wrong gradients in a joint graph. Decomposed here,
-    above autograd, the code generator sees (and fuses) the pattern in both halves."""
+    above autograd, the code generator sees (and fuses) the pattern in both halves.
+    ``fused`` (an emitter with flash-attention templates): where autograd differentiates
+    it, the op becomes ``capture::flash_attention`` instead (``fx_graph.attention_op``:
+    the forward saves the logsumexp, the backward is one op the templates compute)."""
     if dropout_p != 0:
         return None
     if attn_mask is not None and attn_mask.dtype == torch.bool:    # as sdpa does before its kernels
         attn_mask = torch.where(attn_mask.logical_not(), float("-inf"), 0.0).to(query.dtype)
+    differentiated = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    if fused and differentiated and attention_op.use_fused(query, key, value, attn_mask, dropout_p, enable_gqa):
+        return attention_op.fused_attention(query, key, value, attn_mask, is_causal, scale, enable_gqa)
     return torch.ops.aten._scaled_dot_product_attention_math.default(
         query, key, value, attn_mask, 0.0, is_causal, None, scale=scale, enable_gqa=enable_gqa)[0]
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import capture
 import codegen
 from codegen.emit import sm90 as aot
 from helpers_codegen import compile_fn
@@ -160,16 +161,37 @@ def _attention_kernel(dtype):
     return kernel
 
 
-@pytest.mark.parametrize("kind", ["matmul", "attention"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def _attention_backward_kernels(dtype):
+    """The two backward kernels (dq; dk and dv) of a training step's attention with an
+    additive mask, ragged rows and keys (``capture::flash_attention_backward``)."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 32, generator=g).to(dtype).requires_grad_() for n in (40, 37, 37))
+    mask = torch.randn(40, 37, generator=g).to(dtype)
+    codegen.reset()
+    compiled = capture.compile(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                               backend="triton")
+    compiled(q, k, v).float().sum().backward()
+    kernels = [kernel for graph in codegen.COMPILED for kernel in graph.kernels if kernel.kind == "attention_backward"]
+    assert len(kernels) == 2
+    return kernels
+
+
+TEMPLATE_CASES = [(dtype, kind) for kind in ("matmul", "attention") for dtype in (torch.float32, torch.bfloat16,
+                                                                                    torch.float16)]
+TEMPLATE_CASES += [(torch.float32, "attention_backward"), (torch.bfloat16, "attention_backward")]   # fp16: bf16's code
+
+
+@pytest.mark.parametrize("dtype,kind", TEMPLATE_CASES)
 def test_templates_compile_at_every_autotune_config_half_types_on_tensor_cores(dtype, kind):
     """Half-type products run on tensor cores (wgmma/mma in the PTX) at every config a
     CUDA launch autotunes over; float32 ones multiply exactly with FMAs (eager's default
     has no TF32). No config spills (as launched on aligned tensors; the heuristic config
     also unaligned, which ``test_every_generated_kernel...`` covers too)."""
-    kernel = _template_kernel(dtype) if kind == "matmul" else _attention_kernel(dtype)
+    makers = {"matmul": lambda: [_template_kernel(dtype)], "attention": lambda: [_attention_kernel(dtype)],
+              "attention_backward": lambda: _attention_backward_kernels(dtype)}
+    kernels = makers[kind]()
     for aligned in (True, False):
-        results = _check_no_spills(with_autotune_configs([kernel]) if aligned else [kernel], aligned)
+        results = _check_no_spills(with_autotune_configs(kernels) if aligned else kernels, aligned)
         mma = sorted(r.mma_instructions for r in results)
         assert (mma[0] > 0) if dtype != torch.float32 else (mma[-1] == 0), mma
         print(_summary(results, f"{dtype} {kind} template configs compiled for sm_90", aligned)

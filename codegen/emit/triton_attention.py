@@ -111,6 +111,10 @@ class AttentionEmitter(MatmulEmitter):
         self.template_loop("for kv_start in range(0, KV, BLOCK_KV):",
                            ["rkvc = kv_start + tl.arange(0, BLOCK_KV)[None, :]", "kvc_mask = rkvc < KV",
                             "rkvr = kv_start + tl.arange(0, BLOCK_KV)[:, None]", "kvr_mask = rkvr < KV"], body)
+        if t.lse is not None:     # the logsumexp a training step saves: -inf where a row saw no key
+            self.stores.setdefault(t.lse.name, t.lse)
+            self.lines.append(f'tl.store({t.lse.name}_ptr + bid * M + rm, tl.where(l_i == 0.0, float("-inf"), '
+                              f'm_i + tl.log(tl.where(l_i == 0.0, 1.0, l_i))), m_mask)')
         out = self.fresh(self.template_member.comp.name + "_out")
         if t.safe:        # SDPA: a fully masked row gives 0
             self.lines.append(f"{out} = tl.where(l_i == 0.0, 0.0, acc / tl.where(l_i == 0.0, 1.0, l_i))")

@@ -401,6 +401,8 @@ class MatmulTemplate:
     sizes: tuple
     operand_dtype: torch.dtype
 
+    extra_outputs = ()               # buffers written besides the computation's own
+
     def operand_loads(self, b, m, n, k) -> tuple:
         """The two operand values at (b, m, k) and (b, k, n)."""
         return self.a.load([b, m, k]), self.b.load([b, k, n])
@@ -415,7 +417,9 @@ class AttentionTemplate:
     pointwise chain between the product and the softmax (scale, masks) as an Expr in
     which ``Load(marker, ...)`` stands for the tile of scores. ``safe``: a row whose
     scores are all -inf gives 0 (SDPA) instead of NaN. ``sizes`` is (batch, m, n, keys)
-    (the one place the extents live, as for ``MatmulTemplate``)."""
+    (the one place the extents live, as for ``MatmulTemplate``). ``lse``: a float32
+    (batch, m) buffer the kernel also writes, each row's logsumexp of the scores (-inf
+    for a row that sees no key): what a training step saves for the backward."""
     q: TensorValue
     k: TensorValue
     v: TensorValue
@@ -425,11 +429,39 @@ class AttentionTemplate:
     score: Callable[[list], Expr]
     marker: Buffer
     safe: bool
+    lse: Buffer | None = None
+
+    @property
+    def extra_outputs(self) -> tuple:
+        return () if self.lse is None else (self.lse,)
 
     def describe_loads(self, b, m, n, d, j) -> Expr:
         """Every value the template reads, as one Expr (what a scheduler asks about)."""
         return Op("attention", [self.q.load([b, m, d]), self.k.load([b, d, j]), self.v.load([b, j, n]),
                                 self.score([b, m, j])], torch.float32)
+
+
+@dataclasses.dataclass(eq=False)
+class AttentionBackwardTemplate:
+    """One of flash attention's two backward kernels (``capture::flash_attention_backward``,
+    see ``fx_graph.attention_op``). ``part`` "dq": programs over query blocks write dq
+    (the computation's buffer); "dkv": programs over key blocks write dk (the buffer) and
+    dv (``extra_outputs``). ``operands`` maps q, k, v, do (the output's gradient), out,
+    lse and optionally mask to strided 4-d (lse: 3-d) windows of buffers, read by address
+    (the kernel's loads are fixed). ``sizes`` (batch * heads, rows, width, loop length)
+    is the computation's space: (B*H, M, D, N) for dq, (B*H, N, D, M) for dkv."""
+    part: str
+    operands: dict
+    heads: int
+    is_causal: bool
+    scale: float
+    sizes: tuple
+    extra_outputs: tuple = ()
+
+    def describe_loads(self) -> Expr:
+        """Every buffer the kernel reads, as one Expr (what a scheduler asks about)."""
+        return Op("attention_backward", [Load(bv.buffer, indexing.const(bv.offset))
+                                         for bv in self.operands.values()], torch.float32)
 
 
 @dataclasses.dataclass(eq=False)
@@ -450,11 +482,16 @@ class Computation:
     reduced_dims: tuple = ()
     reduction: str | None = None          # "sum", "prod", "max", "min"
     keepdim: bool = False
-    template: MatmulTemplate | AttentionTemplate | None = None
+    template: MatmulTemplate | AttentionTemplate | AttentionBackwardTemplate | None = None
 
     @property
     def name(self) -> str:
         return self.buffer.name
+
+    @property
+    def extra_outputs(self) -> tuple:
+        """Buffers a template writes besides ``buffer`` (an attention's logsumexp, dv)."""
+        return () if self.template is None else tuple(self.template.extra_outputs)
 
     @property
     def is_reduction(self) -> bool:

@@ -40,7 +40,7 @@ from codegen.ir import indexing, sizes
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.lower.registry import Unlowerable
 from codegen.schedule import epilogue, naming
-from codegen.ir import AttentionTemplate, Computation, loads
+from codegen.ir import AttentionBackwardTemplate, AttentionTemplate, Computation, loads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Space:
     kinds: tuple = ()        # per merged dim, "x" or "r", in input order
     sizes: tuple = ()
     matmul: tuple = ()       # (batch, m, n, k) of a template's output space
-    template: str = ""       # "matmul" or "attention" (with ``matmul``)
+    template: str = ""       # "matmul", "attention" or "attention_backward" (with ``matmul``)
 
     @property
     def is_rows(self) -> bool:
@@ -135,7 +135,8 @@ def pointwise_space(comp: Computation) -> Space:
 def space_of(comp: Computation) -> Space:
     """The iteration space ``comp`` has alone."""
     if comp.template is not None:
-        kind = "attention" if isinstance(comp.template, AttentionTemplate) else "matmul"
+        kind = {AttentionTemplate: "attention", AttentionBackwardTemplate: "attention_backward"}.get(
+            type(comp.template), "matmul")
         return Space(comp.buffer.numel, matmul=tuple(comp.template.sizes), template=kind)
     return reduction_space(comp) if comp.is_reduction else pointwise_space(comp)
 
@@ -309,6 +310,8 @@ class Scheduler:
                 self.items.append(kernel)
             kernel.refusals += self.decisions[mark:]
             self.producer[node.name] = kernel
+            for buffer in node.extra_outputs:        # a template's other outputs (logsumexp, dv)
+                self.producer[buffer.name] = kernel
         ordered = self._topological(self.items)
         self._mark_stored(ordered)
         self._finish([item for item in ordered if isinstance(item, Kernel)])
@@ -362,6 +365,10 @@ class Scheduler:
         for kernel in producers + siblings + self._horizontal(comp, producers + siblings):
             space = kernel.space
             where = f"{comp.name} -> kernel of {kernel.members[0].name}"
+            if space.template == "attention_backward":
+                self.decisions.append(FusionDecision("refused", where, "the attention backward template "
+                                                     "takes no epilogue"))
+                continue
             if space.matmul and comp.is_reduction:
                 self.decisions.append(FusionDecision("refused", where, "a reduction does not join a matmul "
                                                      "template's epilogue (it would need whole rows of the product)"))
