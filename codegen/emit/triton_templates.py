@@ -29,11 +29,13 @@ import torch
 
 from codegen import config
 from codegen.emit.triton_attention_bw import AttentionBackwardEmitter
+from codegen.emit.triton_scatter import ScatterEmitter
 from codegen.emit.triton import INDEX_ERROR_FLAG, RESERVED, KernelEmitter, KernelSource, _Scope, _sizes, refusal_lines
 from codegen.emit.triton_ops import HELPERS, TL_DTYPES, convert
 from codegen.ir import IndexValue, Load, indexing, sizes
 
-TEMPLATES = ("matmul", "attention")   # attention: also the training pair (codegen.lower.flash)   # the template kinds this emitter has (``GraphLowering.templates``)
+# attention: also the training pair (codegen.lower.flash); scatter: atomic adds (codegen.lower.scatter)
+TEMPLATES = ("matmul", "attention", "scatter")   # the template kinds this emitter has (``GraphLowering.templates``)
 TEMPLATE_NAMES = {"bid", "pid_m", "pid_n", "grid_n", "rm", "rn", "rka", "rkb", "m_mask", "n_mask", "ka_mask",
                   "kb_mask", "k_start", "acc", "tile_mn", "tile_mk", "tile_kn", "M", "N", "K",
                   "BLOCK_M", "BLOCK_N", "BLOCK_K"}
@@ -51,6 +53,8 @@ def emitter_for(kernel, placed, name, fx_order, persistent: bool = False):
     from codegen.emit.triton_attention import AttentionEmitter     # it builds on this module
     if persistent:
         return KernelEmitter(kernel, placed, name, fx_order, persistent=True)
+    if any(comp.scatter is not None for comp in kernel.members):
+        return ScatterEmitter(kernel, placed, name, fx_order)
     cls = {"matmul": MatmulEmitter, "attention": AttentionEmitter,
            "attention_backward": AttentionBackwardEmitter}.get(kernel.space.template, KernelEmitter)
     return cls(kernel, placed, name, fx_order)

@@ -465,6 +465,16 @@ class AttentionBackwardTemplate:
 
 
 @dataclasses.dataclass(eq=False)
+class ScatterAdd:
+    """A pointwise computation's store as ``target[at(index)] += value`` (atomic add:
+    ``index_put`` with ``accumulate``, an embedding's backward). The computation
+    iterates over the values (its own ``buffer`` is never written); ``target`` is a buffer
+    an earlier kernel wrote (the base), and the scatter must run after it."""
+    target: Buffer
+    at: Callable[[list], Index]
+
+
+@dataclasses.dataclass(eq=False)
 class Computation:
     """A realized loop nest writing ``buffer``.
 
@@ -483,6 +493,7 @@ class Computation:
     reduction: str | None = None          # "sum", "prod", "max", "min"
     keepdim: bool = False
     template: MatmulTemplate | AttentionTemplate | AttentionBackwardTemplate | None = None
+    scatter: ScatterAdd | None = None
 
     @property
     def name(self) -> str:
@@ -502,6 +513,8 @@ class Computation:
         return reduction_output_index(full_index, self.reduced_dims, self.keepdim)
 
     def store_index(self, index: list) -> Index:
+        if self.scatter is not None:
+            return self.scatter.at(index)
         if self.is_reduction:
             index = self.output_index(index)
         return indexing.strided_offset(index, self.buffer.stride)

@@ -5,10 +5,10 @@ module it belongs to; to add a family, add its module to ``FAMILIES``.
 """
 from __future__ import annotations
 
-from codegen.lower import flash, indirect, matmul, pointwise, pooling, reductions, rounding, views
+from codegen.lower import flash, indirect, matmul, pointwise, pooling, reductions, rounding, scatter, views
 from codegen.lower.registry import merge
 
-FAMILIES = (pointwise, rounding, views, reductions, indirect, pooling, matmul, flash)
+FAMILIES = (pointwise, rounding, views, reductions, indirect, pooling, matmul, flash, scatter)
 LOWERINGS: dict = merge(family.RULES for family in FAMILIES)
 
 

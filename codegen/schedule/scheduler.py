@@ -92,6 +92,7 @@ class Kernel:
     placed: dict = dataclasses.field(default_factory=dict)
     name: str = ""
     refusals: list = dataclasses.field(default_factory=list)   # FusionDecisions of its members (kernel header)
+    after: list = dataclasses.field(default_factory=list)      # items it must follow beyond its reads (a scatter's base)
 
     @property
     def fx_nodes(self) -> list:
@@ -304,12 +305,17 @@ class Scheduler:
                     self.producer[buffer.name] = node
                 continue
             mark = len(self.decisions)
-            kernel = self._fuse_into(node) if self.fuse and node.template is None else None
+            alone = node.template is not None or node.scatter is not None
+            kernel = self._fuse_into(node) if self.fuse and not alone else None
             if kernel is None:
                 kernel = Kernel([node], space_of(node))
                 self.items.append(kernel)
             kernel.refusals += self.decisions[mark:]
             self.producer[node.name] = kernel
+            if node.scatter is not None:     # adds into its base's buffer: after the base, before its readers
+                target = node.scatter.target.name
+                kernel.after = [self.producer[target]] if target in self.producer else []
+                self.producer[target] = kernel
             for buffer in node.extra_outputs:        # a template's other outputs (logsumexp, dv)
                 self.producer[buffer.name] = kernel
         ordered = self._topological(self.items)
@@ -342,7 +348,7 @@ class Scheduler:
 
     def _item_deps(self, item) -> set:
         members = item.members if isinstance(item, Kernel) else [item]
-        deps = set()
+        deps = set(item.after) if isinstance(item, Kernel) else set()
         for m in members:
             for name in self.reads(m):
                 producer = self.producer.get(name)
@@ -365,9 +371,9 @@ class Scheduler:
         for kernel in producers + siblings + self._horizontal(comp, producers + siblings):
             space = kernel.space
             where = f"{comp.name} -> kernel of {kernel.members[0].name}"
-            if space.template == "attention_backward":
-                self.decisions.append(FusionDecision("refused", where, "the attention backward template "
-                                                     "takes no epilogue"))
+            if space.template == "attention_backward" or any(m.scatter is not None for m in kernel.members):
+                self.decisions.append(FusionDecision("refused", where, "an attention backward template or an "
+                                                     "atomic scatter takes no other work"))
                 continue
             if space.matmul and comp.is_reduction:
                 self.decisions.append(FusionDecision("refused", where, "a reduction does not join a matmul "
@@ -443,6 +449,8 @@ class Scheduler:
                 for m in item.members:
                     outside = self.reads(m) - {other.name for other in item.members}
                     needed |= outside
+                    if m.scatter is not None:        # its base is in memory; the scatter always writes
+                        needed |= {m.scatter.target.name, m.name}
         for item in ordered:
             if isinstance(item, Kernel):
                 item.stored = {m.name for m in item.members if m.name in needed}
