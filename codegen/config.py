@@ -163,6 +163,21 @@ ATTENTION_MAX_HEAD_DIM = 256
 # take 63 registers; 32x64 at 4 warps spill 148).
 ATTENTION_CONFIGS = ((64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 2), (32, 32, 4, 2))
 ATTENTION_FMA_CONFIGS = ((32, 32, 8, 1), (64, 32, 8, 1), (64, 32, 4, 1), (32, 16, 4, 1))
+# Wider heads hold wider q and accumulator tiles. On sm_90, exact float32 at 64-wide heads
+# spills 672 bytes with 64x32 tiles over 4 warps, at 128-wide ones 728 over 8 warps, at
+# 256-wide ones 536 even with 32x32 over 8 warps; half types at 256-wide heads spill with
+# 64x32 or 32x32 tiles over 4 warps (168, 68 bytes). Keyed by the widest head they hold.
+ATTENTION_CONFIGS_WIDE = {256: ((64, 64, 4, 2), (64, 64, 8, 2))}
+ATTENTION_FMA_CONFIGS_WIDE = {64: ((32, 32, 8, 1), (64, 32, 8, 1), (32, 16, 4, 1)),
+                              128: ((32, 32, 8, 1), (32, 16, 4, 1)), 256: ((16, 16, 8, 1), (16, 32, 8, 1))}
+
+
+def _attention_table(head_dim: int, v_dim: int, fma: bool) -> tuple:
+    wide = ATTENTION_FMA_CONFIGS_WIDE if fma else ATTENTION_CONFIGS_WIDE
+    fitting = [width for width in sorted(wide) if max(head_dim, v_dim) <= width]
+    if max(head_dim, v_dim) <= (32 if fma else 128) or not fitting:
+        return ATTENTION_FMA_CONFIGS if fma else ATTENTION_CONFIGS
+    return wide[fitting[0]]
 
 
 def use_attention_template(batch, rows, keys, head_dim, v_dim, dtype) -> str | None:
@@ -177,7 +192,7 @@ def use_attention_template(batch, rows, keys, head_dim, v_dim, dtype) -> str | N
 def attention_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool = False) -> list:
     """Launch configs (BLOCK_M, BLOCK_KV, BLOCK_D, BLOCK_N, num_warps, num_stages), heuristic first."""
     out = []
-    for bm, bkv, warps, stages in (ATTENTION_FMA_CONFIGS if fma else ATTENTION_CONFIGS):
+    for bm, bkv, warps, stages in _attention_table(head_dim, v_dim, fma):
         c = {"BLOCK_M": max(16, min(bm, next_power_of_2(rows))), "BLOCK_KV": max(16, min(bkv, next_power_of_2(keys))),
              "BLOCK_D": max(16, next_power_of_2(head_dim)), "BLOCK_N": max(16, next_power_of_2(v_dim)),
              "num_warps": warps, "num_stages": max(1, min(stages, -(-keys // max(16, min(bkv, next_power_of_2(keys))))))}

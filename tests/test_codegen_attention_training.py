@@ -93,6 +93,8 @@ def test_training_step_runs_flash_attention_forward_and_backward_templates(case)
     assert _kinds("backward") == ["attention_backward", "attention_backward"]
     externs = [t for g in codegen.COMPILED for _, t, _, _ in g.stats.externs]
     assert not any("flash_attention" in str(t) for t in externs), externs
+    forward = [k.source for g in codegen.COMPILED if g.role == "forward" for k in g.kernels if k.kind == "attention"]
+    assert ("tl.minimum(KV, (pid + 1) * BLOCK_M)" in forward[0]) is causal     # causal: blocks past the diagonal skipped
 
 
 def test_a_mask_that_requires_grad_keeps_the_math_composite():

@@ -108,7 +108,8 @@ class AttentionEmitter(MatmulEmitter):
             v = self._operand(t.v.load([b, kvr, n]), "kvr_mask", "(BLOCK_KV, BLOCK_N)")
             p = "p" if t.operand_dtype is torch.float32 else self._rounded("p", t.operand_dtype)
             self.lines += [f"acc = acc * alpha + {self.dot(p, v)}", "m_i = m_new"]
-        self.template_loop("for kv_start in range(0, KV, BLOCK_KV):",
+        end = "tl.minimum(KV, (pid + 1) * BLOCK_M)" if t.causal else "KV"    # causal: no block past the diagonal
+        self.template_loop(f"for kv_start in range(0, {end}, BLOCK_KV):",
                            ["rkvc = kv_start + tl.arange(0, BLOCK_KV)[None, :]", "kvc_mask = rkvc < KV",
                             "rkvr = kv_start + tl.arange(0, BLOCK_KV)[:, None]", "kvr_mask = rkvr < KV"], body)
         if t.lse is not None:     # the logsumexp a training step saves: -inf where a row saw no key

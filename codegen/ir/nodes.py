@@ -430,6 +430,7 @@ class AttentionTemplate:
     marker: Buffer
     safe: bool
     lse: Buffer | None = None
+    causal: bool = False        # the score masks key j > query i: key blocks past the diagonal are skipped
 
     @property
     def extra_outputs(self) -> tuple:

@@ -82,7 +82,8 @@ def _flash_attention(g, node, q, k, v, mask, is_causal, scale):
     lse = g.new_buffer(f"{node.name}_lse", (bh, rows), torch.float32)
     template = AttentionTemplate(_as_3d(q, batch, heads), _as_3d(k, batch, heads, transpose=True),
                                  _as_3d(v, batch, heads), (bh, rows, v_dim, cols), depth, dtype,
-                                 _score(marker, mask, is_causal, scale, batch, heads), marker, True, lse)
+                                 _score(marker, mask, is_causal, scale, batch, heads), marker, True, lse,
+                                 causal=bool(is_causal))
     kd = indexing.var("kd", depth)
 
     def body(index):
