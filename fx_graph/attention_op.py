@@ -34,11 +34,14 @@ FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 def use_fused(query, key, value, attn_mask, dropout_p, enable_gqa=False) -> bool:
     """Whether the fused op can stand for this ``scaled_dot_product_attention`` call:
-    4-d, one batch/head layout (grouped-query heads are expanded), a float type, no
-    dropout, and a mask (if any) of at most 4 dims that autograd does not differentiate."""
+    4-d and not empty, one batch/head layout (grouped-query heads are expanded), a float
+    type, no dropout, and a mask (if any) of at most 4 dims that autograd does not
+    differentiate."""
     if dropout_p != 0 or not all(isinstance(t, Tensor) and t.dim() == 4 for t in (query, key, value)):
         return False
     if query.dtype not in FUSED_DTYPES or key.dtype != query.dtype or value.dtype != query.dtype:
+        return False
+    if 0 in (*query.shape, *key.shape, *value.shape):
         return False
     heads, kv_heads = query.shape[1], key.shape[1]
     if heads != kv_heads and not (enable_gqa and kv_heads and heads % kv_heads == 0):
