@@ -210,12 +210,13 @@ def attention_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool
 # attention at head sizes 32/64/128 (``ptxas -v``: e.g. half types at 128-wide heads,
 # 64x64 dk/dv tiles spill 56 bytes at 255 registers; exact float32 at 32x32 over 8 warps
 # spills 8 bytes at 32-wide heads, and at 128-wide ones only 16x16 over 8 warps keeps the
-# dq kernel (q, do and dq of head width live across the loop) from spilling 200+ bytes).
+# dq kernel (q, do and dq of head width live across the loop) from spilling 200+ bytes;
+# at 16- to 64-wide heads 16x32, 32x16 (4 or 8 warps) each spill 4-64 bytes in some
+# compile, aligned or not, 16x16 over 8 warps in none).
 ATTENTION_BACKWARD_MAX_HEAD_DIM = 128
 ATTENTION_BACKWARD_CONFIGS = {64: ((64, 64, 4, 1), (64, 32, 4, 1), (32, 32, 4, 1)),
                               128: ((64, 32, 4, 1), (32, 32, 4, 1))}
-ATTENTION_BACKWARD_FMA_CONFIGS = {64: ((16, 32, 4, 1), (32, 16, 4, 1)),
-                                  128: ((16, 16, 8, 1),)}
+ATTENTION_BACKWARD_FMA_CONFIGS = {64: ((16, 16, 8, 1),), 128: ((16, 16, 8, 1),)}
 
 
 def attention_backward_configs(rows: int, keys: int, head_dim: int, v_dim: int, fma: bool = False) -> list:
