@@ -136,7 +136,19 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     traced.meta["lifted_inputs"] = tuple(lifted)
     traced.meta["n_user_inputs"] = len(example_inputs)
     traced.meta["output_kind"] = flat.output_kind
+    traced.meta["eager_views"] = _eager_views(gm)
     return traced
+
+
+def _eager_views(gm: fx.GraphModule) -> tuple:
+    """Per captured output: is it a view in eager? Decomposition rewrites ops into views
+    and back (``stack`` into ``unsqueeze`` + ``cat`` + ``view``), so only the captured
+    graph's own fake values tell which outputs are their own tensor objects over
+    another's memory."""
+    outs = gm.graph.output_node().args[0]
+    outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+    vals = [getattr(item, "meta", {}).get("val", getattr(item, "meta", {}).get("example_value")) for item in outs]
+    return tuple(isinstance(v, torch.Tensor) and v._is_view() for v in vals)
 
 
 def trace_inputs(gm, inputs, n_user):

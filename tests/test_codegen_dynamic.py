@@ -314,3 +314,42 @@ def test_symbolic_template_configs_of_every_size_bucket_compile_for_sm90_without
     results = aot.check_kernels(list(variants.values()), aligned=True)
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     assert all(r.spill_bytes == 0 for r in results), [(r.name, r.spill_bytes) for r in results]
+
+
+# ------------------------------------------------------------------ output identity
+
+def _view_as_input(x, y):
+    return x.view_as(x)
+
+
+def _reshape_to_same(x, y):
+    return x.reshape(x.shape[0], -1)
+
+
+def _full_slice_and_input(x, y):
+    return x[:], x
+
+
+def _whole_view_and_its_base(x, y):
+    b = x + y
+    return b.flatten()[: b.numel()].view_as(y), b
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("fn", [_view_as_input, _reshape_to_same, _full_slice_and_input, _whole_view_and_its_base])
+def test_outputs_that_are_whole_views_stay_their_own_objects(fn, backend):
+    """A graph over symbolic sizes keeps a view covering a whole buffer or input as an
+    output: eager returns a new view object there (`x.view_as(x) is not x`), whose
+    `_base` is the input or the other output — never the same object twice."""
+    compiled = capture.compile(fn, backend=backend, dynamic=True)
+    for n in (3, 5, 7):
+        x, y = torch.randn(n, 4), torch.randn(n, 4)
+        expected, actual = fn(x, y), compiled(x, y)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        actual = actual if isinstance(actual, tuple) else (actual,)
+        for e, a in zip(expected, actual):
+            assert torch.equal(e, a)
+            mine = [a is x, a._base is x] + [a is o or a._base is o for o in actual]
+            theirs = [e is x, e._base is x] + [e is o or e._base is o for o in expected]
+            assert mine == theirs, (n, mine, theirs)
+    assert _ran_generated(COMPILED) > 0

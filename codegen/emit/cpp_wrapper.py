@@ -152,13 +152,13 @@ class CppWrapperCodegen(WrapperCodegen):
     def target(self, fn) -> str:
         return PUBLIC_BINDINGS.get(fn) or super().target(fn)
 
-    def view(self, bv) -> str:
+    def view(self, bv, fresh: bool = False) -> str:
         """A transposed 2-d buffer (a linear layer's weight) is ``.t()``, cheaper than as_strided."""
         buffer = bv.buffer
         if (len(bv.shape) == 2 and bv.offset == 0 and tuple(bv.shape) == tuple(reversed(buffer.shape))
                 and buffer.stride == (buffer.shape[1], 1) and tuple(bv.stride) == (1, buffer.shape[1])):
             return f"{buffer.name}.t()"
-        return super().view(bv)
+        return super().view(bv, fresh)
 
     def launch(self, kernel, source) -> None:
         """The first kernel of a run calls the whole run."""

@@ -151,8 +151,9 @@ class WrapperCodegen:
             return "_device" if value == self.graph.device else self.constant(value, "device")
         return self.constant(value)
 
-    def view(self, bv: BufferValue) -> str:
-        if bv.is_whole_buffer():
+    def view(self, bv: BufferValue, fresh: bool = False) -> str:
+        """``fresh``: a new tensor object even over the whole buffer (eager returned a view)."""
+        if bv.is_whole_buffer() and not fresh:
             return bv.buffer.name
         return (f"_alias({bv.buffer.name}, {sizes.tuple_source(bv.shape)}, {sizes.tuple_source(bv.stride)}, "
                 f"{sizes.source(bv.offset)})")
@@ -293,7 +294,7 @@ class WrapperCodegen:
             elif out.kind == "constant":
                 parts.append(self.arg(out.value))
             else:
-                parts.append(self.view(out.value))
+                parts.append(self.view(out.value, fresh=out.view))
         return "(" + "".join(p + ", " for p in parts) + ")"
 
     def generate(self, name: str = "call"):

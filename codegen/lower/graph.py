@@ -70,6 +70,7 @@ class ExternCall:
 class GraphOutput:
     kind: str                # "buffer", "input" (the input tensor itself), "constant" (a size too)
     value: object            # BufferValue, input position, or the constant (int or sympy size)
+    view: bool = False       # eager returns a new view object here, even over a whole buffer
 
 
 class GraphLowering:
@@ -310,7 +311,9 @@ class GraphLowering:
     def _outputs(self, node):
         items = node.args[0]
         items = list(items) if isinstance(items, (tuple, list)) else [items]
-        for item in items:
+        eager_views = self.gm.meta.get("eager_views", ())
+        eager_views = eager_views if len(eager_views) == len(items) else (False,) * len(items)
+        for item, view in zip(items, eager_views):
             if not isinstance(item, fx.Node):
                 self.outputs.append(GraphOutput("constant", item))
                 continue
@@ -337,10 +340,12 @@ class GraphLowering:
                 source = _aliased_placeholder(item)
                 if source is None:                      # eager returns a fresh tensor
                     bv = self.realize(value, item.name, [item.name], item, copy=True)
-                elif bv.is_whole_buffer() and bv.buffer.kind == "input":
+                elif bv.is_whole_buffer() and bv.buffer.kind == "input" and not view:
                     self.outputs.append(GraphOutput("input", self.inputs.index(bv.buffer)))
                     continue
-            self.outputs.append(GraphOutput("buffer", bv))
+            # an output that is a view in eager is its own tensor object (`x.view_as(x) is not x`),
+            # also when it covers a whole buffer (graphs with symbolic sizes keep such views)
+            self.outputs.append(GraphOutput("buffer", bv, view=view))
 
 
 def _broadcast_cast(source, target):
