@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import capture  # noqa: E402
+import codegen  # noqa: E402
 import fx_graph  # noqa: E402
 from bench.torchvision_cpu import make_importable  # noqa: E402
 
@@ -63,6 +64,13 @@ def cpp_only():
     helpers_codegen.EMITTER = "cpp"
     yield
     helpers_codegen.EMITTER = previous
+
+
+@pytest.fixture
+def fresh_codegen():
+    """No compiled graphs recorded yet (test modules that count kernels in
+    ``codegen.COMPILED``: ``pytest.mark.usefixtures("fresh_codegen")``)."""
+    codegen.reset()
 
 
 @pytest.fixture(autouse=True)

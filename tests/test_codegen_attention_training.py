@@ -20,12 +20,7 @@ from fx_graph import attention_op
 TOL = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (2e-2, 2e-2), torch.float16: (2e-3, 2e-3)}
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    capture.reset()
-    codegen.reset()
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("fresh_codegen")   # conftest resets capture; kernels are counted
 
 
 def _tensors(dtype, rows=24, keys=24, dim=16, heads=2, kv_heads=2, seed=0):

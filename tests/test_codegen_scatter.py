@@ -13,12 +13,7 @@ import capture
 import codegen
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    capture.reset()
-    codegen.reset()
-    yield
-    capture.reset()
+pytestmark = pytest.mark.usefixtures("fresh_codegen")   # conftest resets capture; kernels are counted
 
 
 def _index_put(w, i, v):

@@ -16,12 +16,8 @@ import codegen
 import fx_graph
 from helpers_compare import check, define
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
-
-
-@pytest.fixture(autouse=True)
-def _fresh_codegen():
-    codegen.reset()
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),   # masked-off lanes divide by zero
+              pytest.mark.usefixtures("fresh_codegen")]
 
 
 def triton(fn, *args, **kwargs):
