@@ -18,16 +18,28 @@ equal the sequence length once does not tie them together.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import sympy
 import torch
 import torch._guards
+from torch._dispatch.python import enable_python_dispatcher
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.utils._sympy import functions as F
 
 from fx_graph.size_expr import SizeRead, SizeRelation, StrideOf, render
+
+
+@contextlib.contextmanager
+def running_fake(mode: FakeTensorMode):
+    """Run ops on ``mode``'s fake tensors the way make_fx and AOT autograd do: with the
+    Python dispatcher, so ops whose C++ composite kernels take only concrete sizes
+    (baddbmm, addbmm, lerp, addcmul with a grad-requiring input; bilinear) run their
+    Python meta or decomposition over symbolic sizes instead of failing."""
+    with mode, enable_python_dispatcher():
+        yield
 
 
 @dataclasses.dataclass(frozen=True)

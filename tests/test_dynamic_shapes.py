@@ -363,3 +363,33 @@ def test_uses_of_sizes_stay_symbolic_or_specialize_with_a_reason(fn, n, special)
         assert texts == []
     else:
         assert any(special in t for t in texts), texts
+
+
+# Ops whose C++ composite kernels take only concrete sizes when an input requires grad
+# (Bloom's alibi attention is `alibi.baddbmm(q, k)`): traced with the Python dispatcher.
+COMPOSITE_WITH_GRAD = {
+    "baddbmm": lambda a, q, k: a.baddbmm(q, k, alpha=0.5),
+    "addbmm": lambda a, q, k: torch.addbmm(a[0, :, :1].expand(-1, k.shape[2]).contiguous(), q, k),
+    "lerp": lambda a, q, k: torch.lerp(a, q[:, :1, :1], 0.3),
+    "addcmul": lambda a, q, k: torch.addcmul(a, q[:, :1, :1], a, value=0.5),
+    "bilinear": lambda a, q, k: torch.nn.functional.bilinear(q, q, k[:1, :, :4].contiguous()),
+}
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("name", list(COMPOSITE_WITH_GRAD))
+def test_composite_ops_with_grad_inputs_trace_over_symbolic_sizes(name, backend):
+    fn = COMPOSITE_WITH_GRAD[name]
+    cf = capture.compile(fn, backend=backend, fullgraph=True)
+    codegen.compile.reset()
+    for s in (5, 7, 9):
+        a, q, k = torch.randn(8, 1, s), torch.randn(8, s, 4, requires_grad=True), torch.randn(8, 4, s)
+        q2 = q.detach().clone().requires_grad_()
+        got, want = cf(a, q, k), fn(a, q2, k)
+        assert_same(got, want)
+        got.sum().backward()
+        want.sum().backward()
+        torch.testing.assert_close(q.grad, q2.grad)
+    assert n_entries(fn) == 2
+    graphs = list(codegen.compile.COMPILED)
+    assert graphs and not any(g.runs_eagerly for g in graphs), [g.stats.eager_reason for g in graphs]
