@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import capture
+import fx_graph
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from real_models import MODELS  # noqa: E402
@@ -50,7 +51,8 @@ def _loss(out):
 def _run(model, args, kwargs, seed):
     torch.manual_seed(seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")   # the libraries' own deprecation notices
+        warnings.simplefilter("error", fx_graph.InternalErrorWarning)   # never our bugs
         return model(*args, **kwargs)
 
 
