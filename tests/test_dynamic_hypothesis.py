@@ -30,19 +30,17 @@ from __future__ import annotations
 import copy
 import math
 import os
-import re
 import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import capture
 import fx_graph
-from capture.state import FRAMES
-from test_compiled_path_hypothesis import compare, run_call
+import helpers_dynamic
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
 
@@ -160,12 +158,6 @@ def size_sequence(draw):
 
 # ------------------------------------------------------------------ running and comparing
 
-def build(source: str):
-    namespace = {"torch": torch, "F": F}
-    exec(compile(source, "<dynamic_hypothesis>", "exec"), namespace)
-    return namespace["prog"]
-
-
 def make_inputs(seed: int, shape, aliasing: str, grad: bool, mark: bool):
     """(x, y) of ``shape``: separate, one tensor twice (``same``), or overlapping rows of
     one tensor (``overlapping``); ``grad``: views of leaves that require grad."""
@@ -184,91 +176,17 @@ def make_inputs(seed: int, shape, aliasing: str, grad: bool, mark: bool):
 
 
 def differential(source: str, sizes, mode: str, aliasing: str, grad: bool, backend: str, seed: int = 0):
-    eager_fn, compiled_fn = build(source), build(source)
-    dynamic = {"none": None, "true": True, "mark": None}[mode]
-    compiled = capture.compile(compiled_fn, backend=backend, dynamic=dynamic)
-    note = (f"\n--- program (backend={backend}, dynamic={mode}, aliasing={aliasing}, grad={grad}, "
-            f"sizes={sizes}) ---\n{source}")
-    fx_graph.compiled_path.INTERNAL_ERRORS.clear()
-    if os.environ.get("CAPTURE_DYNAMIC_LOG"):         # one line per program: counts of large local runs
-        with open(os.environ["CAPTURE_DYNAMIC_LOG"], "a") as log:
-            log.write(f"{backend} {mode} {aliasing} grad={grad} calls={len(sizes)}\n")
-    made_at = []                                   # per cache entry: the size of the call that made it
-    for call, shape in enumerate(sizes):
-        def inputs(shape=shape, call=call):
-            return make_inputs(seed + call, shape, aliasing, grad, mode == "mark")
-        entries_before, hits_before = _entries(compiled_fn), _hits(compiled_fn)
-        e = run_call(eager_fn, inputs, seed + call, grad)
-        with warnings.catch_warnings(record=True) as caught:
-            # The module ignores RuntimeWarning (numpy in the interpreter): record ours apart.
-            warnings.simplefilter("always", fx_graph.InternalErrorWarning)
-            c = run_call(compiled, inputs, seed + call, grad)
-        internal = [str(w.message) for w in caught if issubclass(w.category, fx_graph.InternalErrorWarning)]
-        made_at += [shape] * (_entries(compiled_fn) - entries_before)
-        try:
-            assert not internal, f"internal error (the graph ran as captured): {internal}"
-            compare(c, e, None, None, intermediate_views=not _ran_symbolic(compiled_fn, hits_before))
-            if entries_before and _entries(compiled_fn) > entries_before and mode != "none" and min(shape) >= 2:
-                _recompile_had_a_reason(compiled_fn, made_at, shape)
-        except AssertionError as err:
-            raise AssertionError(f"call {call} at size {shape}: {err}{note}") from None
-        assert not fx_graph.compiled_path.INTERNAL_ERRORS, (
-            f"compiled path failed at call {call}: {fx_graph.compiled_path.INTERNAL_ERRORS}{note}")
-
-
-def _record(fn):
-    return FRAMES.get(fn.__code__)
-
-
-def _entries(fn) -> int:
-    record = _record(fn)
-    return 0 if record is None else len(record.entries)
-
-
-def _hits(fn) -> list:
-    record = _record(fn)
-    return [] if record is None else [e.hits for e in record.entries]
-
-
-def _ran_symbolic(fn, hits_before) -> bool:
-    """Whether the last call ran (or made) an entry whose graph has symbolic sizes."""
-    record = _record(fn)
-    ran = [e for i, e in enumerate(record.entries if record else [])
-           if i >= len(hits_before) or e.hits != hits_before[i]]
-    return any(e.graph is not None and fx_graph.has_symbolic_sizes(e.graph) for e in ran)
-
-
-def _recompile_had_a_reason(fn, made_at, shape):
-    """Sizes symbolic from the first call (dynamic=True, mark_dynamic on every dim): a
-    new cache entry for sizes >= 2 (0 and 1 specialize) needs, for every entry that could have served the call, a failed
-    guard on a size relation, or on a size that entry holds static because it was 0 or
-    1 when it was made (those specialize) or because its trace specialized it
-    (``int(n)``: ``entry.specializations``) -- capture's own recompile record says which."""
-    record = _record(fn)
-    for failure in record.recompiles[-1].failures:
-        entry = record.entries[failure.entry_index]
-        if "size()" in failure.guard_text:
-            continue                               # a relation the trace relied on
-        dim = re.match(r"shape\[(\d+)\]", failure.reason)
-        assert dim, f"recompile for {shape}: entry {failure.entry_index} failed {failure.text()}"
-        d = int(dim.group(1))
-        size = f"{failure.source_name}.size()[{d}]"
-        specialized = any(s.size == size for s in entry.specializations)
-        was_0_or_1 = made_at[failure.entry_index][d] <= 1
-        assert specialized or was_0_or_1, (
-            f"recompile for {shape}: entry {failure.entry_index} (made at {made_at[failure.entry_index]}) held "
-            f"{size} static without a reason: {failure.text()}; specialized: {entry.specializations}")
+    helpers_dynamic.log_program(f"{backend} {mode} {aliasing} grad={grad} calls={len(sizes)}")
+    helpers_dynamic.differential(
+        source, sizes, mode, backend, lambda call, shape: make_inputs(seed + call, shape, aliasing, grad, mode == "mark"),
+        grad, f"aliasing={aliasing}, ")
 
 
 EXAMPLES = int(os.environ.get("CAPTURE_DYNAMIC_EXAMPLES", "8"))
 BACKENDS = ("cpu", "triton")
 MODES = ("none", "true", "mark")
 ALIASING = ("separate", "separate", "same", "overlapping")
-PHASES = [Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("CAPTURE_DYNAMIC_SHRINK") else [])
-# CAPTURE_DYNAMIC_RANDOM=1: fresh random programs on every run (local runs); CI is derandomized.
-COMMON = dict(deadline=None, derandomize=not os.environ.get("CAPTURE_DYNAMIC_RANDOM"), print_blob=True, database=None, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+COMMON = helpers_dynamic.COMMON
 
 
 # Found by large local runs (each failed before its fix):
