@@ -50,10 +50,10 @@ def log_program(text: str) -> None:
 
 
 def differential(source: str, calls, mode: str, backend: str, inputs, grad: bool = False, note: str = "",
-                 static=lambda failure: False):
+                 static=lambda failure: False, tol=None):
     """Compare ``prog`` compiled (``backend``, ``mode`` in ``DYNAMIC``) with eager at each
     call; ``static(failure)``: a guard failure the program explains by itself (a Python
-    int guarded by value, a dimension marked static)."""
+    int guarded by value, a dimension marked static); ``tol``: ``helpers_compare.assert_same``'s."""
     eager_fn, compiled_fn = build(source), build(source)
     compiled = capture.compile(compiled_fn, backend=backend, dynamic=DYNAMIC[mode])
     note = f"\n--- program (backend={backend}, dynamic={mode}, grad={grad}, {note}calls={calls}) ---\n{source}"
@@ -72,7 +72,7 @@ def differential(source: str, calls, mode: str, backend: str, inputs, grad: bool
         made_at += [size] * (_entries(compiled_fn) - entries_before)
         try:
             assert not internal, f"internal error (the graph ran as captured): {internal}"
-            compare(c, e, None, None, intermediate_views=not _ran_symbolic(compiled_fn, hits_before))
+            compare(c, e, None, None, not _ran_symbolic(compiled_fn, hits_before), tol)
             if entries_before and _entries(compiled_fn) > entries_before and mode != "none" and _at_least_2(size):
                 recompile_had_a_reason(compiled_fn, made_at, size, static)
         except AssertionError as err:

@@ -216,9 +216,9 @@ def differential(source: str, module: bool, seed: int, aliasing: str, grad: bool
     assert not fx_graph.compiled_path.INTERNAL_ERRORS, f"compiled path failed: {fx_graph.compiled_path.INTERNAL_ERRORS}{note}"
 
 
-def compare(c, e, e_module, c_module, intermediate_views=True):
+def compare(c, e, e_module, c_module, intermediate_views=True, tol=None):
     """Everything ``run`` recorded, compiled ``c`` against eager ``e`` (``intermediate_views``:
-    see ``helpers_compare.assert_same_aliasing``)."""
+    see ``helpers_compare.assert_same_aliasing``; ``tol``: see ``helpers_compare.assert_same``)."""
     (c_out, c_args, c_state, c_exc, c_text, c_grads) = c
     (e_out, e_args, e_state, e_exc, e_text, e_grads) = e
     assert c_exc == e_exc, f"exception {c_exc} != eager's {e_exc}"
@@ -227,14 +227,14 @@ def compare(c, e, e_module, c_module, intermediate_views=True):
     # set (the front end's, any backend; see the note in issue 10's report).
     if e_exc is None:
         assert c_state == e_state, f"global state after the call {c_state} != eager's {e_state}"
-    assert_same(c_out, e_out)
-    assert_same(c_args, e_args, "inputs after the call")
+    assert_same(c_out, e_out, tol=tol)
+    assert_same(c_args, e_args, "inputs after the call", tol)
     assert_same_aliasing(c_out, c_args, e_out, e_args, intermediate_views)
     for (path, ct), (_, et) in zip(tree_leaves(c_args, "in"), tree_leaves(e_args, "in")):
         assert_same_layout(ct, et, f"{path} after the call")
     if e_module is not None:
         assert_same(dict(c_module.state_dict()), dict(e_module.state_dict()), "module state")
-    assert_same(c_grads, e_grads, "gradients")
+    assert_same(c_grads, e_grads, "gradients", tol)
 
 
 EXAMPLES = int(os.environ.get("CAPTURE_COMPILED_PATH_EXAMPLES", "25"))

@@ -40,6 +40,9 @@ EXAMPLES = int(os.environ.get("CAPTURE_DYNAMIC_EXAMPLES", "8"))
 BACKENDS = ("cpu", "triton")
 MODES = ("none", "true", "mark", "static")
 CHOSEN = [f for f in FAMILIES if os.environ.get("CAPTURE_DYNAMIC_FAMILY", f.name) == f.name]
+# Kernels sum in another order than eager's library calls (matmuls with K up to 40, rows
+# of 2100): float32 results differ by a few ulps times the reduction length.
+TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}
 
 
 # ------------------------------------------------------------------ grammar
@@ -53,7 +56,8 @@ def program(draw, train: bool):
     chain = [form for kinds, form in family.chain if kind in kinds]
     outs = [form for kinds, form in family.outs if kind in kinds]
     body, values = [], [family.main]
-    for i in range(draw(st.integers(1, 4))):
+    # bfloat16: one statement (each op rounds in eager, chains drift apart within tolerance)
+    for i in range(draw(st.integers(1, 1 if kind == "bf16" else 4))):
         form = draw(st.sampled_from(chain)).format(u=draw(st.sampled_from(values)), c=draw(st.sampled_from(CONSTS)))
         if form.startswith("!"):
             body.append(form[1:])
@@ -135,7 +139,7 @@ def run(family, dtype, source, calls, mode, backend, grad):
     helpers_dynamic.differential(
         source, sized, mode, backend,
         lambda call, _: make_inputs(family, dtype, calls[call], call, mode, grad), grad,
-        f"family={family.name}, dtype={dtype}, sizes={calls}, ", explained)
+        f"family={family.name}, dtype={dtype}, sizes={calls}, ", explained, TOLERANCE)
 
 
 @settings(max_examples=EXAMPLES, **helpers_dynamic.COMMON)
@@ -154,3 +158,21 @@ def test_family_programs_train_like_eager_at_every_size(data, mode, backend):
     calls = data.draw(size_sweep(family), label="sizes")
     capture.reset()
     run(family, dtype, source, calls, mode, backend, True)
+
+
+# ------------------------------------------------------------------ found by large local runs
+
+FAMILY = {f.name: f for f in FAMILIES}
+FOUND = [
+    # a graph with symbolic sizes returned a 3-d matmul's result (eager: ``_unsafe_view`` of
+    # the 2-d product, no ``_base``) as a view of the product's buffer.
+    pytest.param("bmm", "float32", "def prog(z, y, w):\n    return z @ w.t()\n",
+                 [{"B": 4, "M": 33, "K": 17, "N": 4}, {"B": 2, "M": 5, "K": 16, "N": 20}], "true", "triton",
+                 id="matmul-3d-output-is-no-view"),
+]
+
+
+@pytest.mark.parametrize("family, dtype, source, calls, mode, backend", FOUND)
+def test_found_programs_match_eager_at_every_size(family, dtype, source, calls, mode, backend):
+    capture.reset()
+    run(FAMILY[family], dtype, source, calls, mode, backend, False)

@@ -50,6 +50,12 @@ def _alias(base, size, stride, offset):
     return base.as_strided(size, stride, base.storage_offset() + offset)
 
 
+def _own(base, size, stride, offset):
+    """Part of ``base`` as a tensor of its own (no ``_base``: eager's result is no view)."""
+    out = torch.empty(0, dtype=base.dtype, device=base.device)
+    return out.set_(base.untyped_storage(), base.storage_offset() + offset, size, stride)
+
+
 def _check_layout(tensor, size, stride):
     """Extern results must have the strides the kernels were generated for; copy if not.
     (Some ops return None where their meta function promises an empty tensor.)"""
@@ -115,7 +121,7 @@ class WrapperCodegen:
     def __init__(self, graph: GraphLowering, items: list, sources: dict, autotune: bool = False):
         self.graph, self.items, self.sources = graph, items, sources
         self.autotune = autotune
-        self.namespace = {"torch": torch, "_alias": _alias, "_check_layout": _check_layout,
+        self.namespace = {"torch": torch, "_alias": _alias, "_own": _own, "_check_layout": _check_layout,
                           "_device": graph.device, "_cdiv": _cdiv, "_check_indices": _check_indices}
         self.lines: list = []
         self.allocated: set = set()
@@ -293,6 +299,10 @@ class WrapperCodegen:
                 parts.append(self.graph.inputs[out.value].name)
             elif out.kind == "constant":
                 parts.append(self.arg(out.value))
+            elif out.own:
+                bv = out.value
+                parts.append(f"_own({bv.buffer.name}, {sizes.tuple_source(bv.shape)}, "
+                             f"{sizes.tuple_source(bv.stride)}, {sizes.source(bv.offset)})")
             else:
                 parts.append(self.view(out.value, fresh=out.view))
         return "(" + "".join(p + ", " for p in parts) + ")"

@@ -71,6 +71,8 @@ class GraphOutput:
     kind: str                # "buffer", "input" (the input tensor itself), "constant" (a size too)
     value: object            # BufferValue, input position, or the constant (int or sympy size)
     view: bool = False       # eager returns a new view object here, even over a whole buffer
+    own: bool = False        # eager returns a tensor of its own here (no ``_base``), even where it is
+                             # part of one of the graph's buffers (``_unsafe_view`` of a matmul's)
 
 
 class GraphLowering:
@@ -312,7 +314,8 @@ class GraphLowering:
         items = node.args[0]
         items = list(items) if isinstance(items, (tuple, list)) else [items]
         eager_views = self.gm.meta.get("eager_views", ())
-        eager_views = eager_views if len(eager_views) == len(items) else (False,) * len(items)
+        known = len(eager_views) == len(items)
+        eager_views = eager_views if known else (False,) * len(items)
         for item, view in zip(items, eager_views):
             if not isinstance(item, fx.Node):
                 self.outputs.append(GraphOutput("constant", item))
@@ -345,7 +348,8 @@ class GraphLowering:
                     continue
             # an output that is a view in eager is its own tensor object (`x.view_as(x) is not x`),
             # also when it covers a whole buffer (graphs with symbolic sizes keep such views)
-            self.outputs.append(GraphOutput("buffer", bv, view=view))
+            own = known and not view and bv.buffer.kind in ("extern", "computed") and not bv.is_whole_buffer()
+            self.outputs.append(GraphOutput("buffer", bv, view=view, own=own))
 
 
 def _broadcast_cast(source, target):
