@@ -56,11 +56,14 @@ NORM = Family(
 MATMUL = Family(
     "matmul", (("x", ("M", "K"), "X"), ("w", ("N", "K"), "X"), ("bias", ("N",), "X")), "x",
     {"M": (0, 1, 2, 5, 15, 16, 17, 32, 33, 48), "K": (1, 3, 8, 16, 17, 40), "N": (1, 4, 16, 20, 33)},
-    _f("F.linear(F.linear({u}, w), w.t())", "torch.relu({u} @ w.t() + bias) @ w",
+    _f("F.linear(F.linear({u}, w), w.t()) / ({u}.shape[-1] + w.shape[0])",
+       "torch.relu({u} @ w.t() + bias) @ w / ({u}.shape[-1] + w.shape[0])",
        "torch.softmax({u} @ {u}.t() / ({u}.shape[-1] ** 0.5), -1) @ {u}",
-       "({u} @ ({u}.t() @ {u})) / ({u}.shape[0] + 1)", "torch.addmm(bias, {u}, w.t()) @ w",
-       "{u} * {c} + torch.mm({u}, w.t()).sum(-1, keepdim=True)",
-       "torch.matmul({u}.unsqueeze(0).expand(2, -1, -1), {u}.t()).sum(0) @ {u}", "!x.add_(x @ (w.t() @ w))"),
+       "({u} @ ({u}.t() @ {u})) / ({u}.shape[0] * {u}.shape[1] + 1)",
+       "torch.addmm(bias, {u}, w.t()) @ w / ({u}.shape[-1] + w.shape[0])",
+       "{u} * {c} + torch.mm({u}, w.t()).sum(-1, keepdim=True) / (w.shape[0] * {u}.shape[1] + 1)",
+       "torch.matmul({u}.unsqueeze(0).expand(2, -1, -1), {u}.t()).sum(0) @ {u} / ({u}.shape[0] * {u}.shape[1] + 1)",
+       "!x.add_(x @ (w.t() @ w) / (w.shape[0] * w.shape[1] + 1))"),
     _f("F.linear({u}, w, bias)", "{u} @ w.t()", "torch.mm(w, {u}.t())", "{u}.t() @ {u}",
        "torch.einsum('mk,nk->mn', {u}, w)", "F.linear({u}, w).relu().sum(0)",
        "torch.bmm({u}.unsqueeze(0), w.t().unsqueeze(0))"),
@@ -69,8 +72,11 @@ MATMUL = Family(
 BMM = Family(
     "bmm", (("z", ("B", "M", "K"), "float32"), ("y", ("B", "K", "M"), "float32"), ("w", ("N", "K"), "float32")),
     "z", {"B": (1, 2, 3, 4), "M": (0, 1, 2, 5, 16, 17, 33), "K": (1, 3, 16, 17, 24), "N": (4, 16, 20)},
-    _f("torch.bmm(torch.bmm({u}, y), {u})", "torch.baddbmm({u}, torch.softmax({u} @ {u}.transpose(1, 2), -1), {u})",
-       "torch.matmul({u}, w.t()) @ w", "F.linear({u}, w).relu() @ w * {c}", "{u} @ (y @ {u}) / {u}.shape[1]"),
+    _f("torch.bmm(torch.bmm({u}, y), {u}) / ({u}.shape[1] * {u}.shape[2] + 1)",
+       "torch.baddbmm({u}, torch.softmax({u} @ {u}.transpose(1, 2) / ({u}.shape[-1] + 1), -1), {u})",
+       "torch.matmul({u}, w.t()) @ w / ({u}.shape[-1] + w.shape[0])",
+       "F.linear({u}, w).relu() @ w * {c} / ({u}.shape[-1] + w.shape[0])",
+       "{u} @ (y @ {u}) / ({u}.shape[1] * {u}.shape[2] + 1)"),
     _f("torch.bmm({u}, y)", "{u} @ w.t()", "torch.einsum('bmk,bkn->bmn', {u}, y)",
        "({u} @ {u}.transpose(-1, -2)).amax(-1)"))
 

@@ -106,15 +106,18 @@ def clone_inputs(args, kwargs):
 
 def assert_same(actual, expected, path="out", tol=None):
     """Compiled ``actual`` equals eager ``expected``: same types all the way down (``tol``:
-    dtype -> ``dict(rtol=, atol=)`` where assert_close's defaults are too tight)."""
+    dtype -> ``dict(rtol=, atol=)``, or a function of eager's tensor returning one, where
+    assert_close's defaults are too tight)."""
     assert type(actual) is type(expected), f"{path}: type {type(actual).__name__} != {type(expected).__name__}"
     if isinstance(expected, torch.Tensor):
         assert actual.shape == expected.shape, f"{path}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
         assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
         assert actual.device == expected.device, f"{path}: device {actual.device} != {expected.device}"
         assert actual.requires_grad == expected.requires_grad, f"{path}: requires_grad differs"
+        within = (tol or {}).get(expected.dtype, {})
+        within = within(expected.detach()) if callable(within) else within
         torch.testing.assert_close(actual.detach(), expected.detach(), equal_nan=True, msg=lambda m: f"{path}: {m}",
-                                   **(tol or {}).get(expected.dtype, {}))
+                                   **within)
     elif isinstance(expected, (tuple, list)):
         assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
         for i, (a, e) in enumerate(zip(actual, expected)):
