@@ -37,6 +37,20 @@ COMMON = dict(deadline=None, derandomize=not os.environ.get("CAPTURE_DYNAMIC_RAN
                                      HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 
 
+def _scaled(rtol, atol):
+    """Kernels sum in another order than eager (matmuls, rows of 2100, gradients through
+    a layer norm of two columns): results differ by a few ulps of the largest term, so
+    the absolute tolerance follows the largest finite value of eager's tensor."""
+    def within(expected):
+        finite = expected[torch.isfinite(expected)]
+        scale = float(finite.abs().max()) if finite.numel() else 0.0
+        return dict(rtol=rtol, atol=atol * (1 + scale))
+    return within
+
+
+TOLERANCE = {torch.float32: _scaled(1e-4, 1e-5), torch.bfloat16: _scaled(2e-2, 2e-2)}
+
+
 def build(source: str, filename: str = "<dynamic_hypothesis>"):
     namespace = {"torch": torch, "F": F}
     exec(compile(source, filename, "exec"), namespace)
@@ -50,7 +64,7 @@ def log_program(text: str) -> None:
 
 
 def differential(source: str, calls, mode: str, backend: str, inputs, grad: bool = False, note: str = "",
-                 static=lambda failure: False, tol=None):
+                 static=lambda failure: False, tol=TOLERANCE):
     """Compare ``prog`` compiled (``backend``, ``mode`` in ``DYNAMIC``) with eager at each
     call; ``static(failure)``: a guard failure the program explains by itself (a Python
     int guarded by value, a dimension marked static); ``tol``: ``helpers_compare.assert_same``'s."""
