@@ -20,7 +20,7 @@ import torch.fx as fx
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
 
 from fx_graph import leaf
-from fx_graph.symbolic import FrameShapes, running_fake
+from fx_graph.symbolic import FrameShapes, with_python_dispatcher_fallback
 
 _OPS = ("call_function", "call_method", "call_module")
 
@@ -178,8 +178,8 @@ class GraphBuilder:
     # ---- fake tensors ----
     def _run_fake(self, fn, args, kwargs, what: str):
         try:
-            with running_fake(self.fake_mode), torch.set_grad_enabled(self.grad_enabled):
-                return fn(*args, **kwargs)
+            with self.fake_mode, torch.set_grad_enabled(self.grad_enabled):
+                return with_python_dispatcher_fallback(fn, *args, **kwargs)
         except (DataDependentOutputException, DynamicOutputShapeException) as e:
             raise FakeRunError(f"{what} depends on tensor data ({type(e).__name__})", data_dependent=True) from None
         except Exception as e:

@@ -26,6 +26,7 @@ from torch import fx
 
 from fx_graph import attention_op
 from fx_graph.leaf import leaf_module_of
+from fx_graph.symbolic import with_python_dispatcher_fallback
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +128,7 @@ class _LeafLiftingInterpreter(fx.Interpreter):
             out = attention_above_autograd(*args, fused=self.fused_attention, **kwargs)
             if out is not None:
                 return _like(out, node.meta.get("val"))
-        return super().run_node(node)
+        return with_python_dispatcher_fallback(super().run_node, node)
 
     def call_function(self, target, args, kwargs):
         leaf = self.leaves.get(target)

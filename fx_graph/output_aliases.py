@@ -30,7 +30,6 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from fx_graph.overlap import PartialOverlapCheck
-from fx_graph.symbolic import running_fake
 
 
 class OutputAliasError(RuntimeError):
@@ -142,7 +141,7 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
         fakes, mode = symbolic
     before = [_state(x) for x in fakes]
     try:
-        with running_fake(mode), PartialOverlapCheck():
+        with mode, PartialOverlapCheck():
             outs = fn(*fakes)
         grad_after = torch.is_grad_enabled()
     finally:

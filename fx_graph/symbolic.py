@@ -18,7 +18,6 @@ equal the sequence length once does not tie them together.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import sympy
@@ -32,14 +31,26 @@ from torch.utils._sympy import functions as F
 from fx_graph.size_expr import SizeRead, SizeRelation, StrideOf, render
 
 
-@contextlib.contextmanager
-def running_fake(mode: FakeTensorMode):
-    """Run ops on ``mode``'s fake tensors the way make_fx and AOT autograd do: with the
-    Python dispatcher, so ops whose C++ composite kernels take only concrete sizes
-    (baddbmm, addbmm, lerp, addcmul with a grad-requiring input; bilinear) run their
-    Python meta or decomposition over symbolic sizes instead of failing."""
-    with mode, enable_python_dispatcher():
-        yield
+def with_python_dispatcher_fallback(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on fake tensors; where it fails while symbolic sizes are in
+    play, once more under the Python dispatcher (as make_fx runs ops). Some C++ composite
+    kernels take concrete sizes only (baddbmm, addbmm, lerp, addcmul with a grad-requiring
+    input; bilinear) and have Python meta functions that take symbolic ones. Only as a
+    fallback: under the dispatcher other composite ops decompose differently (SDPA's
+    fake output becomes a view of its math form where eager's is a tensor of its own),
+    which would change which outputs are views."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception:
+        mode = torch._guards.detect_fake_mode()
+        if mode is None or mode.shape_env is None or not mode.shape_env.backed_var_to_val:
+            raise
+        try:
+            with enable_python_dispatcher():
+                return fn(*args, **kwargs)
+        except Exception:
+            pass
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
