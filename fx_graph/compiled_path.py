@@ -39,7 +39,7 @@ from fx_graph.decompose import autograd_decomposition_table, trace_inputs
 from fx_graph.input_bases import InputBaseError, InputBases, plan_bases
 from fx_graph.lifting import FlatGraph, restore_output_kind
 from fx_graph.overlap import PartialOverlap
-from fx_graph.symbolic import has_symbolic_sizes
+from fx_graph.symbolic import has_symbolic_sizes, non_leaf_like
 from fx_graph.output_aliases import OutputAliases, OutputAliasError, plan_outputs
 
 log = logging.getLogger("capture.output_code")
@@ -211,8 +211,8 @@ class CompiledCapture:
         """(fresh fakes with the graph's symbolic sizes, their fake mode) to plan with."""
         fakes, _, mode = trace_inputs(self.gm, flat_inputs, self.n_user)
         with mode:
-            copies = [torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device,
-                                          requires_grad=x.requires_grad) for x in fakes]
+            copies = [non_leaf_like(x, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device,
+                                                           requires_grad=x.requires_grad)) for x in fakes]
         return copies, mode
 
     def _symbolic_inputs(self, flat_inputs: list, plan, bases) -> list:

@@ -137,6 +137,7 @@ class FrameShapes:
         with self.fake_mode:
             fake = torch.empty_strided(sizes, sym_stride, dtype=value.dtype, device=value.device,
                                        requires_grad=value.requires_grad)
+            fake = non_leaf_like(value, fake)
         return DynamicInput(fake, tuple(shape), tuple(stride), symbols)
 
     def static_fake(self, value: torch.Tensor) -> torch.Tensor:
@@ -239,6 +240,17 @@ def _stride_spec(value: torch.Tensor, symbols: dict) -> list:
         else:
             factor *= size
     return spec
+
+
+def non_leaf_like(value: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``fake`` (a new leaf) as a non-leaf where ``value`` is one that requires grad:
+    in-place ops on it are legal, as on ``value`` (on a leaf that requires grad they
+    raise: the trace broke the graph there). As torch's own fakes of such tensors, its
+    history refuses a backward through it."""
+    if not (value.requires_grad and not value.is_leaf and fake.is_leaf):
+        return fake
+    with torch.enable_grad():
+        return torch._C._functions.DelayedError("backward through a traced example input", 1)(fake)
 
 
 def has_symbolic_sizes(gm) -> bool:
