@@ -33,6 +33,7 @@ class Family:
     outs: tuple            # (kinds, form)
     dtypes: tuple = ("float32",)
     trains: bool = True    # float arguments can require grad
+    weight: int = 1        # how often programs are drawn from it, against the others
 
 
 def _f(*forms, kinds=FLOAT):
@@ -154,6 +155,6 @@ DTYPES = Family(
     + _f("{u}.amax(0)", "{u}.sum(0, dtype=torch.float64)", "{u}.sort(-1).values", kinds=NUM)
     + _f("{u}.argmax(-1)", kinds=F32 + INT)
     + _f("{u}.mean(-1)", "{u}.var(0)"),
-    dtypes=("float64", "bfloat16", "int64", "int32", "bool"), trains=False)
+    dtypes=("float64", "bfloat16", "int64", "int32", "bool"), trains=False, weight=3)
 
 FAMILIES = (NORM, MATMUL, BMM, SELF_ATTENTION, CROSS_ATTENTION, INDEX, FACTORY, INT_ARGUMENT, DTYPES)

@@ -49,7 +49,7 @@ CHOSEN = [f for f in FAMILIES if os.environ.get("CAPTURE_DYNAMIC_FAMILY", f.name
 @st.composite
 def program(draw, train: bool):
     """(family, dtype, source) of a program of 1 to 4 statements and 1 to 3 outputs."""
-    family = draw(st.sampled_from([f for f in CHOSEN if f.trains or not train]))
+    family = draw(st.sampled_from([f for f in CHOSEN if f.trains or not train for _ in range(f.weight)]))
     dtype = draw(st.sampled_from(family.dtypes if not train else [d for d in family.dtypes if d != "bfloat16"]))
     kind = DTYPE_KIND[dtype]
     chain = [form for kinds, form in family.chain if kind in kinds]
