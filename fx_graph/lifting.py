@@ -164,7 +164,14 @@ def attention_above_autograd(query, key, value, attn_mask=None, dropout_p=0.0, i
 
 
 def _like(out: torch.Tensor, promised) -> torch.Tensor:
-    """``out`` in the layout the captured graph promised (eager's kernel's strides)."""
-    if not isinstance(promised, torch.Tensor) or out.stride() == promised.stride() or out.dim() != promised.dim():
+    """``out`` in the layout the captured graph promised (eager's kernel's strides), and
+    no view where eager's is none: the composite ends in a view of its last product
+    (4-d matmul: ``bmm(...).view``), which AOT autograd would hand back as a view of that
+    product (``_base`` set) where eager's fused kernel returns a tensor of its own."""
+    if not isinstance(promised, torch.Tensor) or out.dim() != promised.dim():
         return out
-    return torch.empty_strided(out.shape, promised.stride(), dtype=out.dtype, device=out.device).copy_(out)
+    if out.stride() != promised.stride():
+        return torch.empty_strided(out.shape, promised.stride(), dtype=out.dtype, device=out.device).copy_(out)
+    if out._is_view() and not promised._is_view():
+        return torch.ops.aten._unsafe_view(out, out.shape)
+    return out

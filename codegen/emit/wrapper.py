@@ -41,6 +41,7 @@ import sympy
 import torch
 
 from codegen import config
+from fx_graph.layout import unviewed
 from codegen.lower.graph import ExternCall, GraphLowering
 from codegen.ir import BufferValue, sizes
 from codegen.lower.registry import Unlowerable
@@ -52,8 +53,7 @@ def _alias(base, size, stride, offset):
 
 def _own(base, size, stride, offset):
     """Part of ``base`` as a tensor of its own (no ``_base``: eager's result is no view)."""
-    out = torch.empty(0, dtype=base.dtype, device=base.device)
-    return out.set_(base.untyped_storage(), base.storage_offset() + offset, size, stride)
+    return unviewed(_alias(base, size, stride, offset))
 
 
 def _check_layout(tensor, size, stride):
