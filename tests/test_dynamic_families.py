@@ -175,6 +175,12 @@ FOUND = [
     pytest.param("matmul", "float32", "def prog(x, w, bias):\n    x.add_(x @ (w.t() @ w))\n    return x * 2.0\n",
                  [{"M": 16, "K": 3, "N": 20}, {"M": 33, "K": 40, "N": 33}], "true", "triton", True,
                  id="overwritten-non-leaf-input"),
+    # the same cause, the other way round: the graph before the break computed h0 from x
+    # as one autograd node with h1, so its backward (for h1 alone) checked x's version
+    # and raised where eager's, which never reaches normalize's node, does not.
+    pytest.param("norm", "float64", "def prog(x, w):\n    h0 = F.normalize(x, dim=-1) + w\n"
+                 "    h1 = torch.softmax(x * 2.0, 0)\n    x.copy_(torch.softmax(x, -1))\n    return h1.t()\n",
+                 [{"B": 5, "N": 257}], "mark", "cpu", True, id="overwritten-input-read-by-an-unused-output"),
     # scaled_dot_product_attention, static or not: its math composite ends in a 4-d
     # matmul's view of the product, which AOT autograd handed back as a view of it
     # (eager's fused kernel returns a tensor of its own).
