@@ -45,7 +45,7 @@ def test_kernels_are_plain_c_functions_with_vectorized_inner_loops():
     assert "int64_t cpp_fused_add_gelu(const float* restrict arg0_ptr, const float* restrict arg1_ptr, " \
            "float* restrict gelu_ptr)" in source
     assert "#pragma omp simd\n" in source and "erff(" in source
-    assert "const float arg1 = arg1_ptr[x1];" in source          # the bias: indexed by the column only
+    assert "const float arg1_c0 = arg1_ptr[x1_c0];" in source    # the bias: indexed by the column only (block form)
     assert "cpp_fused_add_gelu(arg0.data_ptr(), arg1.data_ptr(), gelu.data_ptr())" in compiled.wrapper_source
 
 

@@ -39,6 +39,7 @@ from codegen import config
 from codegen.emit.cpp import CppKernelEmitter, Loop, index_c
 from codegen.emit.cpp_lanes import CppLanesEmitter
 from codegen.emit.cpp_outer import CppOuterReductionEmitter
+from codegen.emit.cpp_pointwise import CppPointwiseEmitter
 from codegen.ir import Load, indexing
 
 
@@ -55,7 +56,7 @@ def emitter_for(kernel, placed, name: str, fx_order: dict) -> CppKernelEmitter:
         if outer.chunks:
             return outer
         return CppLanesEmitter(kernel, placed, name, fx_order)
-    return CppKernelEmitter(kernel, placed, name, fx_order)
+    return CppPointwiseEmitter(kernel, placed, name, fx_order)
 
 
 class CppMatmulEmitter(CppKernelEmitter):
