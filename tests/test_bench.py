@@ -136,12 +136,17 @@ def test_train_mode_reports_forward_and_backward_kernels_and_saved_bytes(tmp_pat
 
 def test_codegen_mode_times_c_kernels_against_a_streaming_copy(capsys):
     from bench import codegen as bench_codegen
-    rows = [{"case": "softmax 128x1000"}]                  # the C timings alone (no interpreter run)
-    bandwidth = bench_codegen.copy_bandwidth(repeats=2)
-    bench_codegen.measure_cpu(rows, "softmax 128x", bandwidth, repeats=2)
-    row = {r["case"]: r for r in rows}["softmax 128x1000"]
+    rows = [{"case": "softmax 128x1000"}, {"case": "linear+GELU 64x256->512"}]   # the C timings alone
+    bandwidth, flop_rate = bench_codegen.copy_bandwidth(repeats=2), bench_codegen.gemm_rate(repeats=1)
+    bench_codegen.measure_cpu(rows, "softmax 128x,linear+GELU", bandwidth, repeats=2, flop_rate=flop_rate)
+    row, gemm = rows
     assert row["cpu_correct"] and row["cpu_us"] > 0 and row["cpu_bytes"] == 2 * 128 * 1000 * 4
     assert row["cpu_fraction"] == pytest.approx(row["cpu_gbs"] * 1e9 / bandwidth, rel=1e-12)  # rounded apart
-    assert row["cpu_within"] in (True, False)
-    bench_codegen.print_cpu_table(rows, bandwidth, 1)
-    assert "streaming copy" in capsys.readouterr().out
+    assert row["cpu_roof"] == pytest.approx(row["cpu_fraction"], rel=1e-12)     # no product: the copy's bar
+    assert row["cpu_within"] == (row["cpu_roof"] >= bench_codegen.BANDWIDTH_TARGET)
+    arithmetic = gemm["flops"] / flop_rate                                        # linear+GELU: its flops bound it
+    assert arithmetic > gemm["cpu_bytes"] / bandwidth
+    assert gemm["cpu_roof"] == pytest.approx(arithmetic / (gemm["cpu_us"] * 1e-6), rel=1e-9)
+    bench_codegen.print_cpu_table(rows, bandwidth, 1, flop_rate=flop_rate)
+    printed = capsys.readouterr().out
+    assert "streaming copy" in printed and "GFLOP/s" in printed and "%roof" in printed
