@@ -109,3 +109,47 @@ def test_gathered_rows_check_their_index_once_per_row_and_still_raise():
     assert _lanes(compiled)
     with pytest.raises(IndexError):
         compiled(weight, torch.tensor([[1, 10], [0, 3]]))
+
+
+def _inverse(compiled) -> bool:
+    return any("_inverse = " in k.source for k in compiled.kernels)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (1, 77), (3, 96)])
+def test_softmax_multiplies_by_its_sums_reciprocal_at_any_row_length(shape):
+    x = _randn(*shape)
+    x[0, 0] = float("inf") if shape[1] > 1 else x[0, 0]
+    if shape[0] > 2 and shape[1] > 5:
+        x[1, :] = float("-inf")                 # every term NaN, like eager
+        x[2, 5] = float("nan")
+    compiled = check(lambda x: torch.softmax(x, -1), x, **SUM_TOL)
+    assert _inverse(compiled)
+
+
+def test_other_divisions_by_a_row_sum_stay_divisions():
+    compiled = check(lambda x: x.exp() / x.exp().sum(-1, keepdim=True), _randn(4, 50), **SUM_TOL)
+    assert not _inverse(compiled)
+    compiled = check(lambda x, y: (x - x.amax(-1, keepdim=True)).exp() / (y - x.amax(-1, keepdim=True)).exp().sum(
+        -1, keepdim=True), _randn(4, 50), _randn(4, 50, seed=1), **SUM_TOL)
+    assert not _inverse(compiled)
+
+
+def test_log_softmax_keeps_no_row_of_exps_softmax_does():
+    assert "_row[" not in check(lambda x: torch.log_softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
+    assert "_row[" in check(lambda x: torch.softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
+
+
+@pytest.mark.parametrize("cols", [1000, 1024])
+def test_row_softmax_same_bits_for_any_thread_count(cols):
+    x = _randn(64, cols)
+    compiled = check(lambda x: torch.softmax(x, -1), x, **SUM_TOL)
+    assert "omp parallel" in compiled.kernels[0].source
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = compiled(x)
+        torch.set_num_threads(2)
+        two = compiled(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
