@@ -91,3 +91,15 @@ def test_denormal_results_and_inputs():
 def test_loops_calling_them_keep_no_libm_call(fn):
     source = compile_fn(fn, torch.randn(64, 64)).kernels[0].source
     assert not any(f"{name}f(" in source.replace(f"capture_{name}f(", "") for name in ("exp", "tanh", "erf"))
+
+
+def test_sigmoid_has_the_bits_of_its_formula_on_our_exp():
+    """capture_sigmoidf scales e^-x more cheaply than capture_expf, to the same bits."""
+    edges = torch.cat([torch.linspace(a, b, 20001) for a, b in ((-88.8, -88.7), (79.9, 80.1), (87.2, 87.5))])
+    x = torch.cat([_sweep(), edges, -edges])
+    sigmoid, formula = compile_fn(torch.sigmoid, x), compile_fn(lambda t: 1 / (1 + torch.exp(-t)), x)
+    assert "capture_sigmoidf(" in sigmoid.kernels[0].source and "capture_expf(" in formula.kernels[0].source
+    got, formula = sigmoid(x), formula(x)
+    nan = torch.isnan(formula)
+    assert torch.equal(torch.isnan(got), nan)
+    assert torch.equal(got[~nan].view(torch.int32), formula[~nan].view(torch.int32))

@@ -36,7 +36,10 @@ minimax) in float64, coefficients rounded to float32:
   0 by itself below -104), inputs past 88.7228394 select inf at the end; NaN passes
   both. tanh calls the same core on 2|x| clamped to 20, with one power-of-two factor
   (its exp is never denormal, and never above e^20): 10 vector operations fewer than
-  the full ``capture_expf``, 22% less time per tanh here.
+  the full ``capture_expf``, 22% less time per tanh here. sigmoid, 1 / (1 + e^-x) as in
+  eager's kernel, gives the same bits as with ``capture_expf`` with a cheaper scaling
+  (e^-x below 2^-115 adds nothing to 1, so no denormal results are needed; see
+  ``capture_sigmoidf``): 0.33 instead of 0.43 ns per element, one thread.
 * tanh: |x| < 0.625: x + x z P(z), z = x^2, P of degree 4; else 1 - 2 / (e^(2|x|) + 1)
   with the sign of x (no cancellation: the result is at least 0.55 there).
 * erf: |x| < 1: x + x Q(x^2), Q of degree 6 (the leading 1 kept out of Q so the largest
@@ -46,7 +49,7 @@ minimax) in float64, coefficients rounded to float32:
 from __future__ import annotations
 
 # Names of the C functions, by loop-IR op, for float (and half types computed in float).
-FLOAT_FUNCTIONS = {"exp": "capture_expf", "tanh": "capture_tanhf", "erf": "capture_erff"}
+FLOAT_FUNCTIONS = {"exp": "capture_expf", "tanh": "capture_tanhf", "erf": "capture_erff", "sigmoid": "capture_sigmoidf"}
 
 _ERF_SMALL = (0.12837916612625122, -0.3761262595653534, 0.1128358542919159, -0.026853810995817184,
               0.00518832728266716, -0.0008010188466869295, 7.853844726923853e-05)
@@ -75,6 +78,15 @@ SOURCE = r'''
 static inline float capture_bits_to_float(int32_t bits) { float f; memcpy(&f, &bits, 4); return f; }
 static inline int32_t capture_float_to_bits(float f) { int32_t bits; memcpy(&bits, &f, 4); return bits; }
 
+/* e^r for |r| <= ln2/2: 1 + r + r^2 Q(r) */
+static inline float capture_exp_reduced(float r) {
+    float r2 = r * r;
+    float q = CAPTURE_MULADD(CAPTURE_MULADD(0.0013901531929150224f, r, 0.008363745175302029f), r2,
+                             CAPTURE_MULADD(0.04166686162352562f, r, 0.16666573286056519f));
+    q = CAPTURE_MULADD(q, r, 0.5f);
+    return CAPTURE_MULADD(q, r2, r) + 1.0f;
+}
+
 /* e^x for x in [-110, 88.7228394] or NaN (callers clamp or select outside): below -104
    the result rounds to 0 by itself. two_factors: 2^n as two exact factors, so that
    denormal results are rounded once; a caller whose result is normal passes 0 (one
@@ -84,11 +96,7 @@ static inline float capture_expf_core(float x, int two_factors) {
     float n = shifted - 12582912.0f;
     float r = CAPTURE_MULADD(n, -0.693359375f, x);                   /* exact: n * ln2_hi has <= 17 bits */
     r = CAPTURE_MULADD(n, 2.12194440e-4f, r);                        /* ln2_lo */
-    float r2 = r * r;
-    float q = CAPTURE_MULADD(CAPTURE_MULADD(0.0013901531929150224f, r, 0.008363745175302029f), r2,
-                             CAPTURE_MULADD(0.04166686162352562f, r, 0.16666573286056519f));
-    q = CAPTURE_MULADD(q, r, 0.5f);
-    float p = CAPTURE_MULADD(q, r2, r) + 1.0f;
+    float p = capture_exp_reduced(r);
     int32_t k = capture_float_to_bits(shifted) - 0x4B400000;
     if (!two_factors)
         return p * capture_bits_to_float((k + 127) << 23);
@@ -100,6 +108,24 @@ static inline float capture_expf(float x) {
     /* A clamp (NaN passes it) and one select: gcc vectorizes each to a compare and a blend. */
     float y = capture_expf_core(-110.0f > x ? -110.0f : x, 1);
     return x > 88.7228394f ? (float)INFINITY : y;
+}
+
+/* 1 / (1 + e^-x), the same bits as with capture_expf, for less: below -80, e^t adds
+   nothing to 1 (so no denormal scaling is needed); up to 88.75 (past the overflow
+   threshold, where 2^128 overflows by itself to give 0 like eager) 2^n is 2 * 2^(n-1),
+   one exact factor for every n in [-116, 128]. Both clamps pass NaN. */
+static inline float capture_sigmoidf(float x) {
+    float t = -x;
+    t = -80.0f > t ? -80.0f : t;
+    t = t > 88.75f ? 88.75f : t;
+    float shifted = CAPTURE_MULADD(t, 1.44269502f, 12582912.0f);
+    float n = shifted - 12582912.0f;
+    float r = CAPTURE_MULADD(n, -0.693359375f, t);
+    r = CAPTURE_MULADD(n, 2.12194440e-4f, r);
+    float p = capture_exp_reduced(r);
+    int32_t k = capture_float_to_bits(shifted) - 0x4B400000;
+    float e = (p + p) * capture_bits_to_float((k + 126) << 23);
+    return 1.0f / (1.0f + e);
 }
 
 static inline float capture_tanhf(float x) {

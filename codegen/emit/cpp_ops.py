@@ -100,8 +100,9 @@ def _exp(a, attrs, dtype):
 
 
 def _sigmoid(a, attrs, dtype):
-    one = _one(dtype)
-    return f"{one} / ({one} + {_exp(f'-{a}', attrs, dtype)})"
+    if dtype is not torch.float64:
+        return f"{FLOAT_FUNCTIONS['sigmoid']}({a})"          # 1 / (1 + e^-x), cpp_math
+    return f"1.0 / (1.0 + {_exp(f'-{a}', attrs, dtype)})"
 
 
 def _round(a, attrs, dtype):
