@@ -22,7 +22,7 @@ depends on are bound (a per-channel batch-norm scale is computed once per channe
 per pixel). Row kernels run one row per outer iteration: one inner loop per reduction
 (an ``omp simd reduction`` — vector accumulators), then one loop storing the full-size
 values, recomputing pointwise values rather than keeping a row buffer. The innermost
-loops are ``#pragma omp simd``; nothing else is vectorized by hand.
+loops are ``#pragma omp simd`` (``cpp_pointwise`` runs several vectors side by side).
 
 A row lives in L1/L2 while its thread works on it, so each reduction is simply its own
 pass over the row (where Triton's looped rows use an online softmax to save a pass over
