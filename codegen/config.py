@@ -373,9 +373,10 @@ CPP_OUTER_PARTIALS_MAX_BYTES = 64 << 10
 
 # Sums and max/min along a contiguous row keep this many partials (codegen/emit/cpp_lanes.py):
 # 32 float32 = 4 AVX2 vectors, four independent add chains, so loads (not the 3-4 cycle
-# add latency) set the pace; a layer norm's two sums 1.5x faster. Rows whose reduced
-# loop is not a multiple of it keep one vector accumulator.
-CPP_SUM_LANES = 32
+# add latency) set the pace; a layer norm's two sums 1.5x faster. A row that 32 does not
+# divide takes the first of the others that does (3-8 vectors: a row of 1000 takes 40;
+# softmax 128x1000's max pass 8 -> 2 us); rows none divides keep one vector accumulator.
+CPP_SUM_LANES = (32, 40, 24, 48, 56, 64)
 
 # Pointwise kernels calling costly functions (tanh, erf, exp, ...) run their innermost
 # loop in blocks of COPIES x WIDTH elements, COPIES independent vector chains interleaved

@@ -4,8 +4,9 @@ An ``omp simd reduction(+:acc)`` keeps one vector accumulator: every step waits 
 previous add (3-4 cycles here), while loads could feed one vector per cycle. So a layer
 norm's two sums over a 768-element row ran at a third of the speed of its store pass.
 Here the innermost reduced loop is cut into ``(size / LANES) x LANES`` and each of the
-LANES positions keeps its own partial (``config.CPP_SUM_LANES``: 32 float32 = 4 AVX2
-vectors, four independent chains); the partials are combined once per row::
+LANES positions keeps its own partial (the first of ``config.CPP_SUM_LANES`` that divides
+the row: 32 float32 = 4 AVX2 vectors, four independent chains; 40 for a row of 1000);
+the partials are combined once per row::
 
     float var_mean_sum_lanes[32] = {0};
     for (int64_t r0 = 0; r0 < 24; r0++) {
@@ -171,8 +172,11 @@ def lane_count(emitter: CppKernelEmitter) -> int:
     """LANES where the kernel's reductions take the lanes form, else 0."""
     if not emitter.rows or not emitter.r_loops:
         return 0
-    lanes, inner = config.CPP_SUM_LANES, emitter.r_loops[-1]
-    if not sizes.is_static(inner.size) or inner.size % lanes or inner.size < 2 * lanes:
+    inner = emitter.r_loops[-1]
+    if not sizes.is_static(inner.size):
+        return 0
+    lanes = next((n for n in config.CPP_SUM_LANES if inner.size % n == 0 and inner.size >= 2 * n), 0)
+    if not lanes:
         return 0
     reductions = [m for m in emitter.placed.values() if m.comp.is_reduction]
     if not reductions or any(m.comp.reduction not in LANE_REDUCTIONS or not m.value().dtype.is_floating_point
