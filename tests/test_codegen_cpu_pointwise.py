@@ -1,6 +1,8 @@
 """Pointwise C kernels in interleaved blocks (codegen/emit/cpp_pointwise.py), against
 eager and against the plain loop: the same bits, at sizes with and without a tail, at a
 cat's seams, with index checks, and over a symbolic size."""
+import re
+
 import pytest
 import torch
 
@@ -62,14 +64,19 @@ def test_cat_seams_and_broadcast_operands_in_blocks():
     assert _same_bits(compiled(a, b, bias), _plain(fn, a, b, bias))
 
 
-def test_index_checks_in_blocks_still_raise():
+def test_index_checks_in_parallel_blocks_still_raise():
     def fn(w, i):
-        return torch.tanh(torch.nn.functional.embedding(i, w))
-    w, i = _randn(10, 64), torch.tensor([[1, 9], [0, 3]])
+        return torch.tanh(w[i])
+    w, i = _randn(1000), torch.randint(0, 1000, (40000,), generator=torch.Generator().manual_seed(1))
     compiled = check(fn, w, i)
-    assert _blocked(compiled)
-    with pytest.raises(IndexError):
-        compiled(w, torch.tensor([[1, 10], [0, 3]]))
+    source = compiled.kernels[0].source
+    assert _blocked(compiled) and "#pragma omp parallel for reduction(|:err)" in source
+    assert re.search(r"err \|= .*_c3\b", source)                 # checked per element, in the block
+    for position in (7, 33333, 39999):
+        bad = i.clone()
+        bad[position] = 1000
+        with pytest.raises(IndexError):
+            compiled(w, bad)
 
 
 def test_symbolic_size_runs_its_blocks_and_tail():
