@@ -40,10 +40,11 @@ def count_loads(source: str) -> int:
 
 
 def count_calls(source: str, fn: str) -> int:
-    """Calls of the float32 math function ``fn`` (``exp``: ``tl.exp(`` or ``expf(``)."""
+    """Calls of the float32 math function ``fn`` (``exp``: ``tl.exp(``, ``expf(`` or a
+    ``capture_expf`` variant)."""
     if EMITTER == "triton":
         return source.count(f"tl.{fn}(")
-    return len(re.findall(rf"\b(capture_)?{fn}f\(", plain_loops(source)))
+    return len(re.findall(rf"\b(capture_)?{fn}f(_[a-z]+)?\(", plain_loops(source)))   # capture_expf_nonpositive too
 
 
 def graph_of(fn, n_args: int) -> fx.GraphModule:

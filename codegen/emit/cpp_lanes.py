@@ -26,14 +26,18 @@ multiple of LANES (``lane_count``); other kernels keep ``cpp.py``'s row form. Th
 summation order is another fixed one (lane by lane, then a fixed tree): results are
 deterministic and within float32 summation tolerance of eager's.
 
-Every row kernel (lanes or not) also takes two shortcuts of eager's own softmax kernel:
-a division by a row's sum of ``exp(v - max(v))`` (at least 1, or NaN) is a
-multiplication by its reciprocal computed once per row (the division's throughput was a
-fifth of softmax's time here; the result is within 1.5 ulp of the quotient), and a
-reduction's summands are kept in a row array only when a later pass reads them
-(log_softmax sums its exps and never reads them again).
+Every row kernel (lanes or not) also takes shortcuts where softmax's shape shows: a
+division by a row's sum of ``exp(v - max(v))`` (at least 1, or NaN) is a multiplication
+by its reciprocal computed once per row, as eager's softmax kernel does (the division's
+throughput was a tenth of softmax's time here; the result is within 1.5 ulp of the
+quotient); that float ``exp(v - max(v))`` (at most 0) is ``capture_expf_nonpositive``,
+with no overflow to select (same bits); and a reduction's summands are kept in a row
+array only when a later pass reads them (log_softmax sums its exps and never reads
+them again).
 """
 from __future__ import annotations
+
+import torch
 
 from codegen import config
 from codegen.emit.cpp import CppKernelEmitter, Loop, _nest, index_c
@@ -103,6 +107,11 @@ class CppLanesEmitter(CppKernelEmitter):
             if expr.label:
                 self.covered.add(expr.label)
             return f"{self.emit(expr.args[0])} * {inverse}", expr.label
+        if isinstance(expr, Op) and expr.name == "exp" and expr.dtype is not torch.float64 and \
+                self._below_max(expr.args[0]):
+            if expr.label:
+                self.covered.add(expr.label)
+            return f"capture_expf_nonpositive({self.emit(expr.args[0])})", expr.label   # cpp_math
         return super()._text(expr, scope)
 
     def _exp_sum(self, expr) -> bool:
@@ -111,7 +120,11 @@ class CppLanesEmitter(CppKernelEmitter):
         if total is None or total.comp.reduction != "sum" or not expr.dtype.is_floating_point:
             return False
         summand = self._through(total.value())
-        difference = self._through(summand.args[0]) if isinstance(summand, Op) and summand.name == "exp" else None
+        return isinstance(summand, Op) and summand.name == "exp" and self._below_max(summand.args[0])
+
+    def _below_max(self, expr) -> bool:
+        """Is ``expr`` ``v - max(v)`` over the row (at most 0, or NaN)?"""
+        difference = self._through(expr)
         if not (isinstance(difference, Op) and difference.name == "sub"):
             return False
         top = self._member(difference.args[1])

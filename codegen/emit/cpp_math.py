@@ -104,6 +104,11 @@ static inline float capture_expf_core(float x, int two_factors) {
     return (p * capture_bits_to_float((k1 + 127) << 23)) * capture_bits_to_float((k2 + 127) << 23);
 }
 
+/* e^x for x <= 0 or NaN (softmax's v - max(v)): capture_expf without the overflow select. */
+static inline float capture_expf_nonpositive(float x) {
+    return capture_expf_core(-110.0f > x ? -110.0f : x, 1);
+}
+
 static inline float capture_expf(float x) {
     /* A clamp (NaN passes it) and one select: gcc vectorizes each to a compare and a blend. */
     float y = capture_expf_core(-110.0f > x ? -110.0f : x, 1);
