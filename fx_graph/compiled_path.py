@@ -91,6 +91,14 @@ def needs_autograd(gm: fx.GraphModule, example_inputs: list) -> bool:
     return records_autograd(list(example_inputs) + FlatGraph(gm, len(example_inputs)).lifted_values())
 
 
+def _symbolic_copies(fakes: list, mode) -> tuple:
+    """(fresh fakes with the graph's symbolic sizes, their fake mode) to plan with."""
+    with mode:
+        copies = [non_leaf_like(x, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device,
+                                                       requires_grad=x.requires_grad)) for x in fakes]
+    return copies, mode
+
+
 class CompiledCapture:
     """Callable like the captured graph. ``graphs``: (role, compiled graph) for every
     functional graph handed to ``compile_fn`` (a backward one only after the first
@@ -162,7 +170,9 @@ class CompiledCapture:
     def _compile(self, flat_inputs: list) -> "_Variant":
         metadata_mutation = False
         try:
-            plan = plan_outputs(self.flat.fn, flat_inputs, self._symbolic_copies(flat_inputs) if self.symbolic else None)
+            # a graph with symbolic sizes is traced from its placeholders' fakes (made once per compile)
+            fakes, _, mode = trace_inputs(self.gm, flat_inputs, self.n_user) if self.symbolic else (None, None, None)
+            plan = plan_outputs(self.flat.fn, flat_inputs, _symbolic_copies(fakes, mode) if self.symbolic else None)
             metadata_mutation = bool(plan.metadata_written)
             bases = plan_bases(flat_inputs, plan.written, plan.metadata_written)
             _refuse_with_autograd(flat_inputs, plan, bases)
@@ -178,7 +188,7 @@ class CompiledCapture:
                                              inference=self._compiler("inference", names),
                                              partition=partition.partitioner(shared_storage(aot_inputs)))
             if self.symbolic:
-                aot_inputs = self._symbolic_inputs(flat_inputs, plan, bases)
+                aot_inputs = self._symbolic_inputs(fakes, plan, bases)
             self._inference = None
             # Tracing runs the graph's own grad-mode switches: the caller gets its mode back.
             with torch.set_grad_enabled(torch.is_grad_enabled()):
@@ -207,15 +217,7 @@ class CompiledCapture:
         direct = self._inference if result.plain and not plan and not bases else None
         return _Variant(result.compiled, plan, bases, result.needs_autograd, direct)
 
-    def _symbolic_copies(self, flat_inputs: list) -> tuple:
-        """(fresh fakes with the graph's symbolic sizes, their fake mode) to plan with."""
-        fakes, _, mode = trace_inputs(self.gm, flat_inputs, self.n_user)
-        with mode:
-            copies = [non_leaf_like(x, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device,
-                                                           requires_grad=x.requires_grad)) for x in fakes]
-        return copies, mode
-
-    def _symbolic_inputs(self, flat_inputs: list, plan, bases) -> list:
+    def _symbolic_inputs(self, fakes: list, plan, bases) -> list:
         """What AOT autograd traces a graph with symbolic sizes with: its placeholders'
         symbolic fakes (the trace's ShapeEnv, so the relations AOT autograd and the code
         generator rely on are guarded with the trace's) and the lifted tensors faked
@@ -227,7 +229,6 @@ class CompiledCapture:
         if plan.written:      # BatchNorm's running statistics: AOT autograd's float-size pass fails on them
             raise CompiledPathError("symbolic sizes (dynamic shapes) with written inputs (e.g. BatchNorm's "
                                     "running statistics) are not compiled yet")
-        fakes, _, _ = trace_inputs(self.gm, flat_inputs, self.n_user)
         return bases.inputs(fakes) if bases else fakes      # a tensor passed twice (tied weights): once
 
     def _compiler(self, role: str, input_names: list):
