@@ -101,6 +101,13 @@ def unroll_reduction(count: int) -> bool:
 #   H100 (3.35 TB/s, ~990 dense bf16 TFLOP/s) the saving outweighs a 10% loss while
 #   K < itemsize * 990e12 / (0.1 * 3.35e12), about 5900 for bf16 (and for tf32 with
 #   itemsize 4 and half the flops): templates up to K = 4096.
+# A symbolic extent (dynamic shapes) is judged at the smallest size the entry's guards
+# admit (``sizes.least``: rows = batch x sequence with both >= 2 may be 4), not at the size
+# of the call that compiled it: the choice decides which kernels the graph has, and a
+# graph compiled at 18 rows would otherwise carry a template kernel per product that the
+# same entry compiled at 8 rows would not (tiny GPT-2 over sequence lengths then batch
+# sizes: 27 kernels instead of 20). So a product whose rows vary down to a few uses the
+# library GEMM at every size (Inductor's default for products, too).
 MATMUL_MIN_DIM = 16
 MATMUL_MAX_K = 4096
 MATMUL_DTYPES = ("float32", "float16", "bfloat16")

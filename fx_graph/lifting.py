@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import torch
 from torch import fx
+from torch.fx.experimental.symbolic_shapes import guard_int
 
 from fx_graph import attention_op
 from fx_graph.leaf import leaf_module_of
@@ -154,6 +156,7 @@ def attention_above_autograd(query, key, value, attn_mask=None, dropout_p=0.0, i
     the forward saves the logsumexp, the backward is one op the templates compute)."""
     if dropout_p != 0:
         return None
+    scale = _pinned_head_sizes(query, value, scale)
     if attn_mask is not None and attn_mask.dtype == torch.bool:    # as sdpa does before its kernels
         attn_mask = torch.where(attn_mask.logical_not(), float("-inf"), 0.0).to(query.dtype)
     differentiated = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
@@ -163,6 +166,28 @@ def attention_above_autograd(query, key, value, attn_mask=None, dropout_p=0.0, i
         query, key, value, attn_mask, 0.0, is_causal, None, scale=scale, enable_gqa=enable_gqa)[0]
 
 
+def _pinned_head_sizes(query, value, scale):
+    """Head widths as numbers (a symbolic one, e.g. under ``dynamic=True``, is specialized
+    to this call's value and guarded), and the scale: generated code holds a head as one
+    block (the attention template's ``BLOCK_D``), and the default scale ``1/sqrt(E)`` would
+    otherwise be a float computed from a size, which generated code does not carry. Head
+    widths are a model's constants: pinning them costs no recompile over batch sizes and
+    sequence lengths."""
+    head = query.shape[-1]
+    for width in (head, value.shape[-1]):
+        if isinstance(width, torch.SymInt):
+            guard_int(width)
+    if scale is None and isinstance(head, torch.SymInt):
+        scale = 1.0 / math.sqrt(guard_int(head))
+    return scale
+
+
+def _exprs(sizes) -> tuple:
+    """Sizes as expressions (a size specialized while tracing, ``_pinned_head_sizes``, is
+    its number: comparing its SymInt with the tracer's would need it tracked)."""
+    return tuple(s.node.expr if isinstance(s, torch.SymInt) else s for s in sizes)
+
+
 def _like(out: torch.Tensor, promised) -> torch.Tensor:
     """``out`` in the layout the captured graph promised (eager's kernel's strides), and
     no view where eager's is none: the composite ends in a view of its last product
@@ -170,7 +195,7 @@ def _like(out: torch.Tensor, promised) -> torch.Tensor:
     product (``_base`` set) where eager's fused kernel returns a tensor of its own."""
     if not isinstance(promised, torch.Tensor) or out.dim() != promised.dim():
         return out
-    if out.stride() != promised.stride():
+    if _exprs(out.stride()) != _exprs(promised.stride()) and out.stride() != promised.stride():
         return torch.empty_strided(out.shape, promised.stride(), dtype=out.dtype, device=out.device).copy_(out)
     if out._is_view() and not promised._is_view():
         return torch.ops.aten._unsafe_view(out, out.shape)

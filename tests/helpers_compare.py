@@ -144,14 +144,10 @@ def assert_same(actual, expected, path="out", tol=None):
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
-def assert_same_aliasing(c_out, c_inputs, e_out, e_inputs, intermediate_views=True):
+def assert_same_aliasing(c_out, c_inputs, e_out, e_inputs):
     """Outputs relate to the inputs and to each other as in eager: the same objects
     (``out is x``), the same ``_base`` (an input, another output, or none), the same
-    storage sharing, and each output laid out as eager's (strides, storage offset).
-    ``intermediate_views=False`` leaves out what only views of tensors made inside the
-    function show (an output's ``_base`` that is no input, its strides and offset, outputs
-    sharing storage with each other but with no input): graphs with symbolic sizes return
-    them as new dense tensors (issue 12, open)."""
+    storage sharing, and each output laid out as eager's (strides, storage offset)."""
     e_in, c_in = list(tree_leaves(e_inputs, "in")), list(tree_leaves(c_inputs, "in"))
     e_leaves, c_leaves = list(tree_leaves(e_out)), list(tree_leaves(c_out))
     assert [p for p, _ in c_leaves] == [p for p, _ in e_leaves]
@@ -163,30 +159,23 @@ def assert_same_aliasing(c_out, c_inputs, e_out, e_inputs, intermediate_views=Tr
             f"{path}: eager returns {e_where[id(et)]}, compiled returns {c_where[id(ct)]}")
         e_base = None if et._base is None else e_where.get(id(et._base), "a tensor made inside the function")
         c_base = None if ct._base is None else c_where.get(id(ct._base), "a tensor made inside the function")
-        checked = intermediate_views or e_base is None or e_base.startswith("in")
-        assert_same_layout(ct, et, path, view=checked)
-        if checked:
-            assert c_base == e_base, f"{path}._base: eager {e_base}, compiled {c_base}"
+        assert_same_layout(ct, et, path)
+        assert c_base == e_base, f"{path}._base: eager {e_base}, compiled {c_base}"
     e_storage, c_storage = _storage_groups(e_all), _storage_groups(c_all)
-    e_inputs_at, c_inputs_at = set(e_storage[:len(e_in)]), set(c_storage[:len(c_in)])
     for i in range(len(e_all)):
         for j in range(i + 1, len(e_all)):
             if i < len(e_in) and j < len(e_in):
                 continue                # inputs sharing storage is the caller's business
-            if not intermediate_views and not {e_storage[i], e_storage[j]} & e_inputs_at \
-                    and not {c_storage[i], c_storage[j]} & c_inputs_at:
-                continue
             assert (e_storage[i] == e_storage[j]) == (c_storage[i] == c_storage[j]), (
                 f"{e_all[i][0]} and {e_all[j][0]}: share storage in eager: {e_storage[i] == e_storage[j]}, "
                 f"in compiled: {c_storage[i] == c_storage[j]}")
 
 
-def assert_same_layout(actual, expected, path, view=True):
-    """Same strides (dimensions of size 1 aside) and storage offset as eager's tensor
-    (``view=False``: is_leaf only, for a view of an intermediate returned as a new tensor)."""
+def assert_same_layout(actual, expected, path):
+    """Same strides (dimensions of size 1 aside), storage offset and ``is_leaf`` as eager's tensor."""
     strides_agree = all(s <= 1 or a == e for s, a, e in zip(expected.shape, actual.stride(), expected.stride()))
-    assert strides_agree or not view, f"{path}: strides {actual.stride()} != eager's {expected.stride()}"
-    assert not view or actual.storage_offset() == expected.storage_offset(), (
+    assert strides_agree, f"{path}: strides {actual.stride()} != eager's {expected.stride()}"
+    assert actual.storage_offset() == expected.storage_offset(), (
         f"{path}: storage offset {actual.storage_offset()} != eager's {expected.storage_offset()}")
     assert _is_leaf(actual) == _is_leaf(expected), (
         f"{path}: is_leaf {_is_leaf(actual)} != eager's {_is_leaf(expected)}")

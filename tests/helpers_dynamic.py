@@ -76,7 +76,7 @@ def differential(source: str, calls, mode: str, backend: str, inputs, grad: bool
     for call, size in enumerate(calls):
         def make(size=size, call=call):
             return inputs(call, size)
-        entries_before, hits_before = _entries(compiled_fn), _hits(compiled_fn)
+        entries_before = _entries(compiled_fn)
         e = run_call(eager_fn, make, call, grad)
         with warnings.catch_warnings(record=True) as caught:
             # The modules ignore RuntimeWarning (numpy in the interpreter): record ours apart.
@@ -86,7 +86,7 @@ def differential(source: str, calls, mode: str, backend: str, inputs, grad: bool
         made_at += [size] * (_entries(compiled_fn) - entries_before)
         try:
             assert not internal, f"internal error (the graph ran as captured): {internal}"
-            compare(c, e, None, None, not _ran_symbolic(compiled_fn, hits_before), tol)
+            compare(c, e, None, None, tol)
             if entries_before and _entries(compiled_fn) > entries_before and mode != "none" and _at_least_2(size):
                 recompile_had_a_reason(compiled_fn, made_at, size, static)
         except AssertionError as err:
@@ -107,19 +107,6 @@ def _record(fn):
 def _entries(fn) -> int:
     record = _record(fn)
     return 0 if record is None else len(record.entries)
-
-
-def _hits(fn) -> list:
-    record = _record(fn)
-    return [] if record is None else [e.hits for e in record.entries]
-
-
-def _ran_symbolic(fn, hits_before) -> bool:
-    """Whether the last call ran (or made) an entry whose graph has symbolic sizes."""
-    record = _record(fn)
-    ran = [e for i, e in enumerate(record.entries if record else [])
-           if i >= len(hits_before) or e.hits != hits_before[i]]
-    return any(e.graph is not None and fx_graph.has_symbolic_sizes(e.graph) for e in ran)
 
 
 def recompile_had_a_reason(fn, made_at, size, static=lambda failure: False):

@@ -20,6 +20,7 @@ import codegen
 from codegen import config
 from codegen.compile import COMPILED
 from codegen.emit import sm90 as aot
+from helpers_compare import assert_same_aliasing
 from helpers_modules import assert_same, n_entries
 
 import helpers_codegen
@@ -194,19 +195,39 @@ def test_slices_and_selects_with_symbolic_bounds_keep_eager_views():
     assert not [e for g in graphs for e in g.stats.externs], [e for g in graphs for e in g.stats.externs]
 
 
+def linear_relu(x, w, b):
+    return torch.relu(x @ w + b)
+
+
 def test_matmul_template_over_a_symbolic_row_count():
-    """The tl.dot template with its epilogue: M is a runtime argument, the grid follows it."""
-    def linear_relu(x, w, b):
-        return torch.relu(x @ w + b)
+    """The tl.dot template with its epilogue: M is a runtime argument, the grid follows it.
+    Rows are 16 x batch, at least 32 at every batch size >= 2: the template serves them."""
     w, b = torch.randn(32, 32), torch.randn(32)
-    cf = capture.compile(linear_relu, backend="triton", dynamic=True)
-    for n in (16, 18, 50):
-        x = torch.randn(n, 32)
+    cf = capture.compile(linear_relu, backend="triton")
+    for n in (2, 3, 5):
+        x = torch.randn(n, 16, 32)
+        capture.mark_dynamic(x, 0)
         assert_same(cf(x, w, b), linear_relu(x, w, b), atol=1e-4, rtol=1e-4)
     graphs = list(COMPILED)
     assert _ran_generated(graphs) == 3
     assert [k.kind for g in graphs for k in g.kernels] == ["matmul"]
     assert graphs[0].kernels[0].signature()["M"] == "i32"
+
+
+@pytest.mark.parametrize("first", [4, 18])
+def test_template_or_library_product_does_not_depend_on_the_compiling_size(first):
+    """Rows that may be as few as 2 use the library GEMM whichever size compiled the graph
+    (at 18 rows this call alone would pick the template): the graph's kernels are the same
+    set either way (config, beside MATMUL_MIN_DIM)."""
+    w, b = torch.randn(32, 32), torch.randn(32)
+    cf = capture.compile(linear_relu, backend="triton", dynamic=True)
+    for n in (first, 7, 40):
+        x = torch.randn(n, 32)
+        assert_same(cf(x, w, b), linear_relu(x, w, b), atol=1e-4, rtol=1e-4)
+    graph, = COMPILED
+    assert _ran_generated([graph]) == 3
+    assert [k.kind for k in graph.kernels] != ["matmul"] and len(graph.stats.externs) == 1
+    assert "library kernel: a dimension below 16 (m=2" in str(graph.stats.externs[0])
 
 
 def gpt2_attention(x, w, tril):
@@ -276,20 +297,21 @@ def test_autotune_over_symbolic_sizes_is_keyed_by_size_bucket():
     """On CUDA a kernel over symbolic sizes tunes once per size bucket, over the configs
     the heuristics give at the bucket's sizes. In the interpreter only buckets with one
     config run (timing several needs a GPU); the larger bucket's configs are listed."""
-    def linear_softmax(x, w):
-        return torch.relu(x @ w).softmax(-1)
+    def linear(x, w):
+        return torch.relu(x @ w)
     w = torch.randn(32, 32)
-    cf = capture.compile(linear_softmax, backend=_autotuning_backend, dynamic=True)
-    for n in (20, 24, 12):
-        x = torch.randn(n, 32)
-        assert_same(cf(x, w), linear_softmax(x, w), atol=1e-5, rtol=1e-5)
+    cf = capture.compile(linear, backend=_autotuning_backend)
+    for n in (3, 4, 2):                                # rows 8 x batch: 24, 32, 16
+        x = torch.randn(n, 8, 32)
+        capture.mark_dynamic(x, 0)
+        assert_same(cf(x, w), linear(x, w), atol=1e-5, rtol=1e-5)
     graph, = COMPILED
     assert _ran_generated([graph]) == 3 and ".at(" in graph.wrapper_source
     tuned = graph._call.__globals__[graph.kernels[0].name]
-    assert sorted(tuned.tuners) == [(16, 32, 32), (32, 32, 32)]        # 20 and 24 share a bucket
+    assert sorted(tuned.tuners) == [(16,), (32,)]        # M only (N, K static); 24 and 32 rows share a bucket
     fma = graph.kernels[0].fma
-    assert tuned.configs(20, 32, 32) == config.matmul_configs(32, 32, 32, fma) and len(tuned.configs(20, 32, 32)) == 1
-    assert tuned.configs(100, 32, 32) == config.matmul_configs(128, 32, 32, fma) != config.matmul_configs(32, 32, 32, fma)
+    assert tuned.configs(24) == config.matmul_configs(32, 32, 32, fma) and len(tuned.configs(24)) == 1
+    assert tuned.configs(100) == config.matmul_configs(128, 32, 32, fma) != config.matmul_configs(32, 32, 32, fma)
 
 
 @pytest.mark.skipif(not aot.have_cuda_backend(), reason="the installed triton has no CUDA backend")
@@ -299,6 +321,9 @@ def test_symbolic_template_configs_of_every_size_bucket_compile_for_sm90_without
     cf = capture.compile(gpt2_attention, backend="triton")
     for batch, seq in ((2, 9), (3, 17)):           # the second call compiles the symbolic graph
         cf(torch.randn(batch, seq, 32), torch.randn(32, 96), torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64))
+    x = torch.randn(2, 16, 32)                     # a product over symbolic rows (16 x batch)
+    capture.mark_dynamic(x, 0)
+    capture.compile(linear_relu, backend="triton")(x, torch.randn(32, 32), torch.randn(32))
     kernels = [k for g in COMPILED for k in g.kernels if k.kind in ("matmul", "attention")
                and "i32" in k.signature().values()]
     assert {k.kind for k in kernels} == {"matmul", "attention"}
@@ -353,3 +378,73 @@ def test_outputs_that_are_whole_views_stay_their_own_objects(fn, backend):
             theirs = [e is x, e._base is x] + [e is o or e._base is o for o in expected]
             assert mine == theirs, (n, mine, theirs)
     assert _ran_generated(COMPILED) > 0
+
+
+def _intermediate_and_its_transpose(x, y):
+    a = x * 2
+    return a, a.t()
+
+
+def _symbolic_slice_of_intermediate(x, y):
+    a = x + y
+    return a[: x.shape[0] // 2 + 1], a[1:, 1:]
+
+
+def _diagonal_of_intermediate(x, y):
+    a = x * y
+    return a.diagonal(), a
+
+
+def _expanded_unsqueeze_of_intermediate(x, y):
+    a = x.exp()
+    return a.unsqueeze(0).expand(3, -1, -1), a[:, None]
+
+
+def _chain_of_views(x, y):
+    a = x - y
+    return a.t()[1:].unsqueeze(0).transpose(0, 1), a.sum()
+
+
+def _views_of_reduction_and_product(x, y):
+    s = x.sum(1)
+    m = x.t() @ y
+    return s.view(-1, 1), s, m.t()[::2]
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("fn", [_intermediate_and_its_transpose, _symbolic_slice_of_intermediate,
+                                _diagonal_of_intermediate, _expanded_unsqueeze_of_intermediate, _chain_of_views,
+                                _views_of_reduction_and_product])
+def test_symbolic_graph_returns_views_of_intermediates_as_eager(fn, backend):
+    """An output that eager returns as a view of a tensor made inside the function is a
+    view of that tensor's buffer (its `_base`, storage, strides, offset as eager's), also
+    when the view's bounds are symbolic: the viewed value is realized as its own buffer."""
+    compiled = capture.compile(fn, backend=backend, dynamic=True)
+    for n in (3, 5, 8):
+        x, y = torch.randn(n, 4), torch.randn(n, 4)
+        expected, actual = fn(x, y), compiled(x, y)
+        assert_same(actual, expected, atol=1e-5, rtol=1e-5)
+        assert_same_aliasing(actual, (x, y), expected, (x, y))
+    assert _ran_generated(COMPILED) == 3
+
+
+def _plain_sdpa(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_sdpa_with_every_dim_symbolic_runs_generated_code_with_the_head_width_pinned(backend):
+    """Under dynamic=True the head width is symbolic too; the code generator specializes
+    it (a guard: the attention template holds a head as one block, and the default scale
+    1/sqrt(E) would be a float of a size), so one graph serves every batch, head count and
+    sequence length, and another head width is a new entry (before: the graph ran as
+    captured, "SymFloat not generated yet")."""
+    compiled = capture.compile(_plain_sdpa, backend=backend, dynamic=True)
+    shapes = [(2, 3, 5, 16), (3, 2, 7, 16), (2, 4, 17, 16), (2, 2, 9, 32)]
+    for shape in shapes:
+        q, k, v = (torch.randn(*shape) for _ in range(3))
+        assert_same(compiled(q, k, v), _plain_sdpa(q, k, v), atol=1e-5, rtol=1e-5)
+    assert n_entries(_plain_sdpa) == 2
+    assert _ran_generated(COMPILED) == len(shapes)
+    if backend == "triton":
+        assert [k.kind for g in COMPILED for k in g.kernels] == ["attention", "attention"]

@@ -216,9 +216,9 @@ def differential(source: str, module: bool, seed: int, aliasing: str, grad: bool
     assert not fx_graph.compiled_path.INTERNAL_ERRORS, f"compiled path failed: {fx_graph.compiled_path.INTERNAL_ERRORS}{note}"
 
 
-def compare(c, e, e_module, c_module, intermediate_views=True, tol=None):
-    """Everything ``run`` recorded, compiled ``c`` against eager ``e`` (``intermediate_views``:
-    see ``helpers_compare.assert_same_aliasing``; ``tol``: see ``helpers_compare.assert_same``)."""
+def compare(c, e, e_module, c_module, tol=None):
+    """Everything ``run`` recorded, compiled ``c`` against eager ``e`` (``tol``: see
+    ``helpers_compare.assert_same``)."""
     (c_out, c_args, c_state, c_exc, c_text, c_grads) = c
     (e_out, e_args, e_state, e_exc, e_text, e_grads) = e
     assert c_exc == e_exc, f"exception {c_exc} != eager's {e_exc}"
@@ -229,7 +229,7 @@ def compare(c, e, e_module, c_module, intermediate_views=True, tol=None):
         assert c_state == e_state, f"global state after the call {c_state} != eager's {e_state}"
     assert_same(c_out, e_out, tol=tol)
     assert_same(c_args, e_args, "inputs after the call", tol)
-    assert_same_aliasing(c_out, c_args, e_out, e_args, intermediate_views)
+    assert_same_aliasing(c_out, c_args, e_out, e_args)
     for (path, ct), (_, et) in zip(tree_leaves(c_args, "in"), tree_leaves(e_args, "in")):
         assert_same_layout(ct, et, f"{path} after the call")
     if e_module is not None:

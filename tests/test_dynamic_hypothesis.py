@@ -246,18 +246,6 @@ def test_generated_size_programs_train_like_eager_at_every_size(source, sizes, m
     differential(source, sizes, mode, "separate", True, backend)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12, open: a graph with symbolic sizes returns views of its "
-                   "intermediates as new tensors (values and strides right; _base and sharing differ)")
-def test_symbolic_graph_returns_views_of_intermediates_as_eager():
-    def prog(x):
-        a = x * 2
-        return a, a.t()
-
-    compiled = capture.compile(prog, backend="cpu", dynamic=True)
-    a, t = compiled(torch.randn(4, 3))
-    assert t._base is a
-
-
 # ------------------------------------------------------------------ training-shaped programs
 
 class TinyAttention(torch.nn.Module):

@@ -17,7 +17,9 @@ Questions about sizes come in two kinds:
   the front end guards it (its guards are taken after the backend compiled the graph).
 
 Heuristics that only tune speed (block sizes, thread counts) read ``hint(size)``, this
-call's value, without a guard. Generated code prints sizes with ``source``: a symbol is
+call's value, without a guard. Heuristics that decide *which* kernels a graph has (the
+matmul template or the library GEMM) read ``least(size)``, the smallest size the entry
+serves, so the kernels do not depend on which call compiled the graph. Generated code prints sizes with ``source``: a symbol is
 a variable of the wrapper and a runtime argument of each kernel that reads it.
 """
 from __future__ import annotations
@@ -182,6 +184,21 @@ def hint(value) -> int:
     return int(sympy.sympify(value).xreplace(env.backed_var_to_val))
 
 
+def least(value) -> int:
+    """The smallest value a size takes over every size the entry serves (the ShapeEnv's
+    ranges, e.g. ``s0*s1 >= 4`` from ``s0, s1 >= 2``): for choices that decide which
+    kernels a graph has, which must not depend on the call that happened to compile it."""
+    if isinstance(value, int):
+        return value
+    env = current_env()
+    if env is None:
+        raise SymbolicSizeError(f"no sizes to bound {value} with")
+    lower = env.bound_sympy(sympy.sympify(value)).lower
+    if not lower.is_finite:
+        raise SymbolicSizeError(f"{value} has no lower bound")
+    return int(lower)
+
+
 def decide(cond) -> bool:
     """``cond`` proved, or answered for this call's sizes and guarded (module docstring)."""
     if isinstance(cond, bool):
@@ -247,4 +264,10 @@ def _show(e, lang) -> str:  # noqa: C901 (one branch per sympy node kind)
         return f"{_atom(e.args[0], lang)} {'/' if lang == 'c' else '//'} {_atom(e.args[1], lang)}"
     if isinstance(e, (F.Mod, F.PythonMod, sympy.Mod)):
         return f"{_atom(e.args[0], lang)} % {_atom(e.args[1], lang)}"
+    if isinstance(e, (sympy.Min, sympy.Max, F.Min, F.Max)):         # a diagonal's length: min(rows, cols)
+        pick = "min" if isinstance(e, (sympy.Min, F.Min)) else "max"
+        if lang == "c":
+            first, rest = _show(e.args[0], lang), _show(type(e)(*e.args[1:]), lang)
+            return f"(({first}) {'<' if pick == 'min' else '>'} ({rest}) ? ({first}) : ({rest}))"
+        return f"{pick}({', '.join(_show(a, lang) for a in e.args)})"
     raise SymbolicSizeError(f"size expression {e} ({type(e).__name__}) is not generated yet")

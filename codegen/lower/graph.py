@@ -34,7 +34,7 @@ aten = torch.ops.aten
 # Ops that return a view of their first argument (what an output may alias).
 VIEW_OPS = {aten.view, aten.permute, aten.transpose, aten.t, aten.expand, aten.slice, aten.select,
             aten.unsqueeze, aten.squeeze, aten.alias, aten.detach, aten.split, aten.split_with_sizes,
-            aten.unbind, aten.as_strided}
+            aten.unbind, aten.as_strided, aten.diagonal, aten.unfold}
 
 
 @dataclasses.dataclass(eq=False)
@@ -95,6 +95,7 @@ class GraphLowering:
         self.fallbacks: list = []        # (fx node name, target, reason)
         self.empty_buffers: list = []    # computed buffers with no elements
         self.symbolic = fx_graph_has_symbols(gm)   # sizes are sympy expressions (codegen.ir.sizes)
+        self.view_bases = _eager_view_bases(gm)     # realized at once: outputs view them
 
     # ---------------------------------------------------------------- names, buffers
     def unique(self, name: str) -> str:
@@ -190,7 +191,7 @@ class GraphLowering:
                 del self.nodes[mark:]
                 reason = f"not generated for symbolic sizes yet ({e})"
             else:
-                if _needs_realize(node, value):
+                if node in self.view_bases or _needs_realize(node, value):
                     value = self.realize(value, node.name, [node.name], node)
                 return value
         self.fallbacks.append((node.name, str(node.target), reason))
@@ -495,18 +496,35 @@ def _dense(shape, stride) -> bool:
 
 def _aliased_placeholder(node: fx.Node):
     """The placeholder an output is a view of in eager (None if eager returns a new tensor)."""
-    while True:
-        if node.op == "placeholder":
-            return node
-        if node.op != "call_function":
-            return None
+    root = _view_root(node)
+    return root if root.op == "placeholder" else None
+
+
+def _view_root(node: fx.Node) -> fx.Node:
+    """The node whose memory ``node`` views through a chain of view ops (itself if none)."""
+    while node.op == "call_function":
         if node.target is operator.getitem:
             node = node.args[0]
             continue
         packet = getattr(node.target, "overloadpacket", None)
         if packet not in VIEW_OPS or not isinstance(node.args[0], fx.Node):
-            return None
+            break
         node = node.args[0]
+    return node
+
+
+def _eager_view_bases(gm) -> set:
+    """Computed nodes that an output views in eager (``a`` in ``return a, a.t()``): they
+    are realized as soon as they are lowered, so the view ops after them lower to strided
+    views of that buffer and the output is a view of it, as eager's is (``_base``, shared
+    storage), instead of a new dense tensor computed from the same expression."""
+    items = gm.graph.output_node().args[0]
+    items = list(items) if isinstance(items, (tuple, list)) else [items]
+    views = gm.meta.get("eager_views", ())
+    if len(views) != len(items):
+        return set()
+    roots = (_view_root(item) for item, view in zip(items, views) if view and isinstance(item, fx.Node))
+    return {root for root in roots if root.op == "call_function"}
 
 
 def _is_library_op(target) -> bool:

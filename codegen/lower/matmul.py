@@ -71,8 +71,9 @@ def _template(g, node, a, b, batched: bool, exact_product: bool = False):
         if choice is None and not _contiguous_along_k(b, extents):
             choice = "the C template reads b along k (a linear layer's weight); this b is not"
     else:
-        # a heuristic (the template is correct at any size): symbolic extents at this call's values
-        choice = config.use_matmul_template(*[sizes.hint(e) for e in extents], dtype)
+        # a heuristic (the template is correct at any size): symbolic extents at the smallest
+        # size the entry serves, whichever call compiled it (config, beside MATMUL_MIN_DIM)
+        choice = config.use_matmul_template(*[sizes.least(e) for e in extents], dtype)
     if choice is not None:
         raise Unlowerable(f"library kernel: {choice}")
     a = _operand(g, node, a.value if isinstance(a, _Batched) else a, "a")
