@@ -150,7 +150,9 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     _check_readable(outs)
     plan = _plan(fakes, list(outs))
     plan.grad_mode_after = grad_after if grad_after != grad else None
-    after = [_state(x) for x in fakes]
+    # printed after the run, before and after alike: a size the run specialized (a guard,
+    # e.g. an attention head width) prints as its number in both
+    before, after = [_text(state) for state in before], [_text(_state(x)) for x in fakes]
     plan.written = {i for i, (b, a) in enumerate(zip(before, after)) if b != a}
     plan.metadata_written = {i for i, (b, a) in enumerate(zip(before, after)) if b and a and b[1:] != a[1:]}
     return plan
@@ -173,7 +175,12 @@ def _state(x):
     """Version counter and metadata of a fake input (None for a non-tensor)."""
     if not isinstance(x, torch.Tensor):
         return None
-    return (x._version, *(str(v) for v in (tuple(x.shape), tuple(x.stride()), x.storage_offset())))   # no guard
+    return x._version, tuple(x.shape), tuple(x.stride()), x.storage_offset()
+
+
+def _text(state):
+    """``_state`` comparable without a guard: symbolic sizes as their printed expressions."""
+    return None if state is None else (state[0], *(str(v) for v in state[1:]))
 
 
 def _plan(inputs: list, outputs: list) -> OutputAliases:
