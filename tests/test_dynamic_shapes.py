@@ -146,16 +146,18 @@ def sdpa(q, k, v):
     return torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
 
-def test_a_float_computed_from_a_size_is_guarded_readably():
-    """SDPA's default scale is 1 / sqrt(head size): with ``dynamic=True`` a float power of
-    a symbolic size; the decomposition's relation on it is guarded and printed (it raised
-    an internal error before)."""
+def test_a_symbolic_head_width_is_pinned_with_a_readable_guard():
+    """SDPA's default scale is 1 / sqrt(head size): with ``dynamic=True`` a float of a
+    symbolic size. The code generator pins the head width (fx_graph/lifting.py
+    ``_pinned_head_sizes``), guarded and printed: rows vary in one entry, another head
+    width is a new one (before: the float's relation was guarded, and the graph ran as
+    captured)."""
     cf = capture.compile(sdpa, backend="cpu", dynamic=True)
-    for rows, dim in ((5, 8), (7, 12)):
+    for rows, dim in ((5, 8), (7, 8), (7, 12)):
         q, k, v = (torch.randn(2, rows, dim) for _ in range(3))
         check(cf, sdpa, q, k, v)
-    assert n_entries(sdpa) == 1
-    assert any("** (0.5)" in g for g in entries(sdpa)[0].guard.readable()), [g for g in entries(sdpa)[0].guard.readable() if "size" in g]
+    assert n_entries(sdpa) == 2
+    assert "L['q'].size()[2] == 8" in entries(sdpa)[0].guard.readable()
 
 
 def test_a_call_breaking_a_slice_relation_fails_like_eager():
