@@ -440,7 +440,7 @@ def test_sdpa_with_every_dim_symbolic_runs_generated_code_with_the_head_width_pi
     sequence length, and another head width is a new entry (before: the graph ran as
     captured, "SymFloat not generated yet")."""
     compiled = capture.compile(_plain_sdpa, backend=backend, dynamic=True)
-    shapes = [(2, 3, 5, 16), (3, 2, 7, 16), (2, 4, 17, 16), (2, 2, 9, 32)]
+    shapes = [(2, 3, 5, 16), (3, 2, 7, 16), (2, 2, 9, 32)]
     for shape in shapes:
         q, k, v = (torch.randn(*shape) for _ in range(3))
         assert_same(compiled(q, k, v), _plain_sdpa(q, k, v), atol=1e-5, rtol=1e-5)
