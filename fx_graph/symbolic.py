@@ -41,7 +41,7 @@ def with_python_dispatcher_fallback(fn, *args, **kwargs):
     which would change which outputs are views."""
     try:
         return fn(*args, **kwargs)
-    except Exception:
+    except Exception as first:
         mode = torch._guards.detect_fake_mode()
         if mode is None or mode.shape_env is None or not mode.shape_env.backed_var_to_val:
             raise
@@ -49,8 +49,7 @@ def with_python_dispatcher_fallback(fn, *args, **kwargs):
             with enable_python_dispatcher():
                 return fn(*args, **kwargs)
         except Exception:
-            pass
-        raise
+            raise first from None   # the op's own error, not the fallback's
 
 
 @dataclasses.dataclass(frozen=True)
