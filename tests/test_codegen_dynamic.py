@@ -471,3 +471,31 @@ def test_sdpa_training_with_every_dim_symbolic_runs_generated_code(backend):
             assert_same(got.grad, want.grad, atol=1e-5, rtol=1e-5)
     assert n_entries(_sdpa_loss) == 1
     assert len(COMPILED) == 2 and _ran_generated(COMPILED) == 4          # forward and backward, both calls
+
+
+# ------------------------------------------------------------------ one element, no elements
+
+def _one_by_one_product(x, y):
+    return x.to(y.dtype) @ y.t()                      # (1, n) @ (n, 1): a whole 1x1 buffer
+
+
+def _empty_view_of_input(x, y):
+    return x.flatten()[: x.numel()].view_as(x), y.flatten()[: y.numel()].view_as(y) * 2
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("case", [(_one_by_one_product, lambda n: ((1, n), (1, n))),
+                                  (_empty_view_of_input, lambda n: ((n, 0), (0, n)))])
+def test_symbolic_graph_outputs_of_one_or_no_element_keep_eager_layout(case, backend):
+    """A 1x1 product is a fresh tensor, not a transposed view of its buffer (the C wrapper
+    wrote `.t()` for any transposed-looking 2-d window); a view with no elements has
+    eager's strides, not the 0s the index arithmetic pins an empty dimension to."""
+    fn, shapes = case
+    compiled = capture.compile(fn, backend=backend, dynamic=True)
+    for n in (3, 5):
+        (xs, ys) = shapes(n)
+        x, y = torch.randn(*xs, dtype=torch.float64), torch.randn(*ys)
+        expected, actual = fn(x, y), compiled(x, y)
+        assert_same(actual, expected, atol=1e-5, rtol=1e-5)
+        assert_same_aliasing(actual, (x, y), expected, (x, y))
+    assert _ran_generated(COMPILED) == 2

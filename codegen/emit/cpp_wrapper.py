@@ -152,13 +152,14 @@ class CppWrapperCodegen(WrapperCodegen):
     def target(self, fn) -> str:
         return PUBLIC_BINDINGS.get(fn) or super().target(fn)
 
-    def view(self, bv, fresh: bool = False) -> str:
-        """A transposed 2-d buffer (a linear layer's weight) is ``.t()``, cheaper than as_strided."""
+    def strided_view(self, bv) -> str:
+        """A transposed 2-d buffer (a linear layer's weight) is ``.t()``, cheaper than as_strided
+        (``view`` already returned a whole buffer itself: a 1x1 buffer is its own transpose)."""
         buffer = bv.buffer
         if (len(bv.shape) == 2 and bv.offset == 0 and tuple(bv.shape) == tuple(reversed(buffer.shape))
                 and buffer.stride == (buffer.shape[1], 1) and tuple(bv.stride) == (1, buffer.shape[1])):
             return f"{buffer.name}.t()"
-        return super().view(bv, fresh)
+        return super().strided_view(bv)
 
     def launch(self, kernel, source) -> None:
         """The first kernel of a run calls the whole run."""

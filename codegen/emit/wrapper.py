@@ -161,6 +161,10 @@ class WrapperCodegen:
         """``fresh``: a new tensor object even over the whole buffer (eager returned a view)."""
         if bv.is_whole_buffer() and not fresh:
             return bv.buffer.name
+        return self.strided_view(bv)
+
+    def strided_view(self, bv: BufferValue) -> str:
+        """A new view object over ``bv``'s window (``view`` decided the buffer itself won't do)."""
         return (f"_alias({bv.buffer.name}, {sizes.tuple_source(bv.shape)}, {sizes.tuple_source(bv.stride)}, "
                 f"{sizes.source(bv.offset)})")
 

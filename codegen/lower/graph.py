@@ -218,7 +218,10 @@ class GraphLowering:
         if not copy:
             view = as_buffer_view(value)
             if view is not None and (stride is None or _strides_match(view.shape, view.stride, stride)):
-                return view
+                empty_stride = _empty(view.shape) and (stride or _eager_strides(node, view.shape))
+                # no element is addressed: the index arithmetic's strides (0 where it pinned a
+                # dimension) mean nothing, eager's are what the caller sees
+                return BufferValue(view.buffer, view.shape, empty_stride, view.offset) if empty_stride else view
         stride = stride or _eager_strides(node, value.shape)
         buffer = self.new_buffer(name, value.shape, value.dtype, stride)
         if buffer.numel == 0:
@@ -461,12 +464,19 @@ def _shape(val) -> tuple:
 
 
 def _eager_strides(node, shape):
+    """Eager's strides for a new buffer of ``shape`` when it is dense in them (any strides
+    when it has no elements: eager's empty results keep ones no dense layout has)."""
     val = node.meta.get("val") if node is not None else None
     if isinstance(val, torch.Tensor) and _shape(val) == tuple(shape):
         stride = tuple(sizes.of(s) for s in val.stride())
-        if _dense(_shape(val), stride):
+        if _empty(shape) or _dense(_shape(val), stride):
             return stride
     return None
+
+
+def _empty(shape) -> bool:
+    """No elements, whatever the symbols (a dimension of literal size 0: 0 specializes)."""
+    return any(sizes.is_static(s) and s == 0 for s in shape)
 
 
 def _eager_view_strides(val):
