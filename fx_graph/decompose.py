@@ -137,6 +137,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     traced.meta["n_user_inputs"] = len(example_inputs)
     traced.meta["output_kind"] = flat.output_kind
     traced.meta["eager_views"] = _eager_views(gm)
+    traced.meta["eager_detached"] = _eager_detached(gm)
     return traced
 
 
@@ -149,6 +150,42 @@ def _eager_views(gm: fx.GraphModule) -> tuple:
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
     vals = [getattr(item, "meta", {}).get("val", getattr(item, "meta", {}).get("example_value")) for item in outs]
     return tuple(isinstance(v, torch.Tensor) and v._is_view() for v in vals)
+
+
+def _eager_detached(gm: fx.GraphModule) -> tuple:
+    """Per captured output: is it a tensor of its own over an input's or another output's
+    memory (``x.detach()``, ``h.data`` beside ``h``)? Functionalization makes those plain
+    aliases, which the code generator would hand out as the input or the buffer itself."""
+    outs = gm.graph.output_node().args[0]
+    outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+    vals = [_val(item) for item in outs]
+    others = [_val(n) for n in gm.graph.nodes if n.op == "placeholder"] + vals
+    storages = [[_storage(t) for t in (v, v._base) if isinstance(t, torch.Tensor)]
+                if isinstance(v, torch.Tensor) else [] for v in others]
+
+    def detached(item, v):
+        if not isinstance(v, torch.Tensor) or v._is_view() or not _is_detach(item):
+            return False
+        return any(_storage(v) in held for j, held in enumerate(storages) if others[j] is not v)
+    return tuple(detached(item, v) for item, v in zip(outs, vals))
+
+
+def _is_detach(node) -> bool:
+    if not isinstance(node, fx.Node):
+        return False
+    if node.op == "call_method":
+        return node.target == "detach"
+    return node.op == "call_function" and node.target in (torch.detach, torch.Tensor.detach, aten.detach.default,
+                                                           aten.alias.default)
+
+
+def _val(item):
+    meta = getattr(item, "meta", {})
+    return meta.get("val", meta.get("example_value"))
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata
 
 
 def trace_inputs(gm, inputs, n_user):

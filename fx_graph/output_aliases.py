@@ -14,7 +14,9 @@ every aliasing output away from AOT:
   object), a view of an input (``as_strided`` on the caller's tensor, after AOT applied
   the graph's mutations to it), a view of an intermediate (``as_strided`` on its base),
   each with eager's sizes, strides and storage offset, created under the grad mode
-  that gives eager's ``requires_grad`` / ``is_leaf``;
+  that gives eager's ``requires_grad`` / ``is_leaf``; a tensor of its own over an
+  input's, another output's or an intermediate's memory (``x.detach()``, ``h.detach()``
+  beside ``h``), without ``_base``;
 * grad mode: a graph that switches it (``torch.set_grad_enabled(False)`` before a
   break) leaves it switched (AOT autograd forgets to when it deduplicates inputs).
 
@@ -29,6 +31,7 @@ import dataclasses
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from fx_graph.layout import unviewed
 from fx_graph.overlap import PartialOverlapCheck
 
 
@@ -39,12 +42,17 @@ class OutputAliasError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Alias:
     """Output = ``source`` (an input, an earlier output or a base), viewed with this layout."""
-    kind: str                  # "input" | "same" | "input_view" | "input_detached" | "intermediate_view"
-    source: int                # input position | output position | input position | input position | base slot
+    kind: str                  # "input" | "same" | "input_view" | "intermediate_view" | one of DETACHED
+    source: int                # input position | output position | input position | base slot (DETACHED: kind's)
     size: tuple = ()
     stride: tuple = ()
     offset: int = 0            # storage offset relative to the source's
     no_grad_view: bool = False  # eager made the view under no_grad: a leaf that requires grad
+
+
+# Outputs over another tensor's memory that are no view of it (``x.detach()``, ``h.data``
+# beside ``h``): an input's, another output's (position), an intermediate's (base slot).
+DETACHED = ("input_detached", "output_detached", "base_detached")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,10 +120,9 @@ class OutputAliases:
                 outs[i] = inputs[alias.source]
             elif alias.kind == "same":
                 outs[i] = outs[alias.source]
-            elif alias.kind == "input_detached":
-                source = inputs[alias.source]
-                outs[i] = source.new_empty(0).set_(source.untyped_storage(), source.storage_offset() + alias.offset,
-                                                   alias.size, alias.stride)
+            elif alias.kind in DETACHED:
+                source = {"input_detached": inputs, "output_detached": outs, "base_detached": bases}[alias.kind]
+                outs[i] = _detached(source[alias.source], alias)
             else:
                 base = inputs[alias.source] if alias.kind == "input_view" else bases[alias.source]
                 offset = base.storage_offset() + alias.offset
@@ -211,7 +218,28 @@ def _plan(inputs: list, outputs: list) -> OutputAliases:
                 extra = None if own is not None else sum(1 for b in bases if b.extra is not None)
                 bases.append(Base(own, extra, tuple(base.shape), tuple(base.stride())))
             aliases[i] = _view(out, "intermediate_view", base_slots[id(base)], base)
+    base_tensors = {slot: out._base for out in outputs if isinstance(out, torch.Tensor)
+                    for slot in [base_slots.get(id(out._base))] if slot is not None}
+    _plan_detached(outputs, aliases, base_tensors)
     return OutputAliases(aliases, len(outputs), bases)
+
+
+def _plan_detached(outputs: list, aliases: dict, base_tensors: dict) -> None:
+    """Outputs left new that share memory with another output or with an intermediate
+    some output views (``h.detach()`` beside ``h`` or ``h[0]``): eager's tensor of its own
+    (no ``_base``) over that memory. The holder is a base, else the output autograd
+    records (requires grad), else the first."""
+    holders = {_storage(t): ("base_detached", slot, t) for slot, t in base_tensors.items()}
+    new = [i for i, out in enumerate(outputs) if isinstance(out, torch.Tensor) and i not in aliases]
+    for i in sorted(new, key=lambda i: not outputs[i].requires_grad):
+        holders.setdefault(_storage(outputs[i]), ("output_detached", i, outputs[i]))
+    for i in new:
+        kind, source, holder = holders[_storage(outputs[i])]
+        if holder is outputs[i]:
+            continue
+        if outputs[i].requires_grad:
+            raise OutputAliasError(f"output {i} shares memory with another tensor autograd records, without being its view")
+        aliases[i] = _view(outputs[i], kind, source, holder)
 
 
 def _containing_input(out: torch.Tensor, inputs: list) -> int:
@@ -239,6 +267,12 @@ def _view(out: torch.Tensor, kind: str, source: int, base: torch.Tensor) -> Alia
         raise OutputAliasError(f"an output views a tensor as another dtype ({base.dtype} as {out.dtype})")
     return Alias(kind, source, tuple(out.shape), tuple(out.stride()), out.storage_offset() - base.storage_offset(),
                  no_grad_view=base.requires_grad and out.is_leaf)
+
+
+def _detached(source: torch.Tensor, alias: Alias) -> torch.Tensor:
+    """A tensor of its own over ``source``'s memory, laid out as ``alias`` says."""
+    with torch.no_grad():
+        return unviewed(source.as_strided(alias.size, alias.stride, source.storage_offset() + alias.offset))
 
 
 def _in_layout(base: torch.Tensor, size, stride) -> torch.Tensor:

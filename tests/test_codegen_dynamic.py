@@ -411,10 +411,15 @@ def _views_of_reduction_and_product(x, y):
     return s.view(-1, 1), s, m.t()[::2]
 
 
+def _views_of_a_clone_of_an_input(x, y):
+    h = x.clone()                  # lowers to x itself: the views must view a copy, one for both
+    return h.squeeze(), h.reshape(-1, 1)
+
+
 @pytest.mark.parametrize("backend", ["cpu", "triton"])
 @pytest.mark.parametrize("fn", [_intermediate_and_its_transpose, _symbolic_slice_of_intermediate,
                                 _diagonal_of_intermediate, _expanded_unsqueeze_of_intermediate, _chain_of_views,
-                                _views_of_reduction_and_product])
+                                _views_of_reduction_and_product, _views_of_a_clone_of_an_input])
 def test_symbolic_graph_returns_views_of_intermediates_as_eager(fn, backend):
     """An output that eager returns as a view of a tensor made inside the function is a
     view of that tensor's buffer (its `_base`, storage, strides, offset as eager's), also
@@ -496,6 +501,25 @@ def test_symbolic_graph_outputs_of_one_or_no_element_keep_eager_layout(case, bac
         (xs, ys) = shapes(n)
         x, y = torch.randn(*xs, dtype=torch.float64), torch.randn(*ys)
         expected, actual = fn(x, y), compiled(x, y)
+        assert_same(actual, expected, atol=1e-5, rtol=1e-5)
+        assert_same_aliasing(actual, (x, y), expected, (x, y))
+    assert _ran_generated(COMPILED) == 2
+
+
+def _detached_beside_their_tensors(x, y):
+    h = x * y
+    return h.detach(), h, x.detach(), x[0].detach(), (h + 1).t().detach()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_symbolic_graph_returns_detached_outputs_as_eager(backend):
+    """``x.detach()`` is eager's tensor of its own over x's memory: a graph over symbolic
+    sizes returned the input itself (``out is x``), or ``h.detach()`` and ``h`` as two
+    buffers computed apart."""
+    compiled = capture.compile(_detached_beside_their_tensors, backend=backend, dynamic=True)
+    for n in (3, 5):
+        x, y = torch.randn(n, 4), torch.randn(n, 4)
+        expected, actual = _detached_beside_their_tensors(x, y), compiled(x, y)
         assert_same(actual, expected, atol=1e-5, rtol=1e-5)
         assert_same_aliasing(actual, (x, y), expected, (x, y))
     assert _ran_generated(COMPILED) == 2

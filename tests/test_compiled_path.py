@@ -45,6 +45,17 @@ def test_outputs_viewing_an_intermediate_share_its_storage():
     triton(f, torch.randn(3, 4))
 
 
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_detached_outputs_share_memory_with_the_tensor_they_detach_as_eager(backend):
+    """``h.detach()`` beside ``h`` (or a view of it) is eager's tensor of its own over h's
+    memory: it came back as h itself, or as a copy sharing nothing."""
+    def f(x, y):
+        h, g = x * y, x + y
+        return h.detach(), h, g[0], g.detach(), x.detach()
+    check(f, torch.randn(3, 4), torch.randn(3, 4), backend=backend, expect_graphs=None)
+    assert compiled_graphs()
+
+
 def test_view_of_an_input_that_is_itself_a_view():
     base = torch.randn(4, 6)
     triton(lambda x: (x.t(), x[1:] * 2), base[1:, ::2], fresh_args=(torch.randn(4, 6)[1:, ::2],))

@@ -178,7 +178,7 @@ class GraphLowering:
         rule = lookup(node.target)
         reason = "library kernel" if rule is None and _is_library_op(node.target) else "no lowering rule"
         if rule is not None:
-            mark = len(self.nodes)
+            mark, empty_mark = len(self.nodes), len(self.empty_buffers)
             try:
                 value = rule(self, node, *args, **kwargs)
                 _validate(value)
@@ -191,11 +191,25 @@ class GraphLowering:
                 del self.nodes[mark:]
                 reason = f"not generated for symbolic sizes yet ({e})"
             else:
-                if node in self.view_bases or _needs_realize(node, value):
+                if node in self.view_bases:
+                    # a new tensor in eager that outputs view: its own memory, even where the
+                    # rule returned another's (``clone`` of an input lowers to the input)
+                    value = self.realize(value, node.name, [node.name], node,
+                                         copy=not self._made_since(value, mark, empty_mark))
+                elif _needs_realize(node, value):
                     value = self.realize(value, node.name, [node.name], node)
                 return value
         self.fallbacks.append((node.name, str(node.target), reason))
         return self.extern(node, args, kwargs, reason)
+
+    def _made_since(self, value, mark: int, empty_mark: int) -> bool:
+        """Is ``value`` no window onto memory that existed before ``self.nodes[mark]``?"""
+        view = as_buffer_view(value) if isinstance(value, TensorValue) else None
+        if view is None:
+            return True
+        made = [c.buffer for c in self.nodes[mark:] if isinstance(c, Computation)] + self.empty_buffers[empty_mark:]
+        made += [b for c in self.nodes[mark:] if isinstance(c, ExternCall) for b in c.outputs]
+        return any(view.buffer is b for b in made)
 
     def _lowered(self, value):
         if isinstance(value, fx.Node):
@@ -320,7 +334,8 @@ class GraphLowering:
         eager_views = self.gm.meta.get("eager_views", ())
         known = len(eager_views) == len(items)
         eager_views = eager_views if known else (False,) * len(items)
-        for item, view in zip(items, eager_views):
+        detached = _eager_detached(self.gm, len(items))
+        for item, view, alone in zip(items, eager_views, detached):
             if not isinstance(item, fx.Node):
                 self.outputs.append(GraphOutput("constant", item))
                 continue
@@ -331,6 +346,9 @@ class GraphLowering:
             if not isinstance(value, TensorValue):
                 raise Unlowerable(f"graph output {item.name} is not a tensor")
             bv = self.realize(value, item.name, [item.name], item)
+            if alone:          # eager's tensor of its own over another's memory (``x.detach()``)
+                self.outputs.append(GraphOutput("buffer", bv, own=True))
+                continue
             if bv.buffer.kind in ("extern", "computed") and not _same_layout(bv, item.meta.get("val")):
                 # eager's strides, gaps included: a saved-for-backward tensor that is a view
                 # in eager (a chunk of a GRU's gate product) is read by the backward graph
@@ -354,6 +372,11 @@ class GraphLowering:
             # also when it covers a whole buffer (graphs with symbolic sizes keep such views)
             own = known and not view and bv.buffer.kind in ("extern", "computed") and not bv.is_whole_buffer()
             self.outputs.append(GraphOutput("buffer", bv, view=view, own=own))
+        for out in (out for out, alone in zip(self.outputs, detached) if alone):
+            buffer = out.value.buffer
+            if buffer.kind != "input" and not any(o is not out and o.kind == "buffer" and o.value.buffer is buffer
+                                                  for o in self.outputs):
+                raise Unlowerable("an output that eager detaches from another's memory is computed apart here")
 
 
 def _broadcast_cast(source, target):
@@ -533,8 +556,17 @@ def _eager_view_bases(gm) -> set:
     views = gm.meta.get("eager_views", ())
     if len(views) != len(items):
         return set()
-    roots = (_view_root(item) for item, view in zip(items, views) if view and isinstance(item, fx.Node))
+    detached = _eager_detached(gm, len(items))
+    roots = (_view_root(item) for item, view, alone in zip(items, views, detached)
+             if (view or alone) and isinstance(item, fx.Node))
     return {root for root in roots if root.op == "call_function"}
+
+
+def _eager_detached(gm, n_outputs: int) -> tuple:
+    """Per output: a tensor of its own over an input's or another output's memory in
+    eager (``fx_graph.decompose``'s ``eager_detached``; all False when unknown)."""
+    detached = gm.meta.get("eager_detached", ())
+    return detached if len(detached) == n_outputs else (False,) * n_outputs
 
 
 def _is_library_op(target) -> bool:
