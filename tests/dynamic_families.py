@@ -157,4 +157,25 @@ DTYPES = Family(
     + _f("{u}.mean(-1)", "{u}.var(0)"),
     dtypes=("float64", "bfloat16", "int64", "int32", "bool"), trains=False, weight=3)
 
-FAMILIES = (NORM, MATMUL, BMM, SELF_ATTENTION, CROSS_ATTENTION, INDEX, FACTORY, INT_ARGUMENT, DTYPES)
+# Outputs that are views, the same tensor twice, broadcasts (stride 0), of one or no
+# element, inputs after in-place writes, and casts between dtypes: where a functional
+# compiler must rebuild eager's aliasing and layout at the boundary.
+ALIASING = Family(
+    "aliasing", (("x", ("B", "N"), "X"), ("y", ("B", "N"), "float32")), "x",
+    {"B": (0, 1, 2, 3, 5, 8), "N": (0, 1, 2, 3, 4, 7)},
+    _f("{u}.t().t()", "{u}[:]", "{u}.view_as(y)", "{u}.clone()", "{u}.mT.mT.contiguous()",
+       "{u}.flatten()[: {u}.numel()].view_as({u})", "{u}.sum(0, keepdim=True).expand_as({u})",
+       "{u}[:1].expand({u}.shape[0], -1)", "torch.where(y > 0, {u}, {u}.flip(0))", "{u}.expand(1, -1, -1)[0]",
+       "!x.t().mul_(2)", "!x[:, : x.shape[1] // 2].zero_()", "!x.copy_(x.flip(0))", kinds=ALL)
+    + _f("{u} * {c}", "{u}.to(y.dtype).to({u}.dtype) + {u}", "{u} * y.sum().to({u}.dtype)", kinds=NUM)
+    + _f("!x.add_(y.to(x.dtype))", "!x.mul_(x.shape[0])", kinds=NUM),
+    _f("x", "y", "{u}", "{u}.t()", "{u}.mT", "{u}.diagonal()", "{u}[:1]", "{u}[:0]", "{u}[-1:]", "{u}.view(-1)",
+       "{u}.reshape(-1, 1)", "{u}.unsqueeze(0)", "{u}.expand(2, -1, -1)", "{u}.sum(0, keepdim=True).expand_as({u})",
+       "{u}.contiguous().as_strided(({u}.shape[1], {u}.shape[0]), (1, {u}.shape[1]))", "{u}.squeeze()", "{u}.t().contiguous()",
+       "{u}.to(y.dtype) @ y.t()", "{u}.to(y.dtype).t() @ y", "{u}.to(torch.float64)", "{u}.to({u}.dtype)",
+       "{u}.detach()", "{u}.flatten()", "{u}.narrow(1, 0, {u}.shape[1] // 2).t()", "{u}.sum().to(y.dtype) + y[:1]",
+       "{u}[: {u}.shape[0] // 2, None]", kinds=ALL)
+    + _f("{u}.amax(0, keepdim=True)", "({u} * 2).t()", "{u}.sum(1, keepdim=True).expand(-1, 3)", kinds=NUM),
+    dtypes=("float32", "float32", "float64", "bfloat16", "int64", "bool"), weight=2)
+
+FAMILIES = (NORM, MATMUL, BMM, SELF_ATTENTION, CROSS_ATTENTION, INDEX, FACTORY, INT_ARGUMENT, DTYPES, ALIASING)

@@ -104,7 +104,8 @@ def statement(draw, module, depth=0):
 def returned(draw, module):
     u, t = draw(st.sampled_from("xy")), draw(st.sampled_from("ab"))
     items = [u, t, "v", f"{u}[0]", f"{u}.view(-1)", f"{u}.t()", f"{u}.flatten()", f"{u}.add_(1)", f"{t}[1:]",
-             f"{t}.view(3, 2)", f"{u}.unsqueeze(0)", f"{t}.sum()"]
+             f"{t}.view(3, 2)", f"{u}.unsqueeze(0)", f"{t}.sum()", f"{t}.detach()", f"{u}.detach()", f"{t}.mT",
+             f"{u}.diagonal()", f"{t}.sum(0, keepdim=True).expand(2, 3)", f"{t}[:1].to(torch.float64)"]
     if module:
         items += ["self.buf", "self.buf[1]"]
     chosen = draw(st.lists(st.sampled_from(items), min_size=1, max_size=3))
@@ -243,7 +244,9 @@ BACKENDS = ("triton", "cpu")
 # Shrinking a failing program retraces it dozens of times (minutes); the failing
 # program is printed whole instead. CAPTURE_COMPILED_PATH_SHRINK=1 turns shrinking on.
 PHASES = [Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("CAPTURE_COMPILED_PATH_SHRINK") else [])
-COMMON = dict(deadline=None, derandomize=True, print_blob=True, database=None, phases=PHASES,
+# CAPTURE_COMPILED_PATH_RANDOM=1: fresh random programs on every run (local runs); CI is derandomized.
+COMMON = dict(deadline=None, derandomize=not os.environ.get("CAPTURE_COMPILED_PATH_RANDOM"), print_blob=True,
+              database=None, phases=PHASES,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.function_scoped_fixture])
 

@@ -100,7 +100,8 @@ def other_shape(draw):
         f"{u}.sum(-1)", f"{u}.shape[0] * 2", f"{u}.size()", f"{u}.numel()", f"torch.stack([{u}, {w}])",
         f"torch.cat([{u}, {w}], 0)", f"{u} @ {w}.t()", f"{u}.t()", f"{u}[1:]", f"{u}.expand(2, -1, -1)",
         f"{u}[:, {u}.shape[1] // 2]", f"{u}.unflatten(0, (1, -1))", f"{u}.new_full(({u}.shape[1],), {c})",
-        f"torch.arange({u}.shape[0]) * {c}", f"{u}[{u}.shape[0] // 2:].mean(0)",
+        f"torch.arange({u}.shape[0]) * {c}", f"{u}[{u}.shape[0] // 2:].mean(0)", f"{u}.detach()", f"{u}.mT",
+        f"{u}.diagonal()", f"{u}[:1].to(torch.float64)", f"{u}[:, :1] @ {w}[:1]",
     ]
     return draw(st.sampled_from(forms))
 
