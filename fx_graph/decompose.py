@@ -138,6 +138,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     traced.meta["output_kind"] = flat.output_kind
     traced.meta["eager_views"] = _eager_views(gm)
     traced.meta["eager_detached"] = _eager_detached(gm)
+    _refuse_views_of_detached(gm)
     return traced
 
 
@@ -168,6 +169,23 @@ def _eager_detached(gm: fx.GraphModule) -> tuple:
             return False
         return any(_storage(v) in held for j, held in enumerate(storages) if others[j] is not v)
     return tuple(detached(item, v) for item, v in zip(outs, vals))
+
+
+def _refuse_views_of_detached(gm: fx.GraphModule) -> None:
+    """An output viewing a detached tensor (``x.detach().t()``) over memory an input or
+    another output holds: eager's ``_base`` is that detached tensor, made inside; the code
+    generator would view the input or the other output's buffer instead."""
+    outs = gm.graph.output_node().args[0]
+    outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+    vals = [_val(item) for item in outs]
+    detached = {id(_val(n)) for n in gm.graph.nodes if _is_detach(n)}
+    placeholders = [_val(n) for n in gm.graph.nodes if n.op == "placeholder"]
+    for i, v in enumerate(vals):
+        if not isinstance(v, torch.Tensor) or not v._is_view() or id(v._base) not in detached:
+            continue
+        others = placeholders + [o for o in vals if o is not v and getattr(o, "_base", None) is not v._base]
+        if any(isinstance(o, torch.Tensor) and _storage(o) == _storage(v) for o in others):
+            raise DecomposeError(f"output {i} views a detached tensor over another's memory: not generated yet")
 
 
 def _is_detach(node) -> bool:

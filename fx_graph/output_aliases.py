@@ -193,6 +193,7 @@ def _text(state):
 def _plan(inputs: list, outputs: list) -> OutputAliases:
     input_position = {id(x): j for j, x in enumerate(inputs) if isinstance(x, torch.Tensor)}
     input_storage = {_storage(x) for x in inputs if isinstance(x, torch.Tensor)}
+    input_roots = {id(t) for x in inputs if isinstance(x, torch.Tensor) for t in (x, x._base) if t is not None}
     first_output = {}
     for i, out in enumerate(outputs):
         if isinstance(out, torch.Tensor):
@@ -209,6 +210,9 @@ def _plan(inputs: list, outputs: list) -> OutputAliases:
             j = _containing_input(out, inputs)
             if out._base is None and out.requires_grad:
                 raise OutputAliasError(f"output {i} shares an input's storage without being its view")
+            if out._base is not None and id(out._base) not in input_roots:
+                raise OutputAliasError(f"output {i} views a tensor of its own over an input's memory "
+                                       "(a view of x.detach()): not rebuilt yet")
             aliases[i] = _view(out, "input_view" if out._base is not None else "input_detached", j, inputs[j])
         elif out._base is not None:
             base = out._base

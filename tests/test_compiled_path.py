@@ -56,6 +56,17 @@ def test_detached_outputs_share_memory_with_the_tensor_they_detach_as_eager(back
     assert compiled_graphs()
 
 
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_a_view_of_a_detached_input_keeps_eagers_base_and_requires_grad(backend):
+    """``x.detach().t()``: eager's ``_base`` is the detached tensor (made inside, no grad);
+    rebuilt as a view of x it required grad. The graph runs as captured (the reason in explain)."""
+    def f(x):
+        return x.detach().squeeze(), x * 2
+    check(f, torch.randn(3, 4, requires_grad=True), backend=backend, expect_graphs=None)
+    fallbacks = capture.explain(f)(torch.randn(3, 4, requires_grad=True)).compiled_path_fallbacks()
+    assert fallbacks and "x.detach()" in fallbacks[0][1]
+
+
 def test_view_of_an_input_that_is_itself_a_view():
     base = torch.randn(4, 6)
     triton(lambda x: (x.t(), x[1:] * 2), base[1:, ::2], fresh_args=(torch.randn(4, 6)[1:, ::2],))
