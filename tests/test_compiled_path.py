@@ -105,6 +105,19 @@ def test_aliased_inputs_that_are_written(aliasing):
     triton(f, *inputs(), fresh_args=inputs())
 
 
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+@pytest.mark.parametrize("write", ["x.mul_(2)", "x *= 2", "x.mul_(torch.ones(4))"])
+def test_in_place_op_whose_result_type_cannot_be_written_back_raises_like_eager(write, backend):
+    """``bool_x.mul_(2)``: eager refuses to cast the int64 product back into x; the fake
+    kernel does not check it, and functionalized the graph computed it silently."""
+    fn = define(f"def f(x):\n    {write}\n    return x\n", "f")
+    x = torch.rand(3, 4) > 0.5 if "ones" not in write else torch.arange(4)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        fn(x.clone())
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        capture.compile(fn, backend=backend)(x.clone())
+
+
 def test_partially_overlapping_in_place_op_raises_like_eager():
     def f(x, y):
         y += x
