@@ -137,14 +137,29 @@ def same_strides(shape, actual, expected) -> bool:
 
 
 def restrided(tensor: torch.Tensor, shape, stride) -> torch.Tensor:
-    out = torch.empty_strided(shape, stride, dtype=tensor.dtype, device=tensor.device)
-    return out.copy_(tensor)
+    """A copy laid out as ``stride``; dimensions of stride 0 (an expand) are copied once,
+    from their first element, and expanded again."""
+    broadcast = [d for d, (s, st) in enumerate(zip(shape, stride)) if st == 0 and s != 1]
+    for d in broadcast:
+        tensor = tensor.narrow(d, 0, 1)
+    out = torch.empty_strided(tensor.shape, stride, dtype=tensor.dtype, device=tensor.device)
+    return out.copy_(tensor).expand(shape) if broadcast else out.copy_(tensor)
 
 
 def _layouts(values) -> list:
+    """The layouts to hold: dense ones, and expands of dense ones (a saved broadcast norm
+    the backward reads with stride 0); other overlapping layouts cannot be copied into."""
     # strides as torch returns them (tuples of int): compared with ``stride()`` as is
     return [(i, tuple(v.shape), tuple(int(s) for s in v.stride())) for i, v in enumerate(values)
-            if isinstance(v, torch.Tensor) and is_dense(v)]
+            if isinstance(v, torch.Tensor) and (is_dense(v) or _expanded_dense(v))]
+
+
+def _expanded_dense(t: torch.Tensor) -> bool:
+    kept = [d for d, (s, st) in enumerate(zip(t.shape, t.stride())) if not (st == 0 and s != 1)]
+    if len(kept) == t.dim():
+        return False
+    small = torch.empty_strided([t.shape[d] if d in kept else 1 for d in range(t.dim())], t.stride(), device="meta")
+    return is_dense(small)
 
 
 def _output_values(gm: fx.GraphModule) -> list:

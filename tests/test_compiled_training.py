@@ -360,3 +360,28 @@ def test_saved_slice_of_a_fused_result_keeps_eagers_strides_for_backward(fn, sha
     fn(*theirs).sum().backward()
     for a, e in zip(ours, theirs):
         torch.testing.assert_close(a.grad, e.grad, rtol=RTOL, atol=ATOL)
+
+
+def _normalize_log_softmax(x):
+    return F.log_softmax(F.normalize(x, dim=-1), 0)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_saved_expand_keeps_eagers_broadcast_strides_for_backward(dynamic, backend):
+    """A saved ``expand`` (stride 0 along the broadcast dimension: a row's norm) is read
+    by the backward graph with those strides; the forward wrote it as a dense copy, so
+    every row read row 0's norm (x.grad off by ~0.1)."""
+    fn = _normalize_log_softmax
+    g = torch.Generator().manual_seed(0)
+    compiled = capture.compile(fn, backend=backend, dynamic=dynamic)
+    for shape in [(3, 7), (5, 6)]:
+        x = torch.randn(*shape, generator=g)
+        grad = torch.randn(*shape, generator=g)
+        ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out = compiled(ours)
+        out.backward(grad)
+        fn(theirs).backward(grad)
+        torch.testing.assert_close(out, fn(x), rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=RTOL, atol=ATOL)
+

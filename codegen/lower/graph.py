@@ -345,7 +345,7 @@ class GraphLowering:
                 continue
             if not isinstance(value, TensorValue):
                 raise Unlowerable(f"graph output {item.name} is not a tensor")
-            bv = self.realize(value, item.name, [item.name], item)
+            bv = self._expanded_output(value, item) or self.realize(value, item.name, [item.name], item)
             if alone:          # eager's tensor of its own over another's memory (``x.detach()``)
                 self.outputs.append(GraphOutput("buffer", bv, own=True))
                 continue
@@ -377,6 +377,28 @@ class GraphLowering:
             if buffer.kind != "input" and not any(o is not out and o.kind == "buffer" and o.value.buffer is buffer
                                                   for o in self.outputs):
                 raise Unlowerable("an output that eager detaches from another's memory is computed apart here")
+
+    def _expanded_output(self, value, item):
+        """An output eager lays out with broadcast dimensions (stride 0: a saved ``expand``
+        of a norm) as the expand of a small buffer, as eager's is: the backward graph was
+        traced reading it with those strides, so a dense copy would be read wrongly.
+        None where ``value`` is a view of an existing buffer already or eager's layout
+        has no broadcast dimension."""
+        val = item.meta.get("val")
+        if not isinstance(val, torch.Tensor) or _shape(val) != tuple(value.shape):
+            return None
+        stride = tuple(sizes.of(s) for s in val.stride())
+        broadcast = {d for d, (s, st) in enumerate(zip(value.shape, stride)) if st == 0 and s != 1}
+        if not broadcast or as_buffer_view(value) is not None:
+            return None
+        small_shape = [1 if d in broadcast else s for d, s in enumerate(value.shape)]
+
+        def load(index, value=value):
+            return value.load([indexing.const(0) if d in broadcast else i for d, i in enumerate(index)])
+        small_stride = _realizable_strides(small_shape, stride)
+        small = self.realize(Lazy(small_shape, value.dtype, load), item.name, [item.name], stride=small_stride)
+        return BufferValue(small.buffer, value.shape,
+                           tuple(0 if d in broadcast else st for d, st in enumerate(small.stride)), small.offset)
 
 
 def _broadcast_cast(source, target):
@@ -507,7 +529,13 @@ def _eager_view_strides(val):
     address: dense, or with gaps like a slice of a wider tensor); else None."""
     if not isinstance(val, torch.Tensor) or not all(sizes.is_static(x) for x in (*val.shape, *val.stride())):
         return None
-    shape, stride = _shape(val), tuple(sizes.of(s) for s in val.stride())
+    return _realizable_strides(_shape(val), tuple(sizes.of(s) for s in val.stride()))
+
+
+def _realizable_strides(shape, stride):
+    """``stride`` when a buffer of ``shape`` can be laid out so, else None."""
+    if not all(sizes.is_static(x) for x in (*shape, *stride)):
+        return None
     extent = 1
     for st, s in sorted((st, s) for s, st in zip(shape, stride) if s != 1):
         if st < extent:
