@@ -45,6 +45,7 @@ def partitioner(shares_storage: frozenset = frozenset()):
     def partition(joint_gm: fx.GraphModule, joint_inputs, *, num_fwd_outputs: int, **kwargs):
         _save_values_computed_from_inputs(joint_gm)
         _read_unused_multi_outputs(joint_gm)
+        memories = _output_memories(joint_gm, num_fwd_outputs)      # before min-cut's CSE
         # min-cut rewrites the joint graph it is given (CSE): the default partition gets a copy
         default = aot_bridge.default_partition(_copy(joint_gm), joint_inputs, num_fwd_outputs=num_fwd_outputs,
                                                **kwargs)
@@ -57,6 +58,7 @@ def partitioner(shares_storage: frozenset = frozenset()):
             log.debug("compiled path: default partition (min-cut saves more bytes)")
             fw, bw = default
         _protect_mutated_inputs(fw, _overwritten_placeholders(joint_gm, shares_storage), num_fwd_outputs)
+        _keep_outputs_apart(fw, memories)
         bw.meta["grad_dependencies"] = grad_presence.dependencies(bw, _tangent_keys(joint_gm))
         return fw, bw
     return partition
@@ -167,6 +169,49 @@ def _protect_mutated_inputs(fw_gm: fx.GraphModule, mutated: set, num_fwd_outputs
     if changed:
         output.args = (tuple(values),) + tuple(output.args[1:])
         fw_gm.recompile()
+
+
+def _output_memories(gm: fx.GraphModule, count: int) -> list:
+    """The memory each of the first ``count`` outputs is (``_memory``)."""
+    output = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
+    return [_memory(n) if isinstance(n, fx.Node) else None for n in output.args[0][:count]]
+
+
+def _keep_outputs_apart(fw_gm: fx.GraphModule, joint_memories: list) -> None:
+    """Clone a forward output that shares memory with an earlier one only because the
+    min-cut partitioner's CSE merged two equal ops returning several tensors (two
+    ``x.topk(2)``: its CSE keeps nodes whose tensors alias outputs, not tuples): eager
+    returns two tensors of their own, and a write to one must not change the other."""
+    output = next(n for n in reversed(fw_gm.graph.nodes) if n.op == "output")
+    values = list(output.args[0])
+    seen: dict = {}
+    for i, (node, before) in enumerate(zip(values, joint_memories)):
+        if not isinstance(node, fx.Node) or before is None:
+            continue
+        now = _memory(node)
+        first = seen.setdefault(now, i)
+        if first != i and joint_memories[first] != before:
+            with fw_gm.graph.inserting_before(output):
+                clone = fw_gm.graph.call_function(torch.ops.aten.clone.default, (node,))
+            clone.meta["val"] = node.meta["val"]
+            values[i] = clone
+    if values != list(output.args[0]):
+        output.args = (tuple(values),) + tuple(output.args[1:])
+        fw_gm.recompile()
+
+
+def _memory(node: fx.Node) -> tuple:
+    """Which result's memory ``node``'s tensor is: (node, None), or (op, k) for the k-th
+    tensor of an op returning several, looking through view ops."""
+    while node.op == "call_function" and isinstance(node.args[0] if node.args else None, fx.Node):
+        if node.target is operator.getitem:
+            return (node.args[0].name, node.args[1])
+        schema = getattr(node.target, "_schema", None)
+        alias = schema.returns[0].alias_info if schema is not None and schema.returns else None
+        if alias is None or alias.is_write:
+            break
+        node = node.args[0]
+    return (node.name, None)
 
 
 def saved_bytes(fw_gm: fx.GraphModule, num_fwd_outputs: int) -> int:

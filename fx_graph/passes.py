@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import fx
+from torch.multiprocessing.reductions import StorageWeakRef
 
 
 def is_impure(node: fx.Node) -> bool:
@@ -65,10 +66,12 @@ def _key(value):
 
 def common_subexpressions(gm: fx.GraphModule) -> int:
     """Merge pure call_function nodes with the same target and arguments; returns the count.
-    Two graph outputs are never merged: eager returns them as distinct tensors."""
+    Two graph outputs are never merged: eager returns them as distinct tensors; nor two
+    nodes whose results share memory with outputs (the ``topk`` two outputs' ``getitem``s
+    come from, the bases of two output views): the outputs would share a buffer."""
     seen: dict = {}
     merged = 0
-    outputs = set(gm.graph.output_node().all_input_nodes) if gm.graph.find_nodes(op="output") else set()
+    outputs = _output_memory_nodes(gm) if gm.graph.find_nodes(op="output") else set()
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or is_impure(node):
             continue
@@ -83,3 +86,22 @@ def common_subexpressions(gm: fx.GraphModule) -> int:
     if merged:
         gm.recompile()
     return merged
+
+
+def _output_memory_nodes(gm: fx.GraphModule) -> set:
+    """The outputs and every node whose result (a tensor, or one of a tuple's) shares a
+    storage with an output, by the fake tensors' storages."""
+    outputs = set(gm.graph.output_node().all_input_nodes)
+    storages = set().union(*(_storages(n.meta.get("val")) for n in outputs))
+    return outputs | {n for n in gm.graph.nodes if storages & _storages(n.meta.get("val"))}
+
+
+def _storages(value) -> set:
+    if isinstance(value, (tuple, list)):
+        return set().union(*(_storages(v) for v in value))
+    if not isinstance(value, torch.Tensor):
+        return set()
+    try:
+        return {StorageWeakRef(value.untyped_storage())}
+    except (NotImplementedError, RuntimeError):           # sparse, nested: no one storage
+        return set()

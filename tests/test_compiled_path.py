@@ -14,7 +14,7 @@ from torch import nn
 import capture
 import codegen
 import fx_graph
-from helpers_compare import check, define
+from helpers_compare import assert_same_aliasing, check, define
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),   # masked-off lanes divide by zero
               pytest.mark.usefixtures("fresh_codegen")]
@@ -65,6 +65,42 @@ def test_a_view_of_a_detached_input_keeps_eagers_base_and_requires_grad(backend)
     check(f, torch.randn(3, 4, requires_grad=True), backend=backend, expect_graphs=None)
     fallbacks = capture.explain(f)(torch.randn(3, 4, requires_grad=True)).compiled_path_fallbacks()
     assert fallbacks and "x.detach()" in fallbacks[0][1]
+
+
+def _two_equal_topks(x):
+    return x.topk(2, 1).values, x.topk(2, 1).values
+
+
+def _one_topk_twice(x):
+    v = x.topk(2, 1)
+    return v.values, v.values
+
+
+def _two_sorts(x):
+    a, b = x.sort(1)
+    c, d = x.sort(1)
+    return a, c, b.t(), d
+
+
+def _an_output_and_its_clone(x):
+    y = x.sin()
+    return y, y.clone()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("fn", [_two_equal_topks, _one_topk_twice, _two_sorts, _an_output_and_its_clone])
+def test_equal_ops_returning_several_tensors_give_outputs_of_their_own(fn, grad, dynamic, backend):
+    """Two equal ``topk``s are merged by common-subexpression passes (ours, and the
+    min-cut partitioner's, which keeps single tensors aliasing outputs but not tuples):
+    both outputs came back as one tensor (``a is b``), a write to one changed the other.
+    The same ``topk`` returned twice is one tensor in eager and stays one."""
+    x = torch.randn(3, 5, requires_grad=grad)
+    ours = capture.compile(fn, backend=backend, dynamic=dynamic)(x)
+    theirs = fn(x)
+    torch.testing.assert_close(ours, theirs)
+    assert_same_aliasing(ours, (x,), theirs, (x,))
 
 
 def test_view_of_an_input_that_is_itself_a_view():

@@ -335,6 +335,7 @@ class GraphLowering:
         known = len(eager_views) == len(items)
         eager_views = eager_views if known else (False,) * len(items)
         detached = _eager_detached(self.gm, len(items))
+        owners: dict = {}                       # buffer name -> the node whose memory it is
         for item, view, alone in zip(items, eager_views, detached):
             if not isinstance(item, fx.Node):
                 self.outputs.append(GraphOutput("constant", item))
@@ -356,6 +357,11 @@ class GraphLowering:
                 stride = _eager_view_strides(item.meta.get("val"))
                 if stride is not None or bv.buffer.kind == "extern":
                     bv = self.realize(value, item.name, [item.name], item, copy=True, stride=stride)
+            if bv.buffer.kind in ("extern", "computed") \
+                    and owners.setdefault(bv.buffer.name, _view_root(item)) is not _view_root(item):
+                # another output's memory, where eager makes a tensor of its own (a ``clone``
+                # lowered as the same values): its own copy
+                bv = self.realize(value, item.name, [item.name], item, copy=True)
             if bv.buffer.kind not in ("input", "constant") and self.gm.meta.get(GRAPH_ROLE) is None \
                     and _aliased_placeholder(item) is not None:
                 # a captured graph (compile_graph) returning a view of an input the index
