@@ -71,9 +71,25 @@ def _size_advice(failure, record) -> str:
     if ">= 2" in failure.guard_text and re.search(r"= [01]\b", reason):
         return ("a dynamic size is now 0 or 1: those sizes are compiled apart (broadcasting and empty tensors "
                 "behave differently); other sizes keep sharing the dynamic entry")
+    pinned = _pinned(record, failure.guard_text)
+    if pinned is not None:
+        return f"{failure.guard_text} is a pinned size ({pinned.why}); other values of it get entries of their own"
     at = f" at {failure.user_line}" if failure.user_line else ""
     return (f"the trace relied on {failure.guard_text}{at}; this call breaks it, so it gets its own entry. "
             f"If that branch on sizes is not needed, remove it")
+
+
+def _pinned(record, guard_text: str):
+    """The specialization behind a failed ``size == N`` guard: the same number, the same
+    size or the same dimension of a tensor it was tied to (``q``'s head width is ``v``'s)."""
+    match = re.match(r"^(.*?)(\.size\(\)\[\d+\]) == (\d+)$", guard_text)
+    if match is None:
+        return None
+    for entry in reversed(record.entries):
+        for spec in getattr(entry, "specializations", ()):
+            if spec.value == int(match.group(3)) and spec.size.endswith(match.group(2)):
+                return spec
+    return None
 
 
 def _constant_advice(source: str, value, expr: str) -> str:

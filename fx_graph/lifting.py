@@ -176,10 +176,20 @@ def _pinned_head_sizes(query, value, scale):
     head = query.shape[-1]
     for width in (head, value.shape[-1]):
         if isinstance(width, torch.SymInt):
-            guard_int(width)
+            _pin(width)
     if scale is None and isinstance(head, torch.SymInt):
         scale = 1.0 / math.sqrt(guard_int(head))
     return scale
+
+
+def _pin(width: torch.SymInt) -> int:
+    """``width`` as a number, recorded as a specialization with its reason where the
+    trace's frame keeps them (the recompile advice and ``explain`` name it)."""
+    shapes = getattr(width.node.shape_env, "capture_frame_shapes", None)
+    if shapes is None or width.node.maybe_as_int() is not None:       # pinned already
+        return guard_int(width)
+    return shapes.specialize(width, None, "attention head width: generated attention holds one head as one "
+                                          "block, so each head width compiles its own kernels")
 
 
 def _exprs(sizes) -> tuple:

@@ -158,6 +158,8 @@ def test_a_symbolic_head_width_is_pinned_with_a_readable_guard():
         check(cf, sdpa, q, k, v)
     assert n_entries(sdpa) == 2
     assert "L['q'].size()[2] == 8" in entries(sdpa)[0].guard.readable()
+    advice = [line for line in str(capture.report(cf)).splitlines() if "advice:" in line]
+    assert len(advice) == 1 and "is a pinned size (attention head width" in advice[0], advice
 
 
 def test_a_call_breaking_a_slice_relation_fails_like_eager():
