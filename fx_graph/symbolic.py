@@ -19,6 +19,8 @@ equal the sequence length once does not tie them together.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 
 import sympy
 import torch
@@ -40,6 +42,7 @@ def with_python_dispatcher_fallback(fn, *args, **kwargs):
     fake output becomes a view of its math form where eager's is a tensor of its own),
     which would change which outputs are views."""
     try:
+        _quiet.depth += 1
         return fn(*args, **kwargs)
     except Exception as first:
         mode = torch._guards.detect_fake_mode()
@@ -50,6 +53,23 @@ def with_python_dispatcher_fallback(fn, *args, **kwargs):
                 return fn(*args, **kwargs)
         except Exception:
             raise first from None   # the op's own error, not the fallback's
+    finally:
+        _quiet.depth -= 1
+
+
+class _QuietMetaFailures(threading.local, logging.Filter):
+    """Drops the fake-tensor mode's "failed while attempting to run meta" error log (with a
+    traceback) while ``with_python_dispatcher_fallback`` runs an op: its failure is handled
+    there (the fallback, or the op's error raised to the caller); users saw a traceback
+    for every new size of a model using ``baddbmm``."""
+    depth = 0
+
+    def filter(self, record) -> bool:
+        return not (self.depth and record.getMessage().startswith("failed while attempting to run meta"))
+
+
+_quiet = _QuietMetaFailures()
+logging.getLogger("torch._subclasses.fake_tensor").addFilter(_quiet)
 
 
 @dataclasses.dataclass(frozen=True)
