@@ -11,7 +11,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 import capture
 import codegen
 import helpers_codegen
-from codegen.lower.graph import library_layouts
+from codegen.lower.layouts import library_layouts
 from codegen.runtime import cpp_build
 from codegen.runtime.compiled_graph import InternalErrorWarning
 from helpers_codegen import assert_close, check, graph_of

@@ -25,6 +25,8 @@ from codegen.ir import indexing, sizes
 from codegen.ir import (Buffer, BufferValue, Computation, Const, Lazy, Load, Op, TensorValue, as_buffer_view,
                         compute_dtype, fresh_index, unique_name, walk)
 from codegen.lower import attention
+from codegen.lower.layouts import (eager_strides, eager_view_strides, empty, library_layouts, realizable_strides,
+                                   same_layout, shape_of, strides_match)
 from codegen.lower.registry import Unlowerable, cast
 from codegen.lower.rules import lookup
 from fx_graph import GRAPH_ROLE
@@ -231,12 +233,12 @@ class GraphLowering:
             return value
         if not copy:
             view = as_buffer_view(value)
-            if view is not None and (stride is None or _strides_match(view.shape, view.stride, stride)):
-                empty_stride = _empty(view.shape) and (stride or _eager_strides(node, view.shape))
+            if view is not None and (stride is None or strides_match(view.shape, view.stride, stride)):
+                empty_stride = empty(view.shape) and (stride or eager_strides(node, view.shape))
                 # no element is addressed: the index arithmetic's strides (0 where it pinned a
                 # dimension) mean nothing, eager's are what the caller sees
                 return BufferValue(view.buffer, view.shape, empty_stride, view.offset) if empty_stride else view
-        stride = stride or _eager_strides(node, value.shape)
+        stride = stride or eager_strides(node, value.shape)
         buffer = self.new_buffer(name, value.shape, value.dtype, stride)
         if buffer.numel == 0:
             self.empty_buffers.append(buffer)            # allocated, nothing to compute
@@ -265,7 +267,7 @@ class GraphLowering:
 
     def template(self, node, shape, dtype, body, template) -> BufferValue:
         """A template computation (``codegen.lower.matmul``) writing a new buffer."""
-        buffer = self.new_buffer(node.name, shape, dtype, _eager_strides(node, shape))
+        buffer = self.new_buffer(node.name, shape, dtype, eager_strides(node, shape))
         self.nodes.append(Computation(buffer, body, [node.name], template=template))
         return BufferValue(buffer)
 
@@ -305,11 +307,11 @@ class GraphLowering:
             return self.realize(value, f"{node.name}_arg", [node.name])
         realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg, stride=layout)
         if layout is not None:
-            if not _strides_match(realized.shape, realized.stride, layout):
+            if not strides_match(realized.shape, realized.stride, layout):
                 realized = self.realize(value, f"{fx_arg.name}_{node.name}", [fx_arg.name], fx_arg, copy=True,
                                         stride=layout)
             return realized
-        if not _same_layout(realized, fx_arg.meta.get("val")):
+        if not same_layout(realized, fx_arg.meta.get("val")):
             realized = self.realize(value, fx_arg.name, [fx_arg.name], fx_arg, copy=True)
         if not isinstance(value, BufferValue):
             self.env[fx_arg] = realized                  # computed once, whoever asks next
@@ -350,11 +352,11 @@ class GraphLowering:
             if alone:          # eager's tensor of its own over another's memory (``x.detach()``)
                 self.outputs.append(GraphOutput("buffer", bv, own=True))
                 continue
-            if bv.buffer.kind in ("extern", "computed") and not _same_layout(bv, item.meta.get("val")):
+            if bv.buffer.kind in ("extern", "computed") and not same_layout(bv, item.meta.get("val")):
                 # eager's strides, gaps included: a saved-for-backward tensor that is a view
                 # in eager (a chunk of a GRU's gate product) is read by the backward graph
                 # with the strides it was traced with
-                stride = _eager_view_strides(item.meta.get("val"))
+                stride = eager_view_strides(item.meta.get("val"))
                 if stride is not None or bv.buffer.kind == "extern":
                     bv = self.realize(value, item.name, [item.name], item, copy=True, stride=stride)
             if bv.buffer.kind in ("extern", "computed") \
@@ -391,7 +393,7 @@ class GraphLowering:
         None where ``value`` is a view of an existing buffer already or eager's layout
         has no broadcast dimension."""
         val = item.meta.get("val")
-        if not isinstance(val, torch.Tensor) or _shape(val) != tuple(value.shape):
+        if not isinstance(val, torch.Tensor) or shape_of(val) != tuple(value.shape):
             return None
         stride = tuple(sizes.of(s) for s in val.stride())
         broadcast = {d for d, (s, st) in enumerate(zip(value.shape, stride)) if st == 0 and s != 1}
@@ -401,7 +403,7 @@ class GraphLowering:
 
         def load(index, value=value):
             return value.load([indexing.const(0) if d in broadcast else i for d, i in enumerate(index)])
-        small_stride = _realizable_strides(small_shape, stride)
+        small_stride = realizable_strides(small_shape, stride)
         small = self.realize(Lazy(small_shape, value.dtype, load), item.name, [item.name], stride=small_stride)
         return BufferValue(small.buffer, value.shape,
                            tuple(0 if d in broadcast else st for d, st in enumerate(small.stride)), small.offset)
@@ -474,91 +476,6 @@ def _needs_realize(node, value) -> bool:
         reach = math.prod(sizes.hint(v.size) for v in load.index.variables())     # gathered: its deps too
         reads[load.buffer.name] = max(reads.get(load.buffer.name, 0), min(1.0, reach / numel))
     return not config.recompute_in_consumers(sum(reads.values()), ops)
-
-
-def library_layouts(node, device, role=None) -> dict:
-    """Layouts a library kernel is handed instead of eager's: {argument position or "out":
-    strides}. On the CPU a 2-d convolution runs channels-last (oneDNN's native layout, see
-    config.CHANNELS_LAST_CONV_ON_CPU): its input and weight are realized so (our kernels
-    write them that way, or a copy is made) and its output is channels-last. Not in the
-    compiled path's training graphs (``role`` "forward"/"backward", see
-    config.CHANNELS_LAST_CONV_IN_TRAINING)."""
-    if role in ("forward", "backward") and not config.CHANNELS_LAST_CONV_IN_TRAINING:
-        return {}
-    if not (config.CHANNELS_LAST_CONV_ON_CPU and device is not None and device.type == "cpu"
-            and node.target is aten.convolution.default and not node.args[6]):
-        return {}
-    metas = [a.meta.get("val") if isinstance(a, fx.Node) else None for a in node.args[:2]] + [node.meta.get("val")]
-    if not all(isinstance(m, torch.Tensor) and m.dim() == 4 and m.dtype.is_floating_point for m in metas):
-        return {}
-    return {0: _channels_last(metas[0].shape), 1: _channels_last(metas[1].shape), "out": _channels_last(metas[2].shape)}
-
-
-def _channels_last(shape) -> tuple:
-    n, c, h, w = (sizes.of(s) for s in shape)
-    return (h * w * c, 1, w * c, c)
-
-
-def _strides_match(shape, stride, wanted) -> bool:
-    return all(s == 1 or a == b for s, a, b in zip(shape, stride, wanted))
-
-
-def _same_layout(bv: BufferValue, val) -> bool:
-    """Same strides as eager's tensor (dimensions of size 1 do not matter)."""
-    if not isinstance(val, torch.Tensor) or _shape(val) != tuple(bv.shape):
-        return True
-    return all(s == 1 or a == sizes.of(b) for s, a, b in zip(bv.shape, bv.stride, val.stride()))
-
-
-def _shape(val) -> tuple:
-    return tuple(sizes.of(s) for s in val.shape)
-
-
-def _eager_strides(node, shape):
-    """Eager's strides for a new buffer of ``shape`` when it is dense in them (any strides
-    when it has no elements: eager's empty results keep ones no dense layout has)."""
-    val = node.meta.get("val") if node is not None else None
-    if isinstance(val, torch.Tensor) and _shape(val) == tuple(shape):
-        stride = tuple(sizes.of(s) for s in val.stride())
-        if _empty(shape) or _dense(_shape(val), stride):
-            return stride
-    return None
-
-
-def _empty(shape) -> bool:
-    """No elements, whatever the symbols (a dimension of literal size 0: 0 specializes)."""
-    return any(sizes.is_static(s) and s == 0 for s in shape)
-
-
-def _eager_view_strides(val):
-    """``val``'s strides when a buffer can be laid out so (static, no two elements at one
-    address: dense, or with gaps like a slice of a wider tensor); else None."""
-    if not isinstance(val, torch.Tensor) or not all(sizes.is_static(x) for x in (*val.shape, *val.stride())):
-        return None
-    return _realizable_strides(_shape(val), tuple(sizes.of(s) for s in val.stride()))
-
-
-def _realizable_strides(shape, stride):
-    """``stride`` when a buffer of ``shape`` can be laid out so, else None."""
-    if not all(sizes.is_static(x) for x in (*shape, *stride)):
-        return None
-    extent = 1
-    for st, s in sorted((st, s) for s, st in zip(shape, stride) if s != 1):
-        if st < extent:
-            return None
-        extent = st * s
-    return stride
-
-
-def _dense(shape, stride) -> bool:
-    """Non-overlapping and dense: some permutation of the dims is contiguous."""
-    dims = sorted(((st, s) for s, st in zip(shape, stride) if s != 1), key=lambda p: (sizes.hint(p[0]), sizes.hint(p[1])))
-    expected = 1
-    for st, s in dims:
-        if st != expected:
-            return False
-        expected *= s
-    return True
 
 
 def _aliased_placeholder(node: fx.Node):
