@@ -1,6 +1,7 @@
 """The benchmark harness (`python -m bench`): runs, writes JSON/CSV, checks correctness,
 and reports what cannot run without stopping the rest."""
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -94,18 +95,28 @@ def test_modes_dispatch_to_older_scripts(capsys):
     assert "capture +µs" in capsys.readouterr().out
 
 
-def test_codegen_mode_reports_kernels_and_bytes_against_the_floor(capsys):
+def _softmax_case_with_8_rows(real_cases):
+    """The bench's cases, its softmax over 128 rows of 1000 at 8 rows: the same persistent
+    row kernel; the interpreter runs it row block by row block (128 rows: ~15 s of CI)."""
+    def cases():
+        return [dataclasses.replace(c, name="softmax 8x1000", inputs=lambda: (torch.randn(8, 1000),))
+                if c.name == "softmax 128x1000" else c for c in real_cases()]
+    return cases
+
+
+def test_codegen_mode_reports_kernels_and_bytes_against_the_floor(capsys, monkeypatch):
     from bench import codegen as bench_codegen
-    rows = bench_codegen.measure("softmax 128,linear+GELU")
+    monkeypatch.setattr(bench_codegen, "_cases", _softmax_case_with_8_rows(bench_codegen._cases))
+    rows = bench_codegen.measure("softmax 8x,linear+GELU")
     by = {r["case"]: r for r in rows}
-    softmax, linear = by["softmax 128x1000"], by["linear+GELU 64x256->512"]
+    softmax, linear = by["softmax 8x1000"], by["linear+GELU 64x256->512"]
     assert softmax["kernels"] == 1 and softmax["externs"] == 0 and softmax["correct"]
-    assert softmax["floor_bytes"] == 2 * 128 * 1000 * 4          # read x once, write the result once
+    assert softmax["floor_bytes"] == 2 * 8 * 1000 * 4            # read x once, write the result once
     assert softmax["within_limit"] and softmax["compiled_over_floor"] <= bench_codegen.FUSED_BLOCK_LIMIT
     assert linear["externs"] == 0 and linear["kernels"] == 1 and linear["within_limit"]   # a matmul template
     bench_codegen.print_table(rows)
     out = capsys.readouterr().out
-    assert "softmax 128x1000" in out and "floor KiB" in out
+    assert "softmax 8x1000" in out and "floor KiB" in out
 
 
 def _mlp_capture_cpu_row(tmp_path, mode: str) -> dict:
