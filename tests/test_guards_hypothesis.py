@@ -19,7 +19,9 @@ from torch import nn
 
 import capture
 
-EXAMPLES = int(os.environ.get("CAPTURE_HYPOTHESIS_EXAMPLES", "40"))
+# CI: 25 derandomized sequences (12 of them 7-8 changes long); a longer search:
+# CAPTURE_HYPOTHESIS_EXAMPLES=1000.
+EXAMPLES = int(os.environ.get("CAPTURE_HYPOTHESIS_EXAMPLES", "25"))
 SCALE = 1.0
 TABLE = {"bias": 0.0}
 
