@@ -103,6 +103,18 @@ def test_equal_ops_returning_several_tensors_give_outputs_of_their_own(fn, grad,
     assert_same_aliasing(ours, (x,), theirs, (x,))
 
 
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_a_clone_of_another_output_is_a_tensor_of_its_own(backend):
+    """``h1 = h0.clone()`` beside ``h0``: the clone lowered to h0's realized buffer, so one
+    tensor came back for both (``h1.t()._base`` was h0)."""
+    def f(x, y):
+        h0 = torch.where(y > 0, x, x.flip(0))
+        h1 = h0.clone()
+        return h1.t(), h0, h1
+    check(f, torch.randn(2, 4), torch.randn(2, 4), backend=backend, expect_graphs=None)
+    assert compiled_graphs()
+
+
 def test_view_of_an_input_that_is_itself_a_view():
     base = torch.randn(4, 6)
     triton(lambda x: (x.t(), x[1:] * 2), base[1:, ::2], fresh_args=(torch.randn(4, 6)[1:, ::2],))
