@@ -23,10 +23,23 @@ without a product it equals ``%copy`` (the bar for pointwise and normalization b
 is unchanged). ``--cpu-time`` (one thread only) times both by the calling
 thread's CPU time instead of the wall clock: on a machine shared with other work, the
 time the thread waited for a core does not count.
+
+What the times include: ``cpu us`` is the user-visible call (frame hook, guards, the
+generated wrapper, output allocation, library calls and kernels), and ``%copy``/``%roof``
+and the verdict use it. On these small cases the per-call Python overhead is 10-15 us,
+10-20% of a fused block's time, so the table also shows ``kern us``: the time inside
+the generated C functions only (their ``ctypes`` calls: the C code plus ctypes' argument
+conversion; no guards, wrapper, allocation or library calls), timed in its own
+interleaved rounds by the same clock, and ``k%copy``: the kernels' modeled bytes over it,
+against the same copy bandwidth. That is the fused block's own bandwidth; the call-time
+columns stay the user-visible number. ``--inductor`` adds torch.compile's inductor
+(default settings) on the same cases in the same interleaved rounds: ``ind us`` and
+``ind%`` (the same modeled bytes as ours over inductor's call time).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import os
 import sys
@@ -193,7 +206,47 @@ def gemm_rate(repeats: int = 5, clock=None) -> float:
     return 2 * GEMM_SIZE ** 3 / best
 
 
-def measure_cpu(rows, names, bandwidth: float, repeats: int = 7, clock=None, flop_rate: float = 0.0) -> None:
+CALLS, WARMUP = 20, 20    # calls per timed round, and untimed calls of each variant first
+
+
+class KernelTimer:
+    """Calls ``compiled`` with the generated C functions of ``graphs`` timed (by ``clock``)
+    for the duration of the call: ``rounds(n)`` gives the seconds spent inside them per
+    call, per round of ``CALLS`` calls after the ``WARMUP`` first."""
+
+    def __init__(self, graphs, compiled, clock=None):
+        self.compiled, self.clock = compiled, clock or time.perf_counter
+        self.functions = [(namespace, name, value) for namespace in (g.wrapper_namespace() for g in graphs)
+                          for name, value in namespace.items() if isinstance(value, ctypes._CFuncPtr)]
+        self.spent: list = []          # seconds inside the C functions, per call
+
+    def _timed(self, function):
+        clock, spent = self.clock, self.spent
+
+        def call(*args):
+            start = clock()
+            result = function(*args)
+            spent[-1] += clock() - start
+            return result
+        return call
+
+    def __call__(self, *args):
+        self.spent.append(0.0)
+        for namespace, name, function in self.functions:
+            namespace[name] = self._timed(function)
+        try:
+            return self.compiled(*args)
+        finally:
+            for namespace, name, function in self.functions:
+                namespace[name] = function
+
+    def rounds(self, repeats: int) -> list:
+        timed = self.spent[WARMUP:]
+        return [sum(timed[i * CALLS:(i + 1) * CALLS]) / CALLS for i in range(repeats)]
+
+
+def measure_cpu(rows, names, bandwidth: float, repeats: int = 7, clock=None, flop_rate: float = 0.0,
+                inductor: bool = False) -> None:
     """Add C-kernel timings to ``rows`` (matched by case name)."""
     import statistics
 
@@ -213,10 +266,17 @@ def measure_cpu(rows, names, bandwidth: float, repeats: int = 7, clock=None, flo
         compiled = capture.compile(fn, backend="cpu")
         with torch.no_grad():
             ok = _close(compiled(*args), fn(*args))
-            samples = interleaved_samples({"eager": fn, "cpu": compiled}, args, calls=20, repeats=repeats,
+            variants = {"eager": fn, "cpu": compiled}
+            kernels = KernelTimer([g for g in codegen.COMPILED if not g.runs_eagerly], compiled, clock)
+            variants["kernels"] = kernels
+            if inductor:
+                variants["inductor"] = torch.compile(fn)
+                ok = ok and _close(variants["inductor"](*args), fn(*args))
+            samples = interleaved_samples(variants, args, calls=CALLS, repeats=repeats, warmup=WARMUP,
                                           **({"clock": clock} if clock else {}))
         s = codegen.stats()
         seconds = statistics.median(samples["cpu"])
+        kernel_seconds = statistics.median(kernels.rounds(repeats))
         achieved = s.compiled_bytes / seconds
         roofline = max(s.compiled_bytes / bandwidth, case.flops / flop_rate if case.flops else 0.0)
         row = by_name[case.name]
@@ -224,25 +284,38 @@ def measure_cpu(rows, names, bandwidth: float, repeats: int = 7, clock=None, flo
                    cpu_spread=(max(samples["cpu"]) - min(samples["cpu"])) / seconds,
                    cpu_bytes=s.compiled_bytes, cpu_gbs=achieved / 1e9, cpu_fraction=achieved / bandwidth,
                    cpu_correct=bool(ok), cpu_roof=roofline / seconds, flops=case.flops,
+                   kernel_us=kernel_seconds * 1e6, kernel_fraction=s.kernel_bytes / kernel_seconds / bandwidth
+                   if kernel_seconds else None,
+                   inductor_us=statistics.median(samples["inductor"]) * 1e6 if inductor else None,
                    cpu_within=None if not case.fused_block else roofline / seconds >= BANDWIDTH_TARGET)
 
 
 def print_cpu_table(rows, bandwidth: float, threads: int, clock_name: str = "wall clock", flop_rate: float = 0.0):
     print(f"\nC kernels (backend=\"cpu\", {threads} thread(s), {clock_name}); streaming copy of "
           f"{COPY_BYTES >> 20} MiB: {bandwidth / 1e9:.1f} GB/s; torch.mm {GEMM_SIZE}^3: {flop_rate / 1e9:.1f} GFLOP/s")
+    inductor = any(r.get("inductor_us") for r in rows)
     print(f"{'case':<28} {'eager us':>9} {'cpu us':>9} {'±%':>4} {'speedup':>7} {'KiB':>8} {'GB/s':>6} "
-          f"{'%copy':>6} {'%roof':>6} {f'>={BANDWIDTH_TARGET:.0%}':>6} {'ok':>3}")
+          f"{'%copy':>6} {'%roof':>6} {f'>={BANDWIDTH_TARGET:.0%}':>6} {'kern us':>8} {'k%copy':>6} "
+          + (f"{'ind us':>8} {'ind%':>5} " if inductor else "") + f"{'ok':>3}")
     for r in rows:
         if "cpu_us" not in r:
             continue
         verdict = "-" if r["cpu_within"] is None else ("yes" if r["cpu_within"] else "NO")
+        kernel = f"{r['kernel_fraction']:>6.0%}" if r["kernel_fraction"] is not None else f"{'-':>6}"
+        ind = (f"{r['inductor_us']:>8.1f} {r['cpu_bytes'] / (r['inductor_us'] * 1e-6) / bandwidth:>5.0%} "
+               if inductor else "")
         print(f"{r['case']:<28} {r['eager_us']:>9.1f} {r['cpu_us']:>9.1f} {r['cpu_spread'] * 100:>4.0f} "
               f"{r['eager_us'] / r['cpu_us']:>6.2f}x {_kib(r['cpu_bytes']):>8} {r['cpu_gbs']:>6.1f} "
-              f"{r['cpu_fraction']:>6.0%} {r['cpu_roof']:>6.0%} {verdict:>6} {'yes' if r['cpu_correct'] else 'NO':>3}")
+              f"{r['cpu_fraction']:>6.0%} {r['cpu_roof']:>6.0%} {verdict:>6} {r['kernel_us']:>8.1f} {kernel} "
+              f"{ind}{'yes' if r['cpu_correct'] else 'NO':>3}")
     print("(us: median per call, timed interleaved with eager; GB/s: modeled bytes the C kernels and extern "
           "calls move / median time; %copy: of the streaming copy above, measured in this run; %roof: the "
           "roofline time, max(bytes / copy bandwidth, product flops / torch.mm's rate), over the median time "
-          "(= %copy without a product); the verdict is on %roof)")
+          "(= %copy without a product); the verdict is on %roof, i.e. on the user-visible call time. "
+          "kern us: median time inside the generated C functions only (no guards, frame hook, wrapper, "
+          "output allocation or library calls); k%copy: the kernels' modeled bytes over it, of the same copy"
+          + ("; ind us: torch.compile (inductor) per call in the same rounds, ind%: our modeled bytes over it"
+             if inductor else "") + ")")
 
 
 def _kib(n: int) -> str:
@@ -271,6 +344,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the C timings")
     parser.add_argument("--no-cpu", action="store_true", help="skip the C kernel timings")
     parser.add_argument("--cpu-only", action="store_true", help="only the C kernel timings (no Triton modeling)")
+    parser.add_argument("--inductor", action="store_true",
+                        help="also time torch.compile (inductor) on each case, in the same rounds")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the thread's CPU time, not the wall clock (a shared machine; needs --threads 1)")
     args = parser.parse_args(argv)
@@ -292,7 +367,7 @@ def main(argv=None):
             parser.error("--cpu-time counts the calling thread only: use it with --threads 1")
         clock = time.thread_time if args.cpu_time else None
         bandwidth, flop_rate = copy_bandwidth(clock=clock), gemm_rate(clock=clock)
-        measure_cpu(rows, args.cases, bandwidth, clock=clock, flop_rate=flop_rate)
+        measure_cpu(rows, args.cases, bandwidth, clock=clock, flop_rate=flop_rate, inductor=args.inductor)
         print_cpu_table(rows, bandwidth, torch.get_num_threads(), "thread CPU time" if clock else "wall clock",
                         flop_rate)
     ok = all(r["correct"] and r["within_limit"] is not False and r.get("cpu_correct", True) for r in rows)

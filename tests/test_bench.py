@@ -155,9 +155,36 @@ def test_codegen_mode_times_c_kernels_against_a_streaming_copy(capsys):
     assert row["cpu_fraction"] == pytest.approx(row["cpu_gbs"] * 1e9 / bandwidth, rel=1e-12)  # rounded apart
     assert row["cpu_roof"] == pytest.approx(row["cpu_fraction"], rel=1e-12)     # no product: the copy's bar
     assert row["cpu_within"] == (row["cpu_roof"] >= bench_codegen.BANDWIDTH_TARGET)
+    # The kernels alone: inside the call (timed apart, in other rounds), their bytes over that time.
+    assert row["kernel_us"] > 0 and row["inductor_us"] is None
+    assert row["kernel_fraction"] == pytest.approx(row["cpu_bytes"] / (row["kernel_us"] * 1e-6) / bandwidth)
+    assert 0 < gemm["kernel_us"] and gemm["kernel_fraction"] > 0      # the GELU kernel; the GEMM is a library call
     roofline = max(gemm["flops"] / flop_rate, gemm["cpu_bytes"] / bandwidth)   # flops: 2 * 64 * 256 * 512
     assert gemm["flops"] == 2 * 64 * 256 * 512
     assert gemm["cpu_roof"] == pytest.approx(roofline / (gemm["cpu_us"] * 1e-6), rel=1e-9)
     bench_codegen.print_cpu_table(rows, bandwidth, 1, flop_rate=flop_rate)
     printed = capsys.readouterr().out
-    assert "streaming copy" in printed and "GFLOP/s" in printed and "%roof" in printed
+    assert "streaming copy" in printed and "GFLOP/s" in printed and "%roof" in printed and "k%copy" in printed
+
+
+def test_codegen_mode_kernel_timer_times_only_the_generated_c_functions():
+    """With a clock that ticks once per reading, every timed C call lasts exactly one tick:
+    a round's time is the number of C functions per call (a graph of one fused kernel: 1),
+    and the calls outside them (guards, wrapper, allocation) are not counted."""
+    import itertools
+
+    import capture
+    import codegen
+    from bench import codegen as bench_codegen
+    capture.reset()
+    codegen.reset()
+    compiled = capture.compile(lambda x: torch.softmax(x * 2, dim=-1), backend="cpu")
+    x = torch.randn(8, 100)
+    expected = compiled(x)
+    timer = bench_codegen.KernelTimer(list(codegen.COMPILED), compiled, clock=itertools.count().__next__)
+    assert len(timer.functions) == 1
+    for _ in range(bench_codegen.WARMUP + 2 * bench_codegen.CALLS):
+        assert torch.equal(timer(x), expected)
+    assert timer.rounds(2) == [1.0, 1.0]
+    namespace, name, function = timer.functions[0]
+    assert namespace[name] is function                # restored after each call

@@ -104,6 +104,11 @@ class CompiledGraph:
             return outs[0]
         return list(outs) if self._output_kind == "list" else outs
 
+    def wrapper_namespace(self) -> dict:
+        """The generated wrapper's globals (its kernels and library calls by name), for tools
+        that time what it calls (``python -m bench codegen``); empty while it runs as captured."""
+        return self._call.__globals__ if self._call is not None else {}
+
     def source(self) -> str:
         """Every kernel module and the wrapper, as one readable text."""
         parts = [f"# ---- kernel {k.name}\n{k.source}" for k in self.kernels]
