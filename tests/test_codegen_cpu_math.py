@@ -103,3 +103,18 @@ def test_sigmoid_has_the_bits_of_its_formula_on_our_exp():
     nan = torch.isnan(formula)
     assert torch.equal(torch.isnan(got), nan)
     assert torch.equal(got[~nan].view(torch.int32), formula[~nan].view(torch.int32))
+
+
+def test_exp_below_the_row_max_has_the_bits_of_capture_expf():
+    """exp(v - max(v)) (softmax's terms: capture_expf_nonpositive, scaled by 2^(n+64) then
+    2^-64) gives capture_expf's bits at every non-positive value, denormal results included."""
+    x = _sweep()
+    edges = torch.linspace(-104.5, -86.5, 40001)          # denormal results and the rounding to 0
+    x = torch.cat([x[x <= 0], edges, torch.tensor([float("-inf"), -0.0])])
+    rows = torch.cat([x, torch.zeros((-len(x)) % 63)]).reshape(-1, 63)
+    rows = torch.cat([rows, torch.zeros(len(rows), 1)], dim=1)              # every row's max is 0
+    below_max = compile_fn(lambda t: torch.exp(t - t.amax(-1, keepdim=True)), rows)
+    assert "capture_expf_nonpositive(" in below_max.kernels[0].source
+    got, expected = below_max(rows), compile_fn(torch.exp, rows)(rows)
+    assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+    assert (got[:, :-1] < 2 ** -126).sum() > 1000 and (got == 0).any()    # the sweep reached denormals

@@ -87,31 +87,37 @@ static inline float capture_exp_reduced(float r) {
     return CAPTURE_MULADD(q, r2, r) + 1.0f;
 }
 
+/* How capture_expf_core scales by 2^n: one factor (a caller whose result is normal); two
+   exact factors 2^(n//2) 2^(n - n//2), so that denormal results are rounded once; or, for
+   x <= 0 (n in [-159, 0]), p 2^(n+64), normal and exact, times 2^-64, the one rounding:
+   the same bits as two factors, for two integer operations fewer. */
+enum { CAPTURE_EXP_NORMAL, CAPTURE_EXP_TWO_FACTORS, CAPTURE_EXP_NONPOSITIVE };
+
 /* e^x for x in [-110, 88.7228394] or NaN (callers clamp or select outside): below -104
-   the result rounds to 0 by itself. two_factors: 2^n as two exact factors, so that
-   denormal results are rounded once; a caller whose result is normal passes 0 (one
-   multiply less). */
-static inline float capture_expf_core(float x, int two_factors) {
+   the result rounds to 0 by itself. */
+static inline float capture_expf_core(float x, int scaling) {
     float shifted = CAPTURE_MULADD(x, 1.44269502f, 12582912.0f);     /* n in the low mantissa bits */
     float n = shifted - 12582912.0f;
     float r = CAPTURE_MULADD(n, -0.693359375f, x);                   /* exact: n * ln2_hi has <= 17 bits */
     r = CAPTURE_MULADD(n, 2.12194440e-4f, r);                        /* ln2_lo */
     float p = capture_exp_reduced(r);
     int32_t k = capture_float_to_bits(shifted) - 0x4B400000;
-    if (!two_factors)
+    if (scaling == CAPTURE_EXP_NORMAL)
         return p * capture_bits_to_float((k + 127) << 23);
+    if (scaling == CAPTURE_EXP_NONPOSITIVE)
+        return (p * capture_bits_to_float((k + 127 + 64) << 23)) * 0x1p-64f;
     int32_t k1 = k >> 1, k2 = k - k1;
     return (p * capture_bits_to_float((k1 + 127) << 23)) * capture_bits_to_float((k2 + 127) << 23);
 }
 
 /* e^x for x <= 0 or NaN (softmax's v - max(v)): capture_expf without the overflow select. */
 static inline float capture_expf_nonpositive(float x) {
-    return capture_expf_core(-110.0f > x ? -110.0f : x, 1);
+    return capture_expf_core(-110.0f > x ? -110.0f : x, CAPTURE_EXP_NONPOSITIVE);
 }
 
 static inline float capture_expf(float x) {
     /* A clamp (NaN passes it) and one select: gcc vectorizes each to a compare and a blend. */
-    float y = capture_expf_core(-110.0f > x ? -110.0f : x, 1);
+    float y = capture_expf_core(-110.0f > x ? -110.0f : x, CAPTURE_EXP_TWO_FACTORS);
     return x > 88.7228394f ? (float)INFINITY : y;
 }
 
@@ -141,7 +147,7 @@ static inline float capture_tanhf(float x) {
     pz = CAPTURE_MULADD(pz, z, -0.333333283662796f);
     float small = CAPTURE_MULADD(x * z, pz, x);
     float twice = a + a;
-    float e = capture_expf_core(twice > 20.0f ? 20.0f : twice, 0);   /* 1 - 2/(e^20 + 1) rounds to 1 */
+    float e = capture_expf_core(twice > 20.0f ? 20.0f : twice, CAPTURE_EXP_NORMAL);   /* 1 - 2/(e^20 + 1) rounds to 1 */
     float large = copysignf(1.0f - 2.0f / (e + 1.0f), x);
     return a < 0.625f ? small : large;
 }
