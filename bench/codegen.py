@@ -58,6 +58,17 @@ class Case:
     inputs: object        # () -> tuple of tensors
     fused_block: bool     # held to FUSED_BLOCK_LIMIT
     flops: int = 0        # of its matrix products (2 m n k each): the roofline's arithmetic side
+    math: tuple = ()      # C vector functions (cpp_math) it calls per element of ``elements``
+    elements: int = 0
+
+
+# Inputs of the vector-math throughput probe, per function: the ranges the cases feed them
+# (randn-like values; softmax's exponents are at most 0). Their cost is branch-free, so
+# the same for any finite input outside the denormal range.
+MATH_RANGES = {"capture_expf": (-10.0, 10.0), "capture_expf_nonpositive": (-20.0, 0.0),
+               "capture_sigmoidf": (-8.0, 8.0), "capture_tanhf": (-5.0, 5.0), "capture_erff": (-5.0, 5.0)}
+MATH_ELEMENTS = 4096      # L1-resident: the probe measures arithmetic, not memory
+NONPOSITIVE_EXP = ("capture_expf_nonpositive",)   # softmax's exp(v - max v)
 
 
 def _cases():
@@ -122,15 +133,20 @@ def _cases():
         return Case(name, lambda: spec.make().eval(), lambda: spec.inputs(), False)
 
     return [
-        Case("pointwise_chain 256x1024", lambda: pointwise_chain, rand(256, 1024), True),
-        Case("gelu(x + bias) 256x512", lambda: gelu_bias, rand(256, 512), True),
-        Case("softmax 128x1000", lambda: softmax, rand(128, 1000), True),
-        Case("log_softmax 128x1000", lambda: log_softmax, rand(128, 1000), True),
-        Case("softmax 16x8192 (looped)", lambda: softmax, rand(16, 8192), True),
+        Case("pointwise_chain 256x1024", lambda: pointwise_chain, rand(256, 1024), True,
+             math=("capture_sigmoidf", "capture_tanhf", "capture_expf"), elements=256 * 1024),
+        Case("gelu(x + bias) 256x512", lambda: gelu_bias, rand(256, 512), True, math=("capture_tanhf",),
+             elements=256 * 512),
+        Case("softmax 128x1000", lambda: softmax, rand(128, 1000), True, math=NONPOSITIVE_EXP, elements=128 * 1000),
+        Case("log_softmax 128x1000", lambda: log_softmax, rand(128, 1000), True, math=NONPOSITIVE_EXP,
+             elements=128 * 1000),
+        Case("softmax 16x8192 (looped)", lambda: softmax, rand(16, 8192), True, math=NONPOSITIVE_EXP,
+             elements=16 * 8192),
         Case("layer_norm 256x768", lambda: nn.LayerNorm(768), rand(256, 768), True),
         Case("rms_norm 256x768", lambda: rms_norm, rand(256, 768), True),
         Case("embedding+layer_norm 256x768", lambda: embedding_layer_norm, embedding_inputs, True),
-        Case("cat+gelu 256x(512+384)", lambda: cat_gelu, cat_inputs, True),
+        Case("cat+gelu 256x(512+384)", lambda: cat_gelu, cat_inputs, True, math=("capture_erff",),
+             elements=256 * 896),
         Case("g*x, column sum 256x512", lambda: column_sum, two_inputs, True),
         Case("linear+GELU 64x256->512", linear_gelu, rand(64, 256), True, flops=2 * 64 * 256 * 512),
         model("mlp"), model("cnn"), model("gpt2_block"), model("encoder_layer"),
@@ -204,6 +220,61 @@ def gemm_rate(repeats: int = 5, clock=None) -> float:
         torch.mm(a, b)
         best = min(best, clock() - start)
     return 2 * GEMM_SIZE ** 3 / best
+
+
+def math_throughput(functions, repeats: int = 15, clock=None) -> dict:
+    """{C function: seconds per element} of the emitter's float32 vector math
+    (``codegen.emit.cpp_math``), each in a loop over MATH_ELEMENTS values in MATH_RANGES,
+    compiled like the kernels (``cpp_build``): the best of ``repeats`` rounds."""
+    import numpy as np
+
+    from codegen.emit.cpp_ops import PRELUDE
+    from codegen.runtime import cpp_build
+    clock = clock or time.perf_counter
+    loops = [f"""
+int64_t bench_{name}(const float* restrict x, float* restrict y, int64_t n, int64_t reps) {{
+    for (int64_t k = 0; k < reps; k++) {{
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = {name}(x[i]);
+        __asm__ volatile("" ::: "memory");      /* every round computed */
+    }}
+    return 0;
+}}""" for name in functions]
+    library = cpp_build.build("\n".join([PRELUDE, *loops]))
+    rates, reps = {}, 200
+    for name in functions:
+        low, high = MATH_RANGES[name]
+        x = np.linspace(low, high, MATH_ELEMENTS, dtype=np.float32)
+        y = np.empty_like(x)
+        function = cpp_build.bind(library, f"bench_{name}", 2, 2)
+        best = float("inf")
+        for _ in range(repeats):
+            start = clock()
+            function(x.ctypes.data, y.ctypes.data, MATH_ELEMENTS, reps)
+            best = min(best, clock() - start)
+        rates[name] = best / (reps * MATH_ELEMENTS)
+    return rates
+
+
+def print_math_table(rows, cases, rates: dict, bandwidth: float) -> None:
+    """Per-function throughput, and each case's ceiling from it: its bytes at the copy's
+    bandwidth over the time its vector math alone takes (every other operation free)."""
+    print("\nfloat32 vector math of the C kernels (codegen/emit/cpp_math.py), one thread, best round: "
+          + ", ".join(f"{name} {seconds * 1e9:.3f}" for name, seconds in rates.items()) + " ns/element")
+    print(f"{'case':<28} {'math per element':<48} {'ns/el':>6} {'ceiling %copy':>13} {'k%copy':>6}")
+    by_name = {r["case"]: r for r in rows}
+    for case in cases:
+        row = by_name.get(case.name)
+        if not case.math or row is None or "cpu_bytes" not in row:
+            continue
+        seconds = sum(rates[name] for name in case.math) * case.elements
+        ceiling = row["cpu_bytes"] / bandwidth / seconds
+        kernel = f"{row['kernel_fraction']:>6.0%}" if row.get("kernel_fraction") else f"{'-':>6}"
+        print(f"{case.name:<28} {' + '.join(case.math):<48} {seconds / case.elements * 1e9:>6.3f} "
+              f"{ceiling:>13.0%} {kernel}")
+    print("(ceiling: the case's bytes at the streaming copy's bandwidth over the time of its vector math "
+          "alone, every other operation free: a case whose ceiling is under the bar is bound by arithmetic "
+          "at eager's numerics on this CPU, not by memory)")
 
 
 CALLS, WARMUP = 20, 20    # calls per timed round, and untimed calls of each variant first
@@ -370,6 +441,9 @@ def main(argv=None):
         measure_cpu(rows, args.cases, bandwidth, clock=clock, flop_rate=flop_rate, inductor=args.inductor)
         print_cpu_table(rows, bandwidth, torch.get_num_threads(), "thread CPU time" if clock else "wall clock",
                         flop_rate)
+        cases = [c for c in _cases() if c.math]
+        functions = list(dict.fromkeys(name for c in cases for name in c.math))
+        print_math_table(rows, cases, math_throughput(functions, clock=clock), bandwidth)
     ok = all(r["correct"] and r["within_limit"] is not False and r.get("cpu_correct", True) for r in rows)
     return 0 if ok else 1
 

@@ -188,3 +188,20 @@ def test_codegen_mode_kernel_timer_times_only_the_generated_c_functions():
     assert timer.rounds(2) == [1.0, 1.0]
     namespace, name, function = timer.functions[0]
     assert namespace[name] is function                # restored after each call
+
+
+def test_codegen_mode_measures_vector_math_and_each_cases_ceiling(capsys):
+    from bench import codegen as bench_codegen
+    rates = bench_codegen.math_throughput(["capture_expf_nonpositive", "capture_tanhf"], repeats=1)
+    assert set(rates) == {"capture_expf_nonpositive", "capture_tanhf"}
+    assert all(0 < seconds < 1e-7 for seconds in rates.values())          # vectorized: well under 100 ns
+    cases = [c for c in bench_codegen._cases() if c.math]
+    for case in cases:                       # the math runs once per output element
+        out = case.make()(*case.inputs())
+        assert case.elements == out.numel(), case.name
+    softmax = next(c for c in cases if c.name == "softmax 128x1000")
+    rows = [{"case": softmax.name, "cpu_bytes": 1024000, "kernel_fraction": 0.5}]
+    bench_codegen.print_math_table(rows, [softmax], rates, bandwidth=20e9)
+    ceiling = 1024000 / 20e9 / (rates["capture_expf_nonpositive"] * 128000)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("softmax 128x1000"))
+    assert line.split()[-2:] == [f"{ceiling:.0%}", "50%"]
