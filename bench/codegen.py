@@ -35,6 +35,12 @@ against the same copy bandwidth. That is the fused block's own bandwidth; the ca
 columns stay the user-visible number. ``--inductor`` adds torch.compile's inductor
 (default settings) on the same cases in the same interleaved rounds: ``ind us`` and
 ``ind%`` (the same modeled bytes as ours over inductor's call time).
+
+Last, the throughput of the C kernels' float32 vector math (``cpp_math``: exp, exp below
+a row's max, sigmoid, tanh, erf; ns/element, one loop over L1-resident values, the best
+round) and, for each case that calls it, the ceiling it sets: the case's bytes at the
+copy's bandwidth over the time of its math alone. A ceiling under ``BANDWIDTH_TARGET``
+means that case is bound by arithmetic at eager's numerics on this CPU, not by memory.
 """
 from __future__ import annotations
 
