@@ -21,7 +21,7 @@ import logging
 import torch
 from torch import fx
 
-from fx_graph.overlap import is_dense
+from fx_graph.overlap import broadcast_dims, dense_layout, is_dense
 
 log = logging.getLogger("capture.output_code")
 aten = torch.ops.aten
@@ -139,7 +139,7 @@ def same_strides(shape, actual, expected) -> bool:
 def restrided(tensor: torch.Tensor, shape, stride) -> torch.Tensor:
     """A copy laid out as ``stride``; dimensions of stride 0 (an expand) are copied once,
     from their first element, and expanded again."""
-    broadcast = [d for d, (s, st) in enumerate(zip(shape, stride)) if st == 0 and s != 1]
+    broadcast = broadcast_dims(shape, stride)
     for d in broadcast:
         tensor = tensor.narrow(d, 0, 1)
     out = torch.empty_strided(tensor.shape, stride, dtype=tensor.dtype, device=tensor.device)
@@ -155,11 +155,9 @@ def _layouts(values) -> list:
 
 
 def _expanded_dense(t: torch.Tensor) -> bool:
-    kept = [d for d, (s, st) in enumerate(zip(t.shape, t.stride())) if not (st == 0 and s != 1)]
-    if len(kept) == t.dim():
-        return False
-    small = torch.empty_strided([t.shape[d] if d in kept else 1 for d in range(t.dim())], t.stride(), device="meta")
-    return is_dense(small)
+    broadcast = broadcast_dims(t.shape, t.stride())
+    kept = [d for d in range(t.dim()) if d not in broadcast]
+    return bool(broadcast) and dense_layout([t.shape[d] for d in kept], [t.stride(d) for d in kept])
 
 
 def _output_values(gm: fx.GraphModule) -> list:

@@ -59,9 +59,18 @@ def partially_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
 def is_dense(t: torch.Tensor) -> bool:
     """Non-overlapping and dense (some order of the dimensions is contiguous): only such
     layouts can be restrided into (an expanded tensor is a view of something smaller)."""
+    return dense_layout(t.shape, t.stride())
+
+
+def dense_layout(shape, stride) -> bool:
     expected = 1
-    for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride()) if s != 1):
-        if stride != expected:
+    for st, size in sorted((st, s) for s, st in zip(shape, stride) if s != 1):
+        if st != expected:
             return False
         expected *= size
     return True
+
+
+def broadcast_dims(shape, stride) -> list:
+    """Dimensions an expand made: stride 0 over more than one element."""
+    return [d for d, (s, st) in enumerate(zip(shape, stride)) if st == 0 and s != 1]

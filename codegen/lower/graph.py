@@ -30,6 +30,7 @@ from codegen.lower.layouts import (eager_strides, eager_view_strides, empty, lib
 from codegen.lower.registry import Unlowerable, cast
 from codegen.lower.rules import lookup
 from fx_graph import GRAPH_ROLE
+from fx_graph.overlap import broadcast_dims
 
 aten = torch.ops.aten
 
@@ -359,8 +360,8 @@ class GraphLowering:
                 stride = eager_view_strides(item.meta.get("val"))
                 if stride is not None or bv.buffer.kind == "extern":
                     bv = self.realize(value, item.name, [item.name], item, copy=True, stride=stride)
-            if bv.buffer.kind in ("extern", "computed") \
-                    and owners.setdefault(bv.buffer.name, _view_root(item)) is not _view_root(item):
+            root = _view_root(item)
+            if bv.buffer.kind in ("extern", "computed") and owners.setdefault(bv.buffer.name, root) is not root:
                 # another output's memory, where eager makes a tensor of its own (a ``clone``
                 # lowered as the same values): its own copy
                 bv = self.realize(value, item.name, [item.name], item, copy=True)
@@ -396,7 +397,7 @@ class GraphLowering:
         if not isinstance(val, torch.Tensor) or shape_of(val) != tuple(value.shape):
             return None
         stride = tuple(sizes.of(s) for s in val.stride())
-        broadcast = {d for d, (s, st) in enumerate(zip(value.shape, stride)) if st == 0 and s != 1}
+        broadcast = set(broadcast_dims(value.shape, stride))
         if not broadcast or as_buffer_view(value) is not None:
             return None
         small_shape = [1 if d in broadcast else s for d, s in enumerate(value.shape)]
