@@ -5,8 +5,8 @@ setup(
     ext_modules=[
         Extension(
             "capture._C",
-            sources=["capture/_C/eval_frame.c", "capture/_C/dict_watch.c"],
-            depends=["capture/_C/dict_watch.h"],
+            sources=["capture/_C/eval_frame.c", "capture/_C/dict_watch.c", "capture/_C/calls.c"],
+            depends=["capture/_C/dict_watch.h", "capture/_C/calls.h"],
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         )
     ]

@@ -8,26 +8,12 @@ import types
 import torch
 
 from capture import _C, sharing, state
+from capture._C import call_with_callback
 from capture.backends import compiled_path_refusal, eager_backend, lookup_backend
 from capture.convert_frame import FrameCompiler
 from capture.dynamic import check_mode
 from capture.records import Recorder
 from capture.skip_policy import force
-
-
-class _CallbackActive:
-    """Install a FrameCompiler as this thread's callback for the duration of a call."""
-
-    __slots__ = ("compiler", "previous")
-
-    def __init__(self, compiler):
-        self.compiler = compiler
-
-    def __enter__(self):
-        self.previous = _C.set_callback(self.compiler)
-
-    def __exit__(self, *exc):
-        _C.set_callback(self.previous)
 
 
 def _forced_codes(fn) -> tuple:
@@ -66,12 +52,10 @@ def compile(fn_or_module=None, *, backend="codegen", fullgraph=False, dynamic=No
 
 
 def _wrap_function(fn, compiler):
-    active = _CallbackActive(compiler)
-
     @functools.wraps(fn)
     def compiled_function(*args, **kwargs):
-        with active:
-            return fn(*args, **kwargs)
+        # fn runs with the compiler as this thread's callback (set and restored in C)
+        return call_with_callback(compiler, fn, args, kwargs)
 
     compiled_function._capture_original = fn
     compiled_function._capture_compiler = compiler
@@ -85,19 +69,16 @@ class CompiledModule(torch.nn.Module):
     def __init__(self, module: torch.nn.Module, compiler: FrameCompiler):
         object.__setattr__(self, "_capture_orig_mod", module)
         object.__setattr__(self, "_capture_compiler", compiler)
-        object.__setattr__(self, "_capture_active", _CallbackActive(compiler))
 
     @property
     def _orig_mod(self):
         return self._capture_orig_mod
 
     def __call__(self, *args, **kwargs):
-        with self._capture_active:
-            return self._capture_orig_mod(*args, **kwargs)
+        return call_with_callback(self._capture_compiler, self._capture_orig_mod, args, kwargs)
 
     def forward(self, *args, **kwargs):
-        with self._capture_active:
-            return self._capture_orig_mod.forward(*args, **kwargs)
+        return call_with_callback(self._capture_compiler, self._capture_orig_mod.forward, args, kwargs)
 
     def __getattr__(self, name):
         return getattr(object.__getattribute__(self, "_capture_orig_mod"), name)
@@ -223,8 +204,7 @@ def explain(fn, *explain_args, **explain_kwargs):
             examples.append(list(example_inputs))
             return eager_backend(gm, example_inputs)
         compiler = FrameCompiler(recording_backend, False, None, force_codes=forced, recorder=recorder)
-        with _CallbackActive(compiler):
-            out = target(*args, **kwargs)
+        out = call_with_callback(compiler, target, args, kwargs)
         reset()
         ops = [_op_names(g) for g in recorder.graphs]
         return ExplainOutput(graphs=recorder.graphs, graph_count=len(recorder.graphs),

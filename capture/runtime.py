@@ -77,17 +77,10 @@ def grad_mode_restorer(mode: bool) -> GradModeRestorer:
 
 
 def run_without_hook(compiled):
-    """``compiled`` (a backend's graph callable) run with the frame hook off."""
-    set_callback = _C.set_callback
-
-    def run_graph(*inputs):
-        previous = set_callback(None)
-        try:
-            return compiled(*inputs)
-        finally:
-            set_callback(previous)
-    run_graph.compiled = compiled
-    return run_graph
+    """``compiled`` (a backend's graph callable) run with the frame hook off: a C callable
+    (``_C.HookOff``) that clears this thread's callback around the call and restores it
+    (no Python frame of its own); ``.compiled`` is the graph callable."""
+    return _C.HookOff(compiled)
 
 
 def bind_constants(code: types.CodeType, constants: dict) -> types.CodeType:

@@ -49,6 +49,8 @@ INTERNAL_ERRORS: list = []             # the last internal errors (tests check i
 # Distinct input-aliasing patterns compiled for one graph before the rest run as
 # captured: each is a full retrace; programs see one or two (f(x, x) and f(x, y)).
 MAX_ALIAS_VARIANTS = 4
+# Read and set on every call of the fast path: bound once, not looked up through torch._C.
+_grad_enabled, _set_grad_enabled = torch.is_grad_enabled, torch._C._set_grad_enabled
 
 
 class CompiledPathError(RuntimeError):
@@ -137,14 +139,14 @@ class CompiledCapture:
             # autograd's wrapper would only turn grad mode off around it (outputs must
             # not require grad when an input does); layouts are still held (``direct``
             # is the ``layout.held_to_layouts`` callable).
-            flat = [*args, *self.flat.lifted_values()]
-            if not torch.is_grad_enabled():
+            flat = [*args, *self.flat.lifted_values()] if self.flat.lifted else [*args]
+            if not _grad_enabled():
                 return restore_output_kind(direct(flat), self._output_kind)
-            torch._C._set_grad_enabled(False)
+            _set_grad_enabled(False)
             try:
                 outs = direct(flat)
             finally:
-                torch._C._set_grad_enabled(True)
+                _set_grad_enabled(True)
             return restore_output_kind(outs, self._output_kind)
         flat = [*args, *self.flat.lifted_values()]
         variant = self._default

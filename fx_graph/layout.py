@@ -46,27 +46,31 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
     """``compiled(*inputs)`` as a boxed callable (``fn(list_of_inputs)``, what AOT
     autograd calls) that restrides mismatching inputs and outputs.
 
-    Per call it compares the inputs' and outputs' strides with the expected ones as one
-    list each (a call where everything matches, the usual case, costs one ``stride()``
-    per tensor); only a mismatch takes the per-tensor path."""
+    Per call it compares each input's and output's strides with the expected ones (a
+    call where everything matches, the usual case, costs one ``stride()`` per tensor);
+    only a mismatch takes the per-tensor path."""
     values = _output_values(gm)
     views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
     if _symbolic(list(example_inputs) + values):
         return _unviewing(compiled, views)
-    inputs = _layouts(example_inputs)
-    in_positions, in_strides = [i for i, _, _ in inputs], [stride for _, _, stride in inputs]
-    outputs = _layouts(values)
-    out_positions, out_strides = [i for i, _, _ in outputs], [stride for _, _, stride in outputs]
+    inputs, outputs = _layouts(example_inputs), _layouts(values)
+    in_checks = tuple((i, stride) for i, _, stride in inputs)
+    out_checks = tuple((i, stride) for i, _, stride in outputs)
     written = _written_inputs(gm)
     role = gm.meta.get("compiled_path_role")
 
     def call(args: list):
-        if _strides(args, in_positions) != in_strides:
-            _restride_inputs(args, inputs, written, counter)
+        # plain loops, no helper call or list per check: this runs on every compiled call
+        for i, stride in in_checks:
+            if args[i].stride() != stride:
+                _restride_inputs(args, inputs, written, counter)
+                break
         outs = list(compiled(*args))
         args.clear()                      # AOT autograd hands the list over: free inputs early
-        if _strides(outs, out_positions) != out_strides:
-            _restride_outputs(outs, outputs, counter, role)
+        for i, stride in out_checks:
+            if isinstance(outs[i], torch.Tensor) and outs[i].stride() != stride:
+                _restride_outputs(outs, outputs, counter, role)
+                break
         for i in views:
             if outs[i]._base is not None:
                 outs[i] = unviewed(outs[i])
@@ -95,10 +99,6 @@ def _unviewing(compiled, views: list):
 
     call._boxed_call = True
     return call
-
-
-def _strides(values: list, positions: list) -> list:
-    return [values[i].stride() if isinstance(values[i], torch.Tensor) else None for i in positions]
 
 
 def _restride_inputs(args: list, inputs: list, written: set, counter: FixupCounter) -> None:

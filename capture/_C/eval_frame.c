@@ -33,6 +33,7 @@
 #include <Python.h>
 
 #include "dict_watch.h"
+#include "calls.h"
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
 #error "capture._C supports CPython 3.11 only"
@@ -382,7 +383,11 @@ static PyObject *hook(PyThreadState *tstate, Frame *frame, int throw_flag)
 /* Module functions                                                          */
 /* ------------------------------------------------------------------------ */
 
-static PyObject *py_set_callback(PyObject *self, PyObject *cb)
+/* Make `cb` (NULL or None: none) this thread's callback; returns the previous
+ * one (a new reference, or NULL with no error set if there was none), NULL with
+ * an error set if `cb` is not callable or the hook cannot be installed.  Also
+ * what calls.c's call_with_callback and HookOff use. */
+PyObject *capture_swap_callback(PyObject *cb)
 {
     PyObject *old = tls.callback; /* owned; handed to the caller */
     PyObject *new = (cb == Py_None) ? NULL : cb;
@@ -406,7 +411,13 @@ static PyObject *py_set_callback(PyObject *self, PyObject *cb)
     }
     Py_XINCREF(new);
     tls.callback = new;
-    if (old == NULL) {
+    return old;
+}
+
+static PyObject *py_set_callback(PyObject *self, PyObject *cb)
+{
+    PyObject *old = capture_swap_callback(cb);
+    if (old == NULL && !PyErr_Occurred()) {
         Py_RETURN_NONE;
     }
     return old;
@@ -538,7 +549,7 @@ PyMODINIT_FUNC PyInit__C(void)
         }
     }
     PyObject *module = PyModule_Create(&moduledef);
-    if (module != NULL && capture_add_dict_watch(module) < 0) {
+    if (module != NULL && (capture_add_dict_watch(module) < 0 || capture_add_calls(module) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -46,11 +46,13 @@ class CompiledGraph:
         self._written = ()                   # positions of the inputs the graph writes back
         self._output_kind = "tuple"
         self._ran = False
+        self._fast = None                    # the wrapper itself, once a call needs nothing around it
         self.generated_calls = 0             # calls that ran the generated code (not the captured graph)
 
     def install(self, call, lowering, decomposed, kernels, wrapper_source, stats) -> None:
         """Use the generated wrapper ``call`` from now on."""
         self._call, self.lowering, self.decomposed = call, lowering, decomposed
+        self._fast = None
         self.kernels, self.wrapper_source, self.stats = kernels, wrapper_source, stats
         self._lifted = decomposed.meta.get("lifted_inputs", ())
         self._written = written_inputs(decomposed)
@@ -62,7 +64,7 @@ class CompiledGraph:
 
     def run_eagerly(self, reason: str, internal: bool = False) -> None:
         """Run the graph as captured from now on; an ``internal`` reason is our bug and warns."""
-        self._call = None
+        self._call = self._fast = None
         self.stats = GraphStats(eager_reason=reason, internal=internal)
         if internal:
             warnings.warn(f"capture codegen: {reason}; running the graph as captured", InternalErrorWarning,
@@ -73,6 +75,10 @@ class CompiledGraph:
 
     def __call__(self, *args):
         self.calls += 1
+        fast = self._fast
+        if fast is not None:
+            self.generated_calls += 1
+            return fast(*args)
         if self._call is None:
             return self.gm(*args)
         lifted = [item.fetch() for item in self._lifted]
@@ -96,6 +102,8 @@ class CompiledGraph:
             self.run_eagerly(f"generated code failed on its first call: {type(e).__name__}: {e}", internal=True)
             return self.gm(*args)
         self._ran = True
+        if self.functional and not self._lifted and self._output_kind == "tuple":
+            self._fast = self._call         # nothing to add to the inputs or take from the outputs
         self.generated_calls += 1
         return self._outputs(outs)
 
