@@ -291,6 +291,24 @@ def test_argmax_argmin_match_eager_including_ties_and_nan(op):
     check(ARG_REDUCTIONS[op], torch.randn(3, 2100))  # looped over columns
 
 
+
+ZERO_DIM_REDUCTIONS = {
+    "argmax_0": lambda x: x.argmax(0),
+    "argmin_last_keepdim": lambda x: x.argmin(-1, keepdim=True),
+    "argmax_flat": lambda x: x.argmax(),
+    "max_0": lambda x: x.max(0),
+    "min_last_keepdim": lambda x: x.min(-1, keepdim=True),
+    "aminmax": lambda x: torch.aminmax(x, dim=0),
+}
+
+
+@pytest.mark.parametrize("op", sorted(ZERO_DIM_REDUCTIONS))
+def test_reductions_of_a_zero_dim_tensor_match_eager(op):
+    """A 0-d input has no dimension to reduce: the value is its one element, the index 0
+    (the generated code once returned the value cast to int64 as argmax's index)."""
+    check(ZERO_DIM_REDUCTIONS[op], torch.tensor(-8.5))
+    check(ZERO_DIM_REDUCTIONS[op], torch.tensor(math.nan))
+
 POOLS = {
     "2x2": dict(kernel_size=2),
     "3x3_stride2_padded": dict(kernel_size=3, stride=2, padding=1),

@@ -249,7 +249,9 @@ class GraphLowering:
 
     def reduce(self, node, value, dims, reduction, keepdim, acc_dtype, out_dtype, name) -> TensorValue:
         out_shape = [1 if d in dims else s for d, s in enumerate(value.shape) if keepdim or d not in dims]
-        if not dims:
+        if not dims:      # a 0-d input: its one element, found at position 0
+            if reduction in ("argmax", "argmin"):
+                return Lazy(out_shape, out_dtype, lambda index: Const(0, out_dtype))
             return Lazy(out_shape, out_dtype, lambda index: cast(value.load(index), out_dtype))
         if any(value.shape[d] == 0 for d in dims):
             if reduction not in ("sum", "prod"):
