@@ -290,3 +290,26 @@ def test_objects_built_in_the_frame_are_only_identical_to_themselves():
     x = torch.randn(3)
     for got, want in zip(capture.compile(f, backend="eager")(x), f(x)):
         torch.testing.assert_close(got, want)
+
+
+class BrokenHash:
+    """An options object whose ``__hash__`` raises (a dataclass hash reading a field the
+    instance lacks, as torch's own LinearCrossEntropyOptions did): looking it up among
+    known functions must not run its hash."""
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __hash__(self):
+        raise AttributeError("'BrokenHash' object has no attribute 'allow_retain_graph'")
+
+
+def test_argument_whose_hash_raises_is_traced_without_hashing_it():
+    def fn(x, opts):
+        return x * opts.scale
+
+    opts = BrokenHash(3.0)
+    x = torch.randn(3)
+    torch.testing.assert_close(capture.compile(fn, backend="eager")(x, opts), fn(x, opts))
+    ex = capture.explain(fn, x, opts)
+    assert ex.graph_count == 1 and not ex.all_breaks, [str(r) for r in ex.all_breaks]

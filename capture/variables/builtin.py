@@ -53,11 +53,13 @@ SUPPORTED.add(tuple.__new__)
 _IO_FUNCTIONS = {print, input, open}
 
 
+_SUPPORTED_IDS = frozenset(id(f) for f in SUPPORTED)   # module-level objects: their ids never go stale
+
+
 def is_supported_builtin(value) -> bool:
-    try:
-        return value in SUPPORTED
-    except TypeError:
-        return False
+    """By identity: hashing an arbitrary user value runs its ``__hash__``, which may
+    raise anything (an object whose dataclass hash reads an attribute it lacks)."""
+    return id(value) in _SUPPORTED_IDS
 
 
 def _all_const(args, kwargs=None) -> bool:
