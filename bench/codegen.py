@@ -28,8 +28,8 @@ What the times include: ``cpu us`` is the user-visible call (frame hook, guards,
 generated wrapper, output allocation, library calls and kernels), and ``%copy``/``%roof``
 and the verdict use it. On these small cases the per-call Python overhead is 10-15 us,
 10-20% of a fused block's time, so the table also shows ``kern us``: the time inside
-the generated C functions only (their ``ctypes`` calls: the C code plus ctypes' argument
-conversion; no guards, wrapper, allocation or library calls), timed in its own
+the generated C functions only (their calls through ``codegen._C.Kernel``: the C code
+plus the conversion of its int arguments; no guards, wrapper, allocation or library calls), timed in its own
 interleaved rounds by the same clock, and ``k%copy``: the kernels' modeled bytes over it,
 against the same copy bandwidth. That is the fused block's own bandwidth; the call-time
 columns stay the user-visible number. ``--inductor`` adds torch.compile's inductor
@@ -252,7 +252,9 @@ int64_t bench_{name}(const float* restrict x, float* restrict y, int64_t n, int6
         low, high = MATH_RANGES[name]
         x = np.linspace(low, high, MATH_ELEMENTS, dtype=np.float32)
         y = np.empty_like(x)
-        function = cpp_build.bind(library, f"bench_{name}", 2, 2)
+        function = getattr(library, f"bench_{name}")
+        function.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+        function.restype = ctypes.c_int64
         best = float("inf")
         for _ in range(repeats):
             start = clock()
@@ -292,9 +294,10 @@ class KernelTimer:
     call, per round of ``CALLS`` calls after the ``WARMUP`` first."""
 
     def __init__(self, graphs, compiled, clock=None):
+        from codegen._C import Kernel
         self.compiled, self.clock = compiled, clock or time.perf_counter
         self.functions = [(namespace, name, value) for namespace in (g.wrapper_namespace() for g in graphs)
-                          for name, value in namespace.items() if isinstance(value, ctypes._CFuncPtr)]
+                          for name, value in namespace.items() if isinstance(value, Kernel)]
         self.spent: list = []          # seconds inside the C functions, per call
 
     def _timed(self, function):

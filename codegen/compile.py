@@ -195,7 +195,7 @@ def _cpp_kernels(lowering, items, fx_order):
     distinct = list({run.name: run for run in runs.values()}.values())
     library = cpp_build.build(translation_unit(sources, distinct))
     for run in distinct:
-        run.function = cpp_build.bind(library, run.name, len(run.params), len(run.size_symbols))
+        run.function = cpp_build.bind(library, run.entry_name, run.n_args, run.name)
     return {id(k): (s, None) for k, s in zip(kernels, sources)}, sources, runs
 
 

@@ -11,6 +11,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 import capture
 import codegen
 import helpers_codegen
+from codegen._C import Kernel
 from codegen.lower.layouts import library_layouts
 from codegen.runtime import cpp_build
 from codegen.runtime.compiled_graph import InternalErrorWarning
@@ -145,7 +146,8 @@ def test_consecutive_kernels_are_one_c_call_with_their_temporaries_allocated_in_
     compiled = check(fn, x, i)
     calls = [line for line in compiled.wrapper_source.splitlines() if "data_ptr()" in line]
     assert len(calls) == 1 and "; in C: " in compiled.wrapper_source, compiled.wrapper_source
-    allocated = [line.split(" = ")[0].strip() for line in compiled.wrapper_source.splitlines() if "empty_strided" in line]
+    allocated = [line.split(" = ")[0].strip() for line in compiled.wrapper_source.splitlines()
+                 if "torch.empty_" in line]
     internal = compiled.wrapper_source.split("; in C: ")[1].splitlines()[0].split(", ")
     assert internal and not set(internal) & set(allocated)
     gather = [k.name for k in compiled.kernels if k.index_checks]
@@ -167,3 +169,33 @@ def test_convolutions_run_channels_last_in_inference_graphs_only():
     assert library_layouts(node, cpu, "inference")[1] == (36, 1, 12, 4)
     assert library_layouts(node, cpu, None)[1] == (36, 1, 12, 4)
     assert library_layouts(node, cpu, "forward") == {} == library_layouts(node, cpu, "backward")
+
+
+def test_outputs_laid_out_like_an_input_are_allocated_like_it_exactly():
+    """``torch.empty_like(input)`` only where it gives the buffer's exact layout: same dtype,
+    sizes and dense strides, no size-1 dimension; the results keep eager's strides."""
+    x, t = torch.randn(5, 7), torch.randn(7, 5).t()
+    for fn, args, like in [(lambda a: a.exp() * 2, (x,), True),                        # same layout
+                           (lambda a: a.exp() * 2, (t,), True),                        # transposed, dense
+                           (lambda a: (a * 2).double(), (x,), False),                  # another dtype
+                           (lambda a: a.exp() * 2, (torch.randn(5, 1),), False),       # a size-1 dimension
+                           (lambda a, b: a + b, (x, torch.randn(7)), True),            # like the first
+                           (lambda a: a[:, :4] * 2, (x,), False)]:                     # other sizes
+        compiled = check(fn, *args)
+        assert ("torch.empty_like(" in compiled.wrapper_source) == like, compiled.wrapper_source
+        outs = compiled(*args)
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        assert [o.stride() for o in outs] == [o.stride() for o in (fn(*args),)]
+
+
+def test_kernels_are_called_through_their_packed_entry_with_exactly_their_int_arguments():
+    compiled = check(lambda a: a.exp() * 2, torch.randn(4, 3))
+    (kernel,) = [v for v in compiled.wrapper_namespace().values() if isinstance(v, Kernel)]
+    assert kernel.n_args == 2 and kernel.name == compiled.kernels[0].name
+    x, out = torch.randn(4, 3), torch.empty(4, 3)
+    assert kernel(x.data_ptr(), out.data_ptr()) == 0
+    assert_close(out, x.exp() * 2)
+    with pytest.raises(TypeError, match="takes 2 arguments, got 1"):
+        kernel(x.data_ptr())
+    with pytest.raises(TypeError, match="must be an int"):
+        kernel(x.data_ptr(), 1.5)

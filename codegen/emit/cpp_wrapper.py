@@ -1,7 +1,7 @@
 """A graph's C kernels as one translation unit, and the Python wrapper that calls them.
 
 Consecutive kernels (no library call between them) form a *run*, called as one C
-function (``plan_runs``): one ``ctypes`` call per run instead of one per kernel, and the
+function (``plan_runs``): one call per run instead of one per kernel, and the
 buffers only that run's kernels touch are allocated and freed in C (``malloc``: ~50 ns,
 where ``torch.empty_strided`` costs ~1 us), never becoming tensors. A run returns the
 error word of the first kernel that failed with its position in the run above the error
@@ -23,6 +23,7 @@ import dataclasses
 
 import torch
 
+from fx_graph.overlap import dense_layout
 from codegen.emit.cpp_ops import PRELUDE
 from codegen.emit.wrapper import IndexOutOfRangeError, WrapperCodegen
 from codegen.ir import sizes
@@ -66,6 +67,22 @@ class KernelRun:
     def is_one_kernel(self) -> bool:
         """One kernel and nothing to allocate: the wrapper calls the kernel itself."""
         return len(self.kernels) == 1 and not self.internal
+
+    @property
+    def n_args(self) -> int:
+        return len(self.params) + len(self.size_symbols)
+
+    @property
+    def entry_name(self) -> str:
+        return f"{self.name}_packed"
+
+    def entry(self) -> str:
+        """The run's packed entry, what the wrapper calls (``codegen._C.Kernel``, no
+        ctypes): its pointers and then its sizes, from one array of int64."""
+        n = len(self.params)
+        args = [f"(void*)(intptr_t)args[{i}]" for i in range(n)]
+        args += [f"args[{n + i}]" for i in range(len(self.size_symbols))]
+        return f"int64_t {self.entry_name}(const int64_t *args) {{\n    return {self.name}({', '.join(args)});\n}}\n"
 
     def source(self) -> str:
         if self.is_one_kernel:
@@ -136,7 +153,8 @@ def _empty(count) -> bool:
 
 
 def translation_unit(kernel_sources: list, runs: list) -> str:
-    return "\n\n".join([PRELUDE] + [k.source for k in kernel_sources] + [r.source() for r in runs if r.source()])
+    return "\n\n".join([PRELUDE] + [k.source for k in kernel_sources] + [r.source() for r in runs if r.source()]
+                       + [r.entry() for r in runs])
 
 
 class CppWrapperCodegen(WrapperCodegen):
@@ -148,6 +166,16 @@ class CppWrapperCodegen(WrapperCodegen):
 
     def error_flags(self, kernels) -> None:
         """C kernels return their error word: no flag tensor."""
+
+    def allocate(self, buffer) -> None:
+        """``torch.empty_like(<input>)`` where an input has the buffer's exact layout (about
+        0.3 us cheaper per call than ``empty_strided``'s keyword arguments), else as usual."""
+        like = _same_layout_input(buffer, self.graph.inputs)
+        if like is None:
+            super().allocate(buffer)
+        else:
+            self.lines.append(f"{buffer.name} = torch.empty_like({like.name})  # its layout: "
+                              f"{sizes.tuple_source(buffer.shape)}, {sizes.tuple_source(buffer.stride)}, {buffer.dtype}")
 
     def target(self, fn) -> str:
         return PUBLIC_BINDINGS.get(fn) or super().target(fn)
@@ -188,3 +216,13 @@ class CppWrapperCodegen(WrapperCodegen):
             self.lines.append(f"if _error: _raise_kernel_error(_error, {table!r})")
         else:
             self.lines.append(call)
+
+
+def _same_layout_input(buffer, inputs):
+    """An input ``torch.empty_like`` allocates ``buffer`` like, exactly: same dtype, sizes and
+    strides, dense (``empty_like`` copies a dense tensor's strides as they are), no
+    dimension of size 1 (whose stride an input may carry other than traced), static sizes."""
+    if not all(sizes.is_static(s) and s > 1 for s in buffer.shape) or not dense_layout(buffer.shape, buffer.stride):
+        return None
+    return next((i for i in inputs if i.dtype == buffer.dtype and tuple(i.shape) == tuple(buffer.shape)
+                 and tuple(i.stride) == tuple(buffer.stride)), None)

@@ -1,5 +1,6 @@
 """Compile a graph's C kernels with the system compiler and load them without torch's
-extension build: one shared object per graph, plain C ABI, called through ``ctypes``.
+extension build: one shared object per graph, plain C ABI, loaded with ``ctypes`` and
+called through ``codegen._C.Kernel`` (``bind``).
 
 * The compiler and its flags are detected once per process (``toolchain()``): ``$CC`` or
   ``gcc``/``cc``, with ``-O3 -march=native`` and OpenMP if they work here, and glibc's
@@ -26,6 +27,7 @@ import threading
 import warnings
 
 from codegen import config
+from codegen._C import Kernel
 
 _lock = threading.Lock()
 _loaded: dict = {}
@@ -171,13 +173,13 @@ def _compile(source: str, path, tools: Toolchain) -> None:
                 os.unlink(leftover)
 
 
-def bind(lib, name: str, n_pointers: int, n_sizes: int = 0):
-    """The kernel ``name`` of ``lib`` as a ctypes function of ``n_pointers`` addresses
-    and then ``n_sizes`` 64-bit sizes (symbolic sizes of a dynamic-shape graph)."""
-    fn = getattr(lib, name)
-    fn.argtypes = [ctypes.c_void_p] * n_pointers + [ctypes.c_int64] * n_sizes
-    fn.restype = ctypes.c_int64
-    return fn
+def bind(lib, entry: str, n_args: int, name: str):
+    """The run ``name`` of ``lib`` as a callable of ``n_args`` ints (its pointers, then its
+    sizes), through its packed entry ``entry`` (``int64_t entry(const int64_t *args)``,
+    ``cpp_wrapper.KernelRun.entry``): ``codegen._C.Kernel``, one C loop over the ints
+    instead of ctypes' per-argument conversion. It keeps ``lib`` loaded."""
+    address = ctypes.cast(getattr(lib, entry), ctypes.c_void_p).value
+    return Kernel(address, n_args, name, lib)
 
 
 def clear_loaded() -> None:
