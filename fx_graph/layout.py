@@ -46,38 +46,66 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
     """``compiled(*inputs)`` as a boxed callable (``fn(list_of_inputs)``, what AOT
     autograd calls) that restrides mismatching inputs and outputs.
 
-    Per call it compares each input's and output's strides with the expected ones (a
-    call where everything matches, the usual case, costs one ``stride()`` per tensor);
-    only a mismatch takes the per-tensor path."""
+    It runs on every compiled call, so it is generated per graph with each check
+    written out (``_held_source``: one ``stride()`` per tensor when everything matches,
+    the usual case; its source is the callable's ``source``); only a mismatch takes the
+    per-tensor path."""
     values = _output_values(gm)
     views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
     if _symbolic(list(example_inputs) + values):
         return _unviewing(compiled, views)
     inputs, outputs = _layouts(example_inputs), _layouts(values)
-    in_checks = tuple((i, stride) for i, _, stride in inputs)
-    out_checks = tuple((i, stride) for i, _, stride in outputs)
     written = _written_inputs(gm)
     role = gm.meta.get("compiled_path_role")
 
-    def call(args: list):
-        # plain loops, no helper call or list per check: this runs on every compiled call
-        for i, stride in in_checks:
-            if args[i].stride() != stride:
-                _restride_inputs(args, inputs, written, counter)
-                break
-        outs = list(compiled(*args))
-        args.clear()                      # AOT autograd hands the list over: free inputs early
-        for i, stride in out_checks:
-            if isinstance(outs[i], torch.Tensor) and outs[i].stride() != stride:
-                _restride_outputs(outs, outputs, counter, role)
-                break
-        for i in views:
-            if outs[i]._base is not None:
-                outs[i] = unviewed(outs[i])
-        return outs
+    def restride_inputs(args: list) -> None:
+        _restride_inputs(args, inputs, written, counter)
 
+    def restride_outputs(outs: list) -> None:
+        _restride_outputs(outs, outputs, counter, role)
+    source = _held_source(inputs, outputs, views)
+    namespace = {"compiled": compiled, "Tensor": torch.Tensor, "unviewed": unviewed,
+                 "restride_inputs": restride_inputs, "restride_outputs": restride_outputs}
+    exec(compile(source, "<capture layout holder>", "exec"), namespace)
+    call = namespace["held"]
+    call.source = source
     call._boxed_call = True
     return call
+
+
+def _held_source(inputs: list, outputs: list, views: list) -> str:
+    """The holder of one graph, e.g. for one input and one output::
+
+        def held(args):
+            if args[0].stride() != (1000, 1):
+                restride_inputs(args)
+            outs = list(compiled(*args))
+            args.clear()
+            if isinstance(outs[0], Tensor) and outs[0].stride() != (1000, 1):
+                restride_outputs(outs)
+            if outs[0]._base is not None:
+                outs[0] = unviewed(outs[0])
+            return outs
+    """
+    lines = ["def held(args):"]
+    if inputs:
+        lines += _any([f"args[{i}].stride() != {stride!r}" for i, _, stride in inputs]) + ["        restride_inputs(args)"]
+    lines += ["    outs = list(compiled(*args))",
+              "    args.clear()                      # AOT autograd hands the list over: free inputs early"]
+    if outputs:
+        lines += _any([f"isinstance(outs[{i}], Tensor) and outs[{i}].stride() != {stride!r}"
+                       for i, _, stride in outputs]) + ["        restride_outputs(outs)"]
+    for i in views:
+        lines += [f"    if outs[{i}]._base is not None:", f"        outs[{i}] = unviewed(outs[{i}])"]
+    return "\n".join(lines + ["    return outs"]) + "\n"
+
+
+def _any(conditions: list) -> list:
+    """``if a or b ...:`` as lines, one condition per line."""
+    if len(conditions) == 1:
+        return [f"    if {conditions[0]}:"]
+    return ([f"    if ({conditions[0]}"] + [f"            or {c}" for c in conditions[1:-1]]
+            + [f"            or {conditions[-1]}):"])
 
 
 def _symbolic(values: list) -> bool:
