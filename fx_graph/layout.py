@@ -89,7 +89,8 @@ def _held_source(inputs: list, outputs: list, views: list) -> str:
     """
     lines = ["def held(args):"]
     if inputs:
-        lines += _any([f"args[{i}].stride() != {stride!r}" for i, _, stride in inputs]) + ["        restride_inputs(args)"]
+        lines += _any([f"args[{i}].stride() != {stride!r}" for i, _, stride in inputs])
+        lines += ["        restride_inputs(args)"]
     lines += ["    outs = list(compiled(*args))",
               "    args.clear()                      # AOT autograd hands the list over: free inputs early"]
     if outputs:

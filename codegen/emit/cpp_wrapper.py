@@ -168,14 +168,23 @@ class CppWrapperCodegen(WrapperCodegen):
         """C kernels return their error word: no flag tensor."""
 
     def allocate(self, buffer) -> None:
-        """``torch.empty_like(<input>)`` where an input has the buffer's exact layout (about
-        0.3 us cheaper per call than ``empty_strided``'s keyword arguments), else as usual."""
+        """The cheapest call that gives the buffer's exact layout (``empty_strided`` with its
+        dtype and device keywords costs ~1.4 us): ``torch.empty_like(<input>)`` where an
+        input has that layout (~1.1 us), else ``<input>.new_empty_strided(sizes, strides)``
+        where an input has its dtype (~1.2 us; the inputs of a C graph are CPU tensors),
+        else ``empty_strided``."""
+        shape, stride = sizes.tuple_source(buffer.shape), sizes.tuple_source(buffer.stride)
         like = _same_layout_input(buffer, self.graph.inputs)
-        if like is None:
-            super().allocate(buffer)
-        else:
-            self.lines.append(f"{buffer.name} = torch.empty_like({like.name})  # its layout: "
-                              f"{sizes.tuple_source(buffer.shape)}, {sizes.tuple_source(buffer.stride)}, {buffer.dtype}")
+        if like is not None:
+            self.lines.append(f"{buffer.name} = torch.empty_like({like.name})  # its layout: {shape}, {stride}, "
+                              f"{buffer.dtype}")
+            return
+        same_dtype = next((i for i in self.graph.inputs if i.dtype == buffer.dtype), None)
+        if same_dtype is not None:
+            self.lines.append(f"{buffer.name} = {same_dtype.name}.new_empty_strided({shape}, {stride})"
+                              f"  # {buffer.dtype}")
+            return
+        super().allocate(buffer)
 
     def target(self, fn) -> str:
         return PUBLIC_BINDINGS.get(fn) or super().target(fn)
