@@ -170,6 +170,12 @@ def _mismatch(out, count: int) -> str:
     return f"gave {type(out[bad]).__name__} as output {bad}; the graph gives a tensor there"
 
 
+def graph_entry(compiled):
+    """What a rewritten frame calls for a backend's result ``compiled``: a compiled-path
+    graph's ``entry`` (the same call with less in between), anything else itself."""
+    return compiled.entry if isinstance(compiled, fx_graph.CompiledCapture) else compiled
+
+
 def compile_with(backend, gm: torch.fx.GraphModule, example_inputs: list, where: str):
     """``backend`` (looked up) applied to ``gm``; a user backend's failures raise
     BackendCompilerFailed naming ``where``, the frame the graph comes from."""

@@ -25,7 +25,7 @@ import types
 import warnings
 
 from capture import _C, config, logs, resume
-from capture.backends import compile_with
+from capture.backends import compile_with, graph_entry
 from capture.exc import (BackendCompilerFailed, BackendFallbackWarning, BreakReason, InternalError, InternalErrorWarning,
                          TracedRaise, Unsupported)
 from capture.frame_codegen import FrameCodegen
@@ -241,7 +241,7 @@ def _graph_entry(frame, output, return_vt, tail, reason, backend, recorder, need
         compiled = compile_with(backend, gm, [i.example for i in output.inputs], frame.location())
         if not callable(compiled):
             raise Unsupported(f"backend returned {type(compiled).__name__}, not a callable")
-        graph_fn = run_without_hook(compiled)
+        graph_fn = run_without_hook(graph_entry(compiled))
         if recorder is not None:
             recorder.graphs.append(gm)
     output.finish_size_guards()
