@@ -8,9 +8,10 @@ TRITON_INTERPRET, and reads registers and spills from ``ptxas -v``.
 
 Kernels are checked as launched: the JIT specializes pointers torch allocated as
 16-byte aligned (then loads and stores vectorize, which changes register allocation),
-and views at an odd offset are not. Both compiles of every kernel are checked; the
+and views at an odd offset are not. Both compiles are checked for the representative set; the
 model suite (issue 5) and the forward and backward kernels of training steps (issue
-10) also with every config the CUDA launch autotunes over.
+10) also with every config the CUDA launch autotunes over. The session-wide sweep of
+every generated kernel compiles them aligned (``CAPTURE_SM90_UNALIGNED=1``: unaligned too).
 """
 import dataclasses
 import os
@@ -83,9 +84,17 @@ def with_autotune_configs(kernels) -> list:
     return out
 
 
+# The session-wide sweep compiles every kernel as launched on aligned tensors (what
+# torch's allocator gives: vector loads, the larger register budget); unaligned too with
+# CAPTURE_SM90_UNALIGNED=1 (about half the sweep's compile time in CI). The representative
+# set here and the model suite and training kernels below are always compiled both ways.
+ALL_UNALIGNED = os.environ.get("CAPTURE_SM90_UNALIGNED") == "1"
+
+
 def test_every_generated_kernel_compiles_for_sm90_without_spills():
-    kernels = _representative_kernels() + codegen.generated_kernels()
+    representative = _representative_kernels()
     for aligned in (True, False):
+        kernels = representative + (codegen.generated_kernels() if aligned or ALL_UNALIGNED else [])
         results = _check_no_spills(kernels, aligned)
         print(_summary(results, "distinct kernels compiled for sm_90", aligned))
 
