@@ -135,9 +135,23 @@ def test_other_divisions_by_a_row_sum_stay_divisions():
     assert "capture_expf(" in compiled.kernels[0].source        # exp(y - max(x)) may overflow
 
 
-def test_log_softmax_keeps_no_row_of_exps_softmax_does():
-    assert "_row[" not in check(lambda x: torch.log_softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
-    assert "_row[" in check(lambda x: torch.softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
+def test_log_softmax_keeps_no_row_of_exps_softmax_keeps_them_in_its_output():
+    log_softmax = check(lambda x: torch.log_softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
+    assert "_row[" not in log_softmax and "_ptr_value = " not in log_softmax
+    x = _randn(8, 100)
+    x[3, 7], x[5, :] = float("nan"), float("-inf")
+    softmax = check(lambda x: torch.softmax(x, -1), x, **SUM_TOL).kernels[0].source
+    assert "_row[" not in softmax and "div_ptr_value = div_ptr[" in softmax
+
+
+def test_softmax_keeps_its_exps_in_a_row_array_where_its_output_cannot_hold_them():
+    def two_outputs(x):
+        s = torch.softmax(x, -1)
+        return s, s * 2
+    for fn, x in [(two_outputs, _randn(8, 100)), (lambda x: torch.softmax(x, -1, dtype=torch.float32).bfloat16(),
+                                                   _randn(8, 100))]:
+        source = check(fn, x, **SUM_TOL).kernels[0].source
+        assert "_row[" in source and "_ptr_value = " not in source
 
 
 @pytest.mark.parametrize("cols", [1000, 1024])

@@ -475,12 +475,12 @@ class CppKernelEmitter:
                 clause += f" reduction(|:{nan_flag})"
                 update += f" {nan_flag} |= {{v}} != {{v}};"
                 finish.append(f"if ({nan_flag}) {acc} = {literal(float('nan'), dtype)};")
-        array = self._row_array(value, row)
+        kept = self._row_array(value, row)
         self._open_r_loops(clause)
         v = self.emit(value)
         self.stack[-1].lines.append(update.format(v=v))
-        if array is not None:
-            position = index_c(_nest(self.r_loops), {})
+        if kept is not None:
+            array, position = kept
             self.stack[-1].lines.append(f"{array}[{position}] = {v};")
             self.row_values[value] = (array, position)
         self._close(len(self.r_loops))
@@ -493,14 +493,14 @@ class CppKernelEmitter:
         self.reduced[member.comp.name] = acc
 
     def _row_array(self, value, row):
-        """A row-long array keeping a reduction's summands when they are worth keeping:
-        ``exp(v - max)`` is summed, then divided by the sum — read back, not recomputed."""
+        """``(array, position)``: a row-long array keeping a reduction's summands when they are worth
+        keeping: ``exp(v - max)`` is summed, then divided by the sum — read back, not recomputed."""
         if not self._costly(value) or not self.r_loops or not sizes.is_static(self.space.rnumel) \
                 or self.space.rnumel > config.CPP_ROW_VALUES_MAX:
             return None
         array = self.fresh(f"{value.label or 'row'}_row")
         row.lines.append(f"{C_TYPES[value.dtype]} {array}[{self.space.rnumel}];")
-        return array
+        return array, index_c(_nest(self.r_loops), {})
 
     def _costly(self, expr, seen=None) -> bool:
         """Does ``expr`` (through the fused members it reads) call a costly function?"""

@@ -31,16 +31,17 @@ division by a row's sum of ``exp(v - max(v))`` (at least 1, or NaN) is a multipl
 by its reciprocal computed once per row, as eager's softmax kernel does (the division's
 throughput was a tenth of softmax's time here; the result is within 1.5 ulp of the
 quotient); that float ``exp(v - max(v))`` (at most 0) is ``capture_expf_nonpositive``,
-with no overflow to select (same bits); and a reduction's summands are kept in a row
-array only when a later pass reads them (log_softmax sums its exps and never reads
-them again).
+with no overflow to select (same bits); and a reduction's summands are kept only when a
+later pass reads them (log_softmax sums its exps and never reads them again), in the
+kernel's output where it can hold them (softmax: ``exp(v - max)`` written there while it
+is summed, then scaled in place), else in a row array on the stack.
 """
 from __future__ import annotations
 
 import torch
 
 from codegen import config
-from codegen.emit.cpp import CppKernelEmitter, Loop, _nest, index_c
+from codegen.emit.cpp import CppKernelEmitter, Loop, index_c
 from codegen.emit.cpp_ops import C_TYPES, literal
 from codegen.emit.triton_ops import reduction_identity
 from codegen.ir import Load, Op, compute_dtype, indexing, sizes, walk
@@ -78,7 +79,7 @@ class CppLanesEmitter(CppKernelEmitter):
         if reduction != "sum":
             nan_lanes = self.fresh(f"{member.comp.name}_nan_lanes")
             row.lines.append(f"int {nan_lanes}[{self.lanes}] = {{0}};")
-        array = self._row_array(value, row)
+        kept = self._row_array(value, row)
         self._open_r_loops("")
         v, lane = self.emit(value), self.r_loops[-1].name
         body = self.stack[-1].lines
@@ -88,8 +89,8 @@ class CppLanesEmitter(CppKernelEmitter):
             op = ">" if reduction == "max" else "<"
             body.append(f"{lanes}[{lane}] = {v} {op} {lanes}[{lane}] ? {v} : {lanes}[{lane}]; "
                         f"{nan_lanes}[{lane}] |= {v} != {v};")
-        if array is not None:
-            position = index_c(_nest(self.r_loops), {})
+        if kept is not None:
+            array, position = kept
             body.append(f"{array}[{position}] = {v};")
             self.row_values[value] = (array, position)
         self._close(len(self.r_loops))
@@ -144,11 +145,47 @@ class CppLanesEmitter(CppKernelEmitter):
         return expr
 
     def _row_array(self, value, row):
-        """A row array only for summands a later pass reads (``cpp.py``'s ``_row_array``)."""
-        later = [m.value() for m in self.placed.values() if not m.comp.is_reduction and m.comp.name in self.kernel.stored]
-        if not any(self._reads(v, value, set()) for v in later):
+        """A row array only for summands a later pass reads (``cpp.py``'s ``_row_array``);
+        the output itself where it can hold them (``_output_row``)."""
+        later = [m for m in self.placed.values() if not m.comp.is_reduction and m.comp.name in self.kernel.stored]
+        if not any(self._reads(m.value(), value, set()) for m in later):
             return None
+        output = self._output_row(value, later)
+        if output is not None and self._costly(value):
+            return output
         return super()._row_array(value, row)
+
+    def _output_row(self, value, later):
+        """``(pointer, position)`` of the kernel's one stored output when the summands can
+        wait there for the pass that reads them: softmax writes ``exp(v - max)`` into its
+        output while it sums, then scales it in place. The stores overlap the exp's
+        arithmetic (a stack array is written back to the output only in the last pass) and
+        the last pass reads lines still in L1. Needs the output alone in the row (no other
+        output stored), of the summands' dtype, written once per position of the row
+        (``_covers_row``); pointers are ``restrict``, so no input shares its memory."""
+        if len(later) != 1 or later[0].role != "full" or later[0].comp.buffer.dtype is not value.dtype:
+            return None
+        member = later[0]
+        if not self._covers_row(member.store_index):
+            return None
+        self.stores.setdefault(member.comp.buffer.name, member.comp.buffer)
+        return f"{member.comp.buffer.name}_ptr", index_c(member.store_index, {})
+
+    def _covers_row(self, index) -> bool:
+        """Does ``index`` give every position of the row (the r loops) its own element?"""
+        terms = index.affine_coefficients()
+        if terms is None:
+            return False
+        loops = {loop.name: loop.size for loop in self.r_loops}
+        strides = sorted((coef, loops[atom.name]) for atom, coef in terms.items() if atom.name in loops)
+        if len(strides) != len(loops):
+            return False
+        span = 1
+        for coef, size in strides:
+            if not (sizes.is_static(coef) and sizes.is_static(size)) or coef < span:
+                return False
+            span = coef * size
+        return True
 
     def _reads(self, expr, target, seen: set) -> bool:
         """Does ``expr`` compute ``target`` (through the kernel's pointwise members)?"""
