@@ -297,9 +297,13 @@ class _Variant:
 def _direct_call(direct, lifted_values, output_kind: str):
     """The fast path of ``CompiledCapture.__call__``: an inference graph with no input
     mutation and no aliased output. AOT autograd's wrapper would only turn grad mode off
-    around it (outputs must not require grad when an input does); layouts are still held
-    (``direct`` is the ``layout.held_to_layouts`` callable). ``lifted_values``: None when
-    the graph lifted no parameter or buffer."""
+    around it (outputs must not require grad when an input does); layouts are still held.
+    ``direct`` is the ``layout.held_to_layouts`` callable, whose ``direct`` makes all of
+    that one generated function (a graph with symbolic sizes has none: this closure does
+    it). ``lifted_values``: None when the graph lifted no parameter or buffer."""
+    if direct.direct is not None:
+        return direct.direct(lifted_values, output_kind)
+
     def direct_call(*args):
         flat = [*args, *lifted_values()] if lifted_values is not None else [*args]
         if not _grad_enabled():

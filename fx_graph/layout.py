@@ -49,7 +49,8 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
     It runs on every compiled call, so it is generated per graph with each check
     written out (``_held_source``: one ``stride()`` per tensor when everything matches,
     the usual case; its source is the callable's ``source``); only a mismatch takes the
-    per-tensor path."""
+    per-tensor path. Its ``direct(lifted_values, output_kind)`` makes the compiled path's
+    fast path of the same graph (``_direct_source``; None for a graph with symbolic sizes)."""
     values = _output_values(gm)
     views = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
     if _symbolic(list(example_inputs) + values):
@@ -63,14 +64,27 @@ def held_to_layouts(compiled, gm: fx.GraphModule, example_inputs: list, counter:
 
     def restride_outputs(outs: list) -> None:
         _restride_outputs(outs, outputs, counter, role)
-    source = _held_source(inputs, outputs, views)
-    namespace = {"compiled": compiled, "Tensor": torch.Tensor, "unviewed": unviewed,
-                 "restride_inputs": restride_inputs, "restride_outputs": restride_outputs}
-    exec(compile(source, "<capture layout holder>", "exec"), namespace)
-    call = namespace["held"]
-    call.source = source
+
+    def unviewed_views(outs) -> list:
+        return [unviewed(o) if i in views and o._base is not None else o for i, o in enumerate(outs)]
+    namespace = {"compiled": compiled, "Tensor": torch.Tensor, "unviewed": unviewed, "unviewed_views": unviewed_views,
+                 "restride_inputs": restride_inputs, "restride_outputs": restride_outputs,
+                 "_grad_enabled": torch.is_grad_enabled, "_set_grad_enabled": torch._C._set_grad_enabled}
+    call = _generated(_held_source(inputs, outputs, views), namespace)
     call._boxed_call = True
+
+    def direct(lifted_values, output_kind: str):
+        return _generated(_direct_source(inputs, outputs, views, lifted_values is not None, output_kind),
+                          {**namespace, "lifted_values": lifted_values})
+    call.direct = direct
     return call
+
+
+def _generated(source: str, namespace: dict):
+    exec(compile(source, "<capture layout holder>", "exec"), namespace)
+    function = namespace[source[4:source.index("(")]]
+    function.source = source
+    return function
 
 
 def _held_source(inputs: list, outputs: list, views: list) -> str:
@@ -101,6 +115,48 @@ def _held_source(inputs: list, outputs: list, views: list) -> str:
     return "\n".join(lines + ["    return outs"]) + "\n"
 
 
+def _direct_source(inputs: list, outputs: list, views: list, lifted: bool, output_kind: str) -> str:
+    """The compiled path's fast path (``compiled_path.CompiledCapture.entry``: an inference
+    graph with nothing to put back) held to layouts in one function: unboxed (the
+    caller's arguments, then the lifted parameters and buffers), grad mode off around
+    the call (AOT autograd's wrapper would do only that: outputs must not require grad
+    when an input does), the outputs in the captured graph's container, e.g.::
+
+        def direct(*args):
+            if args[0].stride() != (1000, 1):
+                args = list(args)
+                restride_inputs(args)
+            if _grad_enabled():
+                _set_grad_enabled(False)
+                try:
+                    outs = compiled(*args)
+                finally:
+                    _set_grad_enabled(True)
+            else:
+                outs = compiled(*args)
+            if isinstance(outs[0], Tensor) and outs[0].stride() != (1000, 1):
+                outs = list(outs)
+                restride_outputs(outs)
+            if outs[0]._base is not None:
+                outs = unviewed_views(outs)
+            return tuple(outs)
+    """
+    lines = ["def direct(*args):"] + (["    args = (*args, *lifted_values())"] if lifted else [])
+    if inputs:
+        lines += _any([f"args[{i}].stride() != {stride!r}" for i, _, stride in inputs])
+        lines += ["        args = list(args)", "        restride_inputs(args)"]
+    lines += ["    if _grad_enabled():", "        _set_grad_enabled(False)", "        try:",
+              "            outs = compiled(*args)", "        finally:", "            _set_grad_enabled(True)",
+              "    else:", "        outs = compiled(*args)"]
+    if outputs:
+        lines += _any([f"isinstance(outs[{i}], Tensor) and outs[{i}].stride() != {stride!r}"
+                       for i, _, stride in outputs]) + ["        outs = list(outs)", "        restride_outputs(outs)"]
+    if views:
+        lines += _any([f"outs[{i}]._base is not None" for i in views]) + ["        outs = unviewed_views(outs)"]
+    result = {"single": "outs[0]", "list": "list(outs)"}.get(output_kind, "tuple(outs)")
+    return "\n".join(lines + [f"    return {result}"]) + "\n"
+
+
 def _any(conditions: list) -> list:
     """``if a or b ...:`` as lines, one condition per line."""
     if len(conditions) == 1:
@@ -127,6 +183,7 @@ def _unviewing(compiled, views: list):
         return outs
 
     call._boxed_call = True
+    call.direct = None          # no generated fast path (compiled_path._direct_call wraps this call)
     return call
 
 
