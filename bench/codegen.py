@@ -26,8 +26,8 @@ time the thread waited for a core does not count.
 
 What the times include: ``cpu us`` is the user-visible call (frame hook, guards, the
 generated wrapper, output allocation, library calls and kernels), and ``%copy``/``%roof``
-and the verdict use it. On these small cases the per-call Python overhead is 10-15 us,
-10-20% of a fused block's time, so the table also shows ``kern us``: the time inside
+and the verdict use it. On these small cases the per-call overhead is 5-11 us, 7-15%
+of a fused block's time, so the table also shows ``kern us``: the time inside
 the generated C functions only (their calls through ``codegen._C.Kernel``: the C code
 plus the conversion of its int arguments; no guards, wrapper, allocation or library calls), timed in its own
 interleaved rounds by the same clock, and ``k%copy``: the kernels' modeled bytes over it,
