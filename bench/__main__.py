@@ -1,11 +1,12 @@
 """``python -m bench``: the model suite, eager vs compiled, side by side (see bench/harness.py).
 
-``python -m bench overhead|breaks|guards|codegen|semantics|kernels|dynamic|lifecycle [args]``
+``python -m bench overhead|breaks|guards|codegen|semantics|kernels|dynamic|lifecycle|ulps [args]``
 runs the focused benchmarks: per-call overhead, graph breaks vs torch._dynamo.explain, the
 guard-overhead sweep, the code generator's kernels and bytes moved (compiled vs eager vs
 floor), the Python-semantics corpus's pass rates per family (capture vs torch.compile),
 kernels per model against TorchInductor, graphs/recompiles/kernels over varying input
-sizes, and what a long-running process keeps of what it compiled and dropped.
+sizes, what a long-running process keeps of what it compiled and dropped, and the C
+kernels' float32 math against float64 over every float32.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 
 MODES = {"overhead": "bench.overhead", "breaks": "bench.breaks", "guards": "bench.guards",
          "codegen": "bench.codegen", "semantics": "bench.semantics.table", "kernels": "bench.kernels",
-         "dynamic": "bench.dynamic", "lifecycle": "bench.lifecycle"}
+         "dynamic": "bench.dynamic", "lifecycle": "bench.lifecycle", "ulps": "bench.ulps"}
 
 
 def parse_args(argv=None):

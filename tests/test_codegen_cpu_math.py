@@ -1,11 +1,13 @@
 """The C emitter's own float32 exp, tanh and erf (codegen/emit/cpp_math.py): their ulp
-bounds over float32 values of every sign and exponent, the specials, and that loops
-calling them vectorize (no libm call left in the kernel's inner loop)."""
+bounds over float32 values of every sign and exponent, the specials, that loops calling
+them vectorize (no libm call left in the kernel's inner loop), and the exhaustive
+checker (``python -m bench ulps``) on a sweep."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import ulps
 from helpers_codegen import compile_fn
 
 pytestmark = pytest.mark.usefixtures("cpp_only")
@@ -16,10 +18,11 @@ STRIDE = 4099
 SPECIALS = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-45, -1e-45, 1e-40, -1e-40, 1.1754944e-38,
             3.4028235e38, -3.4028235e38, 88.72283, 88.72284, 88.7, -87.33655, -87.4, -103.97, -103.98, -104.0,
             -150.0, 0.625, -0.625, 0.6249999, 9.01, -9.01, 44.0, 1.0, -1.0, 0.99999994, 3.92, -3.92, 3.9199998,
-            1e-7, -1e-7, 0.5, 2.5, -2.5]
+            1e-7, -1e-7, 0.5, 2.5, -2.5, 0.35, -0.35, 0.34999998, -0.34999998, 3.875, -3.875, 3.8749998, 20.0,
+            10.0, 1e-30]
 
 # Documented bounds (cpp_math's docstring) against the float64 function.
-FUNCTIONS = {"exp": (torch.exp, 1.05), "tanh": (torch.tanh, 1.33), "erf": (torch.erf, 1.55)}
+FUNCTIONS = {"exp": (torch.exp, 1.05), "tanh": (torch.tanh, 1.50), "erf": (torch.erf, 1.57)}
 
 
 def _sweep() -> torch.Tensor:
@@ -59,6 +62,9 @@ def test_float32_math_within_documented_ulps_and_exact_on_specials(name):
     if name == "tanh":
         ones = rounded.abs() == 1
         assert torch.equal(got[ones], rounded[ones])
+    if name == "erf":                           # exactly +-1 from the saturation point (3.875) on
+        saturated = x.abs() >= 3.875
+        assert torch.equal(got[saturated], torch.sign(x[saturated]))
     # And against eager float32 (Sleef's 1-ulp exp/tanh; A&S 7.1.26 erf, absolute 1.5e-7).
     eager = fn(x)[finite]
     apart = _ulp_errors(got[finite], eager.double())
@@ -118,3 +124,12 @@ def test_exp_below_the_row_max_has_the_bits_of_capture_expf():
     got, expected = below_max(rows), compile_fn(torch.exp, rows)(rows)
     assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
     assert (got[:, :-1] < 2 ** -126).sum() > 1000 and (got == 0).any()    # the sweep reached denormals
+
+
+@pytest.mark.parametrize("name", ["capture_expf", "capture_expf_nonpositive", "capture_tanhf", "capture_erff"])
+def test_exhaustive_ulp_checker_on_a_sweep_holds_the_documented_bounds(name):
+    """``python -m bench ulps`` (the check over every float32 behind the docstring's
+    bounds), here on every STRIDE-th bit pattern: same bounds, no special value apart."""
+    bound = {"capture_expf": 1.05, "capture_expf_nonpositive": 1.05, "capture_tanhf": 1.50, "capture_erff": 1.57}
+    result = ulps.check(name, stride=STRIDE)
+    assert result["specials_apart"] == 0 and 0.5 < result["max_ulp"] <= bound[name], result
