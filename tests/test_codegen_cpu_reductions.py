@@ -7,6 +7,7 @@ the same bits for any thread count. Row sums and max/min along a contiguous row
 (codegen/emit/cpp_lanes.py): lanes of partials, NaN and infinities in any lane."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers_codegen import check
 
@@ -135,9 +136,12 @@ def test_other_divisions_by_a_row_sum_stay_divisions():
     assert "capture_expf(" in compiled.kernels[0].source        # exp(y - max(x)) may overflow
 
 
-def test_log_softmax_keeps_no_row_of_exps_softmax_keeps_them_in_its_output():
-    log_softmax = check(lambda x: torch.log_softmax(x, -1), _randn(8, 100), **SUM_TOL).kernels[0].source
-    assert "_row[" not in log_softmax and "_ptr_value = " not in log_softmax
+def test_log_softmax_keeps_v_minus_max_in_its_output_softmax_keeps_its_exps_there():
+    log_softmax = check(lambda x: torch.log_softmax(x, -1), _randn(8, 120), **SUM_TOL).kernels[0].source
+    assert "_row[" not in log_softmax and "sub_1_ptr_value = sub_1_ptr[" in log_softmax
+    assert "capture_expf_nonpositive" not in log_softmax.split("sub_1_ptr_value")[1]     # the exps are not read back
+    layer_norm = check(lambda x: F.layer_norm(x, (100,)), _randn(8, 100), **SUM_TOL).kernels[0].source
+    assert "_ptr_value = " not in layer_norm           # cheap summands: the last pass reads the input again
     x = _randn(8, 100)
     x[3, 7], x[5, :] = float("nan"), float("-inf")
     softmax = check(lambda x: torch.softmax(x, -1), x, **SUM_TOL).kernels[0].source
@@ -168,3 +172,22 @@ def test_row_softmax_same_bits_for_any_thread_count(cols):
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize("cols", [1000, 77])
+def test_softmax_and_log_softmax_hold_their_bounds_against_float64(cols):
+    """exp(v - max) (1.05 ulp), the row sum (float32, lanes or one accumulator), a multiply
+    by its reciprocal (1.5 ulp) or v - max - log(sum): within a few ulp of float64 on every
+    element, however far apart the row's values are; summing exp(v) without the max
+    (overflow past 88) or log(softmax) (0, then -inf, below e^-104) would not be."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(24, cols, generator=g) * 40 + 1000
+    x[1] *= 5                                   # a row spread over +-1000: most terms underflow
+    softmax = check(lambda x: torch.softmax(x, -1), x, **SUM_TOL)(x)
+    exact = torch.softmax(x.double(), -1)
+    normal = exact >= 2.0 ** -126
+    assert ((softmax.double() - exact).abs() <= 4e-7 * exact)[normal].all()
+    assert ((softmax.double() - exact).abs() <= 2.0 ** -148)[~normal].all() and (exact < 1e-60).any()
+    log_softmax = check(lambda x: torch.log_softmax(x, -1), x, **SUM_TOL)(x)
+    exact = torch.log_softmax(x.double(), -1)
+    assert ((log_softmax.double() - exact).abs() <= 3e-6 + 2.0 ** -22 * exact.abs()).all() and exact.min() < -200

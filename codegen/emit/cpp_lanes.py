@@ -80,6 +80,7 @@ class CppLanesEmitter(CppKernelEmitter):
             nan_lanes = self.fresh(f"{member.comp.name}_nan_lanes")
             row.lines.append(f"int {nan_lanes}[{self.lanes}] = {{0}};")
         kept = self._row_array(value, row)
+        operand = self._output_operand(value) if kept is None else None
         self._open_r_loops("")
         v, lane = self.emit(value), self.r_loops[-1].name
         body = self.stack[-1].lines
@@ -93,6 +94,10 @@ class CppLanesEmitter(CppKernelEmitter):
             array, position = kept
             body.append(f"{array}[{position}] = {v};")
             self.row_values[value] = (array, position)
+        if operand is not None:
+            expr, (array, position) = operand
+            body.append(f"{array}[{position}] = {self.emit(expr)};")
+            self.row_values[expr] = (array, position)
         self._close(len(self.r_loops))
         self.reduced[member.comp.name] = self._combine(member, lanes, nan_lanes, identity, row)
 
@@ -154,6 +159,24 @@ class CppLanesEmitter(CppKernelEmitter):
         if output is not None and self._costly(value):
             return output
         return super()._row_array(value, row)
+
+    def _output_operand(self, value):
+        """``(expr, (pointer, position))``: a value of the kernel's one output's own pass
+        (a fused pointwise member) that the summand ``value`` computes too, kept in that
+        output while a costly summand is summed. log_softmax writes ``v - max`` there while
+        it sums ``exp(v - max)``, then subtracts ``log(sum)`` in place: the last pass reads
+        L1 instead of the input, and the output's stores overlap the exp's arithmetic."""
+        later = [m for m in self.placed.values() if not m.comp.is_reduction and m.comp.name in self.kernel.stored]
+        if len(later) != 1 or not self._costly(value):
+            return None
+        for node in walk(later[0].value()):
+            member = self.placed.get(node.buffer.name) if isinstance(node, Load) else None
+            if member is None or member.comp.is_reduction or member.role != "full" or member is later[0] \
+                    or not self._reads(value, member.value(), set()):
+                continue
+            output = self._output_row(member.value(), later)
+            return None if output is None else (member.value(), output)
+        return None
 
     def _output_row(self, value, later):
         """``(pointer, position)`` of the kernel's one stored output when the summands can
