@@ -80,9 +80,23 @@ def _assert_same(expected, got, what: str) -> None:
         if e.numel() > 1 and what == "output":
             assert [e.stride(d) for d in wide] == [g.stride(d) for d in wide], \
                 f"{what}[{i}] strides: eager {e.stride()}, compiled {g.stride()} (shape {tuple(e.shape)})"
-        exact = not (e.is_floating_point() or e.is_complex())
-        torch.testing.assert_close(g.detach(), e.detach(), equal_nan=True, rtol=0 if exact else 1e-4,
-                                   atol=0 if exact else 1e-5, msg=lambda m: f"{what}[{i}]: {m}")
+        rtol, atol = _tolerance(e)
+        torch.testing.assert_close(g.detach(), e.detach(), equal_nan=True, rtol=rtol, atol=atol,
+                                   msg=lambda m: f"{what}[{i}]: {m}")
+
+
+def _tolerance(expected: torch.Tensor) -> tuple:
+    """Exact for integers and bool. bfloat16/float16: fused kernels compute in float32 and
+    round once where eager rounds after every op (checked against float64: never less
+    accurate than eager), so a difference of a few output ulps is relative to the tensor's
+    scale (x - mean near 0 in a norm), not to each element."""
+    if not (expected.is_floating_point() or expected.is_complex()):
+        return 0, 0
+    if expected.dtype in (torch.bfloat16, torch.float16):
+        finite = expected.detach().float()
+        finite = finite[finite.isfinite()]
+        return 1.6e-2, 1e-5 + 1.6e-2 * (finite.abs().max().item() if finite.numel() else 0.0)
+    return 1e-4, 1e-5
 
 
 def _run(op, sample, backend: str) -> None:
