@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers_codegen import check
+import capture
+from helpers_codegen import backend, check
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.usefixtures("emitter")]   # masked-off lanes divide by zero
 
@@ -308,6 +309,29 @@ def test_reductions_of_a_zero_dim_tensor_match_eager(op):
     (the generated code once returned the value cast to int64 as argmax's index)."""
     check(ZERO_DIM_REDUCTIONS[op], torch.tensor(-8.5))
     check(ZERO_DIM_REDUCTIONS[op], torch.tensor(math.nan))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_extern_result_of_another_dtype_than_its_meta_is_read_as_generated(dtype):
+    """``_batch_norm_with_update`` on bfloat16: eager's kernel returns the updated running
+    stats as bfloat16, torch's meta function says float32; the kernels copying them back
+    into the running buffers were generated for float32 and read bfloat16 memory as float
+    (garbage stats, C emitter). An extern result is converted to the dtype the kernels
+    read (exact here: a widening)."""
+    def fn(x, w, b, mean, var):
+        return torch.ops.aten._batch_norm_with_update(x, w, b, mean, var, 0.5, 0.6)
+
+    gen = torch.Generator().manual_seed(0)
+    args = [torch.randn(5, 5, 5, generator=gen), torch.randn(5, generator=gen), torch.randn(5, generator=gen),
+            torch.randn(5, generator=gen), torch.rand(5, generator=gen)]
+    args = [a.to(dtype) for a in args]
+    eager_args, compiled_args = [a.clone() for a in args], [a.clone() for a in args]
+    expected = fn(*eager_args)
+    got = capture.compile(fn, backend=backend())(*compiled_args)
+    for e, g in zip(expected[:3], got[:3]):
+        torch.testing.assert_close(g, e)
+    for e, g in zip(eager_args, compiled_args):   # the running mean and variance, updated in place
+        torch.testing.assert_close(g, e)
 
 POOLS = {
     "2x2": dict(kernel_size=2),

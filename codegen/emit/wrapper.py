@@ -56,12 +56,15 @@ def _own(base, size, stride, offset):
     return unviewed(_alias(base, size, stride, offset))
 
 
-def _check_layout(tensor, size, stride):
-    """Extern results must have the strides the kernels were generated for; copy if not.
-    (Some ops return None where their meta function promises an empty tensor.)"""
-    if tensor is None or tuple(tensor.stride()) == stride or tensor.numel() <= 1:
+def _check_layout(tensor, size, stride, dtype):
+    """Extern results must have the strides and dtype the kernels were generated for; copy
+    if not. (Some ops return None where their meta function promises an empty tensor;
+    some return another dtype than their meta function says: bfloat16 running stats from
+    ``_batch_norm_with_update_functional``, float32 by its meta — the kernels read the
+    dtype they were generated for, so the result is converted to it.)"""
+    if tensor is None or (tensor.dtype == dtype and (tuple(tensor.stride()) == stride or tensor.numel() <= 1)):
         return tensor
-    out = torch.empty_strided(size, stride, dtype=tensor.dtype, device=tensor.device)
+    out = torch.empty_strided(size, stride, dtype=dtype, device=tensor.device)
     return out.copy_(tensor)
 
 
@@ -180,7 +183,8 @@ class WrapperCodegen:
         self.lines.append(f"# {call.name}: extern ({call.reason})")
         if call.structure == "tensor":
             buffer = call.outputs[0]
-            self.lines.append(f"{buffer.name} = _check_layout({expr}, {_shape(buffer)}, {_stride(buffer)})")
+            self.lines.append(f"{buffer.name} = _check_layout({expr}, {_shape(buffer)}, {_stride(buffer)}, "
+                              f"{buffer.dtype})")
             return
         result = self.graph.unique(f"{call.name}_result")
         self.lines.append(f"{result} = {expr}")
@@ -188,7 +192,7 @@ class WrapperCodegen:
         def unpack(structure, path):
             if isinstance(structure, BufferValue):
                 b = structure.buffer
-                self.lines.append(f"{b.name} = _check_layout({result}{path}, {_shape(b)}, {_stride(b)})")
+                self.lines.append(f"{b.name} = _check_layout({result}{path}, {_shape(b)}, {_stride(b)}, {b.dtype})")
             elif isinstance(structure, tuple):
                 for i, item in enumerate(structure):
                     unpack(item, f"{path}[{i}]")
