@@ -319,3 +319,24 @@ def test_inference_mode_false_enables_grad_inside_no_grad():
                 y = x * 2
         return y
     check(f, torch.randn(3, requires_grad=True))
+
+
+def test_lambda_defined_in_a_torch_module_is_traced_through():
+    """A function of torch's that its module does not name (the lambdas of torch.testing's
+    OpInfo entries) cannot be a graph node: the graph's code refers to a call_function
+    target as ``<module>.<name>`` (here ``...common_methods_invocations.op``, an
+    AttributeError on every call with the eager backend). It is traced through instead."""
+    from torch.testing._internal.common_methods_invocations import op_db
+    contiguous = next(op for op in op_db if op.name == "contiguous").op
+    assert contiguous.__name__ == "<lambda>" and contiguous.__module__.startswith("torch.")
+
+    def fn(x):
+        return contiguous(x.t()) * 2
+
+    x = torch.randn(3, 4)
+    for backend in ("eager", "cpu"):
+        capture.reset()
+        got = capture.compile(fn, backend=backend)(x)
+        assert torch.equal(got, fn(x)) and got.stride() == fn(x).stride()
+    ex = capture.explain(fn, x)
+    assert ex.graph_count == 1 and not ex.all_breaks, [str(r) for r in ex.all_breaks]

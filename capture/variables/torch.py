@@ -7,6 +7,7 @@ are refused.
 """
 from __future__ import annotations
 
+import sys
 import types
 
 import torch
@@ -83,6 +84,14 @@ def is_torch_callable(value) -> bool:
     return code is not None and is_torch_file(code.co_filename)
 
 
+def _named_by_its_module(fn) -> bool:
+    """Whether ``fn`` is ``<its module>.<its __name__>``: how an FX graph's generated code
+    refers to a call_function target (a lambda or a function local to another is not:
+    torch.testing's OpInfo entries hold lambdas)."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    return getattr(module, fn.__name__, None) is fn
+
+
 class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
     def __init__(self, fn):
         self.fn = fn
@@ -107,6 +116,10 @@ class TorchFunctionVariable(KnownObjectMixin, VariableTracker):
             return self._fold(tx, args, kwargs)
         if fn in _FROM_NUMPY and len(args) == 1 and isinstance(args[0], NdarrayVariable):
             return args[0].to_tensor(tx, fn, dict(kwargs))
+        if isinstance(fn, types.FunctionType) and not _named_by_its_module(fn):
+            # a lambda or local function of torch's: a graph node's target must be found
+            # by its module and name when the graph's code runs, so trace through it
+            return UserFunctionVariable(fn).call(tx, args, kwargs)
         try:
             return tx.output.call_graph(tx, "call_function", fn, args, kwargs)
         except NonTensorResult:
