@@ -166,6 +166,25 @@ def test_in_place_op_whose_result_type_cannot_be_written_back_raises_like_eager(
         capture.compile(fn, backend=backend)(x.clone())
 
 
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_generated_code_raising_where_eager_raises_raises_eagers_error(grad, backend):
+    """``as_strided`` past the end of the storage: eager's error, no internal error (the
+    captured graph raises too), and a later call whose storage is long enough runs the
+    generated code."""
+    def f(x):
+        return x.as_strided((2, 4), (4, 1)) * 2
+
+    short, long = torch.randn(4, requires_grad=grad), torch.randn(8, requires_grad=grad)
+    for fn in (f, capture.compile(f, backend=backend)):
+        with pytest.raises(RuntimeError, match="out of bounds for storage"):
+            fn(short * 1)
+    triton_or_cpu = capture.compile(f, backend=backend)
+    assert torch.equal(triton_or_cpu((long * 1)[:4]), f((long * 1)[:4]))
+    graphs = compiled_graphs()
+    assert graphs and all(g.generated_calls for g in graphs)
+
+
 def test_partially_overlapping_in_place_op_raises_like_eager():
     def f(x, y):
         y += x

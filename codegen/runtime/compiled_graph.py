@@ -99,8 +99,12 @@ class CompiledGraph:
         except IndexOutOfRangeError:
             raise                   # the inputs' fault, as in eager; the next call tries again
         except Exception as e:  # noqa: BLE001 - kernel compile errors surface here; reported, not hidden
+            # The captured graph decides whose fault it was: if it raises too (``as_strided``
+            # out of the storage's bounds), the user gets eager's exception and the next call
+            # tries the generated code again; if it runs, the generated code is wrong.
+            outs = self.gm(*args)
             self.run_eagerly(f"generated code failed on its first call: {type(e).__name__}: {e}", internal=True)
-            return self.gm(*args)
+            return outs
         self._ran = True
         if self.functional and not self._lifted and self._output_kind == "tuple":
             self._fast = self._call         # nothing to add to the inputs or take from the outputs
