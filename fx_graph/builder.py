@@ -19,7 +19,7 @@ import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
 
-from fx_graph import leaf
+from fx_graph import in_place, leaf
 from fx_graph.symbolic import FrameShapes, with_python_dispatcher_fallback
 
 _OPS = ("call_function", "call_method", "call_module")
@@ -122,10 +122,15 @@ class GraphBuilder:
     def propagate(self, kind: str, target, args: tuple, kwargs: dict, what: str):
         """What ``target`` returns on the fake values of ``args`` (nodes and constants)."""
         fake_args, fake_kwargs = _to_fake(args), _to_fake(kwargs)
-        _check_in_place_cast(target, fake_args, what)
+        refused = in_place.refusal(target, fake_args, fake_kwargs, self._indexed)
+        if refused is not None:
+            raise FakeRunError(f"{what} failed while tracing: RuntimeError: {refused}")
         if kind == "call_method":
             return self._run_fake(getattr(fake_args[0], target), fake_args[1:], fake_kwargs, f"Tensor.{target}")
         return self._run_fake(target, fake_args, fake_kwargs, what)
+
+    def _indexed(self, tensor, index):
+        return self._run_fake(operator.getitem, (tensor, index), {}, "indexing")
 
     def node(self, kind: str, target, args: tuple, kwargs: dict, value) -> fx.Node:
         """Append an op whose result (fake) is ``value``."""
@@ -201,24 +206,6 @@ class GraphBuilder:
         clone.__dict__["_modules"] = {k: (None if m is None else self._fake_copy(m))
                                       for k, m in module._modules.items()}
         return clone
-
-
-# In-place ops whose fake (meta) kernel skips eager's check that the result type casts to
-# the written tensor's dtype (``bool_x.mul_(2)`` raises in eager; functionalized, it would
-# compute ``mul`` and cast the copy back silently).
-_IN_PLACE_UNCHECKED = ("mul_", "__imul__", operator.imul, torch.Tensor.mul_)
-
-
-def _check_in_place_cast(target, fake_args: tuple, what: str) -> None:
-    if target not in _IN_PLACE_UNCHECKED or len(fake_args) < 2 or not isinstance(fake_args[0], torch.Tensor):
-        return
-    written, other = fake_args[0], fake_args[1]
-    if not isinstance(other, (torch.Tensor, bool, int, float, complex)):
-        return
-    result = torch.result_type(written, other)
-    if not torch.can_cast(result, written.dtype):
-        raise FakeRunError(f"{what} failed while tracing: RuntimeError: result type {result} can't be cast "
-                           f"to the desired output type {written.dtype}")
 
 
 def _to_fake(value):

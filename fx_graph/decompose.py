@@ -38,6 +38,7 @@ from torch import fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from fx_graph.lifting import FlatGraph
+from fx_graph.overlap import PartialOverlapCheck, internal_overlap
 from fx_graph.passes import common_subexpressions, dead_code, is_random
 from fx_graph.symbolic import has_symbolic_sizes
 
@@ -115,7 +116,8 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     table = decomposition_table()
     try:
         with context:
-            traced = make_fx(flat.fn, decomposition_table=table, tracing_mode=mode)(*inputs)
+            with PartialOverlapCheck():       # eager's refusals of in-place writes (fx_graph.overlap)
+                traced = make_fx(flat.fn, decomposition_table=table, tracing_mode=mode)(*inputs)
             # Decompositions run below functionalization and may emit in-place ops
             # (rms_norm's add_): functionalize the decomposed graph until none is left.
             for _ in range(3):
@@ -129,6 +131,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     if _inner_mutations(traced):
         raise DecomposeError("in-place ops left after functionalization: "
                              + ", ".join(sorted({str(n.target) for n in _inner_mutations(traced)})))
+    _refuse_overlapping_written_inputs(traced, inputs)
     _name_placeholders(traced, flat.placeholder_names())
     _return_written_inputs(traced, gm, len(example_inputs))
     dead_code(traced)
@@ -301,6 +304,18 @@ def _inner_mutations(gm: fx.GraphModule) -> list:
             continue
         found.append(node)
     return found
+
+
+def _refuse_overlapping_written_inputs(traced: fx.GraphModule, inputs: list) -> None:
+    """A written input with internal overlap (an expanded tensor) cannot take the new
+    value copied back (eager wrote through it element by element)."""
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    for node in traced.graph.nodes:
+        if node.target is aten.copy_.default and node.args[0].op == "placeholder":
+            i = placeholders.index(node.args[0])
+            if internal_overlap(inputs[i]):
+                raise DecomposeError(f"input {i} is written and has internal overlap (a broadcast dimension): "
+                                     "the result cannot be copied back into it")
 
 
 def _name_placeholders(traced: fx.GraphModule, names: list) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from fx_graph.layout import unviewed
-from fx_graph.overlap import PartialOverlapCheck
+from fx_graph.overlap import PartialOverlap, PartialOverlapCheck, internal_overlap
 
 
 class OutputAliasError(RuntimeError):
@@ -162,6 +162,10 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     before, after = [_text(state) for state in before], [_text(_state(x)) for x in fakes]
     plan.written = {i for i, (b, a) in enumerate(zip(before, after)) if b != a}
     plan.metadata_written = {i for i, (b, a) in enumerate(zip(before, after)) if b and a and b[1:] != a[1:]}
+    overlapping = sorted(i for i in plan.written if internal_overlap(flat_inputs[i]))
+    if overlapping:
+        raise PartialOverlap(f"input {overlapping[0]} is written and has internal overlap (a broadcast dimension): "
+                             "the result cannot be copied back into it")
     return plan
 
 

@@ -10,6 +10,13 @@ raises ``PartialOverlap`` where eager would raise, following eager's rule
 overlap partially when both are non-overlapping and dense, their byte ranges
 intersect, and they are not the same range with the same strides. The compiled path
 then runs such a graph as captured, so the user sees eager's own error.
+
+It refuses too an in-place write into a tensor with internal overlap (a broadcast
+dimension: ``x[0].expand(3, 4).zero_()``, an expanded input written, ``a[[0, 1]] = 0``
+on an expanded ``a``): eager refuses most such writes (``fx_graph.in_place`` breaks the
+graph before them) but fills and ``index_put_`` write, and functionalization writes the
+result back through the expand wrongly (it sums the broadcast copies into the base:
+``x[0]`` became ``-2 * x[0]``), or an expanded input cannot be copied back into at all.
 """
 from __future__ import annotations
 
@@ -39,6 +46,9 @@ def _check(func, schema, args, kwargs) -> None:
         is_written = argument.alias_info is not None and argument.alias_info.is_write
         (written if is_written else read).extend(tensors)
     for out in written:
+        if internal_overlap(out):
+            raise PartialOverlap(f"{func}: the written tensor has internal overlap (a broadcast dimension): "
+                                 "functionalized, the write would not reach its memory as eager's does")
         for other in read:
             if partially_overlap(out, other):
                 raise PartialOverlap(f"{func}: the written tensor partially overlaps an input (eager raises)")
@@ -69,6 +79,16 @@ def dense_layout(shape, stride) -> bool:
             return False
         expected *= size
     return True
+
+
+def internal_overlap(t: torch.Tensor) -> bool:
+    """Eager's ``has_internal_overlap(t) == Yes``: a dimension of stride 0 over more than
+    one element, and some element (a symbolic size is at least 2: sizes 0 and 1
+    specialize; no guard is added)."""
+    sizes, strides = t.shape, t.stride()
+    if any(isinstance(s, int) and s == 0 for s in sizes):
+        return False
+    return any(isinstance(st, int) and st == 0 and (not isinstance(s, int) or s > 1) for s, st in zip(sizes, strides))
 
 
 def broadcast_dims(shape, stride) -> list:

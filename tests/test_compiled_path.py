@@ -14,7 +14,7 @@ from torch import nn
 import capture
 import codegen
 import fx_graph
-from helpers_compare import assert_same_aliasing, check, define
+from helpers_compare import assert_same_aliasing, check, define, run_both
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),   # masked-off lanes divide by zero
               pytest.mark.usefixtures("fresh_codegen")]
@@ -183,6 +183,37 @@ def test_generated_code_raising_where_eager_raises_raises_eagers_error(grad, bac
     assert torch.equal(triton_or_cpu((long * 1)[:4]), f((long * 1)[:4]))
     graphs = compiled_graphs()
     assert graphs and all(g.generated_calls for g in graphs)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("write", ["a.zero_()", "a[[0, 1]] = 0", "a.masked_fill_(a > 0, 2.0)", "a.fill_(2)",
+                                   "a[0].mul_(2)"])
+def test_writes_through_a_broadcast_view_reach_the_input_as_in_eager(write, dynamic):
+    """Eager writes an expanded tensor's memory (fills, index_put_); functionalization
+    wrote the sum of the broadcast copies back (x[0] became -2 * x[0])."""
+    fn = define(f"def f(x):\n    a = torch.broadcast_to(x[:1], x.shape)\n    {write}\n    return x, a + 0\n", "f")
+    compiled = capture.compile(fn, backend="cpu", dynamic=dynamic)
+    for rows in (3, 5):
+        run_both(fn, compiled, (torch.randn(rows, 4),), {})
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_a_written_input_with_a_broadcast_dimension_is_written_as_in_eager(dynamic, backend):
+    fn = define("def f(y):\n    y[0].add_(1)\n    return y * 2\n", "f")
+    compiled = capture.compile(fn, backend=backend, dynamic=dynamic)
+    for rows in (3, 5):
+        run_both(fn, compiled, (torch.randn(4).expand(rows, 4),), {})
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("write", ["a.mul_(2)", "a += 1", "torch.add(x, 1, out=a)", "a.copy_(x)", "a[:, 1:] *= 2",
+                                   "torch.relu_(a)", "a[:, 0] = 0"])
+def test_in_place_op_writing_a_broadcast_view_raises_like_eager(write, dynamic):
+    fn = define(f"def f(x):\n    a = x[0].expand(3, 4)\n    {write}\n    return a + 0\n", "f")
+    for f in (fn, capture.compile(fn, backend="cpu", dynamic=dynamic)):
+        with pytest.raises(RuntimeError, match="single memory location"):
+            f(torch.randn(3, 4))
 
 
 def test_partially_overlapping_in_place_op_raises_like_eager():
