@@ -127,7 +127,13 @@ class GraphBuilder:
             raise FakeRunError(f"{what} failed while tracing: RuntimeError: {refused}")
         if kind == "call_method":
             return self._run_fake(getattr(fake_args[0], target), fake_args[1:], fake_kwargs, f"Tensor.{target}")
-        return self._run_fake(target, fake_args, fake_kwargs, what)
+        outs = in_place.input_outs(fake_kwargs, [n.meta.get("val") for n in self.graph.nodes if n.op == "placeholder"])
+        before = [in_place.layout(t) for t in outs]
+        result = self._run_fake(target, fake_args, fake_kwargs, what)
+        if [in_place.layout(t) for t in outs] != before:
+            # the fake input is resized now: this trace ends, the next breaks before the op
+            raise FakeRunError(f"{what} resizes an input given as out= (its new layout is not a graph input's)")
+        return result
 
     def _indexed(self, tensor, index):
         return self._run_fake(operator.getitem, (tensor, index), {}, "indexing")

@@ -13,6 +13,10 @@ wrong answer.
 * the written tensor has internal overlap (a dimension of stride 0 and size > 1:
   ``x[0].expand(3, 4).add_(1)``, ``torch.add(a, 1, out=expanded)``, ``expanded[0] = 1``):
   no fake kernel checks it.
+
+``input_outs``/``layout``: an ``out=`` over a graph input's memory that the op resizes
+(``torch.sum(x, 0, out=z)``) changes the graph input's fake as it is traced; the builder
+breaks the graph before such an op.
 """
 from __future__ import annotations
 
@@ -85,3 +89,16 @@ def _basic_index(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(item is None or item is Ellipsis or isinstance(item, (int, slice, torch.SymInt))
                and not isinstance(item, bool) for item in items)
+
+
+def input_outs(kwargs: dict, inputs: list) -> list:
+    """The ``out=`` tensors over a graph input's memory (fakes): an op that resizes one
+    changes a graph input's metadata, which the front end cannot trace."""
+    out = kwargs.get("out")
+    outs = [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(t, torch.Tensor)]
+    storages = {id(x.untyped_storage()) for x in inputs if isinstance(x, torch.Tensor)}
+    return [t for t in outs if id(t.untyped_storage()) in storages]
+
+
+def layout(t: torch.Tensor) -> tuple:
+    return str(tuple(t.shape)), str(t.stride()), str(t.storage_offset())

@@ -216,6 +216,19 @@ def test_in_place_op_writing_a_broadcast_view_raises_like_eager(write, dynamic):
             f(torch.randn(3, 4))
 
 
+@pytest.mark.filterwarnings("ignore:An output with one or more elements was resized")
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("op", ["torch.sum(x, 0, out=z)", "torch.add(x[0], 1, out=z)"])
+def test_out_argument_resizing_an_input_resizes_it_as_eager(op, dynamic):
+    """An input given as ``out=`` of another size is resized in eager; the compiled path
+    left it (3, 4) and copied the result broadcast into it (the front end traced on with
+    the input's fake resized)."""
+    fn = define(f"def f(x, z):\n    {op}\n    return x + 1, z * 2\n", "f")
+    compiled = capture.compile(fn, backend="cpu", dynamic=dynamic)
+    for rows in (3, 5):
+        run_both(fn, compiled, (torch.randn(rows, 4), torch.randn(rows, 4)), {})
+
+
 def test_partially_overlapping_in_place_op_raises_like_eager():
     def f(x, y):
         y += x
