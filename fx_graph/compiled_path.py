@@ -38,7 +38,7 @@ from fx_graph import aot_bridge, grad_presence, input_bases, layout, partition
 from fx_graph.decompose import autograd_decomposition_table, trace_inputs
 from fx_graph.input_bases import InputBaseError, InputBases, plan_bases
 from fx_graph.lifting import FlatGraph, restore_output_kind
-from fx_graph.overlap import PartialOverlap
+from fx_graph.overlap import InPlaceRefusal
 from fx_graph.symbolic import has_symbolic_sizes, non_leaf_like
 from fx_graph.output_aliases import OutputAliases, OutputAliasError, plan_outputs
 
@@ -68,7 +68,7 @@ def _expected_failures() -> tuple:
                                                UnsupportedOperatorException)
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
     return (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException,
-            GuardOnDataDependentSymNode, OutputAliasError, PartialOverlap, InputBaseError, aot_bridge.AotRefusal)
+            GuardOnDataDependentSymNode, OutputAliasError, InPlaceRefusal, InputBaseError, aot_bridge.AotRefusal)
 
 
 def compile_captured(gm: fx.GraphModule, example_inputs: list, compile_fn,

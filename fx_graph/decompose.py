@@ -38,7 +38,7 @@ from torch import fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from fx_graph.lifting import FlatGraph
-from fx_graph.overlap import PartialOverlapCheck, internal_overlap
+from fx_graph.overlap import InPlaceCheck, internal_overlap
 from fx_graph.passes import common_subexpressions, dead_code, is_random
 from fx_graph.symbolic import has_symbolic_sizes
 
@@ -116,7 +116,7 @@ def decompose(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     table = decomposition_table()
     try:
         with context:
-            with PartialOverlapCheck():       # eager's refusals of in-place writes (fx_graph.overlap)
+            with InPlaceCheck():       # eager's refusals of in-place writes (fx_graph.overlap)
                 traced = make_fx(flat.fn, decomposition_table=table, tracing_mode=mode)(*inputs)
             # Decompositions run below functionalization and may emit in-place ops
             # (rms_norm's add_): functionalize the decomposed graph until none is left.

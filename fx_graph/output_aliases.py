@@ -32,7 +32,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from fx_graph.layout import unviewed
-from fx_graph.overlap import PartialOverlap, PartialOverlapCheck, internal_overlap
+from fx_graph.overlap import InPlaceRefusal, InPlaceCheck, internal_overlap
 
 
 class OutputAliasError(RuntimeError):
@@ -136,7 +136,7 @@ class OutputAliases:
 
 def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     """Run ``fn`` on fakes of ``flat_inputs`` and record how its outputs alias and which
-    inputs it writes (raises ``fx_graph.overlap.PartialOverlap`` where eager would
+    inputs it writes (raises ``fx_graph.overlap.InPlaceRefusal`` where eager would
     refuse an in-place op). ``symbolic``: (fakes, their fake mode) of a graph with
     symbolic sizes, run instead (its graph holds symbolic sizes: static fakes would make
     the ShapeEnv specialize them)."""
@@ -148,7 +148,7 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
         fakes, mode = symbolic
     before = [_state(x) for x in fakes]
     try:
-        with mode, PartialOverlapCheck():
+        with mode, InPlaceCheck():
             outs = fn(*fakes)
         grad_after = torch.is_grad_enabled()
     finally:
@@ -164,7 +164,7 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     plan.metadata_written = {i for i, (b, a) in enumerate(zip(before, after)) if b and a and b[1:] != a[1:]}
     overlapping = sorted(i for i in plan.written if internal_overlap(flat_inputs[i]))
     if overlapping:
-        raise PartialOverlap(f"input {overlapping[0]} is written and has internal overlap (a broadcast dimension): "
+        raise InPlaceRefusal(f"input {overlapping[0]} is written and has internal overlap (a broadcast dimension): "
                              "the result cannot be copied back into it")
     return plan
 

@@ -1,17 +1,18 @@
-"""Eager's partial-overlap check, on fake tensors.
+"""Eager's partial-overlap check and other in-place refusals, on fake tensors.
 
 Eager refuses an in-place op whose written tensor partially overlaps one of its
 inputs (``x.add_(x[0])``, ``x.copy_(x.t())``, ``y += x`` for overlapping views of one
 storage): "unsupported operation: some elements of the input tensor and the
 written-to tensor refer to a single memory location". A functional graph has no
-memory and would compute an answer. ``PartialOverlapCheck`` is a dispatch mode that
-raises ``PartialOverlap`` where eager would raise, following eager's rule
+memory and would compute an answer. ``InPlaceCheck`` is a dispatch mode that
+raises ``InPlaceRefusal`` where eager would raise, following eager's rule
 (``get_overlap_status`` in ATen's MemoryOverlap.cpp): two tensors on one storage
 overlap partially when both are non-overlapping and dense, their byte ranges
 intersect, and they are not the same range with the same strides. The compiled path
 then runs such a graph as captured, so the user sees eager's own error.
 
-It refuses too an in-place write into a tensor with internal overlap (a broadcast
+It refuses too a ``mul_`` whose result type cannot be cast back (the fake kernel skips
+eager's check), and an in-place write into a tensor with internal overlap (a broadcast
 dimension: ``x[0].expand(3, 4).zero_()``, an expanded input written, ``a[[0, 1]] = 0``
 on an expanded ``a``): eager refuses most such writes (``fx_graph.in_place`` breaks the
 graph before them) but fills and ``index_put_`` write, and functionalization writes the
@@ -25,11 +26,17 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 
-class PartialOverlap(RuntimeError):
-    pass
+class InPlaceRefusal(RuntimeError):
+    """Eager refuses this in-place write, or a functional graph cannot reproduce it."""
 
 
-class PartialOverlapCheck(TorchDispatchMode):
+# In-place ops whose fake kernel skips eager's check that the result type casts back to
+# the written tensor's dtype (``bool_x.mul_(2)``); inside a custom autograd.Function's
+# forward the front end's own check (``fx_graph.in_place``) does not see them.
+_CAST_UNCHECKED = (torch.ops.aten.mul_.Tensor, torch.ops.aten.mul_.Scalar)
+
+
+class InPlaceCheck(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         schema = getattr(func, "_schema", None)
@@ -39,6 +46,9 @@ class PartialOverlapCheck(TorchDispatchMode):
 
 
 def _check(func, schema, args, kwargs) -> None:
+    if func in _CAST_UNCHECKED and not torch.can_cast(torch.result_type(args[0], args[1]), args[0].dtype):
+        raise InPlaceRefusal(f"{func}: result type {torch.result_type(args[0], args[1])} can't be cast to "
+                             f"the desired output type {args[0].dtype} (eager raises)")
     written, read = [], []
     for i, argument in enumerate(schema.arguments):
         value = args[i] if i < len(args) else kwargs.get(argument.name)
@@ -47,11 +57,11 @@ def _check(func, schema, args, kwargs) -> None:
         (written if is_written else read).extend(tensors)
     for out in written:
         if internal_overlap(out):
-            raise PartialOverlap(f"{func}: the written tensor has internal overlap (a broadcast dimension): "
+            raise InPlaceRefusal(f"{func}: the written tensor has internal overlap (a broadcast dimension): "
                                  "functionalized, the write would not reach its memory as eager's does")
         for other in read:
             if partially_overlap(out, other):
-                raise PartialOverlap(f"{func}: the written tensor partially overlaps an input (eager raises)")
+                raise InPlaceRefusal(f"{func}: the written tensor partially overlaps an input (eager raises)")
 
 
 def partially_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:

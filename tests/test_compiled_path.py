@@ -229,6 +229,31 @@ def test_out_argument_resizing_an_input_resizes_it_as_eager(op, dynamic):
         run_both(fn, compiled, (torch.randn(rows, 4), torch.randn(rows, 4)), {})
 
 
+class ScaleInPlace(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        ctx.mark_dirty(t)
+        return t.mul_(3)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_in_place_cast_refused_inside_a_custom_function_raises_like_eager(dynamic):
+    """``bool_x.mul_(3)`` inside an autograd.Function's forward (one opaque node for the
+    front end): the fake kernel skips eager's cast check, the compiled path computed it."""
+    def f(x):
+        return ScaleInPlace.apply(x) * 1
+
+    compiled = capture.compile(f, backend="cpu", dynamic=dynamic)
+    for fn in (f, compiled):
+        with pytest.raises(RuntimeError, match="can't be cast"):
+            fn(torch.ones(3, dtype=torch.bool))
+    run_both(f, compiled, (torch.randn(3),), {})
+
+
 def test_partially_overlapping_in_place_op_raises_like_eager():
     def f(x, y):
         y += x
