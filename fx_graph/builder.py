@@ -19,7 +19,7 @@ import torch
 import torch.fx as fx
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
 
-from fx_graph import in_place, leaf
+from fx_graph import dtype_probe, in_place, leaf
 from fx_graph.symbolic import FrameShapes, with_python_dispatcher_fallback
 
 _OPS = ("call_function", "call_method", "call_module")
@@ -125,6 +125,9 @@ class GraphBuilder:
         refused = in_place.refusal(target, fake_args, fake_kwargs, self._indexed)
         if refused is not None:
             raise FakeRunError(f"{what} failed while tracing: RuntimeError: {refused}")
+        no_kernel = dtype_probe.refusal(target, fake_args, fake_kwargs)
+        if no_kernel is not None:
+            raise FakeRunError(f"{what} failed while tracing: {no_kernel}")
         if kind == "call_method":
             return self._run_fake(getattr(fake_args[0], target), fake_args[1:], fake_kwargs, f"Tensor.{target}")
         outs = in_place.input_outs(fake_kwargs, [n.meta.get("val") for n in self.graph.nodes if n.op == "placeholder"])

@@ -254,6 +254,18 @@ def test_in_place_cast_refused_inside_a_custom_function_raises_like_eager(dynami
     run_both(f, compiled, (torch.randn(3),), {})
 
 
+@pytest.mark.parametrize("op, dtype", [("x.abs()", torch.bool), ("x.frac()", torch.int64), ("x.softmax(0)", torch.int32),
+                                       ("x.relu()", torch.bool), ("torch.lerp(x, x, 0.5)", torch.int64),
+                                       ("x.cumsum_(0)", torch.bool)])
+def test_op_without_an_eager_kernel_for_its_dtype_raises_like_eager(op, dtype):
+    """Fake kernels answer for any dtype and generated code computes ``bool_x.abs()``;
+    eager has no kernel for it (also where the result is unused)."""
+    fn = define(f"def f(x):\n    y = {op}\n    return x * 2\n", "f")
+    for f in (fn, capture.compile(fn, backend="cpu")):
+        with pytest.raises((NotImplementedError, RuntimeError), match="not (implemented|supported) for"):
+            f(torch.ones(3, dtype=dtype))
+
+
 def test_partially_overlapping_in_place_op_raises_like_eager():
     def f(x, y):
         y += x
