@@ -5,7 +5,8 @@ The call becomes one graph node that runs ``MyFunction.apply`` itself: the user'
 through ``ctx.save_for_backward``, ``ctx`` attributes or ``setup_context``) computes
 the gradients, exactly as in eager. Output metadata comes from running ``apply`` on
 fake tensors; a forward that needs real data (``.item()``, numpy) fails there and
-becomes a graph break with that reason. A backend that traces the graph further
+becomes a graph break with that reason, and so does a forward writing its input in place
+(``ctx.mark_dirty``). A backend that traces the graph further
 (make_fx, AOT autograd) traces through ``apply`` as it would in eager code.
 """
 from __future__ import annotations
@@ -57,7 +58,14 @@ class AutogradFunctionApplyVariable(VariableTracker):
         for a in args:
             if not _graphable(a):
                 raise Unsupported(f"{self.cls.__name__}.apply with argument {a} (only tensors and constants)")
-        return tx.output.call_graph(tx, "call_function", apply_of(self.cls), list(args), {})
+        tensors = [a.fake for a in args if isinstance(a, TensorVariable)]
+        versions = [t._version for t in tensors]
+        result = tx.output.call_graph(tx, "call_function", apply_of(self.cls), list(args), {})
+        if [t._version for t in tensors] != versions:
+            # AOT autograd traces through apply: the write's gradient was lost (x.grad 1 where
+            # eager's backward gives 3 for a forward doing t.mul_(3) with ctx.mark_dirty(t))
+            raise Unsupported(f"{self.cls.__name__}.apply writes its input in place (ctx.mark_dirty): runs as is")
+        return result
 
     def __repr__(self):
         return f"AutogradFunctionApplyVariable({self.cls.__name__})"
