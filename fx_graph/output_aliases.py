@@ -32,7 +32,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from fx_graph.layout import unviewed
-from fx_graph.overlap import InPlaceRefusal, InPlaceCheck, internal_overlap
+from fx_graph.overlap import InPlaceCheck, InPlaceRefusal, internal_overlap, is_dense
 
 
 class OutputAliasError(RuntimeError):
@@ -76,11 +76,15 @@ class OutputAliases:
         self.grad_mode_after = None       # grad mode the graph leaves set (None: the caller's)
         self.written: set = set()         # input positions the graph writes (data or metadata)
         self.metadata_written: set = set()   # ... whose sizes, strides or offset it changes
+        # output position -> eager's (size, stride) of a new output written in place after it
+        # was made (``a = y.to(f64); a.masked_fill_(m, 1)``): functionalized, it is the result
+        # of the out-of-place op, whose layout may differ (masked_fill's is contiguous)
+        self.relayout: dict = {}
         self._extra_sources = {b.extra: i for i, a in aliases.items() if a.kind == "intermediate_view"
                                for b in [bases[a.source]] if b.extra is not None}
 
     def __bool__(self) -> bool:
-        return bool(self.aliases) or self.grad_mode_after is not None
+        return bool(self.aliases) or self.grad_mode_after is not None or bool(self.relayout)
 
     def views_inputs(self) -> bool:
         return any(a.kind in ("input_view", "input_detached") for a in self.aliases.values())
@@ -106,6 +110,8 @@ class OutputAliases:
         outs = [None] * self.n_outputs
         for i, value in zip(self.kept, flat_outs):
             outs[i] = value
+        for i, (size, stride) in self.relayout.items():
+            outs[i] = _in_layout(outs[i], size, stride)
         extras = flat_outs[len(self.kept):]
         bases = []
         for base in self.bases:
@@ -157,6 +163,8 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
     _check_readable(outs)
     plan = _plan(fakes, list(outs))
     plan.grad_mode_after = grad_after if grad_after != grad else None
+    if symbolic is None:
+        plan.relayout = _written_after_made(plan, list(outs))
     # printed after the run, before and after alike: a size the run specialized (a guard,
     # e.g. an attention head width) prints as its number in both
     before, after = [_text(state) for state in before], [_text(_state(x)) for x in fakes]
@@ -167,6 +175,18 @@ def plan_outputs(fn, flat_inputs: list, symbolic=None) -> OutputAliases:
         raise InPlaceRefusal(f"input {overlapping[0]} is written and has internal overlap (a broadcast dimension): "
                              "the result cannot be copied back into it")
     return plan
+
+
+def _written_after_made(plan: OutputAliases, outs: list) -> dict:
+    """New outputs (no base of others) an in-place op wrote after they were made, laid out
+    densely but not contiguously: eager's layout, which the functionalized graph may not
+    keep (out-of-place ops mostly keep their input's layout or make it contiguous; a
+    contiguous one keeps the plan empty: the residual ``h += x`` of models calls the
+    compiled graph directly)."""
+    bases = {b.output for b in plan.bases}
+    return {i: (tuple(outs[i].shape), tuple(outs[i].stride())) for i in plan.kept
+            if isinstance(outs[i], torch.Tensor) and i not in bases and outs[i]._version > 0
+            and outs[i].numel() > 1 and is_dense(outs[i]) and not outs[i].is_contiguous()}
 
 
 def _check_readable(outs) -> None:
