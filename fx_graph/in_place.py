@@ -16,7 +16,9 @@ wrong answer.
 
 ``input_outs``/``layout``: an ``out=`` over a graph input's memory that the op resizes
 (``torch.sum(x, 0, out=z)``) changes the graph input's fake as it is traced; the builder
-breaks the graph before such an op.
+breaks the graph before such an op, and before an ``out=`` of another dtype than the
+op's result (``outs``/``dtypes``: a reduction computes in the out's dtype, functionalized
+it would cast after).
 """
 from __future__ import annotations
 
@@ -80,9 +82,15 @@ def _written(target, args: tuple, kwargs: dict, indexed) -> list:
     if target is operator.setitem:
         return [indexed(args[0], args[1])] if _basic_index(args[1]) else []
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
-    dunder = name.startswith("__i") and name.endswith("__")          # __iadd__ ...
-    method = name.endswith("_") and not name.startswith("_") and name not in _OVERLAP_ALLOWED
-    return [args[0]] if target in _IN_PLACE_OPERATORS or dunder or method else []
+    return [args[0]] if is_in_place(target) and name not in _OVERLAP_ALLOWED else []
+
+
+def is_in_place(target) -> bool:
+    """An in-place method (``add_``, by name or as ``torch.Tensor.add_``), ``__iadd__``, or
+    Python's in-place operator (``operator.iadd``)."""
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    dunder = name.startswith("__i") and name.endswith("__")
+    return target in _IN_PLACE_OPERATORS or dunder or (name.endswith("_") and not name.startswith("_"))
 
 
 def _basic_index(index) -> bool:
@@ -91,13 +99,21 @@ def _basic_index(index) -> bool:
                and not isinstance(item, bool) for item in items)
 
 
+def outs(kwargs: dict) -> list:
+    """The ``out=`` tensors of a call."""
+    out = kwargs.get("out")
+    return [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(t, torch.Tensor)]
+
+
+def dtypes(result) -> list:
+    return [t.dtype for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, torch.Tensor)]
+
+
 def input_outs(kwargs: dict, inputs: list) -> list:
     """The ``out=`` tensors over a graph input's memory (fakes): an op that resizes one
     changes a graph input's metadata, which the front end cannot trace."""
-    out = kwargs.get("out")
-    outs = [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(t, torch.Tensor)]
     storages = {id(x.untyped_storage()) for x in inputs if isinstance(x, torch.Tensor)}
-    return [t for t in outs if id(t.untyped_storage()) in storages]
+    return [t for t in outs(kwargs) if id(t.untyped_storage()) in storages]
 
 
 def layout(t: torch.Tensor) -> tuple:

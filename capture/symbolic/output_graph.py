@@ -37,6 +37,7 @@ from capture.variables.dicts import DictVariable
 from capture.variables.lists import BaseListVariable, ListVariable, TupleVariable
 from capture.variables.sym import SliceVariable, SymNodeVariable
 from capture.variables.tensor import TensorVariable
+from fx_graph import in_place
 from fx_graph.builder import FakeRunError, GraphBuilder
 from guards import GuardKind, GuardSet, TensorSpec
 from guards.sources import GUARD, ModuleMemberSource
@@ -233,6 +234,7 @@ class OutputGraph:
         node_args = tuple(self._to_node(a) for a in args)
         node_kwargs = {k: self._to_node(v) for k, v in kwargs.items()}
         what = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+        versions = [a.fake._version for a in args if isinstance(a, TensorVariable)]
         try:
             result = self.builder.propagate(kind, target, node_args, node_kwargs, what)
         except FakeRunError as e:
@@ -240,6 +242,9 @@ class OutputGraph:
         self.shapes.note_relations(tx.location() if tx is not None else None, what)
         if not _contains_tensor(result) and result is not None and type(result) is not torch.Size:
             raise NonTensorResult(f"{what} returned {type(result).__name__}, a value that needs real data")
+        same = None if in_place.is_in_place(target) else _argument_returned(result, args, versions)
+        if same is not None:
+            return same                  # ``x.to(x.dtype)``, ``x.contiguous()``: eager returns x itself
         node = self.builder.node(kind, target, node_args, node_kwargs, result)
         return self.wrap_output(node, result, what)
 
@@ -338,3 +343,14 @@ def _contains_tensor(value) -> bool:
     if isinstance(value, (tuple, list)):
         return any(_contains_tensor(v) for v in value)
     return False
+
+
+def _argument_returned(result, args: list, versions: list):
+    """The tracker of the argument an op returned as itself without writing it (a no-op
+    ``to``/``contiguous``/``type_as``): two such results are one object, as in eager. An
+    op writing its argument stays a node of its own: in-place by name (``add_``,
+    ``detach_``, which moves no version) or by its version (``F.relu(x, inplace=True)``)."""
+    tensors = [a for a in args if isinstance(a, TensorVariable)]
+    if not isinstance(result, FakeTensor) or [a.fake._version for a in tensors] != versions:
+        return None
+    return next((a for a in tensors if a.fake is result), None)
