@@ -130,6 +130,12 @@ class GraphBuilder:
             raise FakeRunError(f"{what} failed while tracing: {no_kernel}")
         if kind == "call_method":
             return self._run_fake(getattr(fake_args[0], target), fake_args[1:], fake_kwargs, f"Tensor.{target}")
+        if in_place.outs(fake_kwargs) and kind != "call_method":
+            plain = self._run_fake(target, fake_args, {k: v for k, v in fake_kwargs.items() if k != "out"}, what)
+            if in_place.dtypes(plain) != [t.dtype for t in in_place.outs(fake_kwargs)]:
+                # a reduction computes in the out's dtype (torch.sum(float_x, 0, out=int_o) sums
+                # truncated values); functionalized, the result would be cast after the op
+                raise FakeRunError(f"{what} failed while tracing: an out= of another dtype than the result")
         outs = in_place.input_outs(fake_kwargs, [n.meta.get("val") for n in self.graph.nodes if n.op == "placeholder"])
         before = [in_place.layout(t) for t in outs]
         result = self._run_fake(target, fake_args, fake_kwargs, what)
