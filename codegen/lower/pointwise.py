@@ -36,6 +36,11 @@ def _half_scalars(node, args):
 
 @register(aten.add)
 def _add(g, node, a, b, alpha=1):
+    if out_meta(node)[1] is torch.bool:
+        # eager's bool add is an or (True + True is True): as integers 1 + 1 is 2 (C) or 0 (Triton's int1)
+        if alpha not in (1, True):
+            raise Unlowerable("bool add with alpha")
+        return pointwise(node, [a, b], binop("or"))
     a, b = _half_scalars(node, [a, b])
     if alpha != 1:
         return pointwise(node, [a, b], lambda x, y: Op("add", [x, Op("mul", [y, scalar(alpha, y.dtype)], y.dtype)], x.dtype))
