@@ -2,12 +2,13 @@
 
 A fake kernel answers for any dtype; eager's kernels are compiled for some dtypes only
 (``bool_x.abs()``, ``int_x.frac()``, ``int_x.softmax(0)``, ``torch.lerp`` on integers
-raise NotImplementedError; ``bool_x.relu()`` RuntimeError) while generated code
-computes them. ``refusal(target, args, kwargs)`` runs an op with an integer or bool
-tensor argument once on one-element tensors of the same dtypes, ranks and device
-(cached per op and argument kinds) and returns eager's message when eager has no
-kernel for them, else None: the builder fails the op's trace with it (a graph break,
-and the op then raises natively). Only a missing kernel counts; any other error of the
+raise NotImplementedError; ``bool_x.relu()`` RuntimeError, ``float_x & 3``
+NotImplementedError) while generated code computes them, or drops them as dead code, or
+loses the writes eager made before raising. ``refusal(target, args, kwargs)`` runs an op
+with tensor arguments once on one-element tensors of the same dtypes, ranks and device
+(cached per op and argument kinds; random ops draw from a forked generator) and
+returns eager's message when eager has no kernel for them, else None: the builder fails
+the op's trace with it (a graph break, and the op then raises natively). Only a missing kernel counts; any other error of the
 probe (sizes that do not fit one-element tensors) says nothing.
 """
 from __future__ import annotations
@@ -24,8 +25,7 @@ def refusal(target, args: tuple, kwargs: dict) -> str | None:
     if not _is_torch_op(target):
         return None
     leaves, spec = tree_flatten((args, kwargs))
-    tensors = [x for x in leaves if isinstance(x, torch.Tensor)]
-    if not any(not (t.is_floating_point() or t.is_complex()) for t in tensors):
+    if not any(isinstance(x, torch.Tensor) for x in leaves):
         return None
     key = _key(target, leaves)
     if key is None:
@@ -62,11 +62,13 @@ def _probe(target, leaves, spec) -> str | None:
     real = [torch.ones([1] * x.dim(), dtype=x.dtype, device=x.device) if isinstance(x, torch.Tensor) else x
             for x in leaves]
     args, kwargs = tree_unflatten(real, spec)
+    devices = sorted({x.device for x in real if isinstance(x, torch.Tensor) and x.device.type == "cuda"}, key=str)
     try:
-        if isinstance(target, str):
-            getattr(args[0], target)(*args[1:], **kwargs)
-        else:
-            target(*args, **kwargs)
+        with torch.random.fork_rng(devices=devices):     # a random op must not draw from the user's generator
+            if isinstance(target, str):
+                getattr(args[0], target)(*args[1:], **kwargs)
+            else:
+                target(*args, **kwargs)
     except NotImplementedError as e:
         return f"NotImplementedError: {e}"
     except RuntimeError as e:
