@@ -114,6 +114,7 @@ def assert_same(actual, expected, path="out", tol=None):
         assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
         assert actual.device == expected.device, f"{path}: device {actual.device} != {expected.device}"
         assert actual.requires_grad == expected.requires_grad, f"{path}: requires_grad differs"
+        assert actual.is_inference() == expected.is_inference(), f"{path}: is_inference differs"
         within = (tol or {}).get(expected.dtype, {})
         within = within(expected.detach()) if callable(within) else within
         torch.testing.assert_close(actual.detach(), expected.detach(), equal_nan=True, msg=lambda m: f"{path}: {m}",

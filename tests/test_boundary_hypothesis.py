@@ -10,9 +10,10 @@ must put eager's semantics back:
 * ``out=`` arguments (inputs, views of inputs, of another shape: resized);
 * integer and bool tensors, Python scalars and type promotion, in-place ops whose result
   type cannot be written back (eager raises);
-* ``torch.no_grad()`` / ``torch.enable_grad()`` / ``torch.set_grad_enabled`` inside the
-  function, ``requires_grad_``, inputs requiring grad or not (a leaf, a non-leaf view of
-  one) and the leaves' ``.grad`` after a backward pass through every output;
+* ``torch.no_grad()`` / ``torch.enable_grad()`` / ``torch.inference_mode()`` /
+  ``torch.set_grad_enabled`` inside the function (inference tensors made there),
+  ``requires_grad_``, inputs requiring grad or not (a leaf, a non-leaf view of one) and
+  the leaves' ``.grad`` after a backward pass through every output;
 * custom ``torch.autograd.Function``s (one saving its input, one writing it in place
   with ``mark_dirty``).
 
@@ -130,7 +131,7 @@ def statement(draw, depth=0):
         return [f"torch.set_grad_enabled({draw(st.booleans())})"]
     if kind == "function":
         return [draw(st.sampled_from([f"a = ScaleInPlace.apply({u})", f"a = Double.apply({u}) + {w}.sum()"]))]
-    block = draw(st.sampled_from(["torch.no_grad()", "torch.enable_grad()"]))
+    block = draw(st.sampled_from(["torch.no_grad()", "torch.enable_grad()", "torch.inference_mode()"]))
     body = draw(st.lists(statement(depth + 1), min_size=1, max_size=2))
     return [f"with {block}:"] + ["    " + line for lines in body for line in lines]
 

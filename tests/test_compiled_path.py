@@ -256,7 +256,7 @@ def test_in_place_cast_refused_inside_a_custom_function_raises_like_eager(dynami
 
 @pytest.mark.parametrize("op, dtype", [("x.abs()", torch.bool), ("x.frac()", torch.int64), ("x.softmax(0)", torch.int32),
                                        ("x.relu()", torch.bool), ("torch.lerp(x, x, 0.5)", torch.int64),
-                                       ("x.cumsum_(0)", torch.bool)])
+                                       ("x.cumsum_(0)", torch.bool), ("x & 3", torch.float32)])
 def test_op_without_an_eager_kernel_for_its_dtype_raises_like_eager(op, dtype):
     """Fake kernels answer for any dtype and generated code computes ``bool_x.abs()``;
     eager has no kernel for it (also where the result is unused)."""
@@ -264,6 +264,75 @@ def test_op_without_an_eager_kernel_for_its_dtype_raises_like_eager(op, dtype):
     for f in (fn, capture.compile(fn, backend="cpu")):
         with pytest.raises((NotImplementedError, RuntimeError), match="not (implemented|supported) for"):
             f(torch.ones(3, dtype=dtype))
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_custom_function_writing_its_input_gives_eagers_gradients(backend):
+    """A forward doing ``t.mul_(3)`` with ``ctx.mark_dirty(t)``: through AOT autograd the
+    write's gradient was lost (leaf.grad 1 where eager's is 3)."""
+    def f(y):
+        a = ScaleInPlace.apply(y)
+        return ScaleInPlace.apply(a) * 1, y
+
+    results = []
+    for fn in (f, capture.compile(f, backend=backend)):
+        leaf = torch.randn(2, 3, requires_grad=True)
+        with torch.no_grad():
+            leaf.copy_(torch.arange(6.0).view(2, 3))
+        out, y = fn(leaf * 1)
+        (out.sum() + y[0].sum()).backward()
+        results.append((out.detach(), y.detach(), leaf.grad))
+    for compiled, eager in zip(*reversed(results)):
+        assert torch.equal(compiled, eager)
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_an_intermediate_written_in_place_keeps_eagers_layout(backend):
+    """``a.masked_fill_`` keeps a's transposed layout in eager; functionalized, a was the
+    result of ``masked_fill``, which is contiguous."""
+    def f(y):
+        a = y.to(torch.float64)
+        a.masked_fill_(a > 0, 1)
+        return a, a.sum()
+
+    check(f, torch.randn(3, 4).t(), backend=backend, expect_graphs=None, fresh_args=(torch.randn(3, 4).t(),))
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_an_op_returning_its_argument_returns_one_object_as_eager(dynamic, backend):
+    """``h.to(h.dtype)`` is h itself in eager: returned twice, one object (symbolic graphs
+    returned two views of the input; found by the aliasing family)."""
+    def f(x):
+        h = x[:1].expand(x.shape[0], -1)
+        return h.to(h.dtype), h.to(h.dtype), x.contiguous()
+
+    compiled = capture.compile(f, backend=backend, dynamic=dynamic)
+    for rows in (3, 5):
+        run_both(f, compiled, (torch.randn(rows, 4),), {})
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_a_reduction_into_an_out_of_another_dtype_computes_in_its_dtype(backend):
+    """``torch.sum(float_z, 0, out=int_o)`` sums truncated values in eager (0 + 0 for
+    0.6 + 0.6); functionalized, the float sum was truncated after (1)."""
+    def f(z, o):
+        torch.sum(z, 0, out=o)
+        return o + 0
+
+    run_both(f, capture.compile(f, backend=backend), (torch.tensor([[0.6, 0.7], [0.6, 0.7]]),
+                                                      torch.zeros(2, dtype=torch.int32)), {})
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_bool_add_is_eagers_or(backend):
+    """True + True is True in eager; generated kernels added integers (2 in C, 0 in
+    Triton's int1), visible once cast (found by the boundary fuzzer)."""
+    def f(y):
+        return (y + y) * 1, (y + ~y).to(torch.float32)
+
+    check(f, torch.tensor([True, False, True, True]), backend=backend, expect_graphs=None,
+          fresh_args=(torch.tensor([False, True, True, False]),))
 
 
 def test_partially_overlapping_in_place_op_raises_like_eager():
