@@ -99,6 +99,8 @@ def _capture_counts() -> dict:
 
 def run_capture(model, make_inputs, pairs, backend: str) -> dict:
     import capture
+    from codegen import config
+    config.RECORD_GENERATED_KERNELS = True    # off in a user's process (it keeps every kernel)
     capture.reset()
     kernels_before = _capture_kernels() if backend == "triton" else 0
     compiled = capture.compile(model, backend=backend)

@@ -206,3 +206,18 @@ def test_codegen_mode_measures_vector_math_and_each_cases_ceiling(capsys):
     ceiling = 1024000 / 20e9 / (rates["capture_expf_nonpositive"] * 128000)
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("softmax 128x1000"))
     assert line.split()[-2:] == [f"{ceiling:.0%}", "50%"]
+
+
+def test_dynamic_mode_counts_capture_kernels_in_a_users_process(monkeypatch):
+    """``bench dynamic --kernels`` counts the distinct Triton kernels capture generated;
+    generated kernels are recorded only on request (off in a user's process, where it
+    would keep every kernel alive), so the bench turns it on: it printed 0 kernels."""
+    from bench import dynamic
+    from codegen import config
+    monkeypatch.setattr(config, "RECORD_GENERATED_KERNELS", False)    # as outside the tests
+
+    def model(x):
+        return (x * 2).softmax(-1)
+
+    row = dynamic.run_capture(model, lambda b, s: (torch.randn(b, s),), [(2, 8), (3, 8)], "triton")
+    assert row["kernels"] >= 1 and row["graphs"] == 2
