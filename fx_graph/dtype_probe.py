@@ -51,11 +51,16 @@ def _key(target, leaves):
         if isinstance(x, torch.Tensor):
             parts.append((x.dtype, x.dim(), x.device.type))
         elif isinstance(x, (int, float, bool, str, type(None), torch.dtype, slice)) \
-                and not isinstance(x, (torch.SymInt, torch.SymFloat)):
+                and not _symbolic(x) and not (isinstance(x, slice) and any(map(_symbolic, (x.start, x.stop, x.step)))):
             parts.append(repr(x))
         else:
             return None                 # symbolic sizes and other objects: not probed
     return target, tuple(parts)
+
+
+def _symbolic(x) -> bool:
+    """A symbolic size: running the probe with it would make it a number (a guard)."""
+    return isinstance(x, (torch.SymInt, torch.SymFloat, torch.SymBool))
 
 
 def _probe(target, leaves, spec) -> str | None:

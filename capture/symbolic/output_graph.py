@@ -234,7 +234,7 @@ class OutputGraph:
         node_args = tuple(self._to_node(a) for a in args)
         node_kwargs = {k: self._to_node(v) for k, v in kwargs.items()}
         what = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
-        versions = [a.fake._version for a in args if isinstance(a, TensorVariable)]
+        versions = [_version(a.fake) for a in args if isinstance(a, TensorVariable)]
         try:
             result = self.builder.propagate(kind, target, node_args, node_kwargs, what)
         except FakeRunError as e:
@@ -351,6 +351,12 @@ def _argument_returned(result, args: list, versions: list):
     op writing its argument stays a node of its own: in-place by name (``add_``,
     ``detach_``, which moves no version) or by its version (``F.relu(x, inplace=True)``)."""
     tensors = [a for a in args if isinstance(a, TensorVariable)]
-    if not isinstance(result, FakeTensor) or [a.fake._version for a in tensors] != versions:
+    if not isinstance(result, FakeTensor) or None in versions or [_version(a.fake) for a in tensors] != versions:
         return None
     return next((a for a in tensors if a.fake is result), None)
+
+
+def _version(t):
+    """``t._version``, or None for an inference tensor (made under inference_mode), which
+    has no version counter: whether the op wrote it is unknown, so it stays a node."""
+    return None if t.is_inference() else t._version
