@@ -4,33 +4,7 @@ compiled graph). The hook itself is tests/test_eval_frame.py's."""
 import pytest
 
 import capture._C as C
-
-
-@pytest.fixture(autouse=True)
-def reset_hook():
-    """Every test starts and ends with no callback on this thread."""
-    C.set_callback(None)
-    try:
-        yield
-    finally:
-        C.set_callback(None)
-        assert C.get_callback() is None
-
-
-class Recorder:
-    """A callback that records the names of the functions it sees (only those in ``only``)."""
-
-    def __init__(self, only=None):
-        self.calls = []
-        self.only = only
-
-    def __call__(self, func, args):
-        if self.only is None or func.__name__ in self.only:
-            self.calls.append(func.__name__)
-        return None
-
-    def names(self):
-        return list(self.calls)
+from helpers_eval_frame import Recorder, reset_hook  # noqa: F401 - reset_hook: an autouse fixture
 
 
 def plain(a, b):
