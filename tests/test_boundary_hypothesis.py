@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 import capture
 import fx_graph
 import helpers_dynamic
+from test_compiled_path import ScaleInPlace
 from test_compiled_path_hypothesis import compare, run_call
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # masked-off lanes divide by zero
@@ -69,17 +70,6 @@ class Double(torch.autograd.Function):
     def backward(ctx, grad):
         (t,) = ctx.saved_tensors
         return grad * 2 + t * 0
-
-
-class ScaleInPlace(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, t):
-        ctx.mark_dirty(t)
-        return t.mul_(3)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * 3
 
 
 # Metadata mutations; a program has at most one: two that undo each other around a grad
